@@ -1,0 +1,3 @@
+from citykit.cli import main
+
+raise SystemExit(main())

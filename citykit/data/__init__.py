@@ -1,0 +1,1 @@
+"""Data: the synthetic city, importers, the registry, loading, schemas and quality."""

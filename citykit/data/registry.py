@@ -1,0 +1,126 @@
+"""The datasets registry: one named entry per dataset, wherever its tables live.
+
+Built-in datasets are listed in the repository's `datasets/registry.yml`; datasets a user adds
+(imports) go to `$CITYKIT_HOME/registry.local.yml`, which is never committed. A database-backed
+dataset stores the *name* of the environment variable holding its URL, never the URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from citykit import paths
+from citykit.errors import CitykitError
+
+TABLES = ("service_requests", "neighborhoods", "program_applications")
+LOCAL_REGISTRY = "registry.local.yml"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    as_of: dt.date
+    kind: str = "parquet"  # "parquet" (a folder under CITYKIT_HOME) or "postgres"
+    location: str = ""  # folder relative to CITYKIT_HOME, or the env var naming a database URL
+    title: str = ""
+    source: str = ""
+    licence: str = ""
+    synthetic: bool = False
+    tables: tuple[str, ...] = TABLES
+
+    @property
+    def folder(self) -> Path:
+        if self.kind != "parquet":
+            raise CitykitError(f"dataset {self.name!r} lives in a database, not a folder")
+        return paths.citykit_home() / self.location
+
+    @property
+    def now(self) -> "dt.datetime":
+        """The analysis' "now": midnight after the as-of date (never the wall clock)."""
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+
+    def table_path(self, table: str) -> Path:
+        if table not in self.tables:
+            raise CitykitError(
+                f"unknown table {table!r} in dataset {self.name!r}; choose one of: {', '.join(self.tables)}"
+            )
+        return self.folder / f"{table}.parquet"
+
+    @property
+    def boundaries_path(self) -> Path:
+        return self.folder / "boundaries.geojson"
+
+    def exists(self) -> bool:
+        if self.kind == "parquet":
+            return all(self.table_path(t).exists() for t in self.tables)
+        return bool(os.environ.get(self.location))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat()
+        d["tables"] = list(self.tables)
+        return d
+
+
+def _read(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as fh:
+        content = yaml.safe_load(fh) or {}
+    return content.get("datasets", {}) or {}
+
+
+def _entry(name: str, raw: dict) -> Dataset:
+    raw = dict(raw)
+    as_of = raw.pop("as_of")
+    if isinstance(as_of, str):
+        as_of = dt.date.fromisoformat(as_of)
+    tables = tuple(raw.pop("tables", TABLES))
+    return Dataset(name=name, as_of=as_of, tables=tables, **raw)
+
+
+def builtin_registry_file() -> Path:
+    return paths.repo_root() / "datasets" / "registry.yml"
+
+
+def local_registry_file() -> Path:
+    return paths.citykit_home() / LOCAL_REGISTRY
+
+
+def all_datasets() -> dict[str, Dataset]:
+    entries = {**_read(builtin_registry_file()), **_read(local_registry_file())}
+    return {name: _entry(name, raw) for name, raw in entries.items()}
+
+
+def get(name: str) -> Dataset:
+    datasets = all_datasets()
+    if name not in datasets:
+        raise CitykitError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(datasets))}")
+    return datasets[name]
+
+
+def register(dataset: Dataset) -> None:
+    """Add or replace a user dataset in the local registry (written atomically)."""
+    path = local_registry_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = _read(path)
+    entry = dataset.to_dict()
+    entry.pop("name")
+    entries[dataset.name] = entry
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def unregister(name: str) -> None:
+    path = local_registry_file()
+    entries = _read(path)
+    if entries.pop(name, None) is not None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
