@@ -1,0 +1,111 @@
+"""The course: `curriculum/course.yml` as typed modules, in the order their folders state (NN-slug)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from citykit import paths
+from citykit.errors import CitykitError
+
+FOLDER_PATTERN = re.compile(r"^(\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)$")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str  # dataset | period | neighborhood | str | int | float | bool
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Module:
+    slug: str
+    number: int
+    title: str
+    minutes: int
+    objectives: dict[str, str]
+    questions: tuple[str, ...] = ()
+    keypoints: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ("riverton",)
+    parameters: tuple[Parameter, ...] = ()
+    report: bool = False
+    assessments: dict[str, str] = field(default_factory=dict)  # grade_id -> objective id
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.number:02d}-{self.slug}"
+
+    @property
+    def folder(self) -> Path:
+        return paths.notebooks_dir() / self.folder_name
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / f"{self.folder_name}.ipynb"
+
+
+def module_folders(notebooks_dir: Path | None = None) -> dict[str, int]:
+    """slug -> number, from the `NN-slug` folders under notebooks/ (the one place order is stated)."""
+    found: dict[str, int] = {}
+    for folder in sorted((notebooks_dir or paths.notebooks_dir()).iterdir()):
+        match = FOLDER_PATTERN.match(folder.name)
+        if folder.is_dir() and match:
+            if match[2] in found:
+                raise CitykitError(f"two module folders use the slug {match[2]!r}; slugs must be unique")
+            found[match[2]] = int(match[1])
+    return found
+
+
+def _parameter(name: str, raw: dict[str, Any]) -> Parameter:
+    choices = raw.get("choices")
+    return Parameter(
+        name=name,
+        type=raw.get("type", "str"),
+        default=raw.get("default"),
+        help=raw.get("help", ""),
+        choices=tuple(choices) if choices is not None else None,
+    )
+
+
+def load_course(course_file: Path | None = None, notebooks_dir: Path | None = None) -> list[Module]:
+    """Every module of course.yml, in the order of the notebooks/ folder numbers."""
+    path = course_file or paths.course_file()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    numbers = module_folders(notebooks_dir)
+    modules = []
+    for entry in raw.get("modules", []):
+        slug = entry["slug"]
+        if slug not in numbers:
+            raise CitykitError(f"course.yml lists {slug!r} but notebooks/ has no NN-{slug} folder")
+        modules.append(
+            Module(
+                slug=slug,
+                number=numbers[slug],
+                title=entry["title"],
+                minutes=int(entry["minutes"]),
+                objectives=dict(entry.get("objectives", {})),
+                questions=tuple(entry.get("questions", ())),
+                keypoints=tuple(entry.get("keypoints", ())),
+                datasets=tuple(entry.get("datasets", ("riverton",))),
+                parameters=tuple(_parameter(n, p or {}) for n, p in (entry.get("parameters") or {}).items()),
+                report=bool(entry.get("report", False)),
+                assessments=dict(entry.get("assessments", {})),
+            )
+        )
+    return sorted(modules, key=lambda m: m.number)
+
+
+def find_module(name: str, modules: list[Module] | None = None) -> Module:
+    """A module by slug (`time-to-close`) or folder name (`04-time-to-close`)."""
+    modules = load_course() if modules is None else modules
+    for module in modules:
+        if name in (module.slug, module.folder_name):
+            return module
+    raise CitykitError(f"unknown module {name!r}; modules: {', '.join(m.folder_name for m in modules)}")
