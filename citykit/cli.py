@@ -35,7 +35,8 @@ def data_check(args: argparse.Namespace) -> int:
 
     card = check_dataset(args.name)
     card.render(Console())
-    return 0 if card.passed else 1
+    card.raise_if_failed()
+    return 0
 
 
 # --- course -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 STATUSES = ("Open", "In Progress", "Closed", "Cancelled")
 CHANNELS = ("Phone", "Web", "App", "Email", "Walk-in", "Social")
+OUTCOMES = ("Approved", "Denied", "Withdrawn", "Pending")
 
 # SPD-15 (2024) minimum categories as indicator-column suffixes, in the standard's order.
 RACE_ETHNICITY = {
