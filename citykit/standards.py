@@ -1,0 +1,306 @@
+"""The published standards in `curriculum/standards/`, read and validated in one place.
+
+`load_disaggregation()` returns the disaggregation standard (categories, privacy, disparity rules)
+as a typed, frozen object. Each file is checked against its JSON Schema beside it
+(`<name>.schema.json`); a malformed standard raises `CitykitError` with one line naming the key
+and the problem. Results are cached per file path and modification time, so an edited file is
+re-read and tests can point `citykit.paths.standards_dir` elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from citykit import paths
+from citykit.errors import CitykitError
+
+DISAGGREGATION_FILE = "disaggregation.yml"
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class GeneralisationStep:
+    """One k-anonymity generalisation step, applied only to rows in groups smaller than k."""
+
+    step: str
+    kind: str  # "set_null", "map" or "multiracial"
+    columns: tuple[str, ...] = ()
+    column: str | None = None
+    mapping: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KAnonymityRules:
+    k: int
+    quasi_identifiers: tuple[str, ...]  # "race" stands for every race_* indicator column
+    steps: tuple[GeneralisationStep, ...]
+
+
+@dataclass(frozen=True)
+class SmallCellRules:
+    min_suppressed: int
+    max_suppressed: int
+    show_zeros: bool
+    suppress_derived_rates: bool
+    display: str
+    footnote: str
+    complementary: bool
+    min_feasible_range: float
+    audit_not_covered: str
+    unstable_max_events: int
+    unstable_footnote: str
+
+    def is_small(self, count: float) -> bool:
+        return self.min_suppressed <= count <= self.max_suppressed
+
+
+@dataclass(frozen=True)
+class DisparityRules:
+    reference_group: dict[str, str]
+    confidence: float
+    zero_events_note: str
+    notable_below: float
+    notable_above: float
+    alpha: float
+    correction: str  # a statsmodels multipletests method: "holm" or "fdr_bh"
+    correction_footnote: str
+
+
+@dataclass(frozen=True)
+class DisaggregationStandard:
+    version: str
+    title: str
+    race_categories: tuple[Category, ...]
+    multiracial: Category
+    not_reported: Category
+    declined: Category
+    presentation_footnotes: dict[str, str]
+    detailed_min_count: int
+    single_select_rule: str
+    race_mappings: dict[str, dict[str, str | None]]
+    genders: tuple[str, ...]
+    age_bands: tuple[str, ...]
+    geography_levels: tuple[str, ...]
+    ecological_note: str
+    privacy_scope: str
+    small_cells: SmallCellRules
+    k_anonymity: KAnonymityRules
+    sensitive_request_types: tuple[str, ...]
+    disparity: DisparityRules
+    path: Path
+    raw: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
+
+    @property
+    def race_labels(self) -> dict[str, str]:
+        """Category code -> label for the seven categories and the three extra codes, in order."""
+        extra = (self.multiracial, self.not_reported, self.declined)
+        return {c.code: c.label for c in (*self.race_categories, *extra)}
+
+
+def load_disaggregation() -> DisaggregationStandard:
+    """The disaggregation standard in `paths.standards_dir()`, validated (cached until it changes)."""
+    path = paths.standards_dir() / DISAGGREGATION_FILE
+    schema = _schema_path(path)
+    return _load_disaggregation(str(path), _mtime(path), _mtime(schema))
+
+
+def validate(path: Path) -> dict[str, Any]:
+    """Read a standard file and check it against `<stem>.schema.json` beside it; return its content."""
+    content = _read_yaml(path)
+    schema_path = _schema_path(path)
+    try:
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CitykitError(f"{_show(path)}: its schema {schema_path.name} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise CitykitError(f"{_show(schema_path)}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+    import jsonschema  # only needed when a standard is (re)read
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(content))
+    if error is not None:
+        raise CitykitError(f"{_show(path)}: {_key(error.absolute_path)}: {_problem(error)}")
+    return content
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _load_disaggregation(path_str: str, _mtime: int, _schema_mtime: int) -> DisaggregationStandard:
+    path = Path(path_str)
+    raw = validate(path)
+    standard = _build(raw, path)
+    _check_consistency(standard)
+    return standard
+
+
+def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
+    race = raw["race_ethnicity"]
+    privacy = raw["privacy"]
+    small = privacy["small_cells"]
+    complementary = privacy["complementary_suppression"]
+    unstable = privacy["unstable_rates"]
+    kanon = privacy["k_anonymity"]
+    disparity = raw["disparity"]
+    cat = lambda d: Category(code=d["code"], label=d["label"])  # noqa: E731
+
+    steps = tuple(
+        GeneralisationStep(
+            step=s["step"],
+            kind=s["kind"],
+            columns=tuple(s.get("columns", ())),
+            column=s.get("column"),
+            mapping=dict(s.get("mapping", {})),
+        )
+        for s in kanon["generalisation_order"]
+    )
+    presentations = race["presentations"]
+    return DisaggregationStandard(
+        version=raw["version"],
+        title=raw["title"],
+        race_categories=tuple(cat(c) for c in race["categories"]),
+        multiracial=cat(race["multiracial"]),
+        not_reported=cat(race["not_reported"]),
+        declined=cat(race["declined"]),
+        presentation_footnotes={
+            name: p["footnote"] for name, p in presentations.items() if isinstance(p, dict) and "footnote" in p
+        },
+        detailed_min_count=int(presentations.get("detailed", {}).get("min_count", small["max_suppressed"] + 1)),
+        single_select_rule=race["single_select"]["rule"],
+        race_mappings={name: dict(m) for name, m in race["mappings"].items()},
+        genders=tuple(raw["gender"]["categories"]),
+        age_bands=tuple(raw["age_bands"]["bands"]),
+        geography_levels=tuple(raw["geography"]["levels"]),
+        ecological_note=raw["geography"].get("ecological_note", ""),
+        privacy_scope=privacy["scope"],
+        small_cells=SmallCellRules(
+            min_suppressed=small["min_suppressed"],
+            max_suppressed=small["max_suppressed"],
+            show_zeros=small["show_zeros"],
+            suppress_derived_rates=small["suppress_derived_rates"],
+            display=small["display"],
+            footnote=small["footnote"],
+            complementary=complementary["enabled"],
+            min_feasible_range=float(complementary["min_feasible_range"]),
+            audit_not_covered=complementary["not_covered"],
+            unstable_max_events=unstable["max_events_flagged"],
+            unstable_footnote=unstable["footnote"],
+        ),
+        k_anonymity=KAnonymityRules(
+            k=kanon["k"], quasi_identifiers=tuple(kanon["quasi_identifiers"]), steps=steps
+        ),
+        sensitive_request_types=tuple(privacy["sensitive_request_types"]),
+        disparity=DisparityRules(
+            reference_group=dict(disparity["reference_group"]),
+            confidence=float(disparity["measures"]["rate_ratio"]["confidence"]),
+            zero_events_note=disparity["measures"]["rate_ratio"].get("zero_events", ""),
+            notable_below=float(disparity["notable"]["ratio_below"]),
+            notable_above=float(disparity["notable"]["ratio_above"]),
+            alpha=float(disparity["notable"]["alpha"]),
+            correction=disparity["multiple_comparisons"]["method"],
+            correction_footnote=disparity["multiple_comparisons"]["footnote"],
+        ),
+        path=path,
+        raw=raw,
+    )
+
+
+def _check_consistency(std: DisaggregationStandard) -> None:
+    """Rules a JSON Schema cannot express; each failure names its key."""
+    where = _show(std.path)
+
+    def fail(key: str, problem: str) -> None:
+        raise CitykitError(f"{where}: {key}: {problem}")
+
+    small = std.small_cells
+    if small.max_suppressed < small.min_suppressed:
+        fail("privacy.small_cells.max_suppressed", "must be at least min_suppressed")
+    codes = [c.code for c in std.race_categories]
+    all_codes = list(std.race_labels)
+    if len(set(all_codes)) != len(codes) + 3:
+        fail("race_ethnicity.categories", "category codes must be unique (including the three extra codes)")
+    for name, mapping in std.race_mappings.items():
+        for source, code in mapping.items():
+            if code is not None and code not in all_codes:
+                fail(f"race_ethnicity.mappings.{name}.{source!r}", f"maps to unknown code {code!r}")
+    ref = std.disparity.reference_group.get("race_ethnicity")
+    if ref is not None and ref not in codes:
+        fail("disparity.reference_group.race_ethnicity", f"{ref!r} is not a category code ({', '.join(codes)})")
+    ref_gender = std.disparity.reference_group.get("gender")
+    if ref_gender is not None and ref_gender not in std.genders:
+        fail("disparity.reference_group.gender", f"{ref_gender!r} is not one of gender.categories")
+    qis = std.k_anonymity.quasi_identifiers
+    for i, step in enumerate(std.k_anonymity.steps):
+        key = f"privacy.k_anonymity.generalisation_order.{i}"
+        for column in (*step.columns, *([step.column] if step.column else [])):
+            if column not in qis:
+                fail(key, f"step {step.step!r} changes {column!r}, which is not a quasi-identifier")
+        if step.kind == "multiracial" and "race" not in qis:
+            fail(key, "a multiracial step needs 'race' among the quasi-identifiers")
+    age_map = [s for s in std.k_anonymity.steps if s.kind == "map" and s.column == "age_band"]
+    for step in age_map:
+        unknown = set(step.mapping) - set(std.age_bands)
+        if unknown:
+            fail(f"privacy.k_anonymity ({step.step})", f"maps unknown age bands {sorted(unknown)}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CitykitError(f"standard not found: {_show(path)}") from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise CitykitError(f"{_show(path)}: not valid YAML{at}: {problem}") from None
+    if not isinstance(content, dict):
+        raise CitykitError(f"{_show(path)}: expected a mapping of keys at the top level")
+    return content
+
+
+def _schema_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.schema.json")
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return -1
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(paths.repo_root()))
+    except ValueError:
+        return str(path)
+
+
+def _key(location: Any) -> str:
+    parts = [str(p) for p in location]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _problem(error: Any) -> str:
+    message = error.message
+    if error.validator == "additionalProperties":
+        return f"{message} (remove it or check its spelling)"
+    if error.validator == "required":
+        return message.replace("is a required property", "is required here")
+    return message

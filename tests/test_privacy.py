@@ -1,0 +1,305 @@
+"""k-anonymity, sensitive coordinates, small-cell suppression and its audit (citykit.privacy)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from citykit import privacy
+from citykit.errors import CitykitError
+
+CATEGORIES = ["aian", "asian", "black", "hispanic", "mena", "nhpi", "white"]
+RACE_COLS = [f"race_{c}" for c in CATEGORIES] + ["race_not_reported", "race_declined"]
+QI = ["neighborhood", "council_district", "age_band", "gender", *RACE_COLS]
+AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+GENDERS = ["Woman", "Man", "Nonbinary", "Another gender", "Declined"]
+
+
+def person(i: int, neighborhood: str, district: int, age: str, gender: str, races: list[str]) -> dict:
+    row = {"application_id": i, "neighborhood": neighborhood, "council_district": district, "age_band": age, "gender": gender}
+    for col in RACE_COLS:
+        row[col] = col.removeprefix("race_") in races
+    return row
+
+
+def applications(n: int, seed: int, neighborhoods: int = 30) -> pd.DataFrame:
+    """Random person-level rows shaped like program_applications (independent of the generator)."""
+    rng = np.random.default_rng(seed)
+    nb = rng.integers(0, neighborhoods, n)
+    df = pd.DataFrame(
+        {
+            "application_id": np.arange(n),
+            "neighborhood": [f"Neighborhood {i}" for i in nb],
+            "council_district": nb % 8 + 1,
+            "age_band": rng.choice(AGE_BANDS, n, p=[0.15, 0.25, 0.2, 0.15, 0.15, 0.1]),
+            "gender": rng.choice(GENDERS, n, p=[0.5, 0.43, 0.03, 0.02, 0.02]),
+        }
+    )
+    p = [0.01, 0.12, 0.2, 0.25, 0.03, 0.01, 0.38]
+    first = rng.choice(7, n, p=p)
+    second = np.where(rng.random(n) < 0.1, rng.choice(7, n, p=p), -1)
+    missing = rng.random(n)
+    for i, code in enumerate(CATEGORIES):
+        df[f"race_{code}"] = ((first == i) | (second == i)) & (missing >= 0.06)
+    df["race_not_reported"] = missing < 0.03
+    df["race_declined"] = (missing >= 0.03) & (missing < 0.06)
+    return df
+
+
+def group_sizes(df: pd.DataFrame) -> pd.Series:
+    """Equivalence-class size per row, by a plain string key (independent of the module's groupby)."""
+    key = df[QI].astype("string").fillna("<null>").agg("|".join, axis=1)
+    return key.map(key.value_counts())
+
+
+# -- k-anonymity -------------------------------------------------------------------------------
+
+
+def test_every_class_reaches_k_and_suppressed_rows_are_counted():
+    df = applications(6000, seed=3)
+    before = df.copy()
+    out, report = privacy.k_anonymize(df)
+    pd.testing.assert_frame_equal(df, before)  # input untouched
+    assert report.k == 5
+    assert group_sizes(out).min() >= 5
+    assert report.smallest_class == group_sizes(out).min()
+    assert report.rows_in == 6000
+    assert report.rows_out == len(out)
+    assert report.suppressed == 6000 - len(out)
+    assert set(out["application_id"]) <= set(df["application_id"])
+    assert sum(report.generalised.values()) > 0  # this data needs generalising
+
+
+def test_rows_in_large_classes_are_untouched():
+    df = applications(6000, seed=4)
+    big = df.loc[group_sizes(df) >= 5]
+    out, _ = privacy.k_anonymize(df)
+    kept = out.set_index("application_id").loc[big["application_id"], QI]
+    expected = big.set_index("application_id")[QI]
+    assert (kept.astype("string").fillna("<null>") == expected.astype("string")).all().all()
+
+
+def test_generalisation_order_geography_first_race_last():
+    df = applications(4000, seed=5, neighborhoods=60)
+    out, report = privacy.k_anonymize(df)
+    merged = out.merge(df, on="application_id", suffixes=("", "_orig"))
+    race_touched = merged[[f"race_{c}" for c in CATEGORIES]].isna().any(axis=1)
+    age_touched = merged["age_band"].astype("string").fillna("<null>") != merged["age_band_orig"]
+    gender_touched = merged["gender"].astype("string").fillna("<null>") != merged["gender_orig"]
+    citywide = merged["neighborhood"].isna() & merged["council_district"].isna()
+    # a later dimension is only touched once every earlier one is fully generalised
+    assert (citywide[age_touched]).all()
+    assert (merged.loc[gender_touched, "age_band"].isna()).all() and citywide[gender_touched].all()
+    assert merged.loc[race_touched, ["age_band", "gender"]].isna().all().all()
+    assert citywide[race_touched].all()
+    # neighborhood is dropped before the district
+    assert not (merged["neighborhood"].notna() & merged["council_district"].isna()).any()
+    assert report.generalised["neighborhood_to_district"] > 0
+    assert list(report.generalised) == [
+        "neighborhood_to_district",
+        "district_to_citywide",
+        "age_wider_bands",
+        "age_all_ages",
+        "gender_merge_nonbinary_another",
+        "gender_not_shown",
+        "race_combinations_to_multiracial",
+    ]
+
+
+def test_small_groups_merge_into_their_district():
+    rows = [person(i, "Elm", 1, "25-34", "Woman", ["asian"]) for i in range(4)]
+    rows.append(person(4, "Oak", 1, "25-34", "Woman", ["asian"]))
+    rows += [person(10 + i, "Elm", 1, "35-44", "Man", ["white"]) for i in range(6)]
+    out, report = privacy.k_anonymize(pd.DataFrame(rows))
+    assert report.suppressed == 0 and report.rows_out == 11
+    assert report.generalised["neighborhood_to_district"] == 5
+    assert sum(report.generalised.values()) == 5
+    moved = out[out["age_band"] == "25-34"]
+    assert moved["neighborhood"].isna().all() and (moved["council_district"] == 1).all()
+    assert (out.loc[out["age_band"] == "35-44", "neighborhood"] == "Elm").all()
+
+
+def test_rare_combinations_become_multiracial_and_lone_rows_are_suppressed():
+    combos = [["asian", "white"], ["black", "white"], ["hispanic", "white"], ["aian", "black"], ["asian", "nhpi"]]
+    rows = [person(i, f"N{i}", i + 1, AGE_BANDS[i], "Woman", races) for i, races in enumerate(combos)]
+    rows.append(person(99, "N9", 9, "65+", "Man", ["mena"]))  # alone with a single category: dropped
+    out, report = privacy.k_anonymize(pd.DataFrame(rows))
+    assert report.suppressed == 1 and 99 not in set(out["application_id"])
+    assert report.generalised["race_combinations_to_multiracial"] == 5
+    seven = [f"race_{c}" for c in CATEGORIES]
+    assert out[seven].isna().all().all()
+    assert (~out["race_not_reported"]).all() and (~out["race_declined"]).all()
+    # every earlier step ran first: geography, age and gender are all generalised away
+    assert out[["neighborhood", "council_district", "age_band", "gender"]].isna().all().all()
+    assert report.smallest_class == 5
+
+
+def test_explicit_quasi_identifiers_and_k():
+    df = applications(2000, seed=6)
+    out, report = privacy.k_anonymize(df, quasi_identifiers=["neighborhood", "council_district", "age_band"], k=20)
+    sizes = out.groupby(["neighborhood", "council_district", "age_band"], dropna=False).size()
+    assert sizes.min() >= 20
+    assert report.generalised["gender_not_shown"] == 0
+    assert out["gender"].notna().all()
+    with pytest.raises(CitykitError, match="not in the table"):
+        privacy.k_anonymize(df, quasi_identifiers=["ward"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 400), seed=st.integers(0, 10_000), k=st.integers(2, 8))
+def test_k_anonymity_property(n, seed, k):
+    df = applications(n, seed=seed, neighborhoods=12)
+    out, report = privacy.k_anonymize(df, k=k)
+    if len(out):
+        assert group_sizes(out).min() >= k
+    assert report.rows_out + report.suppressed == n == report.rows_in
+
+
+def test_forty_thousand_rows_in_a_couple_of_seconds():
+    df = applications(40_000, seed=7, neighborhoods=40)
+    started = time.perf_counter()
+    out, report = privacy.k_anonymize(df)
+    elapsed = time.perf_counter() - started
+    assert group_sizes(out).min() >= 5
+    assert elapsed < 5, f"k_anonymize took {elapsed:.1f} s for 40,000 rows"
+
+
+def test_sensitive_request_types_lose_coordinates():
+    requests = pd.DataFrame(
+        {
+            "request_type": ["Welfare Check", "Pothole", "Homeless Encampment", "Graffiti"],
+            "neighborhood": ["A", "B", "C", "D"],
+            "latitude": [1.0, 2.0, 3.0, 4.0],
+            "longitude": [5.0, 6.0, 7.0, 8.0],
+        }
+    )
+    out, blanked = privacy.blank_sensitive_coordinates(requests)
+    assert blanked == 2
+    assert out.loc[[0, 2], ["latitude", "longitude"]].isna().all().all()
+    assert out.loc[[1, 3], "latitude"].tolist() == [2.0, 4.0]
+    assert out["neighborhood"].tolist() == ["A", "B", "C", "D"]
+
+
+# -- small-cell suppression and the audit ------------------------------------------------------
+
+
+def independent_ranges(values: np.ndarray, suppressed: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """Min/max of each suppressed entry of a (rows+1)×(cols+1) grid with totals, written from
+    scratch: one LP variable per grid entry, published entries fixed by their bounds."""
+    r, c = values.shape
+    n = r * c
+    var = lambda i, j: i * c + j  # noqa: E731
+    a_eq, b_eq = [], []
+    for i in range(r):  # each row: interior entries sum to the last column
+        row = np.zeros(n)
+        row[[var(i, j) for j in range(c - 1)]] = 1
+        row[var(i, c - 1)] = -1
+        a_eq.append(row), b_eq.append(0)
+    for j in range(c):  # each column: interior entries sum to the last row
+        col = np.zeros(n)
+        col[[var(i, j) for i in range(r - 1)]] = 1
+        col[var(r - 1, j)] = -1
+        a_eq.append(col), b_eq.append(0)
+    bounds = [
+        (1, None) if suppressed[i, j] else (values[i, j], values[i, j]) for i in range(r) for j in range(c)
+    ]
+    ranges = []
+    for i, j in zip(*np.nonzero(suppressed)):
+        objective = np.zeros(n)
+        objective[var(i, j)] = 1
+        low = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        assert low.status == 0
+        ranges.append((i, j, low.fun, -high.fun if high.status == 0 else np.inf))
+    return ranges
+
+
+count_values = st.one_of(st.just(0), st.integers(1, 10), st.integers(11, 60), st.integers(61, 500))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.integers(1, 6).flatmap(lambda r: st.integers(1, 5).flatmap(
+    lambda c: st.lists(st.lists(count_values, min_size=c, max_size=c), min_size=r, max_size=r))))
+def test_suppression_property(cells):
+    counts = pd.DataFrame(cells, columns=[f"c{j}" for j in range(len(cells[0]))])
+    table = privacy.suppress(privacy.count_table(counts))[0]
+    values = table.values.to_numpy()
+    suppressed = table.suppressed.to_numpy()
+    # nothing from 1 to 10 is published (margins included); zeros stay shown
+    assert not (~suppressed & (values >= 1) & (values <= 10)).any()
+    assert not (suppressed & (values == 0)).any()
+    # totals are the real totals
+    assert (values[:-1, -1] == np.asarray(cells).sum(axis=1)).all()
+    # an independent LP finds no suppressed entry pinned to a range narrower than 10
+    for i, j, low, high in independent_ranges(values, suppressed):
+        assert high - low >= 10 - 1e-6, f"entry ({i}, {j}) = {values[i, j]} pinned to [{low}, {high}]"
+        assert low - 1e-6 <= values[i, j] <= high + 1e-6
+    # and the module's own audit agrees
+    assert privacy.audit(table).passed
+
+
+def test_single_small_cell_gets_a_complement_and_audit_ranges_match_by_hand():
+    counts = pd.DataFrame({"a": [5, 40], "b": [30, 50]}, index=["x", "y"])
+    table = privacy.suppress(privacy.count_table(counts))[0]
+    # 5 alone would be recovered from its row total 35: its row, column and the opposite cell hide too
+    assert table.suppressed.loc["x", "a"]
+    assert table.suppressed.loc[["x", "y"], ["a", "b"]].to_numpy().all()
+    report = privacy.audit(table)
+    assert report.passed
+    cell = report.cells.set_index(["row", "column"]).loc[("x", "a")]
+    # x_a + x_b = 35, y_a + y_b = 90, x_a + y_a = 45, x_b + y_b = 80, all ≥ 1 (zeros are shown):
+    # x_a ∈ [1, 34]
+    assert cell["low"] == pytest.approx(1) and cell["high"] == pytest.approx(34)
+
+
+def test_audit_flags_a_pinned_cell():
+    counts = pd.DataFrame({"a": [5, 40], "b": [30, 50]}, index=["x", "y"])
+    table = privacy.primary_suppression(privacy.count_table(counts))
+    report = privacy.audit(table)
+    assert not report.passed
+    exposed = report.exposed.iloc[0]
+    assert (exposed["row"], exposed["column"], exposed["low"], exposed["high"]) == ("x", "a", 5, 5)
+    assert "different reports" in str(report)
+
+
+def test_only_zero_neighbours_means_the_margin_is_suppressed():
+    counts = pd.DataFrame({"a": [0, 120], "b": [7, 80], "c": [0, 60]}, index=["x", "y"])
+    table = privacy.suppress(privacy.count_table(counts))[0]
+    assert table.suppressed.loc["x", "b"] and table.suppressed.loc["x", "Total"]  # row total 7 is small itself
+    assert not table.suppressed.loc["x", "a"] and not table.suppressed.loc["x", "c"]  # zeros shown
+    assert privacy.audit(table).passed
+
+
+def test_subtotal_tables_are_suppressed_and_audited_together():
+    detail = privacy.count_table(
+        pd.DataFrame({"yes": [4, 60, 35, 70], "no": [50, 45, 80, 90]}, index=["n1", "n2", "n3", "n4"]), "detail"
+    )
+    subtotal = privacy.count_table(
+        pd.DataFrame({"yes": [64, 105], "no": [95, 170]}, index=["d1", "d2"]), "districts"
+    )
+    relations = privacy.subtotal_relations(detail, subtotal, {"d1": ["n1", "n2"], "d2": ["n3", "n4"]})
+    # suppressing only within the detail table leaves n1 recoverable from the district subtotal
+    alone = privacy.suppress(privacy.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[0]
+    linked_audit = privacy.audit([alone, privacy.primary_suppression(subtotal)], relations)
+    assert not linked_audit.passed
+    together = privacy.suppress([detail, subtotal], relations)
+    assert privacy.audit(together, relations).passed
+    assert together[0].suppressed.loc["n1", "yes"]
+
+
+def test_a_24_by_8_table_is_protected():
+    rng = np.random.default_rng(0)
+    cells = rng.choice([0, 1, 3, 7, 12, 40, 200], size=(24, 8), p=[0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+    started = time.perf_counter()
+    table = privacy.suppress(privacy.count_table(pd.DataFrame(cells)))[0]
+    elapsed = time.perf_counter() - started
+    values, suppressed = table.values.to_numpy(), table.suppressed.to_numpy()
+    assert not (~suppressed & (values >= 1) & (values <= 10)).any()
+    assert all(high - low >= 10 - 1e-6 for _, _, low, high in independent_ranges(values, suppressed))
+    assert elapsed < 30, f"suppressing a 24×8 table took {elapsed:.1f} s"
