@@ -1,0 +1,37 @@
+"""Shared pytest fixtures (other test modules may add theirs here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citykit.data import registry
+
+
+@pytest.fixture(scope="session")
+def riverton_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Riverton at small scale (~5% of default, seed 311) built into a temporary CITYKIT_HOME.
+
+    Returns that home: `home / "published" / "riverton"` holds the published tables and
+    build.json, `home / "raw" / "riverton"` the raw export. CITYKIT_HOME points at it only while
+    building, so the rest of the session (and the `riverton` fixture) keeps the repository's
+    datasets; a test that needs registry paths into it can
+    `monkeypatch.setenv("CITYKIT_HOME", str(riverton_small))`.
+    """
+    from citykit.data.generate import build
+
+    home = tmp_path_factory.mktemp("citykit_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYKIT_HOME", str(home))
+        build(seed=311, scale="small")
+    return home
+
+
+@pytest.fixture(scope="session")
+def riverton() -> registry.Dataset:
+    """The default-scale Riverton in the repository's datasets/ (built once; a no-op when current)."""
+    from citykit.data.generate import build
+
+    build(seed=311, scale="default")
+    return registry.get("riverton")
