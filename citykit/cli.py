@@ -79,9 +79,11 @@ def grade_generate(args: argparse.Namespace) -> int:
 
 
 def grade_autograde(args: argparse.Namespace) -> int:
-    from citykit.grading import autograde
+    from citykit.grading import autograde, score
 
-    autograde(args.module, student=args.student)
+    autograde(args.module, args.student)
+    points, max_points = score(args.module, args.student)
+    print(f"{args.student}: {points:g} / {max_points:g} points")
     return 0
 
 
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=grade_generate)
     p = grade.add_parser("autograde", help="autograde submissions")
     p.add_argument("module")
-    p.add_argument("--student", default=None)
+    p.add_argument("--student", required=True)
     p.set_defaults(func=grade_autograde)
 
     report = commands.add_parser("report", help="run notebooks as production reports").add_subparsers(

@@ -1,0 +1,189 @@
+"""Friendly checks for visible tests: when an answer is wrong, say which likely mistake it matches.
+
+A visible test computes the *mistaken* alternatives on the same data (the mean instead of the median,
+open requests left in, ...) and passes them as `mistakes`; a failing check raises `AssertionError`
+with plain-language advice, e.g. "You got 4.2 days; that is the mean. Medians resist ...".
+
+    check.not_mistaken(answer, name="median days to close", unit="days",
+                       mistakes={"mean": closed["days"].mean()})
+
+Values may be numbers, pandas Series or DataFrames (compared label by label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ADVICE",
+    "close_to",
+    "frame_has_columns",
+    "in_range",
+    "is_kind",
+    "not_mistaken",
+    "same_index",
+]
+
+# Advice for mistakes that recur across modules; a test may pass its own as (value, advice).
+ADVICE: dict[str, str] = {
+    "mean": "that is the mean. Medians resist a few requests open for a year, so use .median().",
+    "open_included": (
+        "that includes requests that are still open (no closed_at). "
+        "Time to close is measured on closed requests only."
+    ),
+    "duplicates_included": "that keeps duplicate requests. Drop rows where is_duplicate is true.",
+    "cancelled_included": "that keeps cancelled requests. Keep only rows with status 'Closed'.",
+    "flagged_included": (
+        "that keeps rows flagged as defective (closed before created, placeholder close dates). "
+        "Drop rows where those flag columns are true."
+    ),
+    "percent": "that looks like a percentage. Give a share between 0 and 1 (do not multiply by 100).",
+    "hours": "that looks like hours. Divide the durations by pd.Timedelta(days=1) to get days.",
+    "seconds": "that looks like seconds. Divide the durations by pd.Timedelta(days=1) to get days.",
+    "wall_clock": (
+        "that measures age from today's date. Use the dataset's as-of 'now' "
+        "(registry.get(dataset).now) so the answer does not drift."
+    ),
+    "all_requests": "that uses every request. Check which rows the question asks for.",
+}
+
+Mistakes = Mapping[str, Any]  # name -> value, (value, advice), or None (skipped)
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if isinstance(value, (pd.Series, pd.DataFrame)):
+        return f"a {type(value).__name__} of {len(value)} rows"
+    try:
+        text = f"{float(value):,.4g}"
+    except (TypeError, ValueError):
+        text = repr(value)
+    return f"{text} {unit}".rstrip()
+
+
+def _as_float_array(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype="float64")
+
+
+def _matches(answer: Any, other: Any, rel: float, abs_: float) -> bool:
+    """True when `answer` equals `other` within tolerance (label by label for pandas objects)."""
+    if isinstance(other, (pd.Series, pd.DataFrame)) or isinstance(answer, (pd.Series, pd.DataFrame)):
+        if type(answer) is not type(other):
+            return False
+        if isinstance(other, pd.DataFrame) and set(answer.columns) != set(other.columns):
+            return False
+        if set(answer.index) != set(other.index):
+            return False
+        answer = answer.loc[other.index]
+        if isinstance(other, pd.DataFrame):
+            answer = answer[other.columns]
+    try:
+        a, b = _as_float_array(answer), _as_float_array(other)
+    except (TypeError, ValueError):
+        return bool(answer == other)
+    if a.shape != b.shape:
+        return False
+    return bool(np.allclose(a, b, rtol=rel, atol=abs_, equal_nan=True))
+
+
+def _mistake(entry: Any, key: str) -> tuple[Any, str]:
+    if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], str):
+        return entry
+    return entry, ADVICE.get(key, f"that matches a common mistake ({key.replace('_', ' ')}).")
+
+
+def _diagnose(answer: Any, mistakes: Mistakes | None, rel: float, abs_: float) -> str | None:
+    for key, entry in (mistakes or {}).items():
+        if entry is None:  # a test passes None when the data cannot tell this mistake apart
+            continue
+        value, advice = _mistake(entry, key)
+        if _matches(answer, value, rel, abs_):
+            return advice
+    return None
+
+
+def not_mistaken(
+    answer: Any, *, name: str, mistakes: Mistakes, unit: str = "", rel: float = 1e-6, abs_: float = 1e-9
+) -> None:
+    """Fail, naming the mistake, when `answer` equals one of the mistaken alternatives."""
+    advice = _diagnose(answer, mistakes, rel, abs_)
+    if advice is not None:
+        raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+
+
+def close_to(
+    answer: Any,
+    expected: Any,
+    *,
+    name: str,
+    unit: str = "",
+    mistakes: Mistakes | None = None,
+    rel: float = 1e-6,
+    abs_: float = 1e-9,
+) -> None:
+    """Fail unless `answer` equals `expected` within tolerance; name the mistake when one matches."""
+    if _matches(answer, expected, rel, abs_):
+        return
+    advice = _diagnose(answer, mistakes, rel, abs_)
+    if advice is not None:
+        raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+    if isinstance(expected, (pd.Series, pd.DataFrame)):
+        same_index(answer, expected, name=name)
+        raise AssertionError(f"Your {name} has the right labels but some values differ from the expected ones.")
+    raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; expected about {_fmt(expected, unit)}.")
+
+
+def is_kind(answer: Any, kind: type | tuple[type, ...], *, name: str) -> None:
+    """Fail with the type found when `answer` is not an instance of `kind` (e.g. pd.Series)."""
+    if not isinstance(answer, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(k.__name__ for k in kinds)
+        raise AssertionError(f"Your {name} should be a {wanted}, but it is a {type(answer).__name__}.")
+
+
+def in_range(
+    answer: Any, low: float, high: float, *, name: str, unit: str = "", advice: str = ""
+) -> None:
+    """Fail when a number (or any value of a Series) lies outside [low, high]."""
+    values = _as_float_array(answer).ravel()
+    outside = values[(values < low) | (values > high) | np.isnan(values)]
+    if outside.size:
+        what = "is" if np.ndim(answer) == 0 else "has a value"
+        hint = f"; {advice}" if advice else "."
+        raise AssertionError(
+            f"Your {name} {what} {_fmt(outside[0], unit)}, outside the possible range {low:g} to {high:g}{hint}"
+        )
+
+
+def frame_has_columns(frame: Any, columns: Iterable[str], *, name: str = "table") -> None:
+    """Fail listing the missing columns when `frame` lacks any of `columns`."""
+    is_kind(frame, pd.DataFrame, name=name)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise AssertionError(
+            f"Your {name} is missing the column(s) {', '.join(map(repr, missing))}; "
+            f"it has {', '.join(map(repr, frame.columns))}."
+        )
+
+
+def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
+    """Fail naming missing and unexpected labels when the two objects' labels differ."""
+    is_kind(answer, (pd.Series, pd.DataFrame), name=name)
+    have, want = list(answer.index), list(expected.index)
+    missing = [label for label in want if label not in set(have)]
+    extra = [label for label in have if label not in set(want)]
+    if not missing and not extra and len(have) == len(want):
+        return
+    parts = []
+    if missing:
+        parts.append(f"it lacks {', '.join(map(repr, missing[:show]))}{' ...' if len(missing) > show else ''}")
+    if extra:
+        parts.append(
+            f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}"
+        )
+    if not parts:
+        parts.append("some labels are repeated")
+    raise AssertionError(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")

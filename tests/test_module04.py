@@ -1,0 +1,131 @@
+"""Module 04 (time to close) as a lesson and a graded submission, on the bundled city."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from citykit import grading, paths
+
+pytestmark = pytest.mark.slow
+
+MODULE = "04-time-to-close"
+SOURCE = paths.notebooks_dir() / MODULE / f"{MODULE}.ipynb"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def cells_of(kind: str, nb) -> list:
+    """kind: 'test' (autograded), 'solution' (code to write) or 'manual' (written answers)."""
+    picks = {
+        "test": lambda m: m.get("grade") and not m.get("solution"),
+        "solution": lambda m: m.get("solution") and not m.get("grade"),
+        "manual": lambda m: m.get("grade") and m.get("solution"),
+    }[kind]
+    return [cell for cell in nb.cells if picks(nbgrader_meta(cell))]
+
+
+def solution_lines(nb) -> list[str]:
+    lines = []
+    for cell in cells_of("solution", nb):
+        body = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
+        assert body, f"solution cell {nbgrader_meta(cell)['grade_id']} lacks its markers"
+        # the statements that compute answers (visible tests may reuse short expressions)
+        lines += [line.strip() for line in body[1].splitlines() if re.match(r"[\w\[\]\"]+ = ", line.strip())]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, riverton) -> Path:
+    """A copy of the course with module 04 only, generated and graded there."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(SOURCE.parent, root / "notebooks" / MODULE)
+    grading.generate("time-to-close", course_root=root)
+    return root
+
+
+def test_source_notebook_follows_the_conventions():
+    nb = nbformat.read(SOURCE, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    assert all(re.search(rf"^{name} = ", parameters[0].source, re.M) for name in ("dataset", "period", "neighborhood"))
+    tests = cells_of("test", nb)
+    assert len(tests) >= 3
+    objectives = next(c.source for c in nb.cells if "**Objectives**" in c.source)
+    for cell in tests:
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        assert f"`{grade_id}`" in objectives, f"test {grade_id} names no objective"
+        hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
+        assert hidden and "read_parquet" in hidden[1], f"{grade_id}: hidden tests must query the parquet file"
+        assert "citykit.load" not in hidden[1] and "check.ADVICE" not in hidden[1]
+        # expected values come from SQL on the data, never from numbers pasted into the test
+        assert not re.search(r"==\s*\d+\.\d+", hidden[1]), f"{grade_id}: a pasted number"
+        assert nbgrader_meta(cell)["points"] > 0
+    manual = cells_of("manual", nb)
+    assert len(manual) == 1 and manual[0].cell_type == "markdown"
+    assert any("training" in c.metadata.get("tags", []) for c in nb.cells)
+    chart = next(c.source for c in nb.cells if "sns." in c.source)
+    assert all(call in chart for call in ("set_title(", "set_xlabel(", "set_ylabel("))
+    assert "Keypoints" in next(c.source for c in reversed(nb.cells) if "training" in c.metadata.get("tags", []))
+
+
+def test_student_version_has_no_solutions_or_hidden_tests(course):
+    source = nbformat.read(SOURCE, as_version=4)
+    released = course / "grading" / "release" / MODULE / f"{MODULE}.ipynb"
+    student = nbformat.read(released, as_version=4)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "read_parquet" not in text
+    statements = solution_lines(source)
+    assert len(statements) >= 4
+    assert [line for line in statements if line in text] == []
+    assert text.count("raise NotImplementedError()") == len(cells_of("solution", source))
+    assert "YOUR ANSWER HERE" in text
+    # the visible tests stay, so learners can check their work
+    assert len(cells_of("test", student)) == len(cells_of("test", source))
+    assert "check.not_mistaken" in text
+
+
+def autograded_points(course: Path, student: str) -> tuple[float, float]:
+    grading.autograde(MODULE, student, course_root=course)
+    return grading.score(MODULE, student, part="autograded", course_root=course)
+
+
+def test_solution_gets_every_autograded_point_and_a_blank_gets_none(course):
+    source = nbformat.read(SOURCE, as_version=4)
+    max_points = float(sum(nbgrader_meta(c)["points"] for c in cells_of("test", source)))
+    grading.submit(MODULE, "solver", SOURCE, course_root=course)
+    grading.submit(MODULE, "blank", course_root=course)
+    assert autograded_points(course, "solver") == (max_points, max_points)
+    assert autograded_points(course, "blank") == (0.0, max_points)
+
+
+def test_mistakes_are_named_by_visible_tests_or_caught_by_hidden_ones(course, tmp_path):
+    """Mean instead of median fails the visible test with advice; a slightly wrong share passes the
+    visible checks and only the hidden test catches it."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    median_cell, sla_cell = by_id["median-by-type"], by_id["sla-share"]
+    assert '["days_to_close"].median()' in median_cell.source
+    median_cell.source = median_cell.source.replace('["days_to_close"].median()', '["days_to_close"].mean()')
+    sla_cell.source = sla_cell.source.replace("### END SOLUTION", "share_within_sla *= 0.99\n### END SOLUTION")
+    submission = tmp_path / f"{MODULE}.ipynb"
+    nbformat.write(nb, submission)
+    grading.submit(MODULE, "mixed", submission, course_root=course)
+
+    points, max_points = autograded_points(course, "mixed")
+    lost = sum(nbgrader_meta(by_id[g])["points"] for g in ("median-days-to-close", "share-within-sla"))
+    assert (points, max_points) == (max_points - lost, max_points)
+    graded = nbformat.read(course / "grading" / "autograded" / "mixed" / MODULE / f"{MODULE}.ipynb", as_version=4)
+    errors = {
+        nbgrader_meta(c).get("grade_id"): o for c in graded.cells for o in c.get("outputs", []) if o.output_type == "error"
+    }
+    assert set(errors) == {"median-days-to-close", "share-within-sla"}
+    assert "that is the mean" in errors["median-days-to-close"]["evalue"]
+    assert "share_within_sla" in errors["share-within-sla"]["evalue"]  # from the hidden comparison
