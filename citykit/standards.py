@@ -20,6 +20,7 @@ import yaml
 from citykit import paths
 from citykit.errors import CitykitError
 
+METRICS_FILE = "metrics.yml"
 DISAGGREGATION_FILE = "disaggregation.yml"
 
 
@@ -113,6 +114,22 @@ def load_disaggregation() -> DisaggregationStandard:
     path = paths.standards_dir() / DISAGGREGATION_FILE
     schema = _schema_path(path)
     return _load_disaggregation(str(path), _mtime(path), _mtime(schema))
+
+
+def load_metrics() -> dict[str, Any]:
+    """The metric definitions (`metrics.yml`): time to close, on time, backlog buckets, SLA targets."""
+    path = paths.standards_dir() / METRICS_FILE
+    return _load_metrics(str(path), _mtime(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_metrics(path_str: str, _mtime: int) -> dict[str, Any]:
+    path = Path(path_str)
+    content = _read_yaml(path)
+    for key in ("time_to_close", "on_time", "backlog", "sla_days"):
+        if key not in content:
+            raise CitykitError(f"{_show(path)}: {key}: is required")
+    return content
 
 
 def validate(path: Path) -> dict[str, Any]:

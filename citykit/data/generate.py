@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
 
-from citykit import paths
+from citykit import paths, standards
 from citykit.data import registry
 from citykit.data.city import PLACEHOLDER_POINT, RACE_ORDER, City, build_city, sample_points
 from citykit.data.columns import RACE_ETHNICITY
@@ -56,14 +56,7 @@ def load_calibration() -> dict[str, Any]:
 
 def sla_days() -> dict[str, float]:
     """Per-type SLA targets (calendar days) from `curriculum/standards/metrics.yml`."""
-    with (paths.standards_dir() / "metrics.yml").open(encoding="utf-8") as fh:
-        return {k: float(v) for k, v in yaml.safe_load(fh)["sla_days"].items()}
-
-
-def sensitive_request_types() -> tuple[str, ...]:
-    from citykit.standards import load_disaggregation
-
-    return tuple(load_disaggregation().sensitive_request_types)
+    return {k: float(v) for k, v in standards.load_metrics()["sla_days"].items()}
 
 
 def fingerprint() -> str:
@@ -604,7 +597,8 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 people = people_pools(seed, rng)
                 progress.update(step, description=f"Generating {n_requests:,} service requests")
                 requests, planted = generate_requests(
-                    rng, city, cal, n_requests, dataset.now, people, sla_days(), sensitive_request_types()
+                    rng, city, cal, n_requests, dataset.now, people, sla_days(),
+                    standards.load_disaggregation().sensitive_request_types,
                 )
                 progress.update(step, description=f"Generating {n_applications:,} program applications")
                 applications = generate_applications(rng, city, cal, n_applications, dataset.now, people)

@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from citykit import paths
+from citykit import paths, standards
 from citykit.data import registry
-from citykit.data.columns import CHANNELS, RACE_ETHNICITY, STATUSES
-from citykit.data.columns import OUTCOMES
+from citykit.data.columns import CHANNELS, OUTCOMES, RACE_ETHNICITY, STATUSES
 from citykit.errors import CitykitError, WorkFailed
 
 if TYPE_CHECKING:
@@ -38,8 +37,6 @@ PLACEHOLDER_YEAR = 1900  # placeholder dates such as 1900-01-01 (facts.md: real 
 PLACEHOLDER_POINT_MIN_ROWS = 100
 PLACEHOLDER_POINT_MIN_SHARE = 0.01
 BOUNDS_PADDING_DEGREES = 0.01  # about 1 km: published coordinates are rounded to about 100 m
-# Used only where curriculum/standards/disaggregation.yml does not exist (e.g. a bare CITYKIT_REPO).
-DEFAULT_SENSITIVE_TYPES = ("Homeless Encampment", "Welfare Check", "Housing Code Violation")
 MAX_EXAMPLES = 3
 
 # Every check: table -> name -> (dimension, plain-language description). quality.yml gates these.
@@ -285,22 +282,9 @@ def load_gates(path: Path | None = None) -> dict[str, dict[str, Gate]]:
 # --- reference data ------------------------------------------------------------------------------
 
 
-def sensitive_request_types() -> tuple[str, ...]:
-    """Request types published without coordinates (the disaggregation standard lists them)."""
-    if not (paths.standards_dir() / "disaggregation.yml").exists():
-        return DEFAULT_SENSITIVE_TYPES
-    from citykit import standards
-
-    return standards.load_disaggregation().sensitive_request_types
-
-
 def standard_categories() -> dict[str, set[str]]:
     """Applicant age bands and genders the disaggregation standard allows, with the wider labels
     its k-anonymity steps generalise to (null, "not shown", is always allowed)."""
-    if not (paths.standards_dir() / "disaggregation.yml").exists():
-        return {}
-    from citykit import standards
-
     std = standards.load_disaggregation()
     allowed = {"age_band": set(std.age_bands), "gender": set(std.genders)}
     for step in std.k_anonymity.steps:
@@ -418,7 +402,7 @@ def _score_requests(
 
     # completeness
     s.add("missing_neighborhood", _blank(df["neighborhood"]))
-    non_sensitive = ~df["request_type"].isin(sensitive_request_types())
+    non_sensitive = ~df["request_type"].isin(standards.load_disaggregation().sensitive_request_types)
     s.add("missing_coordinates", non_sensitive & ~located, applies=non_sensitive)
     s.add("missing_due_date", df["due_at"].isna())
 
