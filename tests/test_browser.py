@@ -1,0 +1,87 @@
+"""A learner in a real browser: JupyterLab serves the released course (token on), headless Chromium
+opens a completed module, runs all cells, and sees no error. The screenshot is kept in
+`test-artifacts/` as an artifact of the test run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from citykit import lab, paths
+from citykit.course import find_module
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-headless-shell")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+MODULE = "time-to-close"
+
+
+def _completed_release(course_root: Path) -> str:
+    """A release folder holding the module as a learner who finished it would have it (hidden tests out)."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    module = find_module(MODULE)
+    nb = nbformat.read(module.notebook, as_version=4)
+    nb, _ = ClearHiddenTests().preprocess(nb, {})
+    folder = course_root / "grading" / "release" / module.folder_name
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / module.notebook.name)
+    return f"{module.folder_name}/{module.notebook.name}"
+
+
+def _saved_notebook(server: lab.LabServer, path: str) -> dict:
+    request = urllib.request.Request(
+        f"{server.url}api/contents/{path}?content=1", headers={"Authorization": f"token {server.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["content"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_learner_runs_a_module_in_jupyterlab_without_errors(tmp_path, riverton):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    notebook_path = _completed_release(tmp_path)
+    server = lab.start_lab(course_root=tmp_path, quiet=True)
+    artifacts = paths.repo_root() / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    try:
+        server.wait_ready()
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server.url}lab/tree/{notebook_path}?token={server.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            # Every code cell gets an execution count; "[*]" means still running.
+            page.wait_for_function(
+                """() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""",
+                timeout=180_000,
+            )
+            page.keyboard.press("Control+s")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(artifacts / "lab-04-time-to-close.png"), full_page=False)
+            browser.close()
+
+        saved = _saved_notebook(server, notebook_path)
+        code_cells = [c for c in saved["cells"] if c["cell_type"] == "code"]
+        errors = [o for c in code_cells for o in c["outputs"] if o["output_type"] == "error"]
+        assert not errors, f"{errors[0]['ename']}: {errors[0]['evalue']}"
+        assert all(c["execution_count"] for c in code_cells), "some cells did not run"
+        assert any(o.get("data", {}).get("image/png") for c in code_cells for o in c["outputs"]), "no chart rendered"
+    finally:
+        server.stop()
