@@ -39,6 +39,49 @@ def data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from citykit.data.importers import import_requests
+
+    with Console(stderr=True).status("importing ...") as status:
+        result = import_requests(
+            args.source, args.file, name=args.name, as_of=args.as_of, mapping_file=args.mapping,
+            progress=lambda rows: status.update(f"importing: {rows:,} rows read"),
+        )  # fmt: skip
+    print(result.report)
+    print(f"dataset {result.name!r} registered (as of {result.as_of}); report saved in {result.folder}")
+    return 0
+
+
+def data_import_population(args: argparse.Namespace) -> int:
+    from citykit.data.population import import_population
+
+    print(import_population(args.file, name=args.name))
+    return 0
+
+
+def data_import_boundaries(args: argparse.Namespace) -> int:
+    from citykit.data.population import import_boundaries
+
+    print(import_boundaries(args.file, name=args.name, name_property=args.property))
+    return 0
+
+
+def data_import_applications(args: argparse.Namespace) -> int:
+    from citykit.data.population import import_applications
+
+    print(import_applications(args.file, args.mapping, name=args.name))
+    return 0
+
+
+def data_publish(args: argparse.Namespace) -> int:
+    from citykit.data.sql_source import publish
+
+    print(publish(args.name, args.to_env, as_name=args.as_name))
+    return 0
+
+
 # --- course -----------------------------------------------------------------------------------
 
 
@@ -113,6 +156,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="quality scorecard; exit 1 when a gate fails")
     p.add_argument("name", nargs="?", default="riverton", help="dataset name (default: riverton)")
     p.set_defaults(func=data_check)
+    p = data.add_parser("import", help="a real 311 export -> canonical, anonymized tables (re-import updates)")
+    p.add_argument("source", help="auto, or a source: sf311_portal, sf311_warehouse, baltimore, nyc311, chicago311, la_myla311, boston311")
+    p.add_argument("file", type=Path, help="the exported CSV (never modified)")
+    p.add_argument("--name", default=None, help="dataset name (default: the source's name)")
+    p.add_argument("--as-of", default=None, help="as-of date YYYY-MM-DD (default: the newest timestamp in the data)")
+    p.add_argument("--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/data/mappings/)")
+    p.set_defaults(func=data_import)
+    p = data.add_parser("import-population", help="neighborhood population (canonical neighborhoods columns)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.set_defaults(func=data_import_population)
+    p = data.add_parser("import-boundaries", help="neighborhood boundaries (GeoJSON polygons)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.add_argument("--property", default=None, help="feature property holding the neighborhood name")
+    p.set_defaults(func=data_import_boundaries)
+    p = data.add_parser("import-applications", help="person-level program records, k-anonymized under the standard")
+    p.add_argument("file", type=Path)
+    p.add_argument("--mapping", type=Path, required=True, help="mapping YAML (columns, outcome, race/ethnicity codes)")
+    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.set_defaults(func=data_import_applications)
+    p = data.add_parser("publish", help="load a dataset's tables into the PostgreSQL database named by an env var")
+    p.add_argument("name", help="dataset to publish")
+    p.add_argument("--to-env", required=True, metavar="VAR", help="environment variable holding the database URL")
+    p.add_argument("--as", dest="as_name", default=None, help="name of the database-backed dataset (default: NAME_pg)")
+    p.set_defaults(func=data_publish)
 
     course = commands.add_parser("course", help="the course's modules").add_subparsers(
         dest="course_command", required=True, metavar="ACTION"

@@ -1,0 +1,104 @@
+"""Import speed and peak memory on a large synthetic export in the SF311 warehouse and NYC 311 layouts.
+
+    .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311]
+
+Writes the export (with the real files' dirt: 0,0 coordinates, spelling variants, free text with
+quoted line breaks, duplicate ids) to a temporary folder, then runs `citykit data import` in a child
+process and reports rows per second and the child's peak resident memory beside the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+TYPES = ["Street and Sidewalk Cleaning", "Graffiti", "Abandoned Vehicle", "Streetlights", "Sewer Issues", "Noise Report"]
+VARIANTS = ["street and sidewalk cleaning", "Graffiti ", "Abandoned  Vehicle"]
+
+
+CHUNK = 1_000_000  # rows generated and written at a time, so the generator stays small too
+
+
+def synthetic_export(path: Path, rows: int, layout: str, seed: int = 311) -> None:
+    """`rows` requests in `layout`, written in chunks (the header once)."""
+    with path.open("wb") as sink:
+        for i, start in enumerate(range(0, rows, CHUNK)):
+            table = _chunk(min(CHUNK, rows - start), start, layout, np.random.default_rng(seed + i))
+            pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=i == 0))
+
+
+def _chunk(rows: int, first_id: int, layout: str, rng: np.random.Generator) -> pa.Table:
+    start = np.datetime64("2020-01-01T00:00:00")
+    created = start + rng.integers(0, 5 * 365 * 86400, rows).astype("timedelta64[s]")
+    closed = created + rng.exponential(3 * 86400, rows).astype("timedelta64[s]")
+    open_ = rng.random(rows) < 0.05
+    types = rng.choice(TYPES, rows)
+    variant = rng.random(rows) < 0.01
+    types[variant] = rng.choice(VARIANTS, int(variant.sum()))
+    zero = rng.random(rows) < 0.4
+    lat = np.where(zero, 0.0, 37.70 + rng.random(rows) * 0.12)
+    lon = np.where(zero, 0.0, -122.50 + rng.random(rows) * 0.13)
+    ids = np.arange(first_id, first_id + rows).astype(str)
+    ids[-100:] = ids[:100]  # repeated ids, as in exports cut across a day boundary
+    notes = np.where(rng.random(rows) < 0.02, "called back,\nno answer", "Case closed.")
+    address = np.char.add(rng.integers(1, 3000, rows).astype(str), " MARKET ST")
+    hoods = rng.choice(["Mission", "Sunset", "Bayview", "Excelsior", ""], rows)
+    fmt = lambda t: np.datetime_as_string(t, unit="s")  # noqa: E731
+    if layout == "sf311_warehouse":
+        columns = {
+            "unique_key": ids, "created_date": np.char.add(np.char.replace(fmt(created), "T", " "), "+00:00"),
+            "closed_date": np.where(open_, "", np.char.add(np.char.replace(fmt(closed), "T", " "), "+00:00")),
+            "status": np.where(open_, "Open", "Closed"), "status_notes": notes, "agency_name": "DPW Ops Queue",
+            "category": types, "complaint_type": "other", "descriptor": "", "incident_address": address,
+            "supervisor_district": rng.integers(1, 12, rows).astype(str), "neighborhood": hoods,
+            "source": rng.choice(["Phone", "Web", "Mobile/Open311"], rows), "latitude": lat, "longitude": lon,
+        }  # fmt: skip
+    else:
+        us = lambda t: pa.compute.strftime(pa.array(t.astype("datetime64[s]")), "%m/%d/%Y %I:%M:%S %p").to_numpy(zero_copy_only=False)  # noqa: E731
+        columns = {
+            "Unique Key": ids, "Created Date": us(created), "Closed Date": np.where(open_, "", us(closed)),
+            "Agency": "DSNY", "Complaint Type": types, "Descriptor": "", "Incident Zip": "10001",
+            "Incident Address": address, "Status": np.where(open_, "Open", "Closed"),
+            "Resolution Description": notes, "Community Board": hoods, "Borough": "MANHATTAN",
+            "Open Data Channel Type": rng.choice(["PHONE", "ONLINE", "MOBILE"], rows),
+            "Latitude": np.where(zero, 0.0, 40.6 + rng.random(rows) * 0.2),
+            "Longitude": np.where(zero, 0.0, -74.0 + rng.random(rows) * 0.2),
+        }  # fmt: skip
+    return pa.table({k: pa.array(np.broadcast_to(v, rows)) for k, v in columns.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--layout", nargs="+", default=["sf311_warehouse", "nyc311"])
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the exports (default: a temporary folder)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for layout in args.layout:
+            path = Path(tmp) / f"{layout}.csv"
+            synthetic_export(path, args.rows, layout)
+            print(f"{layout}: wrote {path.stat().st_size / 1e9:.2f} GB", flush=True)
+            env = {**os.environ, "CITYKIT_HOME": str(Path(tmp) / f"home_{layout}")}
+            code = (
+                "import sys, resource, time; from citykit.data.importers import import_requests;"
+                "t=time.perf_counter(); r=import_requests(sys.argv[1], sys.argv[2], name='bench');"
+                "print(r.rows_read, time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            )
+            out = subprocess.run([sys.executable, "-c", code, layout, str(path)], env=env, capture_output=True, text=True, check=True)
+            rows, seconds, peak_kb = out.stdout.split()
+            size = path.stat().st_size / 1e6
+            print(f"{layout}: {int(rows):,} rows, {size:,.0f} MB CSV: {float(rows) / float(seconds):,.0f} rows/s "
+                  f"({float(seconds):.1f} s), peak memory {int(peak_kb) / 1024:,.0f} MB", flush=True)  # fmt: skip
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
