@@ -23,6 +23,7 @@ import yaml
 
 from citykit import paths, standards
 from citykit.data import registry
+from citykit.data.anonymize import city_bounds
 from citykit.data.columns import CHANNELS, OUTCOMES, RACE_ETHNICITY, STATUSES
 from citykit.errors import CitykitError, WorkFailed
 
@@ -293,19 +294,6 @@ def standard_categories() -> dict[str, set[str]]:
     return allowed
 
 
-def city_bounds(geojson: Path) -> tuple[float, float, float, float] | None:
-    """(min_lon, min_lat, max_lon, max_lat) of the city's neighborhood boundaries, or None."""
-    if not geojson.exists():
-        return None
-    from shapely.geometry import shape
-
-    features = json.loads(geojson.read_text(encoding="utf-8")).get("features", [])
-    boxes = np.array([shape(f["geometry"]).bounds for f in features if f.get("geometry")])
-    if not len(boxes):
-        return None
-    return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
-
-
 # --- scoring -------------------------------------------------------------------------------------
 
 
@@ -536,7 +524,9 @@ def check_dataset(name: str = "riverton") -> Scorecard:
             frame,
             table,
             ds.now,
-            bounds=city_bounds(ds.boundaries_path) if table == "service_requests" else None,
+            bounds=city_bounds(ds.boundaries_path)
+            if table == "service_requests" and ds.boundaries_path.exists()
+            else None,
             neighborhoods=known if table != "neighborhoods" else None,
             gates=gates,
         )
