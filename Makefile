@@ -34,8 +34,15 @@ demo: setup ## build the synthetic city, generate the student versions, run modu
 	@echo "  report             $(DEMO_OUT)/04-time-to-close.html"
 	@echo "Open JupyterLab on the released course with:  make lab"
 
-test: setup ## run the whole test suite (builds the bundled dataset once if needed)
+test: setup tests/.node/node_modules/axe-core ## run the whole test suite (builds the bundled dataset once if needed)
 	$(BIN)/python -m pytest
+
+# axe-core (npm, pinned in tests/package.json) for the accessibility test; skipped where npm is absent.
+tests/.node/node_modules/axe-core: tests/package.json tests/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p tests/.node && cp tests/package.json tests/package-lock.json tests/.node/ && \
+	  npm ci --prefix tests/.node --no-audit --no-fund --silent; \
+	else echo "npm not found: the accessibility test will be skipped"; fi
 
 lab: setup ## open JupyterLab for a learner on the released notebooks (token on)
 	$(CITYKIT) lab

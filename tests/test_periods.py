@@ -23,11 +23,21 @@ def test_periods_are_half_open_ranges(text, start, last_day):
     assert period.end == last_day + dt.timedelta(days=1)
 
 
-def test_previous_period_has_the_same_length_and_ends_where_this_starts():
-    period = parse_period("2025-Q2")
+@pytest.mark.parametrize(
+    "text, start",
+    [("2025", "2024-01-01"), ("2025-Q1", "2024-10-01"), ("2024-03", "2024-02-01"), ("2025-01", "2024-12-01")],
+)
+def test_previous_of_whole_months_is_the_previous_calendar_unit(text, start):
+    period = parse_period(text)
     before = period.previous()
     assert before.end == period.start
-    assert before.end - before.start == period.end - period.start
+    assert before.start == dt.date.fromisoformat(start)
+
+
+def test_previous_of_a_date_range_has_the_same_number_of_days():
+    period = parse_period("2025-03-10/2025-03-16")
+    before = period.previous()
+    assert (before.start, before.end) == (dt.date(2025, 3, 3), period.start)
 
 
 @pytest.mark.parametrize("text", ["2025-13", "2025-Q5", "last year", "2025-06-30/2025-01-01", ""])

@@ -25,9 +25,15 @@ class Period:
         return self.end - dt.timedelta(days=1)
 
     def previous(self) -> "Period":
-        """The period of the same length just before this one (for "compared with" figures)."""
-        length = self.end - self.start
-        return Period(f"before {self.label}", self.start - length, self.start)
+        """The period just before this one, for "compared with" figures: the previous calendar
+        year, quarter or month when this one is whole months, else the same number of days."""
+        months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
+        if self.start.day == 1 and self.end.day == 1 and months > 0:
+            first = self.start.year * 12 + self.start.month - 1 - months
+            start = dt.date(first // 12, first % 12 + 1, 1)
+        else:
+            start = self.start - (self.end - self.start)
+        return Period(f"before {self.label}", start, self.start)
 
 
 def _month_after(year: int, month: int) -> dt.date:

@@ -1,0 +1,279 @@
+"""The three production reports (modules 12-14) as lessons, graded submissions and reports.
+
+Each module: the source follows the notebook conventions and its course.yml entry; the solution
+autogrades to full marks and the untouched student version to 0; learners' common mistakes fail a
+visible test whose message names the mistake; the report runs on the bundled city (and on
+parameters that exercise its fallbacks) and its HTML holds no code, no test and no lesson cell.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import resource
+import time
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pytest
+
+from citykit import grading
+from citykit.course import find_module
+from citykit.data import registry
+from citykit.production import lesson_only_reason
+from citykit.reports import run_report
+from notebook_helpers import (
+    REALDATA,
+    SF_SAMPLE,
+    autograded_points,
+    by_grade_id,
+    cells_of,
+    failed_tests,
+    graded_course,
+    max_points,
+    nbgrader_meta,
+    report_html_has_no_code,
+    source_notebook,
+    submit_notebook,
+    with_mistakes,
+)
+
+pytestmark = pytest.mark.slow
+
+REPORTS = ["12-service-performance", "13-equity-report", "14-quality-scorecard"]
+
+# grade_id of the solution cell -> (solution text, learner's mistake); the test cell -> advice expected
+MISTAKES: dict[str, dict[str, tuple[str, str]]] = {
+    "12-service-performance": {
+        "volume": ("    WHERE NOT is_duplicate\n    GROUP BY request_type", "    GROUP BY request_type"),
+        "performance": ("median(epoch(closed_at - created_at) / 86400) AS median_days",
+                        "avg(epoch(closed_at - created_at) / 86400) AS median_days"),
+        "per-1000": ("/ population * 1000", "/ population"),
+        "change": ("(current_volume - previous_volume) / previous_volume if", "(current_volume - previous_volume) / current_volume if"),
+    },
+    "13-equity-report": {
+        "income-correlation": ('method="spearman"', 'method="pearson"'),
+        "decided": ('isin(["Approved", "Denied"])', 'isin(["Approved", "Denied", "Pending", "Withdrawn"])'),
+        "approval-by-race": ('equity.disaggregate(\n    decided, by=["race_alone"], measure="approved", title="Approval rate by race and ethnicity (alone)"\n)',
+                             'decided.groupby("language")["approved"].agg(["size", "mean"])'),
+        "language-comparison": ('result["rr_p_adjusted"] < 0.05', 'result["rr_p"] < 0.05'),
+    },
+    "14-quality-scorecard": {
+        "flag-counts": ("count(*) FILTER (WHERE {flag}) AS {flag}", "count({flag}) AS {flag}"),
+        "defect-share": ('any_flag = " OR ".join(FLAGS)', 'any_flag = " + ".join(f"CAST({f} AS INTEGER)" for f in FLAGS)'),
+        "top-points": ("    FROM requests WHERE latitude IS NOT NULL AND longitude IS NOT NULL\n", "    FROM requests\n"),
+    },
+}  # fmt: skip
+ADVICE: dict[str, dict[str, str]] = {
+    "12-service-performance": {
+        "volume-in-sql": "keeps duplicate requests",
+        "performance-by-type": "that is the mean",
+        "requests-per-1000": "requests per resident",
+        "change-from-previous": "divides by this period's volume",
+    },
+    "13-equity-report": {
+        "rates-and-demographics": "Pearson's correlation",
+        "decided-applications": "they have no decision yet",
+        "disaggregate-under-standard": "plain pandas table",
+        "corrected-comparisons": "p-values before the correction",
+    },
+    "14-quality-scorecard": {
+        "flags-by-month": "count(flag) counts every non-missing value",
+        "defect-share-by-month": "a record with two flags counts twice",
+        "placeholder-points": "includes requests with no coordinates",
+    },
+}
+
+
+def source(module: str) -> nbformat.NotebookNode:
+    return nbformat.read(source_notebook(module), as_version=4)
+
+
+# ------------------------------------------------------------------ the source notebooks
+
+
+@pytest.mark.parametrize("module", REPORTS)
+def test_source_notebook_follows_the_conventions(module):
+    nb = source(module)
+    entry = find_module(module)
+    assert entry.report and entry.folder_name == module
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    declared = set(re.findall(r"^(\w+) = ", parameters[0].source, re.M))
+    assert declared == {p.name for p in entry.parameters} and "dataset" in declared
+    assert all(p.help and p.type in ("dataset", "period", "neighborhood") for p in entry.parameters)
+
+    tests = cells_of("test", nb)
+    manual = cells_of("manual", nb)
+    assert len(tests) >= 3 and len(manual) == 1 and manual[0].cell_type == "markdown"
+    assert set(entry.assessments) == {nbgrader_meta(c)["grade_id"] for c in tests + manual}
+    assert set(entry.assessments.values()) <= set(entry.objectives)
+    objectives = next(c.source for c in nb.cells if "**Objectives**" in c.source)
+    for cell in tests:
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        assert f"`{grade_id}`" in objectives, f"test {grade_id} names no objective"
+        assert nbgrader_meta(cell)["points"] > 0
+        hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
+        assert hidden and "read_parquet" in hidden[1], f"{grade_id}: hidden tests must read the data themselves"
+        for forbidden in ("citykit.load", "check.ADVICE", "equity.", "quality.", "con.sql", "con.execute"):
+            assert forbidden not in hidden[1], f"{grade_id}: hidden test uses {forbidden}"
+        assert not re.search(r"==\s*-?\d+\.\d+", hidden[1]), f"{grade_id}: a pasted number"
+        assert "check." in cell.source.split("### BEGIN HIDDEN TESTS")[0] or "assert" in cell.source
+    training = [c for c in nb.cells if "training" in c.metadata.get("tags", [])]
+    assert "Keypoints" in training[-1].source and "Objectives" in training[0].source
+    assert re.search(r"about \d+ minutes \(\d+ teaching, \d+ exercises\)", training[0].source)
+    assert "About these figures" in nb.cells[-1].source and not lesson_only_reason(nb.cells[-1])
+    # every chart has a title and labelled axes, in a color-blind-safe palette
+    charts = [c.source for c in nb.cells if c.cell_type == "code" and "plt.subplots" in c.source]
+    assert charts
+    for chart in charts:
+        assert "set_title(" in chart or "title=title" in chart
+        assert ("set_xlabel(" in chart and "set_ylabel(" in chart) or "maps.choropleth" in chart
+    setup = next(c.source for c in nb.cells if nbgrader_meta(c).get("grade_id") == "setup")
+    assert 'palette="colorblind"' in setup and "registry.get(dataset)" in setup
+
+
+# ------------------------------------------------------------------ graded as a lesson
+
+
+@pytest.fixture(scope="module", params=REPORTS)
+def course(request, tmp_path_factory, riverton):
+    module = request.param
+    return module, graded_course(tmp_path_factory.mktemp(module), module)
+
+
+def test_solution_gets_every_point_a_blank_none_and_mistakes_are_named(course, tmp_path):
+    module, root = course
+    nb = source(module)
+    points = max_points(nb)
+    grading.submit(module, "solver", source_notebook(module), course_root=root)
+    grading.submit(module, "blank", course_root=root)
+    assert autograded_points(root, module, "solver") == (points, points)
+    assert autograded_points(root, module, "blank") == (0.0, points)
+
+    released = nbformat.read(root / "grading" / "release" / module / f"{module}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in released.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "read_parquet(_ds" not in text
+    assert text.count("raise NotImplementedError()") == len(cells_of("solution", nb))
+
+    submit_notebook(root, module, "mistaken", with_mistakes(module, MISTAKES[module]), tmp_path)
+    got, _ = autograded_points(root, module, "mistaken")
+    failures = failed_tests(root, module, "mistaken")
+    for grade_id, advice in ADVICE[module].items():
+        assert grade_id in failures, f"{grade_id}: the mistake passed"
+        assert advice in failures[grade_id], f"{grade_id}: {failures[grade_id]}"
+    assert got <= points - sum(nbgrader_meta(by_grade_id(nb)[g])["points"] for g in ADVICE[module])
+
+
+# ------------------------------------------------------------------ run as production reports
+
+
+def check_report_html(module: str, page: str) -> None:
+    body = re.sub(r"<style.*?</style>", "", page, flags=re.S)
+    nb = source(module)
+    report_html_has_no_code(body, nb)
+    assert "data:image/png;base64" in body
+    assert "jp-CodeMirrorEditor" not in body and 'class="highlight' not in body
+    input_areas = re.findall(r'<div class="jp-InputArea[^"]*">\s*<div class="([^"]*)"', body)
+    assert input_areas and all("jp-RenderedMarkdown" in classes for classes in input_areas)  # narrative only
+    for cell in nb.cells:
+        if lesson_only_reason(cell):
+            first = next(line for line in cell.source.splitlines() if line.strip()).lstrip("#> ").strip()
+            assert first not in body and html.escape(first) not in body, first
+    for text in ("Traceback", "Error", "read_parquet", "check.", "YOUR ", "Exercise", "BEGIN HIDDEN"):
+        assert text not in body, text
+    assert "About these figures" in body
+
+
+@pytest.mark.parametrize("module", REPORTS)
+def test_report_runs_on_the_bundled_city(module, riverton, tmp_path):
+    result = run_report(module, {}, tmp_path)
+    executed = nbformat.read(result.notebook, as_version=4)
+    assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
+    assert not any(nbgrader_meta(c).get("grade") for c in executed.cells)
+    check_report_html(module, result.html.read_text(encoding="utf-8"))
+
+
+def _markdown_outputs(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    return "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_service_performance_for_one_neighborhood_states_its_figures(riverton, tmp_path):
+    table = riverton.table_path("service_requests").as_posix()
+    hood = duckdb.execute(f"SELECT min(neighborhood) FROM read_parquet('{table}')").fetchall()[0][0]
+    now, before = duckdb.execute(
+        f"SELECT count(*) FILTER (WHERE created_at >= DATE '2025-07-01' AND created_at < DATE '2025-10-01'), "
+        f"count(*) FILTER (WHERE created_at >= DATE '2025-03-31' AND created_at < DATE '2025-07-01') "
+        f"FROM read_parquet('{table}') WHERE neighborhood = ? AND NOT is_duplicate", [hood],
+    ).fetchall()[0]  # fmt: skip
+    result = run_report("service-performance", {"neighborhood": hood, "period": "2025-Q3"}, tmp_path)
+    text = _markdown_outputs(result.notebook)
+    # 2025-Q3 has 92 days; the period before it is the 92 days from 31 March to 30 June
+    assert f"**Requests:** {now:,}, {(now - before) / before:+.1%} against {before:,}" in text
+    assert f"**{hood}** files" in text
+    check_report_html("12-service-performance", result.html.read_text(encoding="utf-8"))
+
+
+def test_service_performance_without_boundaries_draws_a_ranked_bar_chart(riverton, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    folder = home / riverton.location
+    folder.mkdir(parents=True)
+    for table in riverton.tables:
+        (folder / f"{table}.parquet").symlink_to(riverton.table_path(table))
+    monkeypatch.setenv("CITYKIT_HOME", str(home))
+    assert not registry.get("riverton").boundaries_path.exists()
+    result = run_report("service-performance", {"period": "2025-06"}, tmp_path / "out")
+    executed = nbformat.read(result.notebook, as_version=4)
+    chart = next(c for c in executed.cells if "maps.has_boundaries" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in chart.outputs)
+    assert "Rank" in str([o.get("data", {}).get("text/html", "") for o in chart.outputs])
+
+
+def test_equity_report_for_a_small_neighborhood_suppresses_and_explains(riverton, tmp_path):
+    table = riverton.table_path("program_applications").as_posix()
+    hood = duckdb.execute(
+        f"SELECT neighborhood FROM read_parquet('{table}') WHERE neighborhood IS NOT NULL "
+        "AND submitted_at >= DATE '2025-07-01' AND submitted_at < DATE '2025-08-01' GROUP BY 1 ORDER BY count(*), 1 LIMIT 1"
+    ).fetchall()[0][0]
+    result = run_report("equity-report", {"neighborhood": hood, "period": "2025-07"}, tmp_path)
+    page = result.html.read_text(encoding="utf-8")
+    assert "≤10" in page  # small counts of people are suppressed, with the standard's mark
+    check_report_html("13-equity-report", page)
+
+
+# ------------------------------------------------------------------ scale and real data
+
+
+LARGE = registry.get("riverton_large")
+
+
+@pytest.mark.skipif(not LARGE.exists(), reason="riverton_large not built (citykit data build --scale large)")
+def test_service_performance_runs_for_the_whole_large_city_in_30s_and_2gib(tmp_path):
+    started = time.perf_counter()
+    result = run_report("service-performance", {"dataset": "riverton_large"}, tmp_path)
+    seconds = time.perf_counter() - started
+    peak_kernel_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert seconds < 30, f"{seconds:.1f} s"
+    assert peak_kernel_mib < 2048, f"{peak_kernel_mib:.0f} MiB"
+    expected = duckdb.execute(
+        f"SELECT count(*) FROM read_parquet('{LARGE.table_path('service_requests').as_posix()}') "
+        "WHERE created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'"
+    ).fetchall()[0][0]
+    assert f"**Requests:** {expected:,}" in _markdown_outputs(result.notebook)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not SF_SAMPLE.exists(), reason=f"real samples absent ({REALDATA})")
+@pytest.mark.parametrize("module", ["12-service-performance", "14-quality-scorecard"])
+def test_reports_run_on_an_imported_real_sample(module, tmp_path, monkeypatch):
+    importers = pytest.importorskip("citykit.data.importers", reason="citykit.data.importers not built yet")
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    importers.import_requests("auto", SF_SAMPLE, name="sf")
+    dataset = registry.get("sf")
+    assert dataset.table_path("service_requests").exists()  # no population table: 12 ranks counts instead
+    result = run_report(module, {"dataset": "sf", "period": None}, tmp_path / "out")
+    executed = nbformat.read(result.notebook, as_version=4)
+    assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
