@@ -26,6 +26,8 @@ __all__ = [
     "is_kind",
     "not_mistaken",
     "same_index",
+    "same_order",
+    "chart_is_labelled",
 ]
 
 # Advice for mistakes that recur across modules; a test may pass its own as (value, advice).
@@ -187,3 +189,79 @@ def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     if not parts:
         parts.append("some labels are repeated")
     raise AssertionError(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")
+
+
+def same_order(answer: Any, expected: Any, *, name: str, mistakes: Mistakes | None = None) -> None:
+    """Fail unless a Series' labels come in the expected order; name a mistaken order when one
+    matches (e.g. `{"alphabetical": (expected.sort_index(), "that is sorted by name ...")}`)."""
+    is_kind(answer, pd.Series, name=name)
+    have = list(answer.index)
+    if have == list(expected.index):
+        return
+    for key, entry in (mistakes or {}).items():
+        if entry is None:
+            continue
+        value, advice = _mistake(entry, key)
+        if have == list(value.index):
+            raise AssertionError(f"Your {name} is in the wrong order; {advice}")
+    raise AssertionError(
+        f"Your {name} is in the wrong order: expected {', '.join(map(repr, list(expected.index)[:3]))} first."
+    )
+
+
+def chart_is_labelled(ax: Any, *, name: str = "chart") -> None:
+    """Fail naming what is missing when a matplotlib Axes has no title or no axis labels
+    (a chart without them cannot be read on its own, or by a screen reader's alt text)."""
+    if not hasattr(ax, "get_title") or not hasattr(ax, "get_xlabel"):
+        raise AssertionError(f"Your {name} should be a matplotlib Axes (the ax of fig, ax = plt.subplots()).")
+    missing = [
+        what
+        for what, text in (("a title", ax.get_title()), ("an x-axis label", ax.get_xlabel()),
+                           ("a y-axis label", ax.get_ylabel()))
+        if not str(text).strip()
+    ]
+    if missing:
+        raise AssertionError(
+            f"Your {name} has no {' and no '.join(m.split(' ', 1)[1] for m in missing)}; "
+            "give it ax.set_title(...), ax.set_xlabel(...) and ax.set_ylabel(...) so it reads on its own."
+        )
+
+
+def _interior(table: pd.DataFrame, total: str = "Total") -> pd.DataFrame:
+    return table.drop(index=total, columns=total, errors="ignore")
+
+
+def small_cells_hidden(table: Any, *, name: str, low: int | None = None, high: int | None = None) -> None:
+    """Fail when a published table of people shows a count from `low` to `high` (the standard's
+    small-cell range, 1 to 10, by default); hidden entries are missing values."""
+    if low is None or high is None:
+        from citykit.standards import load_disaggregation
+
+        rules = load_disaggregation().small_cells
+        low, high = rules.min_suppressed, rules.max_suppressed
+    is_kind(table, pd.DataFrame, name=name)
+    values = table.apply(pd.to_numeric, errors="coerce")
+    small = (values.ge(low) & values.le(high)).fillna(False).astype(bool)
+    if small.to_numpy().any():
+        row, column = small.stack().loc[lambda cells: cells].index[0]
+        raise AssertionError(
+            f"Your {name} shows {int(values.at[row, column])} people in ({row!r}, {column!r}); publishing "
+            f"unsuppressed small cells ({low} to {high} people) can identify someone. Hide them (missing "
+            f"values), and the cells that would give them away, with citykit.equity.suppress."
+        )
+
+
+def suppression_complementary(table: Any, *, name: str, total: str = "Total") -> None:
+    """Fail when a row or column of a table with margins hides exactly one entry: that entry is its
+    total minus the others (primary suppression without complementary suppression)."""
+    is_kind(table, pd.DataFrame, name=name)
+    hidden = table.isna()
+    for axis, label in ((1, "row"), (0, "column")):
+        lone = hidden.sum(axis=axis).eq(1)
+        if lone.any():
+            where = lone.index[lone.to_numpy()][0]
+            raise AssertionError(
+                f"Your {name} hides a single entry in the {label} {where!r}; anyone can work it out from the "
+                f"{label}'s total. That is primary suppression only: hide a second entry in that {label} "
+                f"(complementary suppression, as citykit.equity.suppress does)."
+            )

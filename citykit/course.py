@@ -109,3 +109,75 @@ def find_module(name: str, modules: list[Module] | None = None) -> Module:
         if name in (module.slug, module.folder_name):
             return module
     raise CitykitError(f"unknown module {name!r}; modules: {', '.join(m.folder_name for m in modules)}")
+
+
+# --- the data dictionary (curriculum/guides/data-dictionary.md) ------------------------------------
+
+DATA_DICTIONARY = "data-dictionary.md"
+
+
+def datapackage_file() -> Path:
+    """The data package that describes every published table: datasets/datapackage.json."""
+    return paths.repo_root() / "datasets" / "datapackage.json"
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _rules(field: dict[str, Any]) -> str:
+    constraints = field.get("constraints") or {}
+    rules = [name for name in ("required", "unique") if constraints.get(name)]
+    if "enum" in constraints:
+        rules.append("one of " + ", ".join(map(str, constraints["enum"])))
+    return "; ".join(rules)
+
+
+def data_dictionary_markdown(datapackage: Path | None = None) -> str:
+    """The course's data dictionary as markdown, generated from the Frictionless data package
+    (`datasets/datapackage.json`): one section per table, one row per column. The committed
+    `curriculum/guides/data-dictionary.md` is this text (a test keeps the two equal)."""
+    import json
+
+    path = datapackage or datapackage_file()
+    package = json.loads(path.read_text(encoding="utf-8"))
+    licences = ", ".join(item.get("name", "") for item in package.get("licenses", []))
+    lines = [
+        "# Data dictionary",
+        "",
+        f"<!-- Generated from datasets/datapackage.json by citykit.course.data_dictionary_markdown(); "
+        "do not edit by hand. -->",
+        "",
+        f"**{_cell(package.get('title', package.get('name', '')))}**"
+        + (f" · version {package['version']}" if package.get("version") else "")
+        + (f" · licence {licences}" if licences else ""),
+        "",
+        _cell(package.get("description", "")),
+        "",
+        "Every table below is a canonical table: an imported city's export becomes the same columns, so "
+        "the course's notebooks run on it unchanged. Load one with "
+        '`citykit.load("service_requests", dataset="riverton")`.',
+        "",
+        "Tables: " + ", ".join(f"`{r['name']}`" for r in package.get("resources", [])) + ".",
+    ]
+    for resource in package.get("resources", []):
+        schema = resource.get("schema") or {}
+        lines += ["", f"## {resource['name']}", "", _cell(resource.get("description", ""))]
+        lines += ["", f"- File: `{resource.get('path', '')}` ({resource.get('format', '')})."]
+        if schema.get("primaryKey"):
+            key = schema["primaryKey"]
+            lines.append(f"- Key: `{', '.join(key) if isinstance(key, list) else key}` (one row each).")
+        for foreign in schema.get("foreignKeys", []):
+            ref = foreign["reference"]
+            lines.append(
+                f"- `{', '.join(foreign['fields'])}` refers to `{ref['resource']}.{', '.join(ref['fields'])}`."
+            )
+        if schema.get("fields"):
+            lines += ["", "| column | type | unit | rules | meaning |", "|---|---|---|---|---|"]
+            for field in schema["fields"]:
+                lines.append(
+                    f"| `{field['name']}` | {field.get('type', '')} | {_cell(field.get('unit', ''))} "
+                    f"| {_cell(_rules(field))} | {_cell(field.get('description', ''))} |"
+                )
+    return "\n".join(lines) + "\n"

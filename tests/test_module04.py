@@ -10,35 +10,12 @@ import nbformat
 import pytest
 
 from citykit import grading, paths
+from notebook_helpers import cells_of, nbgrader_meta, solution_lines
 
 pytestmark = pytest.mark.slow
 
 MODULE = "04-time-to-close"
 SOURCE = paths.notebooks_dir() / MODULE / f"{MODULE}.ipynb"
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def cells_of(kind: str, nb) -> list:
-    """kind: 'test' (autograded), 'solution' (code to write) or 'manual' (written answers)."""
-    picks = {
-        "test": lambda m: m.get("grade") and not m.get("solution"),
-        "solution": lambda m: m.get("solution") and not m.get("grade"),
-        "manual": lambda m: m.get("grade") and m.get("solution"),
-    }[kind]
-    return [cell for cell in nb.cells if picks(nbgrader_meta(cell))]
-
-
-def solution_lines(nb) -> list[str]:
-    lines = []
-    for cell in cells_of("solution", nb):
-        body = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
-        assert body, f"solution cell {nbgrader_meta(cell)['grade_id']} lacks its markers"
-        # the statements that compute answers (visible tests may reuse short expressions)
-        lines += [line.strip() for line in body[1].splitlines() if re.match(r"[\w\[\]\"]+ = ", line.strip())]
-    return lines
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,212 @@
+"""Helpers shared by the module tests (tests/test_module*.py): nbgrader cells, grading a copy of
+the course, injecting a learner's mistake, and reading which test cells failed with what advice.
+
+A plain module (not a conftest): import what you need, e.g.
+`from notebook_helpers import cells_of, graded_course, submit_with_mistakes`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from citykit import grading, paths
+
+REALDATA = paths.repo_root().parent / "shared" / "realdata"
+SF_SAMPLE = REALDATA / "san_francisco" / "311_service_requests.csv"
+
+
+def source_notebook(module: str) -> Path:
+    """notebooks/NN-slug/NN-slug.ipynb for a folder name such as `05-performance-measures`."""
+    return paths.notebooks_dir() / module / f"{module}.ipynb"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def cells_of(kind: str, nb) -> list:
+    """kind: 'test' (autograded), 'solution' (code to write) or 'manual' (written answers)."""
+    picks = {
+        "test": lambda m: m.get("grade") and not m.get("solution"),
+        "solution": lambda m: m.get("solution") and not m.get("grade"),
+        "manual": lambda m: m.get("grade") and m.get("solution"),
+    }[kind]
+    return [cell for cell in nb.cells if picks(nbgrader_meta(cell))]
+
+
+def solution_lines(nb) -> list[str]:
+    lines = []
+    for cell in cells_of("solution", nb):
+        body = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
+        assert body, f"solution cell {nbgrader_meta(cell)['grade_id']} lacks its markers"
+        # the statements that compute answers (visible tests may reuse short expressions)
+        lines += [line.strip() for line in body[1].splitlines() if re.match(r"[\w\[\]\"]+ = ", line.strip())]
+    return lines
+
+
+def by_grade_id(nb) -> dict:
+    return {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
+
+
+def max_points(nb) -> float:
+    return float(sum(nbgrader_meta(c)["points"] for c in cells_of("test", nb)))
+
+
+def graded_course(root: Path, module: str) -> Path:
+    """A copy of the course at `root` holding one module, with its student version generated."""
+    shutil.copytree(source_notebook(module).parent, root / "notebooks" / module)
+    grading.generate(module, course_root=root)
+    return root
+
+
+def autograded_points(course: Path, module: str, student: str) -> tuple[float, float]:
+    grading.autograde(module, student, course_root=course)
+    return grading.score(module, student, part="autograded", course_root=course)
+
+
+def failed_tests(course: Path, module: str, student: str) -> dict[str, str]:
+    """grade_id -> error message, for the test cells that failed in an autograded submission."""
+    graded = nbformat.read(course / "grading" / "autograded" / student / module / f"{module}.ipynb", as_version=4)
+    return {
+        nbgrader_meta(c).get("grade_id"): f"{o.get('ename')}: {o.get('evalue')}"
+        for c in graded.cells
+        for o in c.get("outputs", [])
+        if o.output_type == "error" and nbgrader_meta(c).get("grade")
+    }
+
+
+def with_mistakes(module: str, edits: dict[str, tuple[str, str]]) -> nbformat.NotebookNode:
+    """The solution notebook with learners' mistakes injected: grade_id -> (old text, new text)."""
+    nb = nbformat.read(source_notebook(module), as_version=4)
+    cells = by_grade_id(nb)
+    for grade_id, (old, new) in edits.items():
+        cell = cells[grade_id]
+        assert old in cell.source, f"{grade_id}: {old!r} not in the solution"
+        cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def submit_notebook(course: Path, module: str, student: str, nb, tmp_path: Path) -> None:
+    submission = tmp_path / student / f"{module}.ipynb"
+    submission.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, submission)
+    grading.submit(module, student, submission, course_root=course)
+
+
+def report_html_has_no_code(html: str, nb) -> None:
+    """No solution statement of the notebook appears in a report's HTML."""
+    for line in solution_lines(nb):
+        assert line not in html, f"the report shows code: {line!r}"
+    assert "BEGIN SOLUTION" not in html and "YOUR CODE HERE" not in html
+
+
+# -- checks shared by every module's test file ---------------------------------------------------
+
+
+def check_conventions(module: str, parameter_names: tuple[str, ...] = ("dataset", "period")) -> None:
+    """The source notebook follows the course conventions, and course.yml describes it."""
+    from citykit.course import find_module
+
+    nb = nbformat.read(source_notebook(module), as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    for name in parameter_names:
+        assert re.search(rf"^{name} = ", parameters[0].source, re.M), f"no parameter {name}"
+    assert re.search(r'^dataset = "riverton"', parameters[0].source, re.M)
+    tests = cells_of("test", nb)
+    assert len(tests) >= 3
+    objectives = next(c.source for c in nb.cells if "**Objectives**" in c.source)
+    entry = find_module(module)
+    assert {p.name for p in entry.parameters} >= set(parameter_names)
+    for cell in tests:
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        assert f"`{grade_id}`" in objectives, f"test {grade_id} names no objective"
+        assert entry.assessments.get(grade_id) in entry.objectives, f"course.yml: {grade_id} assesses no objective"
+        hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
+        assert hidden and "read_parquet" in hidden[1], f"{grade_id}: hidden tests must query the parquet file"
+        assert "citykit.load" not in hidden[1] and "check.ADVICE" not in hidden[1] and "equity." not in hidden[1]
+        assert not re.search(r"==\s*\d+\.\d+", hidden[1]), f"{grade_id}: a pasted number"
+        assert nbgrader_meta(cell)["points"] > 0
+    manual = cells_of("manual", nb)
+    assert manual and all(c.cell_type == "markdown" for c in manual)
+    for cell in manual:
+        assert entry.assessments.get(nbgrader_meta(cell)["grade_id"]) in entry.objectives
+    assert 45 <= entry.minutes <= 90
+    assert "Keypoints" in next(c.source for c in reversed(nb.cells) if "training" in c.metadata.get("tags", []))
+    for cell in nb.cells:  # every chart has a title and axis labels
+        if cell.cell_type == "code" and "plt.subplots" in cell.source:
+            assert all(call in cell.source for call in ("set_title(", "set_xlabel(", "set_ylabel("))
+
+
+def check_student_version(course: Path, module: str) -> None:
+    """The released notebook has no solutions or hidden tests, but keeps the visible tests."""
+    source = nbformat.read(source_notebook(module), as_version=4)
+    student = nbformat.read(course / "grading" / "release" / module / f"{module}.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "read_parquet" not in text
+    statements = solution_lines(source)
+    assert len(statements) >= 3
+    assert [line for line in statements if line in text] == []
+    assert text.count("raise NotImplementedError()") == len(cells_of("solution", source))
+    assert "YOUR ANSWER HERE" in text
+    assert len(cells_of("test", student)) == len(cells_of("test", source))
+    assert "check." in text
+
+
+def check_full_marks_and_blank(course: Path, module: str) -> None:
+    """The solution scores every autograded point; the untouched student version scores none."""
+    most = max_points(nbformat.read(source_notebook(module), as_version=4))
+    grading.submit(module, "solver", source_notebook(module), course_root=course)
+    grading.submit(module, "blank", course_root=course)
+    assert autograded_points(course, module, "solver") == (most, most)
+    assert autograded_points(course, module, "blank") == (0.0, most)
+
+
+def check_named_mistakes(
+    course: Path, module: str, tmp_path: Path, edits: dict[str, tuple[str, str]], advice: dict[str, str], student: str = "mistaken"
+) -> dict[str, str]:
+    """Submit the solution with `edits` (solution grade_id -> (old, new)); every test cell in
+    `advice` (test grade_id -> words its message must contain) fails with those words, and no
+    other test cell fails. Returns the failures."""
+    submit_notebook(course, module, student, with_mistakes(module, edits), tmp_path)
+    points, most = autograded_points(course, module, student)
+    source = by_grade_id(nbformat.read(source_notebook(module), as_version=4))
+    lost = sum(nbgrader_meta(source[g])["points"] for g in advice)
+    assert (points, most) == (most - lost, most)
+    failures = failed_tests(course, module, student)
+    assert set(failures) == set(advice), failures
+    for grade_id, words in advice.items():
+        assert words in failures[grade_id], f"{grade_id}: {failures[grade_id]!r} does not say {words!r}"
+        assert failures[grade_id].startswith("AssertionError: Your "), failures[grade_id]
+    return failures
+
+
+def check_production_run(module: str, parameters: dict, out: Path) -> str:
+    """Run under the production-run contract; no error, and HTML without code. Returns the HTML."""
+    from citykit.reports import run_report
+
+    result = run_report(module, parameters, out=out)
+    html = result.html.read_text(encoding="utf-8")
+    report_html_has_no_code(html, nbformat.read(source_notebook(module), as_version=4))
+    assert "Traceback" not in html
+    return html
+
+
+def import_real_sample(home: Path, name: str = "sf") -> str:
+    """Import a real sample into `home` (CITYKIT_HOME must point there); skip when absent."""
+    import pytest
+
+    try:
+        from citykit.data.importers import import_requests
+    except ImportError:
+        pytest.skip("citykit.data.importers is not built yet")
+    sample = {"sf": SF_SAMPLE, "baltimore": REALDATA / "baltimore" / "311_sample.csv"}[name]
+    if not sample.exists():
+        pytest.skip(f"real sample absent ({sample})")
+    import_requests("auto", sample, name=name)
+    return name
