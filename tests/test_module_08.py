@@ -1,0 +1,98 @@
+"""Module 08 (when averages mislead) as a lesson, a graded submission and a report."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from notebook_helpers import (
+    check_conventions,
+    check_full_marks_and_blank,
+    check_named_mistakes,
+    check_production_run,
+    check_student_version,
+    graded_course,
+    import_real_sample,
+    source_notebook,
+)
+
+pytestmark = pytest.mark.slow
+
+MODULE = "08-when-averages-mislead"
+ADJUSTED = "adjusted_share = shares.mul(weights, axis=0).sum()[TERCILES]"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, riverton):
+    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
+
+
+def test_source_notebook_follows_the_conventions():
+    check_conventions(MODULE, ("dataset", "period", "request_type"))
+
+
+def test_the_planted_pattern_is_what_the_lesson_says(riverton):
+    """Independently of the notebook: Illegal Dumping's citywide median is within its target while
+    the lowest-income third of neighborhoods waits more than twice as long as the highest."""
+    import duckdb
+
+    from citykit.standards import load_metrics
+
+    requests, hoods = (riverton.table_path(t).as_posix() for t in ("service_requests", "neighborhoods"))
+    valid = ("status = 'Closed' AND NOT is_duplicate AND NOT flag_closed_before_created AND NOT flag_placeholder_date"
+             " AND request_type = 'Illegal Dumping' AND created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'")
+    days = "epoch(closed_at - created_at) / 86400"
+    citywide = duckdb.execute(f"SELECT median({days}) FROM read_parquet('{requests}') WHERE {valid}").fetchone()[0]
+    by_third = dict(duckdb.execute(f"""
+        WITH h AS (SELECT neighborhood, ntile(3) OVER (ORDER BY median_household_income) AS third FROM read_parquet('{hoods}'))
+        SELECT third, median({days}) FROM read_parquet('{requests}') JOIN h USING (neighborhood) WHERE {valid} GROUP BY 1
+    """).fetchall())
+    assert citywide <= load_metrics()["sla_days"]["Illegal Dumping"]
+    assert by_third[1] > 2 * by_third[3]
+    text = "\n".join(c.source for c in nbformat.read(source_notebook(MODULE), as_version=4).cells)
+    assert "more than twice as long" in text
+
+
+def test_student_version_has_no_solutions_or_hidden_tests(course):
+    check_student_version(course, MODULE)
+
+
+def test_solution_gets_every_autograded_point_and_a_blank_gets_none(course):
+    check_full_marks_and_blank(course, MODULE)
+
+
+def test_common_mistakes_fail_visible_tests_that_name_them(course, tmp_path):
+    check_named_mistakes(course, MODULE, tmp_path, edits={
+        "terciles": ("pd.qcut(", "pd.cut("),
+        "tercile-medians": ('["days_to_close"].median()', '["days_to_close"].mean()'),
+        "mix-adjusted": (ADJUSTED, 'adjusted_share = rows.groupby("tercile")["met_target"].mean()[TERCILES].astype(float)'),
+    }, advice={
+        "income-terciles": "bands of equal width",
+        "hidden-by-average": "that is the mean",
+        "mix-adjusted-share": "crude share within target",
+    })
+
+
+def test_every_type_and_equal_weights_are_named(course, tmp_path):
+    check_named_mistakes(course, MODULE, tmp_path, student="unweighted", edits={
+        "tercile-medians": ('of_type = closed[closed["request_type"].eq(request_type)]', "of_type = closed"),
+        "mix-adjusted": (ADJUSTED, "adjusted_share = shares.mean()[TERCILES]"),
+    }, advice={"hidden-by-average": "takes every request type", "mix-adjusted-share": "equal weights"})
+
+
+@pytest.mark.parametrize("parameters", [{}, {"period": "2024-Q4", "request_type": "Pothole"}])
+def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
+    html = check_production_run(MODULE, parameters, tmp_path)
+    assert "mix-adjusted share within target" in html
+
+
+@pytest.mark.realdata
+def test_real_samples_have_no_neighborhood_incomes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    import_real_sample(tmp_path / "home", "sf")
+    from citykit.data import registry
+
+    if "neighborhoods" not in registry.get("sf").tables:
+        pytest.skip("the real 311 samples carry no neighborhoods table (incomes); "
+                    "import one with `citykit data import-population` to run this module on them")
+    check_production_run(MODULE, {"dataset": "sf", "period": None}, tmp_path / "out")
