@@ -121,23 +121,136 @@ def grade_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def grade_autograde(args: argparse.Namespace) -> int:
-    from citykit.grading import autograde, score
+def grade_setup(args: argparse.Namespace) -> int:
+    from citykit.cohort import Limits, cohort_file
+    from citykit.grading import setup
 
-    autograde(args.module, args.student)
-    points, max_points = score(args.module, args.student)
-    print(f"{args.student}: {points:g} / {max_points:g} points")
+    limits = Limits(cell_timeout=args.cell_timeout, notebook_cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb)
+    cohort = setup(args.cohort, args.roster, due=dict(args.due), late_policy=args.late_policy, limits=limits,
+                   db_url=args.db_url or "", workers=args.workers)  # fmt: skip
+    version = cohort.course_version.get("git_commit") or cohort.course_version["content_hash"]
+    print(f"cohort {cohort.name}: {len(cohort.learners)} learners, course version {version}; written to {cohort_file(cohort.name)}")
+    return 0
+
+
+def grade_release(args: argparse.Namespace) -> int:
+    from citykit.grading import release
+
+    print(f"released to {release(args.module)}")
+    return 0
+
+
+def grade_collect(args: argparse.Namespace) -> int:
+    from citykit.grading import collect, collect_zips
+
+    students = collect_zips(args.module, args.zips) if args.zips else collect(args.module)
+    print(f"{len(students)} submission(s) collected: {', '.join(students)}")
+    return 0
+
+
+def grade_lint(args: argparse.Namespace) -> int:
+    from citykit.grading import assignment_id
+    from citykit.lint import lint_assignment
+
+    found = lint_assignment(assignment_id(args.module), args.student or None)
+    for student, problems in sorted(found.items()):
+        print(f"{student}: " + ("ok" if not problems else "; ".join(("CANNOT GRADE: " if p.fatal else "") + p.message for p in problems)))
+    return 0
+
+
+def grade_autograde(args: argparse.Namespace) -> int:
+    from citykit.cohort import load_cohort
+    from citykit.grading import autograde_cohort
+
+    workers = args.workers
+    if workers is None:
+        try:
+            workers = load_cohort().workers
+        except CitykitError:
+            workers = 2
+    result = autograde_cohort(args.module, args.student or None, workers=workers, force=args.force)
+    print(result.summary())
+    return 0
+
+
+def grade_feedback(args: argparse.Namespace) -> int:
+    from citykit.grading import feedback
+
+    for page in feedback(args.module, args.student or None):
+        print(f"feedback: {page}")
+    return 0
+
+
+def grade_export(args: argparse.Namespace) -> int:
+    from citykit.grading import export
+
+    nbgrader_csv, canvas_csv = export(args.out)
+    print(f"nbgrader grades: {nbgrader_csv}\nCanvas gradebook import: {canvas_csv}")
+    return 0
+
+
+def grade_dashboard(args: argparse.Namespace) -> int:
+    from citykit.grading import dashboard
+
+    print(dashboard(args.out, need_help_below=args.need_help_below))
     return 0
 
 
 # --- report -----------------------------------------------------------------------------------
 
 
+def report_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from citykit.reports import list_reports
+
+    table = Table(title="Production reports (citykit report params NAME)")
+    for column in ("#", "report", "title", "parameters"):
+        table.add_column(column)
+    for m in list_reports():
+        table.add_row(f"{m.number:02d}", m.slug, m.title, ", ".join(p.name for p in m.parameters))
+    Console().print(table)
+    return 0
+
+
+def report_params(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from citykit.params import describe
+    from citykit.reports import resolve
+
+    report = resolve(args.name)
+    table = Table(title=f"Parameters of {report.name}")
+    for column in ("name", "type", "default", "allowed values", "help"):
+        table.add_column(column)
+    for row in describe(report.parameters):
+        table.add_row(row["name"], row["type"], row["default"], row["allowed"], row["help"])
+    Console().print(table)
+    return 0
+
+
 def report_run(args: argparse.Namespace) -> int:
     from citykit.reports import run_report
 
-    result = run_report(args.name, dict(args.parameters), out=args.out)
+    result = run_report(args.name, dict(args.parameters), out=args.out, pdf=args.pdf, timeout=args.timeout)
     print(result)
+    return 0
+
+
+def report_batch(args: argparse.Namespace) -> int:
+    from citykit.batch import run_batch
+    from citykit.errors import WorkFailed
+
+    result = run_batch(
+        args.name, args.over, args.values or None, dict(args.parameters), out=args.out, workers=args.workers,
+        timeout=args.timeout, scheduler=args.scheduler,
+    )  # fmt: skip
+    print(result.summary())
+    print(f"index: {result.index}")
+    if result.failed:
+        raise WorkFailed(f"{len(result.failed)} of {len(result.runs)} reports failed (see {result.index})")
     return 0
 
 
@@ -199,19 +312,70 @@ def build_parser() -> argparse.ArgumentParser:
     p = grade.add_parser("generate", help="write the student versions (solutions and hidden tests removed)")
     p.add_argument("module", nargs="?", default=None, help="module slug or folder (default: all)")
     p.set_defaults(func=grade_generate)
-    p = grade.add_parser("autograde", help="autograde submissions")
+    p = grade.add_parser("setup", help="validate a roster and write the cohort file (nbgrader's course settings)")
+    p.add_argument("--cohort", required=True, help="cohort name, e.g. spring-2026")
+    p.add_argument("--roster", required=True, type=Path, help="CSV: student_id, first_name, last_name[, email, section, sis_user_id, sis_login_id, canvas_id]")
+    p.add_argument("--due", type=_key_value, action="append", default=[], metavar="MODULE=DATE", help="due date (YYYY-MM-DD or ISO time); repeat per module")
+    p.add_argument("--late-policy", choices=("none", "zero"), default="zero", help="late submissions score zero (default) or no penalty")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per notebook cell when grading")
+    p.add_argument("--cpu-seconds", type=int, default=600, help="CPU seconds per graded notebook")
+    p.add_argument("--memory-mb", type=int, default=4096, help="memory (address space) per graded notebook")
+    p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
+    p.add_argument("--workers", type=int, default=2, help="grading processes (default 2)")
+    p.set_defaults(func=grade_setup)
+    p = grade.add_parser("release", help="release a student version through nbgrader's exchange")
     p.add_argument("module")
-    p.add_argument("--student", required=True)
+    p.set_defaults(func=grade_release)
+    p = grade.add_parser("collect", help="collect submissions from the exchange, or from an LMS download folder")
+    p.add_argument("module")
+    p.add_argument("--zips", type=Path, default=None, metavar="FOLDER", help="LMS download folder of zips/notebooks named <student_id>_..._<notebook>.ipynb")
+    p.set_defaults(func=grade_collect)
+    p = grade.add_parser("lint", help="check submissions before grading, in plain language")
+    p.add_argument("module")
+    p.add_argument("--student", action="append", default=[], help="only these learners (repeat)")
+    p.set_defaults(func=grade_lint)
+    p = grade.add_parser("autograde", help="lint, then autograde every submission in parallel (with limits)")
+    p.add_argument("module")
+    p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
+    p.add_argument("--workers", type=int, default=None, help="grading processes (default: the cohort's, 2)")
+    p.add_argument("--force", action="store_true", help="regrade everyone (after a test fix) and report changed scores")
     p.set_defaults(func=grade_autograde)
+    p = grade.add_parser("feedback", help="HTML feedback per learner, without hidden tests")
+    p.add_argument("module")
+    p.add_argument("--student", action="append", default=[], help="only these learners (repeat)")
+    p.set_defaults(func=grade_feedback)
+    p = grade.add_parser("export", help="nbgrader's grades CSV and a Canvas gradebook import CSV")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/export/)")
+    p.set_defaults(func=grade_export)
+    p = grade.add_parser("dashboard", help="the cohort dashboard (objectives heatmap, distributions, failed tests)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/dashboard/)")
+    p.add_argument("--need-help-below", type=float, default=0.6, help="share of points under which a learner needs help")
+    p.set_defaults(func=grade_dashboard)
 
     report = commands.add_parser("report", help="run notebooks as production reports").add_subparsers(
         dest="report_command", required=True, metavar="ACTION"
     )
+    report.add_parser("list", help="the production reports (report: true in course.yml)").set_defaults(func=report_list)
+    p = report.add_parser("params", help="a report's parameters: type, default, allowed values, help")
+    p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.set_defaults(func=report_params)
     p = report.add_parser("run", help="run a module (or a notebook by path) as a report")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the reports/ archive)")
+    p.add_argument("--pdf", action="store_true", help="also print the HTML to PDF (needs headless Chromium)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds before a hung run's kernel is killed")
     p.set_defaults(func=report_run)
+    p = report.add_parser("batch", help="run a report once per value of a parameter, in parallel")
+    p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.add_argument("--over", required=True, help="the parameter to vary (e.g. neighborhood)")
+    p.add_argument("--values", nargs="+", default=None, help="values to run (default: every allowed value)")
+    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
+    p.add_argument("--out", type=Path, default=None, help="batch folder (default: reports/<report>/)")
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per run before its kernel is killed")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on an existing Dask cluster")
+    p.set_defaults(func=report_batch)
     return parser
 
 

@@ -1,20 +1,26 @@
-"""The production-run contract and the report runner (papermill, HTML without code, atomic output)."""
+"""The production-run contract and the report runner: outputs, HTML for readers, atomicity, timeouts."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+import time
 from pathlib import Path
 
 import duckdb
 import nbformat
+import pandas as pd
+import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from citykit import paths
+from citykit.cli import main
 from citykit.errors import CitykitError, WorkFailed
 from citykit.production import ProductionContract, apply_contract, lesson_only_reason, source_index
-from citykit.reports import find_module_notebook, run_report
+from citykit.report_html import find_chromium
+from citykit.reports import default_out, find_module_notebook, prepare, run_report
 
 MODULE = "04-time-to-close"
 SOURCE = paths.notebooks_dir() / MODULE / f"{MODULE}.ipynb"
@@ -24,6 +30,25 @@ KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "languag
 def nbg(grade: bool, solution: bool, task: bool = False) -> dict:
     return {"nbgrader": {"grade": grade, "solution": solution, "task": task, "locked": False,
                          "grade_id": f"g{grade}{solution}{task}", "schema_version": 3}}
+
+
+def tiny_notebook(*cells) -> nbformat.NotebookNode:
+    return new_notebook(cells=list(cells), metadata=KERNEL)
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def body(page: str) -> str:
+    """The page without its stylesheets (the lab CSS mentions code classes)."""
+    return re.sub(r"<style.*?</style>", "", page, flags=re.S)
+
+
+def kernel_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
 
 
 # ------------------------------------------------------------------ the contract
@@ -51,84 +76,209 @@ def test_contract_removes_tests_answers_tasks_and_training_cells():
     assert lesson_only_reason(new_code_cell("z = 2")) is None
 
 
-def test_module_lookup_by_slug_or_folder():
+def test_module_lookup_by_slug_folder_or_path():
     assert find_module_notebook("time-to-close") == SOURCE
     assert find_module_notebook(MODULE) == SOURCE
     with pytest.raises(CitykitError, match=r"unknown module 'no-such-module'; modules: .*04-time-to-close"):
         find_module_notebook("no-such-module")
+    report, _ = prepare(SOURCE, {})  # the module's own notebook by path keeps course.yml's parameters
+    assert report.name == MODULE and [p.type for p in report.parameters] == ["dataset", "period", "neighborhood"]
 
 
-# ------------------------------------------------------------------ running reports
+def test_default_out_is_the_archive(riverton):
+    report, values = prepare("time-to-close", {"neighborhood": "harbor-point", "period": "2025-Q4"})
+    expected = paths.reports_dir() / MODULE / "neighborhood=harbor-point_period=2025-q4" / riverton.as_of.isoformat()
+    assert default_out(report, values) == expected
+    report, values = prepare("time-to-close", {})
+    assert default_out(report, values) == paths.reports_dir() / MODULE / "citywide" / riverton.as_of.isoformat()
+
+
+# ------------------------------------------------------------------ running module 04
+
+
+@pytest.fixture(scope="module")
+def module04(riverton, tmp_path_factory):
+    table = riverton.table_path("service_requests").as_posix()
+    neighborhood = duckdb.execute(f"SELECT min(neighborhood) FROM read_parquet('{table}')").fetchone()[0]
+    out = tmp_path_factory.mktemp("report") / "out"
+    result = run_report("time-to-close", {"neighborhood": neighborhood.lower()}, out)
+    return result, neighborhood, table
 
 
 @pytest.mark.slow
-def test_module_04_runs_as_a_report_for_one_neighborhood(riverton, tmp_path):
-    table = riverton.table_path("service_requests").as_posix()
-    neighborhood = duckdb.execute(f"SELECT min(neighborhood) FROM read_parquet('{table}')").fetchone()[0]
-    expected_requests = duckdb.execute(
-        f"SELECT count(*) FROM read_parquet('{table}') WHERE neighborhood = ? "
-        "AND created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'",
-        [neighborhood],
-    ).fetchone()[0]
-
-    result = run_report("time-to-close", {"neighborhood": neighborhood}, tmp_path)
-    assert result.notebook == tmp_path / f"{MODULE}.ipynb" and result.html == tmp_path / f"{MODULE}.html"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{MODULE}.html", f"{MODULE}.ipynb"]
-
+def test_module_04_writes_every_output(module04, riverton):
+    result, neighborhood, _ = module04
+    out = result.out
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{MODULE}.html", f"{MODULE}.ipynb", f"{MODULE}.xlsx", "manifest.json", "tables"]
+    )
     executed = nbformat.read(result.notebook, as_version=4)
-    assert executed.metadata.papermill.parameters == {"neighborhood": neighborhood}
+    assert executed.metadata.papermill.parameters == {"dataset": "riverton", "period": "2025", "neighborhood": neighborhood}
     assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
     assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in executed.cells)
-    outputs = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells for o in c.get("outputs", []))
-    assert f"**Requests:** {expected_requests:,}" in outputs and neighborhood in outputs
 
-    page = re.sub(r"<style.*?</style>", "", result.html.read_text(encoding="utf-8"), flags=re.S)  # body, not CSS
-    assert "data:image/png;base64" in page  # the chart
+    manifest = json.loads((out / "manifest.json").read_text())
+    build = json.loads((riverton.folder / "build.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["report"] == MODULE
+    assert manifest["parameters"] == {"dataset": "riverton", "period": "2025", "neighborhood": neighborhood}
+    assert manifest["dataset"]["fingerprint"] == build["fingerprint"]
+    assert manifest["dataset"]["as_of"] == riverton.as_of.isoformat()
+    assert {"python", "papermill", "nbconvert", "pandas", "duckdb", "citykit"} <= set(manifest["versions"])
+    assert 0 < manifest["seconds"] < 600 and manifest["started"].startswith(str(pd.Timestamp.now("UTC").year))
+    assert sorted(manifest["outputs"]) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_module_04_tables_match_an_independent_sql_route(module04):
+    result, neighborhood, table = module04
+    expected = duckdb.execute(
+        f"""SELECT request_type, count(*) AS closed_requests,
+                   median(epoch(closed_at - created_at) / 86400.0) AS median_days
+            FROM read_parquet('{table}')
+            WHERE neighborhood = ? AND created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'
+              AND status = 'Closed' AND closed_at IS NOT NULL AND NOT is_duplicate
+              AND NOT flag_closed_before_created AND NOT flag_placeholder_date
+            GROUP BY request_type""",
+        [neighborhood],
+    ).df().set_index("request_type").sort_index()
+    csv = next(p for p in result.tables if "median-days" in p.name)
+    got = pd.read_csv(csv, index_col=0).sort_index()
+    assert list(got.index) == list(expected.index)
+    assert (got["closed_requests"] == expected["closed_requests"]).all()
+    assert (got["median_days"] - expected["median_days"]).abs().max() <= 0.051  # shown to one decimal
+    sheets = pd.read_excel(result.out / f"{MODULE}.xlsx", sheet_name=None, index_col=0)
+    assert len(sheets) == len(result.tables)
+    sheet = next(frame for name, frame in sheets.items() if "median-days" in name)
+    pd.testing.assert_frame_equal(sheet.sort_index(), got, check_dtype=False, check_names=False)
+
+
+@pytest.mark.slow
+def test_module_04_html_is_for_readers_and_accessible(module04):
+    result, neighborhood, _ = module04
+    page = body(result.html.read_text(encoding="utf-8"))
+    assert '<html lang="en">' in page
+    assert len(re.findall(r"<h1[ >]", page)) == 1
+    levels = [int(n) for n in re.findall(r"<h([1-6])[ >]", page)]
+    assert levels[0] == 1 and all(b - a <= 2 for a, b in zip(levels, levels[1:]))  # an outline, h1 first
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert images and all(re.search(r'\balt="[^"]{10,}"', img) for img in images)
+    assert any("Median days to close by request type" in img for img in images)  # alt from the figure's title
+    assert "<th" in page and "<table" in page
+    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched from the network
+    assert f"neighborhood = {neighborhood}" in page and "as of 2025-12-31" in page  # parameters, data as of
     assert "jp-CodeMirrorEditor" not in page and 'class="highlight' not in page  # no code
     input_areas = re.findall(r'<div class="jp-InputArea[^"]*">\s*<div class="([^"]*)"', page)
     assert input_areas and all("jp-RenderedMarkdown" in classes for classes in input_areas)  # narrative only
     assert "jp-InputPrompt" not in page and "jp-OutputPrompt" not in page
-    source = nbformat.read(SOURCE, as_version=4)
-    removed = [c for c in source.cells if lesson_only_reason(c)]
-    for cell in removed:  # no test code, no written answer, no lesson text
+    for cell in (c for c in nbformat.read(SOURCE, as_version=4).cells if lesson_only_reason(c)):
         first_line = next(line for line in cell.source.splitlines() if line.strip()).lstrip("#> ").strip()
         assert first_line not in page and html.escape(first_line) not in page, first_line
     for text in ("BEGIN SOLUTION", "read_parquet", "check.", "YOUR CODE", "Exercise"):
         assert text not in page
-    assert "About these figures" in page
+    assert "About these figures" in page  # methodology and caveats
 
 
-def tiny_notebook(*cells) -> nbformat.NotebookNode:
-    return new_notebook(cells=list(cells), metadata=KERNEL)
+# ------------------------------------------------------------------ small synthetic notebooks
 
 
 @pytest.mark.slow
 def test_a_failing_report_names_its_cell_and_keeps_the_previous_report(tmp_path):
     out = tmp_path / "out"
-    (tmp_path / "good").mkdir()
-    (tmp_path / "bad").mkdir()
-    good = tiny_notebook(
+    good = write(tiny_notebook(
         new_code_cell("divisor = 2", metadata={"tags": ["parameters"]}),
         new_code_cell("print(10 / divisor)"),
-    )
-    bad = tiny_notebook(
+    ), tmp_path / "good" / "daily.ipynb")  # fmt: skip
+    bad = write(tiny_notebook(
         new_markdown_cell("lesson only", metadata={"tags": ["training"]}),
         new_code_cell("divisor = 2", metadata={"tags": ["parameters"]}),
         new_code_cell("half = divisor / 2"),
         new_code_cell("print(10 / divisor)"),
-    )
-    nbformat.write(good, tmp_path / "good" / "daily.ipynb")
-    nbformat.write(bad, tmp_path / "bad" / "daily.ipynb")
+    ), tmp_path / "bad" / "daily.ipynb")  # fmt: skip
 
-    first = run_report(tmp_path / "good" / "daily.ipynb", {"divisor": 4}, out)
+    first = run_report(good, {"divisor": "4"}, out)
     executed = nbformat.read(first.notebook, as_version=4)
     assert executed.cells[-1].outputs[0].text.strip() == "2.5"
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(before) == {"daily.ipynb", "daily.html"}
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert {"daily.ipynb", "daily.html", "manifest.json"} <= set(before)
 
-    with pytest.raises(WorkFailed, match=r"report daily failed: cell 3 raised ZeroDivisionError: division by zero"):
-        run_report(tmp_path / "bad" / "daily.ipynb", {"divisor": 0}, out)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # intact, no staging left behind
+    with pytest.raises(WorkFailed, match=r"report daily failed: cell 3 \(print\(10 / divisor\)\) raised ZeroDivisionError: division by zero"):
+        run_report(bad, {"divisor": 0}, out)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "good", "out", "out.failed"]  # no staging left
+    kept = nbformat.read(tmp_path / "out.failed" / "daily.ipynb", as_version=4)
+    assert any(o.get("ename") == "ZeroDivisionError" for c in kept.cells for o in c.get("outputs", []))
+    assert json.loads((tmp_path / "out.failed" / "manifest.json").read_text())["status"] == "failed"
+
+    capsys_code = main(["report", "run", str(bad), "-p", "divisor=0", "--out", str(out)])
+    assert capsys_code == 1
+
+
+@pytest.mark.slow
+def test_a_hung_cell_is_killed_at_the_timeout(tmp_path):
+    nb = write(tiny_notebook(
+        new_code_cell("seconds = 600", metadata={"tags": ["parameters"]}),
+        new_code_cell("import time\ntime.sleep(seconds)"),
+    ), tmp_path / "hang.ipynb")  # fmt: skip
+    started = time.perf_counter()
+    with pytest.raises(WorkFailed, match=r"report hang failed: .*timed out after 3 s"):
+        run_report(nb, {}, tmp_path / "out", timeout=3)
+    assert time.perf_counter() - started < 30
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.failed" / "hang.ipynb").exists()
+    assert kernel_processes() == []  # no kernel left running
+
+
+@pytest.mark.slow
+def test_manifest_never_holds_a_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYKIT_TEST_DB_URL", "postgresql://analyst:s3cret-pw@db.example/city")
+    nb = write(tiny_notebook(
+        new_code_cell('source = "postgresql://analyst:hunter2@db.example/city"', metadata={"tags": ["parameters"]}),
+        new_code_cell("import os\nprint(len(source))"),
+    ), tmp_path / "db.ipynb")  # fmt: skip
+    result = run_report(nb, {}, tmp_path / "out")
+    text = (result.out / "manifest.json").read_text()
+    assert "hunter2" not in text and "s3cret-pw" not in text and "CITYKIT_TEST_DB_URL" not in text
+    assert json.loads(text)["parameters"]["source"] == "postgresql://***@db.example/city"
+
+
+@pytest.mark.slow
+def test_figures_get_alt_text_and_tables_their_names(tmp_path):
+    nb = write(tiny_notebook(
+        new_markdown_cell("# Weekly requests\nA tiny report."),
+        new_code_cell("weeks = 4", metadata={"tags": ["parameters"]}),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom citykit.reports import describe_figure, publish_table\n"
+            "fig, ax = plt.subplots()\nax.plot(range(weeks), [3, 1, 4, 1][:weeks])\n"
+            "ax.set_title('Requests per week')\nax.set_xlabel('Week')\nax.set_ylabel('Requests')\nplt.show()\n"
+            "fig2, ax2 = plt.subplots()\nax2.bar(['a', 'b'], [1, 2])\n"
+            "describe_figure(fig2, 'Bar chart: b has twice the requests of a.')\nplt.show()"
+        ),
+        new_markdown_cell("## Counts by type"),
+        new_code_cell("frame = pd.DataFrame({'type': ['a', 'b'], 'requests': [1, 2]}).set_index('type')\ndisplay(frame)"),
+        new_code_cell("publish_table(frame * 10, 'ten times')"),
+    ), tmp_path / "weekly.ipynb")  # fmt: skip
+    result = run_report(nb, {"weeks": 3}, tmp_path / "out")
+    page = body(result.html.read_text(encoding="utf-8"))
+    alts = re.findall(r'<img\b[^>]*\balt="([^"]*)"', page)
+    assert alts == [
+        "Chart: Requests per week; horizontal axis: Week; vertical axis: Requests",
+        "Bar chart: b has twice the requests of a.",
+    ]
+    assert [p.name for p in result.tables] == ["01-counts-by-type.csv", "02-ten-times.csv"]
+    assert pd.read_csv(result.tables[1], index_col=0)["requests"].tolist() == [10, 20]
+    assert len(re.findall(r"<h1[ >]", page)) == 1 and "weeks = 3" in page
+
+
+@pytest.mark.slow
+def test_pdf_is_printed_with_headless_chromium(tmp_path):
+    nb = write(tiny_notebook(new_code_cell("x = 1", metadata={"tags": ["parameters"]}), new_code_cell("print(x)")),
+               tmp_path / "short.ipynb")  # fmt: skip
+    if find_chromium() is None:
+        with pytest.raises(CitykitError, match="needs headless Chromium"):
+            run_report(nb, {}, tmp_path / "out", pdf=True)
+        assert not (tmp_path / "out").exists()
+        return
+    result = run_report(nb, {}, tmp_path / "out", pdf=True)
+    assert result.pdf is not None and result.pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_missing_notebook_path_is_bad_input(tmp_path):

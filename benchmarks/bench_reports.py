@@ -1,0 +1,251 @@
+"""Report speed: a batch of neighborhood reports against the plain tools, a one-run breakdown, large scale.
+
+    .venv/bin/python benchmarks/bench_reports.py [REPORT] [--count 24] [--workers N] [--skip-cli]
+        [--skip-large] [--large-home DIR]
+
+REPORT defaults to 12-service-performance (04-time-to-close while that notebook does not exist).
+Every method runs the same production-contract notebook for the same `--count` neighborhoods and
+writes HTML without code:
+
+  (a) plain CLI loop  : `papermill in.ipynb out.ipynb -p neighborhood X` then
+                        `jupyter nbconvert --to html --no-input out.ipynb`, once per neighborhood
+  (b) in-process loop : one Python process calling papermill.execute_notebook and nbconvert's
+                        HTMLExporter per neighborhood (the best sequential script)
+  (c) citykit batch   : `citykit report batch REPORT --over neighborhood` (warm workers, kernels reused)
+  (c') same, kernels restarted per report (what reusing the kernel saves)
+
+It prints each method's wall time, the median seconds per report where a method reports them, and
+the ratios (a)/(c) and (b)/(c) from this one run. Then a breakdown of one run (kernel start,
+imports, data load, compute, render, runner overhead) with a fresh kernel and with a reused one,
+and the whole city at large scale (`riverton_large`, built with `citykit data build --scale large`
+if missing): end-to-end seconds and the peak resident memory of the runner and its kernel together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import nbformat
+import psutil
+
+from citykit import paths
+from citykit.data import registry
+from citykit.production import apply_contract
+
+BIN = Path(sys.executable).parent
+LOAD_MARKERS = ("citykit.load(", "load(", "query(", "read_parquet", ".execute(")
+
+
+def default_report() -> str:
+    return "12-service-performance" if (paths.notebooks_dir() / "12-service-performance").exists() else "04-time-to-close"
+
+
+def neighborhoods(count: int) -> list[str]:
+    path = registry.get("riverton").table_path("neighborhoods").as_posix()
+    names = [r[0] for r in duckdb.execute(f"SELECT neighborhood FROM read_parquet('{path}') ORDER BY 1").fetchall()]
+    return (names * (count // len(names) + 1))[:count]
+
+
+def timed(command: list[str], env: dict | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    return time.perf_counter() - started
+
+
+def contract_notebook(report: str, folder: Path) -> Path:
+    from citykit.reports import resolve
+
+    nb = apply_contract(nbformat.read(resolve(report).source, as_version=4))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "input.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def plain_cli(notebook: Path, hoods: list[str], folder: Path) -> tuple[float, list[float]]:
+    per_report = []
+    started = time.perf_counter()
+    for i, hood in enumerate(hoods):
+        executed = folder / f"cli-{i:02d}.ipynb"
+        t = timed([str(BIN / "papermill"), str(notebook), str(executed), "-p", "neighborhood", hood, "--no-progress-bar"])
+        t += timed([str(BIN / "jupyter"), "nbconvert", "--to", "html", "--no-input", str(executed)])
+        per_report.append(t)
+    return time.perf_counter() - started, per_report
+
+
+IN_PROCESS = textwrap.dedent("""
+    import json, sys, time
+    import papermill
+    from nbconvert import HTMLExporter
+    notebook, folder, hoods = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    times = []
+    for i, hood in enumerate(hoods):
+        t = time.perf_counter()
+        nb = papermill.execute_notebook(notebook, f"{folder}/inproc-{i:02d}.ipynb", parameters={"neighborhood": hood},
+                                        progress_bar=False)
+        body, _ = HTMLExporter(exclude_input=True).from_notebook_node(nb)
+        open(f"{folder}/inproc-{i:02d}.html", "w").write(body)
+        times.append(time.perf_counter() - t)
+    print(json.dumps(times))
+""")
+
+
+def in_process(notebook: Path, hoods: list[str], folder: Path) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(notebook), str(folder), json.dumps(hoods)],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    return time.perf_counter() - started, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+BATCH = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from citykit.batch import run_batch
+    report, out, hoods, workers, reuse = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+    result = run_batch(report, "neighborhood", hoods, out=Path(out), workers=workers, reuse_kernel=reuse, progress=False)
+    assert not result.failed, result.summary()
+    print(json.dumps([r.seconds for r in result.runs]))
+""")
+
+
+def citykit_cli_batch(report: str, hoods: list[str], folder: Path, workers: int) -> float:
+    return timed([str(BIN / "citykit"), "report", "batch", report, "--over", "neighborhood", "--values", *hoods,
+                  "--out", str(folder / "batch"), "--workers", str(workers)])  # fmt: skip
+
+
+def citykit_batch(report: str, hoods: list[str], folder: Path, workers: int, reuse: bool) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", BATCH, report, str(folder / f"batch-{int(reuse)}"), json.dumps(hoods),
+                           str(workers), "1" if reuse else "0"], check=True, capture_output=True, text=True)  # fmt: skip
+    return time.perf_counter() - started, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def breakdown(report: str, hood: str, folder: Path) -> None:
+    """Where one run's time goes: with a fresh kernel, then in a reused (batch) kernel."""
+    from citykit.reports import ReportKernel, resolve, run_report
+
+    source = nbformat.read(resolve(report).source, as_version=4)
+    kernel = ReportKernel(env={"CITYKIT_DUCKDB_THREADS": "1"}, reuse=True)
+    try:
+        for label in ("fresh kernel", "reused kernel"):
+            started = time.perf_counter()
+            result = run_report(report, {"neighborhood": hood}, folder / f"breakdown-{label[:5]}", kernel=kernel)
+            total = time.perf_counter() - started
+            t = result.timings
+            load = sum(s for i, s in t["cells"].items() if i >= 0 and any(m in source.cells[i].source for m in LOAD_MARKERS))
+            compute = t["run cells"] - load
+            accounted = t["kernel start"] + t["imports"] + t["run cells"] + t["render"]
+            print(f"  {label:14s} total {total:5.2f} s = kernel start {t['kernel start']:.2f} + imports {t['imports']:.2f}"
+                  f" + data load {load:.2f} + compute {compute:.2f} + render/tables/manifest {t['render']:.2f}"
+                  f" + runner overhead {total - accounted:.2f}")  # fmt: skip
+            slowest = sorted(((s, i) for i, s in t["cells"].items() if i >= 0), reverse=True)[:3]
+            print("                 slowest cells: " + ", ".join(f"cell {i} {s:.2f} s" for s, i in slowest))
+    finally:
+        kernel.shutdown()
+
+
+LARGE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from citykit.reports import run_report
+    t = time.perf_counter()
+    run_report(sys.argv[1], {"dataset": "riverton_large", "period": None}, Path(sys.argv[2]))
+    print(time.perf_counter() - t)
+""")
+
+
+def large_scale(report: str, folder: Path, home: str | None) -> None:
+    env = dict(os.environ, **({"CITYKIT_HOME": home} if home else {}))
+    probe = subprocess.run([sys.executable, "-c", "from citykit.data import registry; print(registry.get('riverton_large').exists())"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    if probe.stdout.strip() != "True":
+        print("  building riverton_large (citykit data build --scale large) ...")
+        subprocess.run([str(BIN / "citykit"), "data", "build", "--scale", "large"], check=True, env=env)
+    started = time.perf_counter()
+    child = psutil.Popen([sys.executable, "-c", LARGE, report, str(folder / "large")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    peak = [0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            try:
+                tree = [child, *child.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    sampler.join()
+    seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        print(f"  large run failed: {err.strip().splitlines()[-1] if err.strip() else child.returncode}")
+        return
+    rows = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)", [str(Path(env.get("CITYKIT_HOME") or paths.citykit_home())
+                                                     / "published/riverton_large/service_requests.parquet")]
+    ).fetchone()[0]  # fmt: skip
+    gib = peak[0] / 2**30
+    print(f"  whole city, riverton_large ({rows:,} requests): {seconds:.1f} s end to end (target < 30 s), "
+          f"peak memory {gib:.2f} GiB runner + kernel (target < 2 GiB)")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", nargs="?", default=None)
+    parser.add_argument("--count", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--skip-cli", action="store_true", help="skip (a), the slowest method")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--large-home", default=None, help="CITYKIT_HOME holding riverton_large (default: the kit's)")
+    args = parser.parse_args()
+    report = args.report or default_report()
+    hoods = neighborhoods(args.count)
+    print(f"report {report}, {len(hoods)} neighborhood reports, {args.workers} workers, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="citykit-bench-") as tmp:
+        folder = Path(tmp)
+        notebook = contract_notebook(report, folder)
+        rows = []
+        if not args.skip_cli:
+            total, each = plain_cli(notebook, hoods, folder)
+            rows.append(("(a) papermill + nbconvert CLI loop", total, statistics.median(each)))
+        total, each = in_process(notebook, hoods, folder)
+        rows.append(("(b) in-process papermill + nbconvert", total, statistics.median(each)))
+        total, each = citykit_batch(report, hoods, folder, args.workers, reuse=False)
+        rows.append(("(c') citykit batch, kernel per report", total, statistics.median(each)))
+        total, each = citykit_batch(report, hoods, folder, args.workers, reuse=True)
+        rows.append(("(c) citykit batch (API)", total, statistics.median(each)))
+        cli_total = citykit_cli_batch(report, hoods, folder, args.workers)
+        rows.append(("(c) citykit report batch (CLI)", cli_total, float("nan")))
+        for label, total, median in rows:
+            per = f"median {median:.2f} s per report (in its worker)" if median == median else ""
+            print(f"  {label:40s} {total:7.1f} s   {per}")
+        best = cli_total
+        by = {label[:3]: total for label, total, _ in rows}
+        if "(a)" in by:
+            print(f"  ratio (a)/(c): {by['(a)'] / best:.1f}x faster than the plain CLI loop (target >= 4x)")
+        print(f"  ratio (b)/(c): {by['(b)'] / best:.1f}x faster than the in-process loop (target >= 1.7x)")
+        print(f"  reusing kernels: (c')/(c) = {rows[2][1] / rows[3][1]:.1f}x")
+        print("one run, where the time goes:")
+        breakdown(report, hoods[0], folder)
+        if not args.skip_large:
+            print("large scale:")
+            large_scale(report, folder, args.large_home)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""Report parameters: their schema, and validation before any kernel starts.
+
+A module's parameters are declared in course.yml (type, default, allowed values, help); a notebook
+given by path declares them in its `parameters` cell (read with papermill's `inspect_notebook`).
+Types: `dataset` (a registered, built dataset), `period` (parsed by `parse_period`, must overlap
+the dataset's coverage), `neighborhood` (must be in the dataset's neighborhoods table; None means
+citywide), and `str`, `int`, `float`, `bool`, each with optional `choices`.
+
+    specs = module_parameters(find_module("time-to-close"))
+    values = validate(specs, {"neighborhood": "harbor-point", "period": "2025-Q4"})
+
+`validate` converts command-line text to typed values, fills in defaults, maps a neighborhood's
+slug or case variant to its name in the data, and raises one clear `CitykitError` for the first
+problem, so a bad value never reaches a kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from citykit.course import Module, Parameter
+from citykit.errors import CitykitError
+
+DATA_TYPES = ("dataset", "period", "neighborhood")
+SCALAR_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+NONE_WORDS = {"", "none", "null", "citywide", "all"}
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # dataset | period | neighborhood | str | int | float | bool
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    @classmethod
+    def from_course(cls, p: Parameter) -> "ParamSpec":
+        if p.type not in DATA_TYPES and p.type not in SCALAR_TYPES:
+            raise CitykitError(f"parameter {p.name!r} has unknown type {p.type!r} in course.yml")
+        return cls(p.name, p.type, p.default, p.help, p.choices)
+
+
+def module_parameters(module: Module) -> list[ParamSpec]:
+    return [ParamSpec.from_course(p) for p in module.parameters]
+
+
+def notebook_parameters(notebook: Path) -> list[ParamSpec]:
+    """Parameters of a notebook's `parameters` cell; `dataset`/`period`/`neighborhood` keep their meaning."""
+    import tempfile
+
+    import nbformat
+    from papermill import inspect_notebook
+
+    nb = nbformat.read(notebook, as_version=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not nb.metadata.get("kernelspec", {}).get("name"):  # papermill needs a kernel name to read it
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            notebook = Path(tmp) / "notebook.ipynb"
+            nbformat.write(nb, notebook)
+        found = inspect_notebook(str(notebook))
+    specs = []
+    for name, info in found.items():
+        default = _literal(info.get("default"))
+        inferred = info.get("inferred_type_name") or ""
+        if name in DATA_TYPES:
+            kind = name
+        elif inferred in SCALAR_TYPES:
+            kind = inferred
+        else:
+            kind = type(default).__name__ if type(default).__name__ in SCALAR_TYPES else "str"
+        specs.append(ParamSpec(name, kind, default, info.get("help") or ""))
+    return specs
+
+
+def _literal(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def slugify(value: Any) -> str:
+    """`Harbor Point` -> `harbor-point`; numbers keep their sign and decimal point."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-") or "none"
+
+
+def validate(specs: Sequence[ParamSpec], given: Mapping[str, Any], report: str = "report") -> dict[str, Any]:
+    """Every parameter's typed value (given or default); `CitykitError` on the first bad one."""
+    by_name = {s.name: s for s in specs}
+    unknown = [k for k in given if k not in by_name]
+    if unknown:
+        known = ", ".join(by_name) or "none"
+        raise CitykitError(f"unknown parameter {unknown[0]!r} for {report}; its parameters: {known}")
+    values: dict[str, Any] = {}
+    # the dataset first: periods and neighborhoods are checked against it
+    ordered = sorted(specs, key=lambda s: s.type != "dataset")
+    dataset = None
+    for spec in ordered:
+        raw = given.get(spec.name, spec.default)
+        value = convert(spec, raw, dataset)
+        if spec.type == "dataset":
+            dataset = value
+        values[spec.name] = value
+    return {s.name: values[s.name] for s in specs}
+
+
+def convert(spec: ParamSpec, raw: Any, dataset: str | None = None) -> Any:
+    """One parameter's typed value, checked against its type, choices and the dataset."""
+    if isinstance(raw, str) and raw.strip().lower() in NONE_WORDS and _may_be_none(spec):
+        return None
+    if raw is None:
+        if _may_be_none(spec):
+            return None
+        raise CitykitError(f"parameter {spec.name!r} needs a value ({spec.type})")
+    if spec.type == "dataset":
+        value = check_dataset(str(raw))
+    elif spec.type == "period":
+        value = check_period(str(raw), dataset)
+    elif spec.type == "neighborhood":
+        value = check_neighborhood(str(raw), dataset)
+    else:
+        value = _scalar(spec, raw)
+    if spec.choices is not None and value not in spec.choices:
+        raise CitykitError(
+            f"parameter {spec.name!r} cannot be {raw!r}; choose one of: {', '.join(map(str, spec.choices))}"
+        )
+    return value
+
+
+def _may_be_none(spec: ParamSpec) -> bool:
+    return spec.type in ("period", "neighborhood") or spec.default is None
+
+
+def _scalar(spec: ParamSpec, raw: Any) -> Any:
+    kind = SCALAR_TYPES[spec.type]
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise CitykitError(f"parameter {spec.name!r} must be true or false, not {raw!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise CitykitError(f"parameter {spec.name!r} must be {_article(spec.type)}, not {raw!r}") from None
+
+
+def _article(kind: str) -> str:
+    return {"int": "a whole number", "float": "a number", "str": "text"}[kind]
+
+
+def check_dataset(name: str) -> str:
+    from citykit.data import registry
+
+    ds = registry.get(name)  # unknown names: CitykitError listing the registered ones
+    if not ds.exists():
+        hint = "citykit data build" + (" --scale large" if name.endswith("_large") else "")
+        raise CitykitError(f"dataset {name!r} is registered but has no data yet; build or import it ({hint})")
+    return name
+
+
+def check_period(text: str, dataset: str | None) -> str:
+    """The period's label, when it overlaps the dataset's service requests."""
+    from citykit.data.periods import parse_period
+
+    period = parse_period(text)
+    if dataset is not None:
+        first, last = coverage(dataset)
+        if first is not None and not (period.start <= last and period.end > first):
+            raise CitykitError(
+                f"period {period.label} is outside dataset {dataset!r}, which covers {first} to {last}"
+            )
+    return period.label
+
+
+def _version(dataset: str) -> tuple:
+    """What a dataset's cached facts depend on: its parquet files' sizes and times (or its name)."""
+    from citykit.data import registry
+
+    ds = registry.get(dataset)
+    if ds.kind != "parquet":
+        return (dataset, ds.kind)
+    stats = [p.stat() for p in sorted(ds.folder.glob("*.parquet"))]
+    return (dataset, str(ds.folder), tuple((s.st_mtime_ns, s.st_size) for s in stats))
+
+
+def coverage(dataset: str):
+    """First and last day of the dataset's service requests (from parquet statistics when possible)."""
+    return _coverage(_version(dataset))
+
+
+@functools.lru_cache(maxsize=32)
+def _coverage(version: tuple):
+    from citykit.data import load, registry
+
+    dataset = version[0]
+    ds = registry.get(dataset)
+    if ds.kind == "parquet":
+        path = ds.table_path("service_requests").as_posix()
+        first, last = load.connect().execute(
+            f"SELECT min(created_at), max(created_at) FROM read_parquet('{path}')"
+        ).fetchone()
+    else:
+        frame = load.load("service_requests", dataset=dataset, columns=["created_at"])
+        first, last = frame["created_at"].min(), frame["created_at"].max()
+    if first is None or first != first:
+        return None, None
+    return first.date(), last.date()
+
+
+def neighborhoods(dataset: str) -> list[str]:
+    """The dataset's neighborhood names, sorted (cached while its files do not change)."""
+    return list(_neighborhoods(_version(dataset)))
+
+
+@functools.lru_cache(maxsize=32)
+def _neighborhoods(version: tuple) -> tuple[str, ...]:
+    from citykit.data.load import load
+
+    names = load("neighborhoods", dataset=version[0], columns=["neighborhood"])["neighborhood"]
+    return tuple(sorted(str(n) for n in names.dropna().unique()))
+
+
+def check_neighborhood(text: str, dataset: str | None) -> str:
+    """The neighborhood's name as the data spells it (its slug or any letter case is accepted)."""
+    dataset = dataset or "riverton"  # a learner's notebook without a dataset parameter reads the bundled city
+    known = neighborhoods(dataset)
+    for name in known:
+        if text == name or text.strip().lower() == name.lower() or slugify(text) == slugify(name):
+            return name
+    raise CitykitError(f"unknown neighborhood {text!r} in dataset {dataset!r}; choose from: {', '.join(known)}")
+
+
+def allowed_values(spec: ParamSpec, dataset: str | None) -> list[Any]:
+    """Every allowed value of a parameter (a batch's default `--values`)."""
+    if spec.choices is not None:
+        return list(spec.choices)
+    if spec.type == "neighborhood":
+        return neighborhoods(dataset or "riverton")
+    if spec.type == "bool":
+        return [True, False]
+    if spec.type == "dataset":
+        from citykit.data import registry
+
+        return [n for n, ds in registry.all_datasets().items() if ds.exists()]
+    raise CitykitError(f"parameter {spec.name!r} ({spec.type}) has no list of allowed values; give --values")
+
+
+def dataset_of(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> str | None:
+    """The value of the dataset-typed parameter, if any."""
+    return next((values.get(s.name) for s in specs if s.type == "dataset"), None)
+
+
+def describe(specs: Sequence[ParamSpec]) -> list[dict[str, str]]:
+    """Rows for `citykit report params NAME`: name, type, default, allowed values, help."""
+    rows = []
+    for s in specs:
+        if s.choices is not None:
+            allowed = ", ".join(map(str, s.choices))
+        else:
+            allowed = {
+                "dataset": "a registered dataset that has data",
+                "period": "2025, 2025-Q3, 2025-07 or 2025-01-01/2025-06-30, within the data",
+                "neighborhood": "a neighborhood of the dataset, or empty for citywide",
+                "bool": "true or false",
+            }.get(s.type, "any " + s.type)
+        rows.append({"name": s.name, "type": s.type, "default": "" if s.default is None else str(s.default),
+                     "allowed": allowed, "help": s.help})
+    return rows
+
+
+def parameters_slug(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> str:
+    """A stable folder name for a set of values: the ones differing from defaults, sorted by name.
+
+    `neighborhood=harbor-point_period=2025-q4`; `citywide` when every value is its default.
+    """
+    defaults = {s.name: s.default for s in specs}
+    parts = [
+        f"{slugify(k)}={slugify(v)}"
+        for k, v in sorted(values.items())
+        if v is not None and str(v) != str(defaults.get(k))
+    ]
+    return "_".join(parts) or "citywide"

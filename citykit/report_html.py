@@ -1,0 +1,355 @@
+"""What a report looks like to its readers: accessible HTML, tables as CSV/XLSX, PDF.
+
+Two halves:
+- in the kernel, `install_kernel_hooks()` (run by the runner before the notebook, never part of it)
+  gives every matplotlib figure alt text (output metadata `image/png.alt`, from the figure's titles
+  and axis labels, or `citykit.reports.describe_figure(fig, "...")`) and records every displayed
+  DataFrame as a table (mimetype `application/vnd.citykit.table+json`, named by
+  `citykit.reports.publish_table(df, name)` or after the heading above it);
+- in the runner, `render_html` exports the executed notebook with the `report` nbconvert template
+  (`citykit/templates/report/`: `<html lang="en">`, no code, no scripts from the network, alt text on
+  every image), `write_tables` writes each table as CSV and all of them in one XLSX workbook, and
+  `print_pdf` prints the HTML with the system's headless Chromium.
+
+Accessibility aims at WCAG 2.1 AA basics (the level the 2024 ADA Title II rule requires of city web
+content): a page language, one h1 and a heading outline, header cells on tables, alt text on images.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TABLE_MIME = "application/vnd.citykit.table+json"
+TABLE_ATTR = "citykit_table"  # DataFrame.attrs key publish_table sets
+ALT_ATTR = "citykit_alt"  # Figure attribute describe_figure sets
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
+
+_rc_snapshot: dict | None = None
+
+# ------------------------------------------------------------------ in the kernel
+
+
+def install_kernel_hooks() -> None:
+    """Warm the kernel's imports and register the figure-alt and table formatters (idempotent)."""
+    global _rc_snapshot
+    import duckdb  # noqa: F401  (warm imports: paid once per kernel, not once per report)
+    import matplotlib
+    import matplotlib.pyplot  # noqa: F401  (activates the inline backend before we wrap it)
+    import pandas as pd
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    import citykit.data.load  # noqa: F401
+
+    try:
+        import seaborn  # noqa: F401
+    except ImportError:
+        pass
+    shell = get_ipython()
+    if shell is None:
+        return
+    # the inline backend registers its figure printer when first used: use it now, then wrap it
+    matplotlib.pyplot.close(matplotlib.pyplot.figure())
+    formatters = shell.display_formatter.formatters
+    png = formatters["image/png"]
+    original = png.lookup_by_type(Figure)
+    if not getattr(original, "_citykit", False):
+
+        def png_with_alt(fig: Figure) -> Any:
+            data = original(fig)
+            return None if data is None else (data, {"alt": figure_alt(fig)})
+
+        png_with_alt._citykit = True  # type: ignore[attr-defined]
+        png.for_type(Figure, png_with_alt)
+    if TABLE_MIME not in formatters:
+        from IPython.core.formatters import JSONFormatter
+        from traitlets import Unicode
+
+        class TableFormatter(JSONFormatter):
+            format_type = Unicode(TABLE_MIME)
+
+        table = TableFormatter(parent=shell.display_formatter)
+        table.for_type(pd.DataFrame, table_payload)
+        formatters[TABLE_MIME] = table
+    _rc_snapshot = dict(matplotlib.rcParams)
+
+
+def reset_kernel_state() -> None:
+    """Between two reports in one kernel: a clean namespace, figures closed, settings restored.
+
+    Cheaper than `%reset -f` (which also runs a full garbage collection, ~0.5 s): the user's names
+    go, the output cache goes, modules already imported stay imported.
+    """
+    import warnings
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        hidden = shell.user_ns_hidden
+        for name in [n for n in shell.user_ns if n not in hidden]:
+            del shell.user_ns[name]
+        shell.user_ns.get("_oh", {}).clear()
+        for name in ("_", "__", "___"):
+            shell.user_ns[name] = ""
+    plt.close("all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if _rc_snapshot is not None:
+            matplotlib.rcParams.update(_rc_snapshot)
+        pd.reset_option("all")
+
+
+def figure_alt(fig: Any) -> str:
+    """Alt text for a figure: its own (describe_figure), else its titles and axis labels."""
+    explicit = getattr(fig, ALT_ATTR, None)
+    if explicit:
+        return str(explicit)
+    parts = []
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if suptitle:
+        parts.append(suptitle)
+    for ax in fig.get_axes():
+        title = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t)
+        labels = [f"{axis} axis: {label}" for axis, label in (("horizontal", ax.get_xlabel()), ("vertical", ax.get_ylabel())) if label]
+        if title or labels:
+            parts.append("; ".join([title.replace("\n", ", ")] + labels if title else labels))
+    text = ". ".join(p.strip() for p in parts if p.strip())
+    return f"Chart: {text}" if text else ""
+
+
+def table_payload(df: Any) -> dict | None:
+    """The table record of a displayed DataFrame: its name (if published) and its CSV text."""
+    try:
+        return {"name": df.attrs.get(TABLE_ATTR), "csv": df.to_csv(), "index_levels": df.index.nlevels,
+                "header_rows": df.columns.nlevels}
+    except Exception:  # a table we cannot record must never break the report
+        return None
+
+
+# ------------------------------------------------------------------ in the runner
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    csv: str
+    index_levels: int = 1
+    header_rows: int = 1
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.read_csv(
+            io.StringIO(self.csv),
+            index_col=list(range(self.index_levels)),
+            header=list(range(self.header_rows)) if self.header_rows > 1 else 0,
+        )
+
+
+def _last_heading(text: str) -> str | None:
+    """The last heading (or bold lead-in not starting with a number) in a piece of markdown."""
+    found = None
+    for line in str(text).splitlines():
+        m = re.match(r"^\s*#{1,6}\s+(.+?)\s*#*$", line) or re.match(r"^\s*\*\*([^0-9*][^*]*)\*\*", line)
+        if m:
+            found = re.sub(r"[*_`]", "", m[1]).strip()
+    return found
+
+
+def _headings_and_outputs(nb):
+    """Walk the notebook: (heading above, cell, output) for every output, headings kept current."""
+    heading = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = _last_heading(cell.source) or heading
+            continue
+        for output in cell.get("outputs", []):
+            markdown = output.get("data", {}).get("text/markdown")
+            if markdown:
+                heading = _last_heading(str(markdown)) or heading
+            yield heading, cell, output
+
+
+def collect_tables(nb) -> list[Table]:
+    """Every table the notebook displayed, named by publish_table or by the heading above it."""
+    from citykit.params import slugify
+
+    tables: list[Table] = []
+    used: set[str] = set()
+    for heading, _, output in _headings_and_outputs(nb):
+        record = output.get("data", {}).get(TABLE_MIME)
+        if not record:
+            continue
+        base = slugify(record.get("name") or heading or "table")[:40]
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        tables.append(Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1))))
+    return tables
+
+
+def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path]:
+    """Each table as `folder/NN-name.csv`, and all of them as sheets of one XLSX workbook."""
+    import pandas as pd
+
+    written: list[Path] = []
+    if not tables:
+        return written
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, table in enumerate(tables, start=1):
+        path = folder / f"{number:02d}-{table.name}.csv"
+        path.write_text(table.csv, encoding="utf-8")
+        written.append(path)
+    with pd.ExcelWriter(workbook, engine="openpyxl") as xlsx:
+        for number, table in enumerate(tables, start=1):
+            table.frame().to_excel(xlsx, sheet_name=f"{number:02d} {table.name}"[:31])
+    written.append(workbook)
+    return written
+
+
+def ensure_alt_text(nb) -> None:
+    """Give every image output alt text: its own, the cell's `alt` metadata, or the heading above it."""
+    figure = 0
+    for heading, cell, output in _headings_and_outputs(nb):
+        for mime in ("image/png", "image/jpeg", "image/svg+xml"):
+            if mime not in output.get("data", {}):
+                continue
+            figure += 1
+            meta = output.setdefault("metadata", {}).setdefault(mime, {})
+            if not meta.get("alt"):
+                meta["alt"] = cell.get("metadata", {}).get("alt") or (
+                    f"Chart: {heading}" if heading else f"Chart {figure} of the report"
+                )
+
+
+def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, Any] | None, generated: str) -> str:
+    """Markdown stating the report's parameters and the data's as-of date, shown under the title."""
+    empty = {"neighborhood": "citywide", "period": "all periods"}
+    shown = " · ".join(f"{k} = {empty.get(k, 'none') if v is None else v}" for k, v in parameters.items())
+    lines = [f"**Parameters:** {shown or 'none'}  "]
+    if dataset:
+        lines.append(
+            f"**Data:** {dataset.get('title') or dataset['name']}, as of {dataset['as_of']}"
+            + (" (synthetic)" if dataset.get("synthetic") else "") + "  "
+        )
+    lines.append(f"**Generated:** {generated}")
+    return "\n".join(lines)
+
+
+def render_html(nb, title: str, header_markdown: str) -> str:
+    """The reader's page: no code, a language, one h1, the header under it, alt text on images."""
+    import copy
+
+    from nbformat.v4 import new_markdown_cell
+
+    nb = copy.deepcopy(nb)
+    ensure_alt_text(nb)
+    header = new_markdown_cell(header_markdown, metadata={"citykit": {"header": True}})
+    first_h1 = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and re.search(r"^#\s", c.source, re.M)), None
+    )
+    if first_h1 is None:
+        nb.cells.insert(0, new_markdown_cell(f"# {title}"))
+        first_h1 = 0
+    nb.cells.insert(first_h1 + 1, header)
+    nb.metadata["title"] = title
+    body, _ = _exporter().from_notebook_node(nb, resources={"language_code": "en"})
+    return body
+
+
+_exporters: dict[str, Any] = {}
+
+
+def _exporter():
+    """One HTMLExporter per process: its template is compiled once, not once per report."""
+    if "html" not in _exporters:
+        from nbconvert import HTMLExporter
+
+        _exporters["html"] = HTMLExporter(
+            template_name="report",
+            extra_template_basedirs=[str(TEMPLATES_DIR)],
+            exclude_input=True,
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
+        )
+    return _exporters["html"]
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html: Path, pdf: Path, timeout: float = 120) -> None:
+    """Print the HTML to PDF with headless Chromium; `CitykitError` when none is installed."""
+    from citykit.errors import CitykitError, WorkFailed
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise CitykitError("--pdf needs headless Chromium (apt-get install chromium); it is not installed")
+    command = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+        f"--print-to-pdf={pdf}", html.resolve().as_uri(),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not pdf.exists():
+        raise WorkFailed(f"Chromium could not print {html.name} to PDF: {done.stderr.strip()[-300:]}")
+
+
+def index_page(title: str, rows: list[dict[str, str]], summary: str) -> str:
+    """An accessible index of a batch: one h1, a table with header cells, links to each report."""
+    from html import escape
+
+    body = "\n".join(
+        "<tr><th scope=\"row\">{value}</th><td>{status}</td><td>{seconds}</td><td>{link}</td></tr>".format(
+            value=escape(r["value"]),
+            status=escape(r["status"]),
+            seconds=escape(r["seconds"]),
+            link=f'<a href="{escape(r["href"])}">{escape(r["label"])}</a>' if r.get("href") else escape(r.get("error", "")),
+        )
+        for r in rows
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border: 1px solid #767676; padding: .4rem .6rem; text-align: left; }}
+thead th {{ background: #f0f0f0; }}
+a {{ color: #0b57d0; }}
+</style></head>
+<body><main>
+<h1>{escape(title)}</h1>
+<p>{escape(summary)}</p>
+<table>
+<caption>Reports in this batch</caption>
+<thead><tr><th scope="col">Value</th><th scope="col">Status</th><th scope="col">Seconds</th><th scope="col">Report</th></tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+</main></body></html>
+"""
+
+
+def manifest_json(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"

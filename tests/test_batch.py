@@ -1,0 +1,108 @@
+"""Batches: parallel runs that survive a failing or hung run, an index, and Dask equal to local."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from citykit.batch import plan, run_batch
+from citykit.cli import main
+from citykit.errors import CitykitError
+
+KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+def flaky_notebook(path: Path) -> Path:
+    """divisor 0 hangs, a negative divisor raises, any other value succeeds."""
+    nb = new_notebook(metadata=KERNEL, cells=[
+        new_markdown_cell("# Tenths"),
+        new_code_cell("divisor = 1", metadata={"tags": ["parameters"]}),
+        new_code_cell("import os, time\nif divisor == 0:\n    time.sleep(600)\nif divisor < 0:\n    raise ValueError('negative divisor')"),
+        new_code_cell("import pandas as pd\ndisplay(pd.DataFrame({'tenth': [10 / divisor], 'threads': [os.environ.get('CITYKIT_DUCKDB_THREADS')]}))"),
+    ])  # fmt: skip
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_batch_survives_a_failing_and_a_hung_run(tmp_path, capsys):
+    notebook = flaky_notebook(tmp_path / "tenths.ipynb")
+    out = tmp_path / "batch"
+    code = main([
+        "report", "batch", str(notebook), "--over", "divisor", "--values", "4", "0", "-1", "5",
+        "--out", str(out), "--workers", "2", "--timeout", "8",
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1  # some runs failed
+    assert "2 of 4 reports succeeded" in captured.out
+    assert "2 of 4 reports failed" in captured.err
+    for divisor in (4, 5):
+        folder = out / f"divisor={divisor}" / "undated"
+        table = pd.read_csv(folder / "tables" / "01-tenths.csv", index_col=0)
+        assert table["tenth"].tolist() == [10 / divisor]
+        assert table["threads"].tolist() == [1]  # DuckDB capped at one thread per kernel in a batch
+        assert (folder / "tenths.html").exists()
+    for divisor in (0, -1):
+        assert not (out / f"divisor={divisor}" / "undated").exists()
+        assert (out / f"divisor={divisor}" / "undated.failed" / "tenths.ipynb").exists()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in index and index.count("<h1>") == 1 and '<th scope="col">' in index
+    links = re.findall(r'<a href="([^"]+)"', index)
+    assert sorted(links) == ["divisor=4/undated/tenths.html", "divisor=5/undated/tenths.html"]
+    assert "ValueError: negative divisor" in index and "timed out after 8 s" in index
+
+
+def test_bad_batch_values_fail_before_anything_runs(tmp_path, riverton):
+    with pytest.raises(CitykitError, match="unknown neighborhood 'Atlantis'"):
+        plan("time-to-close", "neighborhood", ["Atlantis"], out=tmp_path / "b")
+    with pytest.raises(CitykitError, match="has no parameter 'colour'"):
+        plan("time-to-close", "colour", ["red"], out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_default_values_are_every_neighborhood(riverton, tmp_path):
+    path = riverton.table_path("neighborhoods").as_posix()
+    expected = [r[0] for r in duckdb.execute(f"SELECT neighborhood FROM read_parquet('{path}') ORDER BY 1").fetchall()]
+    _, runs, root = plan("time-to-close", "neighborhood", out=tmp_path)
+    assert [r.value for r in runs] == expected and root == tmp_path
+    assert runs[0].out == tmp_path / f"neighborhood={expected[0].lower().replace(' ', '-')}" / "2025-12-31"
+
+
+def outputs_of(result) -> dict[str, object]:
+    """What a batch produced, minus timings: every table's CSV text and every cell's outputs."""
+    found: dict[str, object] = {}
+    for run in result.runs:
+        assert run.status == "succeeded", run.error
+        folder = run.out
+        for csv in sorted((folder / "tables").glob("*.csv")):
+            found[f"{folder.relative_to(result.out)}/{csv.name}"] = csv.read_text()
+        nb = nbformat.read(run.html.with_suffix(".ipynb"), as_version=4)
+        texts = [
+            str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+            for c in nb.cells for o in c.get("outputs", [])
+        ]  # fmt: skip
+        found[f"{folder.relative_to(result.out)}/outputs"] = texts
+    return found
+
+
+@pytest.mark.slow
+def test_dask_localcluster_batch_equals_local_batch(riverton, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    hoods = ["Harbor Point", "Riverside"]
+    local = run_batch("time-to-close", "neighborhood", hoods, {"period": "2025-Q4"}, out=tmp_path / "local",
+                      workers=2, progress=False)  # fmt: skip
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster:  # fmt: skip
+        remote = run_batch("time-to-close", "neighborhood", hoods, {"period": "2025-Q4"}, out=tmp_path / "dask",
+                           scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
+    assert [r.value for r in remote.runs] == hoods
+    local_outputs, dask_outputs = outputs_of(local), outputs_of(remote)
+    assert len(local_outputs) >= 2 * 3  # two tables and the outputs, per neighborhood
+    assert dask_outputs == local_outputs
+    assert (tmp_path / "dask" / "index.html").exists()
