@@ -65,17 +65,22 @@ def test_learner_runs_a_module_in_jupyterlab_without_errors(tmp_path, riverton):
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             # Every code cell gets an execution count; "[*]" means still running.
-            page.wait_for_function(
-                """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""",
-                timeout=180_000,
-            )
-            page.keyboard.press("Control+s")
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(artifacts / "lab-04-time-to-close.png"), full_page=False)
-            browser.close()
+            shot = artifacts / "lab-04-time-to-close.png"
+            try:
+                page.wait_for_function(
+                    """() => {
+                        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                        const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
+                            .some(o => o.textContent.includes('Traceback'));
+                        return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+                    }""",
+                    timeout=300_000,
+                )
+            finally:  # the screenshot is the artifact, and the first thing to look at when this fails
+                page.keyboard.press("Control+s")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shot), full_page=False)
+                browser.close()
 
         saved = _saved_notebook(server, notebook_path)
         code_cells = [c for c in saved["cells"] if c["cell_type"] == "code"]

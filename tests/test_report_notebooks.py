@@ -206,12 +206,12 @@ def test_service_performance_for_one_neighborhood_states_its_figures(riverton, t
     hood = duckdb.execute(f"SELECT min(neighborhood) FROM read_parquet('{table}')").fetchall()[0][0]
     now, before = duckdb.execute(
         f"SELECT count(*) FILTER (WHERE created_at >= DATE '2025-07-01' AND created_at < DATE '2025-10-01'), "
-        f"count(*) FILTER (WHERE created_at >= DATE '2025-03-31' AND created_at < DATE '2025-07-01') "
+        f"count(*) FILTER (WHERE created_at >= DATE '2025-04-01' AND created_at < DATE '2025-07-01') "
         f"FROM read_parquet('{table}') WHERE neighborhood = ? AND NOT is_duplicate", [hood],
     ).fetchall()[0]  # fmt: skip
     result = run_report("service-performance", {"neighborhood": hood, "period": "2025-Q3"}, tmp_path)
     text = _markdown_outputs(result.notebook)
-    # 2025-Q3 has 92 days; the period before it is the 92 days from 31 March to 30 June
+    # the period before a calendar quarter is the previous calendar quarter (April to June)
     assert f"**Requests:** {now:,}, {(now - before) / before:+.1%} against {before:,}" in text
     assert f"**{hood}** files" in text
     check_report_html("12-service-performance", result.html.read_text(encoding="utf-8"))
