@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CITYKIT := $(BIN)/citykit
 DEMO_OUT ?= reports/demo
+TEST_WORKERS ?= auto  # pytest-xdist workers; each test file runs on one worker (kernels idle while starting)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test lab lab-instructor bench clean
@@ -35,7 +36,7 @@ demo: setup ## build the synthetic city, generate the student versions, run modu
 	@echo "Open JupyterLab on the released course with:  make lab"
 
 test: setup tests/.node/node_modules/axe-core ## run the whole test suite (builds the bundled dataset once if needed)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # axe-core (npm, pinned in tests/package.json) for the accessibility test; skipped where npm is absent.
 tests/.node/node_modules/axe-core: tests/package.json tests/package-lock.json
