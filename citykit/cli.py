@@ -165,9 +165,9 @@ def grade_autograde(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers is None:
         try:
-            workers = load_cohort().workers
+            workers = load_cohort().workers or None
         except CitykitError:
-            workers = 2
+            workers = None  # one more than the cores
     result = autograde_cohort(args.module, args.student or None, workers=workers, force=args.force)
     print(result.summary())
     return 0
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-seconds", type=int, default=600, help="CPU seconds per graded notebook")
     p.add_argument("--memory-mb", type=int, default=4096, help="memory (address space) per graded notebook")
     p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
-    p.add_argument("--workers", type=int, default=2, help="grading processes (default 2)")
+    p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: one more than the cores)")
     p.set_defaults(func=grade_setup)
     p = grade.add_parser("release", help="release a student version through nbgrader's exchange")
     p.add_argument("module")
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = grade.add_parser("autograde", help="lint, then autograde every submission in parallel (with limits)")
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
-    p.add_argument("--workers", type=int, default=None, help="grading processes (default: the cohort's, 2)")
+    p.add_argument("--workers", type=int, default=None, help="grading processes (default: the cohort's; one more than the cores)")
     p.add_argument("--force", action="store_true", help="regrade everyone (after a test fix) and report changed scores")
     p.set_defaults(func=grade_autograde)
     p = grade.add_parser("feedback", help="HTML feedback per learner, without hidden tests")

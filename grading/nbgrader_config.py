@@ -2,17 +2,20 @@
 
 Every folder is relative to the course root (the repository): lessons are authored once in
 `notebooks/NN-slug/`, and everything nbgrader generates lives under `grading/` (git-ignored).
-`citykit.grading` overrides `CourseDirectory.root` and `db_url` to grade a copy elsewhere (tests).
+The active cohort (`grading/cohorts/NAME.yml`, written by `citykit grade setup`) sets the gradebook
+URL, the timeouts, the late-submission policy and restores deleted cells; see `citykit.cohort`.
+`citykit.grading` points the same settings at a copy of the course elsewhere (tests).
 """
 
 from pathlib import Path
+
+from citykit.cohort import apply_to_config
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
 REPO = Path(__file__).resolve().parent.parent
 
 c.CourseDirectory.course_id = "citykit"
-c.CourseDirectory.root = str(REPO)
 c.CourseDirectory.source_directory = "notebooks"
 c.CourseDirectory.release_directory = "grading/release"
 c.CourseDirectory.submitted_directory = "grading/submitted"
@@ -20,15 +23,17 @@ c.CourseDirectory.autograded_directory = "grading/autograded"
 c.CourseDirectory.feedback_directory = "grading/feedback"
 c.CourseDirectory.solution_directory = "grading/solution"
 c.CourseDirectory.source_with_tests_directory = "grading/source_with_tests"
-c.CourseDirectory.db_url = f"sqlite:///{REPO / 'grading' / 'gradebook.db'}"
-c.Exchange.root = str(REPO / "grading" / "exchange")
 
-# Execution: one pinned kernel, bounded time per cell, no silent hangs.
-c.Execute.kernel_name = "python3"
-c.Execute.timeout = 120
-c.Execute.interrupt_on_timeout = True
-c.ExecutePreprocessor.kernel_name = "python3"
-c.ExecutePreprocessor.timeout = 120
+# Root, gradebook (SQLite at grading/gradebook.db unless the cohort names a database), exchange,
+# both timeouts, the pinned kernel, restored missing cells and the late policy.
+apply_to_config(c, REPO)
+
+# LMS downloads (`citykit grade collect --zips FOLDER`): files named `<student_id>_<anything>_<notebook>.ipynb`
+# or `<student_id>_<notebook>.ipynb`, as most LMS exports name them (see citykit.grading.collect_zips).
+c.ZipCollectApp.collect_directory_structure = "grading/downloaded/{assignment_id}/{collect_step}"
+c.FileNameCollectorPlugin.named_regexp = (  # matched against the whole path of each extracted file
+    r".*[/\\](?P<student_id>[A-Za-z0-9][A-Za-z0-9.-]*)_(?:[^/\\]*_)?(?P<file_id>[^_/\\]+\.ipynb)$"
+)
 
 # Student versions: the standard stubs, and no outputs from the authoring run.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -1,0 +1,279 @@
+"""A cohort: its roster, its grading settings and the course version it was set up on.
+
+`citykit grade setup --cohort NAME --roster roster.csv` validates the roster and writes
+`grading/cohorts/NAME.yml`; that file is the one place a cohort's settings live, and
+`apply_to_config` turns it into nbgrader configuration (read by `grading/nbgrader_config.py`, so the
+`nbgrader` commands and formgrader see the same settings as `citykit grade`). The cohort set up last
+is the active one; `CITYKIT_COHORT=NAME` picks another.
+
+Roster CSV columns: `student_id`, `first_name`, `last_name` (required); `email`, `section`,
+`sis_user_id`, `sis_login_id`, `canvas_id` (optional, used by the Canvas export).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from citykit import paths
+from citykit.errors import CitykitError
+
+REQUIRED_COLUMNS = ("student_id", "first_name", "last_name")
+OPTIONAL_COLUMNS = ("email", "section", "sis_user_id", "sis_login_id", "canvas_id")
+# nbgrader uses the id as a folder name and in exchange file names (`id+assignment+timestamp`)
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ACTIVE_FILE = ".active"
+LatePolicy = Literal["none", "zero"]
+
+
+@dataclass(frozen=True)
+class Learner:
+    student_id: str
+    first_name: str
+    last_name: str
+    email: str = ""
+    section: str = ""
+    sis_user_id: str = ""
+    sis_login_id: str = ""
+    canvas_id: str = ""
+
+    @property
+    def sortable_name(self) -> str:
+        """Canvas's "Student" column: `Last, First`."""
+        return f"{self.last_name}, {self.first_name}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one learner's notebook may use while it is graded."""
+
+    cell_timeout: int = 120  # seconds per cell (nbclient interrupts the cell, the rest still runs)
+    notebook_cpu_seconds: int = 600  # CPU seconds per notebook kernel (RLIMIT_CPU; the kernel is killed)
+    memory_mb: int = 4096  # address space per notebook kernel (RLIMIT_AS; allocations beyond fail)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    learners: tuple[Learner, ...]
+    course_version: dict[str, str]  # content_hash of notebooks/ + curriculum/, and git commit when there is one
+    created: str
+    due: dict[str, str] = field(default_factory=dict)  # assignment -> ISO date-time (UTC when no offset)
+    late_policy: LatePolicy = "zero"
+    limits: Limits = Limits()
+    db_url: str = ""  # empty: SQLite at grading/gradebook.db
+    workers: int = 0  # grading processes; 0 = one more than the machine's cores
+
+    @property
+    def student_ids(self) -> list[str]:
+        return [learner.student_id for learner in self.learners]
+
+    def learner(self, student_id: str) -> Learner | None:
+        return next((x for x in self.learners if x.student_id == student_id), None)
+
+
+# ---------------------------------------------------------------------------------- the roster
+
+
+def read_roster(path: Path) -> list[Learner]:
+    """The learners of a roster CSV; a bad roster raises `CitykitError` naming every bad row."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise CitykitError(f"no roster at {path}")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise CitykitError(f"roster {path.name} is not a readable CSV: {error}") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise CitykitError(
+            f"roster {path.name} lacks the column(s) {', '.join(missing)}; "
+            f"it needs {', '.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})"
+        )
+    table = table.apply(lambda column: column.str.strip())
+    problems = []
+    for index, row in table.iterrows():
+        line = int(index) + 2  # the header is line 1
+        empty = [c for c in REQUIRED_COLUMNS if not row[c]]
+        if empty:
+            problems.append(f"row {line}: empty {', '.join(empty)}")
+        elif not STUDENT_ID.match(row["student_id"]):
+            problems.append(f"row {line}: student_id {row['student_id']!r} may use only letters, digits, _ . -")
+    duplicated = table[table["student_id"].ne("") & table["student_id"].duplicated(keep=False)]
+    for student_id, rows in duplicated.groupby("student_id").groups.items():
+        problems.append(f"rows {', '.join(str(int(i) + 2) for i in rows)}: duplicate student_id {student_id!r}")
+    if table.empty:
+        problems.append("no learners")
+    if problems:
+        raise CitykitError(f"roster {path.name} has bad rows: {'; '.join(problems)}")
+    known = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in table.columns]
+    return [Learner(**row) for row in table[known].to_dict(orient="records")]
+
+
+# ---------------------------------------------------------------------------------- versions
+
+
+def course_version(course_root: Path | None = None) -> dict[str, str]:
+    """The course a cohort is graded on: a hash of notebooks/ and curriculum/, plus the git commit."""
+    root = Path(course_root) if course_root is not None else paths.repo_root()
+    digest = hashlib.sha256()
+    for folder in ("notebooks", "curriculum"):
+        for file in sorted((root / folder).rglob("*")):
+            if file.is_file() and ".ipynb_checkpoints" not in file.parts and "__pycache__" not in file.parts:
+                digest.update(str(file.relative_to(root)).encode())
+                digest.update(file.read_bytes())
+    version = {"content_hash": f"sha256:{digest.hexdigest()[:16]}"}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return version
+    if commit.returncode == 0 and Path(top.stdout.strip()).resolve() == root.resolve():
+        version["git_commit"] = commit.stdout.strip()
+    return version
+
+
+# ---------------------------------------------------------------------------------- cohort files
+
+
+def cohorts_dir(course_root: Path | None = None) -> Path:
+    root = Path(course_root) if course_root is not None else paths.repo_root()
+    return root / "grading" / "cohorts"
+
+
+def cohort_file(name: str, course_root: Path | None = None) -> Path:
+    return cohorts_dir(course_root) / f"{name}.yml"
+
+
+def _parse_due(text: str) -> str:
+    try:
+        moment = dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        raise CitykitError(f"due date {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    if len(str(text)) == 10:  # a date alone: due at the end of that day
+        moment += dt.timedelta(days=1) - dt.timedelta(seconds=1)
+    return moment.isoformat()
+
+
+def write_cohort(cohort: Cohort, course_root: Path | None = None) -> Path:
+    import yaml
+
+    path = cohort_file(cohort.name, course_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = asdict(cohort)
+    record["learners"] = [{k: v for k, v in learner.items() if v} for learner in record["learners"]]
+    header = "# citykit cohort (written by `citykit grade setup`; edit limits, due dates or late_policy here)\n"
+    path.write_text(header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (path.parent / ACTIVE_FILE).write_text(cohort.name + "\n", encoding="utf-8")
+    return path
+
+
+def active_name(course_root: Path | None = None) -> str | None:
+    if os.environ.get("CITYKIT_COHORT"):
+        return os.environ["CITYKIT_COHORT"]
+    marker = cohorts_dir(course_root) / ACTIVE_FILE
+    return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+
+
+def load_cohort(name: str | None = None, course_root: Path | None = None) -> Cohort:
+    """A cohort file (default: the active cohort), validated."""
+    import yaml
+
+    name = name or active_name(course_root)
+    if not name:
+        raise CitykitError("no cohort set up yet; run `citykit grade setup --cohort NAME --roster roster.csv`")
+    path = cohort_file(name, course_root)
+    if not path.exists():
+        raise CitykitError(f"no cohort {name!r} (expected {path}); run `citykit grade setup` first")
+    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        learners = tuple(Learner(**{k: str(v) for k, v in entry.items()}) for entry in raw.get("learners", []))
+        limits = Limits(**{k: int(v) for k, v in (raw.get("limits") or {}).items()})
+        known = {f.name for f in fields(Cohort)} - {"learners", "limits"}
+        values = {k: v for k, v in raw.items() if k in known}
+        cohort = Cohort(learners=learners, limits=limits, **values)
+    except (TypeError, ValueError) as error:
+        raise CitykitError(f"cohort file {path} is not valid: {error}") from None
+    if cohort.late_policy not in ("none", "zero"):
+        raise CitykitError(f"cohort file {path}: late_policy must be none or zero, not {cohort.late_policy!r}")
+    return cohort
+
+
+def setup_cohort(
+    name: str,
+    roster: Path,
+    *,
+    course_root: Path | None = None,
+    due: dict[str, str] | None = None,
+    late_policy: LatePolicy = "zero",
+    limits: Limits | None = None,
+    db_url: str = "",
+    workers: int = 0,
+) -> Cohort:
+    """Validate the roster and write the cohort file (the active cohort from now on)."""
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", name):
+        raise CitykitError(f"cohort name {name!r} may use only letters, digits, _ and -")
+    if late_policy not in ("none", "zero"):
+        raise CitykitError(f"late policy must be none or zero, not {late_policy!r}")
+    cohort = Cohort(
+        name=name,
+        learners=tuple(read_roster(roster)),
+        course_version=course_version(course_root),
+        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        due={assignment: _parse_due(when) for assignment, when in (due or {}).items()},
+        late_policy=late_policy,
+        limits=limits or Limits(),
+        db_url=db_url,
+        workers=max(0, int(workers)),
+    )
+    write_cohort(cohort, course_root)
+    return cohort
+
+
+# ---------------------------------------------------------------------------------- nbgrader config
+
+
+def default_db_url(course_root: Path) -> str:
+    return f"sqlite:///{Path(course_root).resolve() / 'grading' / 'gradebook.db'}"
+
+
+def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None) -> Any:
+    """Set the cohort's settings on an nbgrader (traitlets) config; without a cohort, the defaults."""
+    root = Path(course_root).resolve()
+    if cohort is None:
+        try:
+            cohort = load_cohort(course_root=root)
+        except CitykitError:
+            cohort = None
+    limits = cohort.limits if cohort else Limits()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = (cohort.db_url if cohort and cohort.db_url else default_db_url(root))
+    config.Exchange.root = str(root / "grading" / "exchange")
+    # both timeouts: nbgrader's Execute (autograde) and nbconvert's ExecutePreprocessor (validate)
+    config.Execute.timeout = limits.cell_timeout
+    config.ExecutePreprocessor.timeout = limits.cell_timeout
+    config.Execute.interrupt_on_timeout = True
+    config.Execute.kernel_name = "python3"
+    config.ExecutePreprocessor.kernel_name = "python3"
+    # a learner who deleted a test or answer cell gets it back (scored as unanswered) instead of a crash
+    config.OverwriteCells.add_missing_cells = True
+    config.Autograde.sanitize_preprocessors = [  # nbgrader's list, with copied cells handled (see citykit.lint)
+        "nbgrader.preprocessors.ClearOutput",
+        "citykit.lint.DeduplicateCells",
+        "nbgrader.preprocessors.OverwriteKernelspec",
+        "nbgrader.preprocessors.OverwriteCells",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+    config.LateSubmissionPlugin.penalty_method = cohort.late_policy if cohort else "none"
+    return config

@@ -1,0 +1,358 @@
+"""A cohort from roster to grades: setup → generate → release → submit → collect (exchange and LMS zips)
+→ lint → parallel autograde (= sequential nbgrader) → regrade after a test fix → feedback → export →
+dashboard, on a simulated cohort of 12 learners (a small module) plus module 04 for two of them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from citykit import cohort as cohorts
+from citykit import grading, paths
+from citykit.errors import CitykitError
+
+SUMS = "01-sums"
+M04 = "04-time-to-close"
+ROSTER_HEADER = "student_id,first_name,last_name,email,section,sis_user_id,sis_login_id,canvas_id"
+HIDDEN_LINES = ("assert total == 3 + 4 + 5 + 6", "assert abs(mean_value - sum(values) / len(values)) < 1")
+MEAN_ADVICE = "the mean of positive values is positive"
+
+
+def nbg(grade_id, *, grade=False, solution=False, locked=False, points=None):
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+            "task": False}  # fmt: skip
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def sums_source(mean_tolerance: str = "1") -> nbformat.NotebookNode:
+    """Two exercises; the hidden test of the second is too lenient (`< 1`) until it is fixed."""
+    cells = [
+        new_code_cell("values = [3, 4, 5, 6]", metadata=nbg("setup", locked=True)),
+        new_code_cell("### BEGIN SOLUTION\ntotal = sum(values)\n### END SOLUTION", metadata=nbg("total", solution=True)),
+        new_code_cell(
+            'assert isinstance(total, int), "total should be a whole number: add the values with sum(values)"\n'
+            "### BEGIN HIDDEN TESTS\nassert total == 3 + 4 + 5 + 6\n### END HIDDEN TESTS",
+            metadata=nbg("sum-of-values", grade=True, locked=True, points=2),
+        ),
+        new_code_cell("### BEGIN SOLUTION\nmean_value = total / len(values)\n### END SOLUTION",
+                      metadata=nbg("mean", solution=True)),  # fmt: skip
+        new_code_cell(
+            f'assert mean_value > 0, "{MEAN_ADVICE}"\n### BEGIN HIDDEN TESTS\n'
+            f"assert abs(mean_value - sum(values) / len(values)) < {mean_tolerance}\n### END HIDDEN TESTS",
+            metadata=nbg("mean-of-values", grade=True, locked=True, points=3),
+        ),
+        new_markdown_cell("Why is the mean not the median here?", metadata=nbg("why", grade=True, solution=True, points=1)),
+    ]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                              "language": "python"}})  # fmt: skip
+
+
+def answered(released: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(json.loads(json.dumps(released)))
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+RIGHT = {"total": "total = sum(values)", "mean": "mean_value = total / len(values)"}
+# autograded points each learner of 01-sums should get (before the test fix, after it); computed by hand
+# from the answers below: sum-of-values is worth 2, mean-of-values 3
+EXPECTED = {
+    "correct": (5, 5), "partial": (5, 2), "blank": (0, 0), "duplicated": (5, 5), "deleted": (5, 5),
+    "tampered": (2, 2), "late": (5, 5), "loop": (2, 2), "hog": (0, 0), "kernel": (5, 5), "zipper": (5, 5),
+}  # fmt: skip
+
+
+def learner_notebooks(released: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode | str]:
+    subs: dict[str, nbformat.NotebookNode | str] = {
+        "correct": answered(released, RIGHT),
+        "partial": answered(released, {**RIGHT, "mean": "mean_value = total / (len(values) + 1)"}),
+        "blank": released,
+        "late": answered(released, RIGHT),
+        "loop": answered(released, {**RIGHT, "mean": "while True:\n    pass"}),
+        "hog": answered(released, {**RIGHT, "total": "hog = bytearray(6 * 2**30)\ntotal = sum(values)"}),
+        "kernel": answered(released, RIGHT),
+        "zipper": answered(released, RIGHT),
+    }
+    subs["kernel"].metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    duplicated = answered(released, RIGHT)
+    index = next(i for i, c in enumerate(duplicated.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "total")
+    first_copy = nbformat.from_dict(json.loads(json.dumps(duplicated.cells[index])))
+    first_copy.source = "total = 0"
+    duplicated.cells.insert(index, first_copy)  # a copied cell: same grade_id and same cell id
+    subs["duplicated"] = duplicated
+    deleted = answered(released, RIGHT)
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "mean-of-values"]
+    subs["deleted"] = deleted
+    tampered = answered(released, {**RIGHT, "mean": "mean_value = 1"})
+    for cell in tampered.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "mean-of-values":
+            cell.source = "assert True"
+    subs["tampered"] = tampered
+    subs["broken"] = nbformat.writes(answered(released, RIGHT))[:-200]  # cut off while saving
+    return subs
+
+
+def write_roster(path: Path, ids: list[str]) -> Path:
+    lines = [ROSTER_HEADER] + [f"{i},{i.title()},Learner,{i}@city.example,Cohort A,SIS{n},{i}@city,{100 + n}"
+                               for n, i in enumerate(ids)]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cell_grades(db: Path) -> pd.DataFrame:
+    """Every autograded cell's grade, read with plain SQL (independent of citykit and nbgrader's API)."""
+    query = """
+        SELECT st.id AS student, a.name AS assignment, bc.name AS grade_id, g.auto_score, g.needs_manual_grade,
+               sn.late_submission_penalty
+        FROM grade g JOIN base_cell bc ON bc.id = g.cell_id JOIN submitted_notebook sn ON sn.id = g.notebook_id
+        JOIN submitted_assignment sa ON sa.id = sn.assignment_id JOIN assignment a ON a.id = sa.assignment_id
+        JOIN student st ON st.id = sa.student_id ORDER BY 1, 2, 3"""
+    with sqlite3.connect(db) as connection:
+        return pd.read_sql_query(query, connection)
+
+
+# ---------------------------------------------------------------------------------- roster (fast)
+
+
+def test_roster_problems_name_the_rows(tmp_path):
+    good = write_roster(tmp_path / "good.csv", ["ana", "ben"])
+    learners = cohorts.read_roster(good)
+    assert [x.student_id for x in learners] == ["ana", "ben"] and learners[1].canvas_id == "101"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("student_id,first_name,last_name\nana,Ana,Ng\nben,,Li\nana,Ann,Ng\ncy d,Cy,Do\n", encoding="utf-8")
+    with pytest.raises(CitykitError) as error:
+        cohorts.read_roster(bad)
+    message = str(error.value)
+    assert "row 3: empty first_name" in message
+    assert "rows 2, 4: duplicate student_id 'ana'" in message
+    assert "row 5: student_id 'cy d'" in message
+    (tmp_path / "cols.csv").write_text("id,name\n1,Ana\n", encoding="utf-8")
+    with pytest.raises(CitykitError, match="lacks the column.*student_id, first_name, last_name"):
+        cohorts.read_roster(tmp_path / "cols.csv")
+
+
+def test_cli_setup_exits_2_on_a_bad_roster(tmp_path, capsys, monkeypatch):
+    from citykit.cli import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("student_id,first_name,last_name\nana,Ana,Ng\nana,Ann,Ng\n", encoding="utf-8")
+    monkeypatch.setenv("CITYKIT_REPO", str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    assert main(["grade", "setup", "--cohort", "spring", "--roster", str(bad)]) == 2
+    assert "duplicate student_id 'ana'" in capsys.readouterr().err
+
+
+def test_cohort_file_sets_nbgrader_config(tmp_path):
+    root = tmp_path / "course"
+    (root / "notebooks" / SUMS).mkdir(parents=True)
+    nbformat.write(sums_source(), root / "notebooks" / SUMS / f"{SUMS}.ipynb")
+    limits = cohorts.Limits(cell_timeout=17, notebook_cpu_seconds=90, memory_mb=1000)
+    made = grading.setup("spring-2026", write_roster(tmp_path / "r.csv", ["ana", "ben"]), course_root=root,
+                         due={"sums": "2026-03-01"}, late_policy="zero", limits=limits)  # fmt: skip
+    loaded = cohorts.load_cohort(course_root=root)
+    assert loaded == made and loaded.student_ids == ["ana", "ben"]
+    assert loaded.due == {SUMS: "2026-03-01T23:59:59+00:00"}
+    assert len(loaded.course_version["content_hash"]) == len("sha256:") + 16
+    # the copy nbgrader and formgrader read in grading/ gives the same settings as citykit's loader
+    from traitlets.config.loader import PyFileConfigLoader
+
+    for config in (grading.load_config(root), PyFileConfigLoader("nbgrader_config.py", path=str(root / "grading")).load_config()):
+        assert config.CourseDirectory.db_url == f"sqlite:///{root.resolve() / 'grading' / 'gradebook.db'}"
+        assert config.Execute.timeout == 17 and config.ExecutePreprocessor.timeout == 17
+        assert config.Execute.kernel_name == "python3" and config.OverwriteCells.add_missing_cells is True
+        assert config.LateSubmissionPlugin.penalty_method == "zero"
+    assert (root / "grading" / "exchange").stat().st_mode & 0o777 == 0o777
+    with sqlite3.connect(root / "grading" / "gradebook.db") as db:
+        assert db.execute("SELECT id, first_name, lms_user_id FROM student ORDER BY id").fetchall() == [
+            ("ana", "Ana", "100"), ("ben", "Ben", "101")]
+        assert db.execute("SELECT name, duedate FROM assignment").fetchall() == [(SUMS, "2026-03-01 23:59:59.000000")]
+    # the course version changes with the course
+    (root / "notebooks" / SUMS / "notes.md").write_text("more", encoding="utf-8")
+    assert cohorts.course_version(root) != loaded.course_version
+
+
+# ---------------------------------------------------------------------------------- end to end (slow)
+
+
+@pytest.mark.slow
+def test_cohort_end_to_end(tmp_path, riverton):
+    root = tmp_path / "course"
+    (root / "notebooks" / SUMS).mkdir(parents=True)
+    source = root / "notebooks" / SUMS / f"{SUMS}.ipynb"
+    nbformat.write(sums_source(), source)
+    shutil.copytree(paths.notebooks_dir() / M04, root / "notebooks" / M04)
+    roster = write_roster(tmp_path / "roster.csv", sorted([*EXPECTED, "broken"]))
+    grading.setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero",
+                  limits=cohorts.Limits(cell_timeout=15, notebook_cpu_seconds=300, memory_mb=4096))  # fmt: skip
+
+    grading.generate(None, course_root=root)
+    for module in (SUMS, M04):
+        assert (grading.release(module, course_root=root) / f"{module}.ipynb").exists()
+
+    released = nbformat.read(root / "grading" / "release" / SUMS / f"{SUMS}.ipynb", as_version=4)
+    downloads = tmp_path / "lms-download"
+    downloads.mkdir()
+    for student, nb in learner_notebooks(released).items():
+        file = tmp_path / "work" / student / f"{SUMS}.ipynb"
+        file.parent.mkdir(parents=True)
+        file.write_text(nb if isinstance(nb, str) else json.dumps(nb, indent=1), encoding="utf-8")  # as saved, ids and all
+        if student == "zipper":  # a Windows laptop: the LMS download route
+            with zipfile.ZipFile(downloads / "zipper.zip", "w") as archive:
+                archive.write(file, f"zipper_12345_{SUMS}.ipynb")
+        else:
+            grading.exchange_submit(SUMS, student, file, course_root=root)
+    grading.exchange_submit(M04, "correct", paths.notebooks_dir() / M04 / f"{M04}.ipynb", course_root=root)
+    grading.exchange_submit(M04, "blank", root / "grading" / "release" / M04 / f"{M04}.ipynb", course_root=root)
+
+    everyone = sorted((set(EXPECTED) | {"broken"}) - {"zipper"})
+    assert grading.collect(SUMS, course_root=root) == everyone
+    assert grading.collect_zips(SUMS, downloads, course_root=root) == sorted([*everyone, "zipper"])
+    assert grading.collect(M04, course_root=root) == ["blank", "correct"]
+    late = root / "grading" / "submitted" / "late" / SUMS / "timestamp.txt"
+    late.write_text("2030-01-02 09:00:00.000000 UTC", encoding="utf-8")  # after the due date
+
+    # lint, before anything is graded
+    from citykit.lint import lint_assignment
+
+    codes = {s: {p.code for p in found} for s, found in lint_assignment(SUMS, course_root=root).items()}
+    assert codes["broken"] == {"invalid-json"}
+    assert codes["duplicated"] == {"duplicate-cell", "duplicate-cell-id"}
+    assert codes["deleted"] == {"deleted-cell"} and codes["tampered"] == {"edited-locked-cell"}
+    assert codes["kernel"] == {"wrong-kernel"}
+    assert all(not codes[s] for s in ("correct", "partial", "blank", "late", "loop", "hog", "zipper"))
+
+    # a copy of the course as collected, for plain sequential nbgrader
+    sequential_root = tmp_path / "sequential"
+    shutil.copytree(root, sequential_root)
+
+    result = grading.autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
+    assert set(result.not_graded) == {"broken"} and "not valid JSON" in result.not_graded["broken"]
+    m04 = grading.autograde_cohort(M04, workers=2, course_root=root, progress=False)
+    source04 = nbformat.read(paths.notebooks_dir() / M04 / f"{M04}.ipynb", as_version=4)
+    m04_points = sum(c.metadata["nbgrader"]["points"] for c in source04.cells
+                     if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
+    autograded = cell_grades(root / "grading" / "gradebook.db")
+    code_cells = autograded[autograded["grade_id"] != "why"]
+    sums_points = code_cells[code_cells["assignment"] == SUMS].groupby("student")["auto_score"].sum()
+    assert sums_points.to_dict() == {s: before for s, (before, _) in EXPECTED.items()}
+    m04_auto = code_cells[code_cells["assignment"] == M04].groupby("student")["auto_score"].sum()
+    assert m04_auto.to_dict() == {"correct": m04_points, "blank": 0}
+    assert result.scores["late"] == 0 and result.scores["correct"] == 5  # late policy: zero
+    graded_hog = nbformat.read(root / "grading" / "autograded" / "hog" / SUMS / f"{SUMS}.ipynb", as_version=4)
+    assert any(o.get("ename") == "MemoryError" for c in graded_hog.cells for o in c.get("outputs", []))
+    graded_loop = nbformat.read(root / "grading" / "autograded" / "loop" / SUMS / f"{SUMS}.ipynb", as_version=4)
+    assert any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for c in graded_loop.cells for o in c.get("outputs", []))
+
+    # plain nbgrader, one learner after another (its API runs the same converter as `nbgrader autograde`)
+    with grading.limited_kernels(course_root=sequential_root), grading._grader_env():
+        api = grading._api(sequential_root)
+        for module, students in ((SUMS, sorted([*everyone, "zipper"])), (M04, ["blank", "correct"])):
+            for student in students:
+                outcome = api.autograde(module, student, force=True, create=True)
+                assert outcome["success"] == (student != "broken"), student  # plain nbgrader fails on broken JSON
+    sequential = cell_grades(sequential_root / "grading" / "gradebook.db")
+    sequential = sequential[sequential["student"] != "broken"].reset_index(drop=True)  # a failed run's empty rows
+    pd.testing.assert_frame_equal(autograded, sequential)
+
+    # a test fix: regrading with --force regrades everyone and names whose score changed
+    nbformat.write(sums_source(mean_tolerance="1e-9"), source)
+    grading.generate(SUMS, course_root=root)
+    again = grading.autograde_cohort(SUMS, workers=2, force=True, course_root=root, progress=False)
+    assert set(again.scores) == set(EXPECTED)
+    assert again.changed == {"partial": (5.0, 2.0)}
+    skipped = grading.autograde_cohort(SUMS, ["correct"], course_root=root, progress=False)
+    assert skipped.skipped == ["correct"] and not skipped.changed
+
+    # feedback: each exercise's points and the visible advice, never hidden-test source
+    pages = grading.feedback(SUMS, course_root=root)
+    assert len(pages) == len(EXPECTED)
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert not any(line in html for line in HIDDEN_LINES), page
+        assert "sum-of-values" in html and "Your points" in html
+    partial = (root / "grading" / "feedback" / "partial" / SUMS / f"{SUMS}.html").read_text(encoding="utf-8")
+    assert "a hidden test failed" in partial and "2 of 6" in partial
+    tampered = (root / "grading" / "feedback" / "tampered" / SUMS / f"{SUMS}.html").read_text(encoding="utf-8")
+    assert "a hidden test failed" in tampered
+    # what plain nbgrader renders as feedback, the autograded notebook, shows the hidden tests
+    plain = (root / "grading" / "autograded" / "partial" / SUMS / f"{SUMS}.ipynb").read_text(encoding="utf-8")
+    assert all(json.dumps(line)[1:-1] in plain for line in HIDDEN_LINES)
+
+    # export: nbgrader's CSV and Canvas's gradebook import
+    nbgrader_csv, canvas_csv = grading.export(course_root=root)
+    assert {"assignment", "student_id", "score", "late_submission_penalty"} <= set(pd.read_csv(nbgrader_csv).columns)
+    canvas = pd.read_csv(canvas_csv, dtype=str, keep_default_na=False)
+    assert list(canvas.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", SUMS, M04]
+    assert canvas.iloc[0]["Student"].strip() == "Points Possible" and float(canvas.iloc[0][SUMS]) == 6
+    by_name = canvas.iloc[1:].set_index("Student")
+    assert by_name.loc["Learner, Partial", SUMS] == "2.0" and by_name.loc["Learner, Late", SUMS] == "0.0"
+    assert by_name.loc["Learner, Broken", SUMS] == "" and by_name.loc["Learner, Correct", M04] == f"{m04_points:.1f}"
+    assert by_name.loc["Learner, Correct", "ID"] == "102" and by_name.loc["Learner, Correct", "Section"] == "Cohort A"
+
+    # formgrader (`citykit lab --instructor`) reads the cohort's gradebook
+    import urllib.request
+
+    from citykit import lab
+
+    server = lab.start_lab(instructor=True, course_root=root, quiet=True)
+    try:
+        server.wait_ready()
+        request = urllib.request.Request(f"{server.url}formgrader/api/assignments",
+                                         headers={"Authorization": f"token {server.token}"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            listed = {a["name"]: a for a in json.load(response)}
+    finally:
+        server.stop()
+    assert listed[SUMS]["num_submissions"] == len(EXPECTED) + 1 and listed[M04]["num_submissions"] == 2
+
+    # the dashboard renders
+    report = grading.dashboard(tmp_path / "dashboard", course_root=root)
+    html = report.html.read_text(encoding="utf-8")
+    for heading in ("Learning objectives by learner", "Score distributions per module", "The most failed tests",
+                    "Learners who need help"):  # fmt: skip
+        assert heading in html
+    assert html.count("<img") >= 2
+    assert "04 typical-wait" in html  # module 04's grade_ids mapped to its objectives by course.yml
+
+
+def test_kernels_named_python3_run_under_the_limits():
+    """The pinned kernel name stays `python3`; inside `limited_kernels` it starts with RLIMIT_AS and
+    RLIMIT_CPU set: an oversized allocation fails, and a busy loop is killed at the CPU limit."""
+    import resource
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    limits = cohorts.Limits(cell_timeout=30, notebook_cpu_seconds=3, memory_mb=1024)
+    with grading.limited_kernels(limits):
+        km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        seen = []
+        kc.execute_interactive(
+            "import resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_CPU)[0])\n"
+            "try:\n    bytearray(2 * 2**30)\nexcept MemoryError:\n    print('MemoryError')",
+            timeout=30, output_hook=lambda msg: seen.append(msg["content"].get("text", "")),
+        )  # fmt: skip
+        assert "".join(seen).split() == [str(1024 * 2**20), "3", "MemoryError"]
+        kc.execute("while True:\n    pass")
+        started = time.monotonic()
+        while km.is_alive() and time.monotonic() - started < 30:
+            time.sleep(0.2)
+        assert not km.is_alive(), "the kernel outlived its CPU limit"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # this process is untouched
