@@ -35,3 +35,12 @@ def riverton() -> registry.Dataset:
 
     build(seed=311, scale="default")
     return registry.get("riverton")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory, riverton: registry.Dataset, request: pytest.FixtureRequest) -> Path:
+    """A copy of the course holding the test file's `MODULE`, its student version generated;
+    shared by that file's tests."""
+    from notebook_helpers import graded_course
+
+    return graded_course(tmp_path_factory.mktemp("course"), request.module.MODULE)

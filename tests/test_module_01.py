@@ -12,7 +12,6 @@ from notebook_helpers import (
     check_production_run,
     check_student_version,
     failed_tests,
-    graded_course,
     import_real_sample,
     submit_notebook,
     with_mistakes,
@@ -21,11 +20,6 @@ from notebook_helpers import (
 pytestmark = pytest.mark.slow
 
 MODULE = "01-loading-data"
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_source_notebook_follows_the_conventions():

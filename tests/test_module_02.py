@@ -10,18 +10,12 @@ from notebook_helpers import (
     check_named_mistakes,
     check_production_run,
     check_student_version,
-    graded_course,
     import_real_sample,
 )
 
 pytestmark = pytest.mark.slow
 
 MODULE = "02-selecting-and-filtering"
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_source_notebook_follows_the_conventions():

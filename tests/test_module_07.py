@@ -10,7 +10,6 @@ from notebook_helpers import (
     check_named_mistakes,
     check_production_run,
     check_student_version,
-    graded_course,
     import_real_sample,
 )
 
@@ -20,11 +19,6 @@ MODULE = "07-disaggregation"
 RATIO = ("group_of = equity.race_alone(decided)\n"
          'a = decided.loc[group_of.eq(GROUP), "approved"]\n'
          'b = decided.loc[group_of.eq(REFERENCE), "approved"]\n')
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_source_notebook_follows_the_conventions():

@@ -11,7 +11,6 @@ from notebook_helpers import (
     check_named_mistakes,
     check_production_run,
     check_student_version,
-    graded_course,
     import_real_sample,
     source_notebook,
 )
@@ -20,11 +19,6 @@ pytestmark = pytest.mark.slow
 
 MODULE = "08-when-averages-mislead"
 ADJUSTED = "adjusted_share = shares.mul(weights, axis=0).sum()[TERCILES]"
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_source_notebook_follows_the_conventions():

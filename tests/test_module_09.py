@@ -18,16 +18,10 @@ from notebook_helpers import (  # noqa: E402
     check_named_mistakes,
     check_production_run,
     check_student_version,
-    graded_course,
     import_real_sample,
 )
 
 MODULE = "09-charts-people-can-read"
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_chart_is_labelled_names_what_is_missing():

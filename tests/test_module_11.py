@@ -13,7 +13,6 @@ from notebook_helpers import (
     check_named_mistakes,
     check_production_run,
     check_student_version,
-    graded_course,
     import_real_sample,
     report_html_has_no_code,
     source_notebook,
@@ -22,11 +21,6 @@ from notebook_helpers import (
 pytestmark = pytest.mark.slow
 
 MODULE = "11-capstone"
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, riverton):
-    return graded_course(tmp_path_factory.mktemp("course"), MODULE)
 
 
 def test_source_notebook_follows_the_conventions():
