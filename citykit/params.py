@@ -3,8 +3,8 @@
 A module's parameters are declared in course.yml (type, default, allowed values, help); a notebook
 given by path declares them in its `parameters` cell (read with papermill's `inspect_notebook`).
 Types: `dataset` (a registered, built dataset), `period` (parsed by `parse_period`, must overlap
-the dataset's coverage), `neighborhood` (must be in the dataset's neighborhoods table; None means
-citywide), and `str`, `int`, `float`, `bool`, each with optional `choices`.
+the dataset's coverage), `neighborhood` (must be in the dataset's neighborhoods table, or named by
+its requests when it has none; None means citywide), and `str`, `int`, `float`, `bool`, each with optional `choices`.
 
     specs = module_parameters(find_module("time-to-close"))
     values = validate(specs, {"neighborhood": "harbor-point", "period": "2025-Q4"})
@@ -230,9 +230,12 @@ def neighborhoods(dataset: str) -> list[str]:
 
 @functools.lru_cache(maxsize=32)
 def _neighborhoods(version: tuple) -> tuple[str, ...]:
+    from citykit.data import registry
     from citykit.data.load import load
 
-    names = load("neighborhoods", dataset=version[0], columns=["neighborhood"])["neighborhood"]
+    # an imported 311 export may have no neighborhoods table yet: then the names its requests carry
+    table = "neighborhoods" if registry.get(version[0]).has("neighborhoods") else "service_requests"
+    names = load(table, dataset=version[0], columns=["neighborhood"])["neighborhood"]
     return tuple(sorted(str(n) for n in names.dropna().unique()))
 
 

@@ -353,7 +353,11 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
 
     from citykit.production import apply_contract
 
-    nb = apply_contract(nbformat.read(report.source, as_version=4))
+    dataset = _dataset_entry(values, report)
+    nb = apply_contract(nbformat.read(report.source, as_version=4),
+                        available_tables=list(dataset.tables) if dataset else None,
+                        dataset=dataset.name if dataset else "")  # fmt: skip
+    manifest["left_out"] = [c.metadata["citykit"]["left_out"] for c in nb.cells if "left_out" in c.metadata.get("citykit", {})]
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     kernel.ready_for_run()
     kernel.executed, kernel.timed_out = None, False
@@ -383,6 +387,15 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
     kernel.shutdown()  # never reuse a kernel that failed
     kept = _keep_failed(staging, out, executed_path, manifest, failure, started)
     raise WorkFailed(f"{failure}; executed notebook kept in {kept}")
+
+
+def _dataset_entry(values: dict[str, Any], report: Report):
+    """The registry entry of the run's dataset, or None for a notebook without one."""
+    from citykit.data import registry
+    from citykit.params import dataset_of
+
+    name = dataset_of(values, report.parameters)
+    return registry.get(name) if name else None
 
 
 def _failure_message(name: str, executed, error: Exception) -> str:

@@ -86,3 +86,20 @@ def test_a_covered_period_that_matches_nothing_is_just_empty(tiny_city):
                          columns=["request_id"])
     mask = (tiny_city.neighborhood == "Ashgrove") & (tiny_city.created_at.dt.date == pd.Timestamp("2025-03-01").date())
     assert len(frame) == mask.sum()
+
+
+def test_a_table_an_export_lacks_is_named_with_how_to_add_it(tiny_city):
+    with pytest.raises(CitykitError, match=r"^dataset 'tiny' has no neighborhoods \(population by neighborhood\); "
+                       r"add it with `citykit data import-population FILE --name tiny`$"):
+        citykit.load("neighborhoods", dataset="tiny")
+    with pytest.raises(CitykitError, match=r"has no program_applications .*`citykit data import-applications FILE"):
+        citykit.load("program_applications", dataset="tiny")
+
+
+def test_without_a_neighborhoods_table_report_parameters_take_the_names_requests_carry(tiny_city):
+    from citykit import params
+
+    assert params.neighborhoods("tiny") == sorted(NEIGHBORHOODS)
+    assert params.check_neighborhood("cedar-flats", "tiny") == "Cedar Flats"
+    with pytest.raises(CitykitError, match="unknown neighborhood 'Atlantis' in dataset 'tiny'"):
+        params.check_neighborhood("Atlantis", "tiny")

@@ -76,6 +76,39 @@ def test_contract_removes_tests_answers_tasks_and_training_cells():
     assert lesson_only_reason(new_code_cell("z = 2")) is None
 
 
+def test_contract_leaves_out_cells_needing_tables_the_dataset_lacks_with_one_note_each():
+    def needs(*tables):
+        return {"citykit": {"requires": list(tables)}}
+
+    cells = [
+        new_code_cell("setup"),  # 0
+        new_code_cell("population = load()", metadata=needs("neighborhoods")),  # 1 left out: a note
+        new_markdown_cell("## Exercise", metadata={"tags": ["training"]}),  # 2 lesson-only, invisible to readers
+        new_code_cell("rates = n / population", metadata=needs("neighborhoods")),  # 3 same gap: no second note
+        new_code_cell("apps", metadata=needs("neighborhoods", "program_applications")),  # 4 a new gap: its own note
+        new_markdown_cell("For readers"),  # 5
+        new_code_cell("chart(rates)", metadata=needs("neighborhoods")),  # 6 after a kept cell: noted again
+    ]
+    nb = new_notebook(cells=cells)
+    every = ["setup", "population = load()", "rates = n / population", "apps", "For readers", "chart(rates)"]
+    assert [c.source for c in apply_contract(nb).cells] == every
+    full = ["service_requests", "neighborhoods", "program_applications"]
+    assert [c.source for c in apply_contract(nb, available_tables=full, dataset="riverton").cells] == every
+
+    kept = apply_contract(nb, available_tables=["service_requests"], dataset="sf")
+    notes = [c for c in kept.cells if "left_out" in c.metadata.get("citykit", {})]
+    assert [c.metadata["citykit"]["left_out"] for c in notes] == [["neighborhoods"], ["program_applications"], ["neighborhoods"]]
+    assert [c.source for c in kept.cells if c not in notes] == ["setup", "For readers"]
+    assert all(c.cell_type == "markdown" and source_index(c) is None for c in notes)
+    assert "`citykit data import-population FILE --name sf`" in notes[0].source and "`sf`" in notes[0].source
+    assert "`citykit data import-applications FILE --mapping MAPPING.yml --name sf`" in notes[1].source
+    _, resources = ProductionContract(available_tables=["service_requests"]).preprocess(nbformat.from_dict(nb), {})
+    assert dict(resources["citykit"]["removed_cells"]) == {
+        1: "needs neighborhoods", 2: "tagged 'training'", 3: "needs neighborhoods",
+        4: "needs neighborhoods, program_applications", 6: "needs neighborhoods",
+    }  # fmt: skip
+
+
 def test_module_lookup_by_slug_folder_or_path():
     assert find_module_notebook("time-to-close") == SOURCE
     assert find_module_notebook(MODULE) == SOURCE

@@ -18,6 +18,14 @@ from citykit import paths
 from citykit.errors import CitykitError
 
 TABLES = ("service_requests", "neighborhoods", "program_applications")
+# What an imported city adds beyond its 311 export, and how (said when a module needs it).
+HOW_TO_ADD = {
+    "neighborhoods": ("population by neighborhood", "citykit data import-population FILE --name {name}"),
+    "program_applications": (
+        "person-level program records",
+        "citykit data import-applications FILE --mapping MAPPING.yml --name {name}",
+    ),
+}
 LOCAL_REGISTRY = "registry.local.yml"
 
 
@@ -44,11 +52,20 @@ class Dataset:
         """The analysis' "now": midnight after the as-of date (never the wall clock)."""
         return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
 
+    def has(self, table: str) -> bool:
+        """Whether the dataset holds `table` (an imported city may lack population or programs)."""
+        return table in self.tables
+
+    def missing_table_advice(self, table: str) -> str:
+        """One line saying the table is missing, and how to add it when it can be imported."""
+        if table in HOW_TO_ADD:
+            holds, command = HOW_TO_ADD[table]
+            return f"dataset {self.name!r} has no {table} ({holds}); add it with `{command.format(name=self.name)}`"
+        return f"unknown table {table!r} in dataset {self.name!r}; choose one of: {', '.join(self.tables)}"
+
     def table_path(self, table: str) -> Path:
         if table not in self.tables:
-            raise CitykitError(
-                f"unknown table {table!r} in dataset {self.name!r}; choose one of: {', '.join(self.tables)}"
-            )
+            raise CitykitError(self.missing_table_advice(table))
         return self.folder / f"{table}.parquet"
 
     @property

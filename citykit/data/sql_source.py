@@ -181,7 +181,7 @@ def load(
     if ds.kind != "postgres":
         raise CitykitError(f"dataset {ds.name!r} is not in a database (kind {ds.kind!r})")
     if table not in ds.tables:
-        raise CitykitError(f"unknown table {table!r} in dataset {ds.name!r}; choose one of: {', '.join(ds.tables)}")
+        raise CitykitError(ds.missing_table_advice(table))
     schema = schema_name(ds.name)
     source = f'"{schema}"."{table}"'
     with _connect(ds.location) as conn:
