@@ -7,6 +7,7 @@ A plain module (not a conftest): import what you need, e.g.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -210,3 +211,39 @@ def import_real_sample(home: Path, name: str = "sf") -> str:
         pytest.skip(f"real sample absent ({sample})")
     import_requests("auto", sample, name=name)
     return name
+
+
+def check_left_out(page: str, dataset: str, tables: list[str]) -> None:
+    """The report says plainly, once per missing table, what was left out and how to add it."""
+    from citykit.data.registry import HOW_TO_ADD
+
+    for table in tables:
+        assert page.count(f"(the <code>{table}</code> table)") == 1, table
+        command = HOW_TO_ADD[table][1].format(name=dataset)
+        assert f"<code>{html.escape(command, quote=False)}</code>" in page, command
+
+
+def styled_rows(page: str, heading: str) -> list[list[str]]:
+    """The data cells of each row headed `heading` in the page's pandas-styled tables."""
+    rows = re.findall(rf'<th class="row_heading[^"]*"[^>]*>{re.escape(heading)}</th>(.*?)</tr>', page, re.S)
+    return [[cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def real_sample_sql(dataset: str) -> tuple[str, "object"]:
+    """`read_parquet(...)` of an imported dataset's requests, and a DuckDB connection (an independent route)."""
+    import duckdb
+
+    from citykit.data import registry
+
+    return f"read_parquet('{registry.get(dataset).table_path('service_requests').as_posix()}')", duckdb.connect()
+
+
+def counted_for_time_to_close() -> str:
+    """SQL for requests that count in time to close, from the metric's own definition (metrics.yml)."""
+    from citykit.standards import load_metrics
+
+    rules = load_metrics()["time_to_close"]
+    statuses = ", ".join(f"'{s}'" for s in rules["closed_statuses"])
+    duplicates = ["NOT is_duplicate"] if rules["exclude"].get("duplicates") else []
+    return " AND ".join([f"status IN ({statuses})", "closed_at IS NOT NULL", *duplicates,
+                         *(f"NOT {flag}" for flag in rules["exclude"]["flags"])])  # fmt: skip

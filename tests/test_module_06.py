@@ -7,10 +7,13 @@ import pytest
 from notebook_helpers import (
     check_conventions,
     check_full_marks_and_blank,
+    check_left_out,
     check_named_mistakes,
     check_production_run,
     check_student_version,
     import_real_sample,
+    real_sample_sql,
+    styled_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,12 +61,14 @@ def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
 
 
 @pytest.mark.realdata
-def test_real_samples_have_no_population_to_divide_by(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_population_the_report_says_so_and_shows_counts_only(tmp_path, monkeypatch, sample):
     monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
-    import_real_sample(tmp_path / "home", "sf")
-    from citykit.data import registry
-
-    if "neighborhoods" not in registry.get("sf").tables:
-        pytest.skip("the real 311 samples carry no neighborhoods table (population); "
-                    "rates need one imported with `citykit data import-population`")
-    check_production_run(MODULE, {"dataset": "sf", "period": None}, tmp_path / "out")
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(MODULE, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods"])
+    assert "Requests per 1,000 residents, by neighborhood" not in page and "<strong>Citywide:</strong>" not in page
+    requests, con = real_sample_sql(name)
+    top, n = con.execute(f"SELECT neighborhood, count(*) AS n FROM {requests} WHERE NOT is_duplicate "
+                         "AND neighborhood IS NOT NULL GROUP BY 1 ORDER BY n DESC LIMIT 1").fetchone()
+    assert styled_rows(page, top) == [[f"{n:,}"]]

@@ -7,6 +7,7 @@ import pytest
 from notebook_helpers import (
     check_conventions,
     check_full_marks_and_blank,
+    check_left_out,
     check_named_mistakes,
     check_production_run,
     check_student_version,
@@ -66,12 +67,10 @@ def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
 
 
 @pytest.mark.realdata
-def test_real_samples_have_no_person_level_table(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_program_records_the_report_says_so(tmp_path, monkeypatch, sample):
     monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
-    import_real_sample(tmp_path / "home", "sf")
-    from citykit.data import registry
-
-    if "program_applications" not in registry.get("sf").tables:
-        pytest.skip("the real 311 samples carry no person-level program applications; "
-                    "import some with `citykit data import-applications` to run this module on them")
-    check_production_run(MODULE, {"dataset": "sf", "period": None}, tmp_path / "out")
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(MODULE, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["program_applications"])
+    assert "Applicants by race and ethnicity" not in page and "Approval rates by race" not in page

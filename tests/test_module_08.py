@@ -8,11 +8,15 @@ import pytest
 from notebook_helpers import (
     check_conventions,
     check_full_marks_and_blank,
+    check_left_out,
     check_named_mistakes,
     check_production_run,
     check_student_version,
+    counted_for_time_to_close,
     import_real_sample,
+    real_sample_sql,
     source_notebook,
+    styled_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -81,12 +85,23 @@ def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
 
 
 @pytest.mark.realdata
-def test_real_samples_have_no_neighborhood_incomes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_incomes_the_report_compares_neighborhoods_with_the_citywide_median(tmp_path, monkeypatch, sample):
     monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
-    import_real_sample(tmp_path / "home", "sf")
-    from citykit.data import registry
-
-    if "neighborhoods" not in registry.get("sf").tables:
-        pytest.skip("the real 311 samples carry no neighborhoods table (incomes); "
-                    "import one with `citykit data import-population` to run this module on them")
-    check_production_run(MODULE, {"dataset": "sf", "period": None}, tmp_path / "out")
+    name = import_real_sample(tmp_path / "home", sample)
+    requests, con = real_sample_sql(name)
+    counted = counted_for_time_to_close()
+    request_type = con.execute(f"SELECT request_type FROM {requests} WHERE {counted} "
+                               "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    page = check_production_run(MODULE, {"dataset": name, "period": None, "request_type": request_type}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods"])
+    assert "by neighborhood income" not in page
+    days = "epoch(closed_at - created_at) / 86400"
+    chosen = f"{counted} AND request_type = $1 AND neighborhood IS NOT NULL"
+    citywide = con.execute(f"SELECT median({days}) FROM {requests} WHERE {counted} AND request_type = $1",
+                           [request_type]).fetchone()[0]
+    slowest, closed, median = con.execute(
+        f"SELECT neighborhood, count(*) AS n, median({days}) AS m FROM {requests} WHERE {chosen} "
+        "GROUP BY 1 HAVING count(*) >= 20 ORDER BY m DESC LIMIT 1", [request_type]).fetchone()
+    assert f"The citywide median is {citywide:.1f} days" in page
+    assert styled_rows(page, slowest) == [[f"{closed:,}", f"{median:.1f}", f"{median - citywide:+.1f}"]]

@@ -7,10 +7,13 @@ import pytest
 from notebook_helpers import (
     check_conventions,
     check_full_marks_and_blank,
+    check_left_out,
     check_named_mistakes,
     check_production_run,
     check_student_version,
     import_real_sample,
+    real_sample_sql,
+    styled_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -56,13 +59,13 @@ def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
 
 
 @pytest.mark.realdata
-def test_real_samples_have_no_population_or_applications(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_households_or_applications_the_report_keeps_what_the_requests_carry(tmp_path, monkeypatch, sample):
     monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
-    import_real_sample(tmp_path / "home", "sf")
-    from citykit.data import registry
-
-    missing = {"neighborhoods", "program_applications"} - set(registry.get("sf").tables)
-    if missing:
-        pytest.skip(f"the real 311 samples carry no {' or '.join(sorted(missing))}; "
-                    "import them (citykit data import-population / import-applications) to run this module on them")
-    check_production_run(MODULE, {"dataset": "sf", "period": None}, tmp_path / "out")
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(MODULE, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods", "program_applications"])
+    assert "Rental Assistance applications per 1,000 households:" not in page
+    requests, con = real_sample_sql(name)
+    placeholders, total = con.execute(f"SELECT count(*) FILTER (WHERE flag_placeholder_coords), count(*) FROM {requests}").fetchone()
+    assert styled_rows(page, "flag_placeholder_coords")[0][:2] == [f"{placeholders:,}", f"{placeholders / total:.2%}"]

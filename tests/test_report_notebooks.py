@@ -9,6 +9,7 @@ parameters that exercise its fallbacks) and its HTML holds no code, no test and 
 from __future__ import annotations
 
 import html
+import json
 import re
 import resource
 import time
@@ -24,17 +25,20 @@ from citykit.data import registry
 from citykit.production import lesson_only_reason
 from citykit.reports import run_report
 from notebook_helpers import (
-    REALDATA,
-    SF_SAMPLE,
     autograded_points,
     by_grade_id,
     cells_of,
+    check_left_out,
+    counted_for_time_to_close,
     failed_tests,
     graded_course,
+    import_real_sample,
     max_points,
     nbgrader_meta,
+    real_sample_sql,
     report_html_has_no_code,
     source_notebook,
+    styled_rows,
     submit_notebook,
     with_mistakes,
 )
@@ -266,14 +270,28 @@ def test_service_performance_runs_for_the_whole_large_city_in_30s_and_2gib(tmp_p
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not SF_SAMPLE.exists(), reason=f"real samples absent ({REALDATA})")
-@pytest.mark.parametrize("module", ["12-service-performance", "14-quality-scorecard"])
-def test_reports_run_on_an_imported_real_sample(module, tmp_path, monkeypatch):
-    importers = pytest.importorskip("citykit.data.importers", reason="citykit.data.importers not built yet")
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+@pytest.mark.parametrize("module", REPORTS)
+def test_reports_run_on_an_imported_real_sample(module, sample, tmp_path, monkeypatch):
     monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
-    importers.import_requests("auto", SF_SAMPLE, name="sf")
-    dataset = registry.get("sf")
-    assert dataset.table_path("service_requests").exists()  # no population table: 12 ranks counts instead
-    result = run_report(module, {"dataset": "sf", "period": None}, tmp_path / "out")
+    name = import_real_sample(tmp_path / "home", sample)
+    assert registry.get(name).tables == ("service_requests",)  # a plain 311 export: no population, no programs
+    result = run_report(module, {"dataset": name, "period": None}, tmp_path / "out")
     executed = nbformat.read(result.notebook, as_version=4)
     assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
+    page = result.html.read_text(encoding="utf-8")
+    if module == "13-equity-report":  # no demographics or programs: say so, and show service by place
+        check_left_out(page, name, ["neighborhoods", "program_applications"])
+        requests, con = real_sample_sql(name)
+        days = "epoch(closed_at - created_at) / 86400"
+        counted = counted_for_time_to_close()
+        slowest, n, closed, median = con.execute(f"""
+            SELECT neighborhood, count(*), count(*) FILTER (WHERE {counted}) AS closed,
+                   median({days}) FILTER (WHERE {counted}) AS m
+            FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NOT NULL
+            GROUP BY 1 HAVING closed >= 20 ORDER BY m DESC LIMIT 1
+        """).fetchone()
+        assert styled_rows(page, slowest) == [[f"{n:,}", f"{closed:,}", f"{median:.1f}"]]
+        assert "Approval rate" not in page
+        manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["left_out"] == [["neighborhoods"], ["program_applications"]]
