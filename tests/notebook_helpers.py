@@ -223,10 +223,11 @@ def check_left_out(page: str, dataset: str, tables: list[str]) -> None:
         assert f"<code>{html.escape(command, quote=False)}</code>" in page, command
 
 
-def styled_rows(page: str, heading: str) -> list[list[str]]:
-    """The data cells of each row headed `heading` in the page's pandas-styled tables."""
-    rows = re.findall(rf'<th class="row_heading[^"]*"[^>]*>{re.escape(heading)}</th>(.*?)</tr>', page, re.S)
-    return [[cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+def table_rows(page: str, heading: str) -> list[list[str]]:
+    """The data cells of each table row headed `heading` in the page (pandas tables, styled or not)."""
+    rows = re.findall(rf"<th[^>]*>{re.escape(heading)}</th>(.*?)</tr>", page, re.S)
+    cells = [[cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+    return [row for row in cells if row]
 
 
 def real_sample_sql(dataset: str) -> tuple[str, "object"]:

@@ -10,7 +10,16 @@ import nbformat
 import pytest
 
 from citykit import grading, paths
-from notebook_helpers import cells_of, nbgrader_meta, solution_lines
+from notebook_helpers import (
+    cells_of,
+    check_production_run,
+    counted_for_time_to_close,
+    import_real_sample,
+    nbgrader_meta,
+    real_sample_sql,
+    solution_lines,
+    table_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +115,16 @@ def test_mistakes_are_named_by_visible_tests_or_caught_by_hidden_ones(course, tm
     assert set(errors) == {"median-days-to-close", "share-within-sla"}
     assert "that is the mean" in errors["median-days-to-close"]["evalue"]
     assert "share_within_sla" in errors["share-within-sla"]["evalue"]  # from the hidden comparison
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_runs_as_a_report_on_a_real_sample(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run("04-time-to-close", {"dataset": name, "period": None}, tmp_path / "out")
+    requests, con = real_sample_sql(name)
+    busiest, closed, median = con.execute(
+        f"SELECT request_type, count(*) AS n, median(epoch(closed_at - created_at) / 86400) FROM {requests} "
+        f"WHERE {counted_for_time_to_close()} GROUP BY 1 ORDER BY n DESC LIMIT 1").fetchone()
+    assert [str(closed), f"{median:.1f}"] in table_rows(page, busiest)

@@ -13,7 +13,7 @@ from notebook_helpers import (
     check_student_version,
     import_real_sample,
     real_sample_sql,
-    styled_rows,
+    table_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -71,4 +71,4 @@ def test_without_population_the_report_says_so_and_shows_counts_only(tmp_path, m
     requests, con = real_sample_sql(name)
     top, n = con.execute(f"SELECT neighborhood, count(*) AS n FROM {requests} WHERE NOT is_duplicate "
                          "AND neighborhood IS NOT NULL GROUP BY 1 ORDER BY n DESC LIMIT 1").fetchone()
-    assert styled_rows(page, top) == [[f"{n:,}"]]
+    assert table_rows(page, top) == [[f"{n:,}"]]

@@ -16,7 +16,7 @@ from notebook_helpers import (
     import_real_sample,
     real_sample_sql,
     source_notebook,
-    styled_rows,
+    table_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -104,4 +104,4 @@ def test_without_incomes_the_report_compares_neighborhoods_with_the_citywide_med
         f"SELECT neighborhood, count(*) AS n, median({days}) AS m FROM {requests} WHERE {chosen} "
         "GROUP BY 1 HAVING count(*) >= 20 ORDER BY m DESC LIMIT 1", [request_type]).fetchone()
     assert f"The citywide median is {citywide:.1f} days" in page
-    assert styled_rows(page, slowest) == [[f"{closed:,}", f"{median:.1f}", f"{median - citywide:+.1f}"]]
+    assert table_rows(page, slowest) == [[f"{closed:,}", f"{median:.1f}", f"{median - citywide:+.1f}"]]

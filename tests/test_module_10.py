@@ -13,7 +13,7 @@ from notebook_helpers import (
     check_student_version,
     import_real_sample,
     real_sample_sql,
-    styled_rows,
+    table_rows,
 )
 
 pytestmark = pytest.mark.slow
@@ -68,4 +68,4 @@ def test_without_households_or_applications_the_report_keeps_what_the_requests_c
     assert "Rental Assistance applications per 1,000 households:" not in page
     requests, con = real_sample_sql(name)
     placeholders, total = con.execute(f"SELECT count(*) FILTER (WHERE flag_placeholder_coords), count(*) FROM {requests}").fetchone()
-    assert styled_rows(page, "flag_placeholder_coords")[0][:2] == [f"{placeholders:,}", f"{placeholders / total:.2%}"]
+    assert table_rows(page, "flag_placeholder_coords")[0][:2] == [f"{placeholders:,}", f"{placeholders / total:.2%}"]

@@ -38,8 +38,8 @@ from notebook_helpers import (
     real_sample_sql,
     report_html_has_no_code,
     source_notebook,
-    styled_rows,
     submit_notebook,
+    table_rows,
     with_mistakes,
 )
 
@@ -291,7 +291,7 @@ def test_reports_run_on_an_imported_real_sample(module, sample, tmp_path, monkey
             FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NOT NULL
             GROUP BY 1 HAVING closed >= 20 ORDER BY m DESC LIMIT 1
         """).fetchone()
-        assert styled_rows(page, slowest) == [[f"{n:,}", f"{closed:,}", f"{median:.1f}"]]
+        assert table_rows(page, slowest) == [[f"{n:,}", f"{closed:,}", f"{median:.1f}"]]
         assert "Approval rate" not in page
         manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["left_out"] == [["neighborhoods"], ["program_applications"]]
