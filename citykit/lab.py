@@ -25,6 +25,9 @@ from citykit.errors import CitykitError
 
 # nbgrader's server extensions: learners keep validate/assignment list; formgrader is for instructors.
 INSTRUCTOR_ONLY_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+# Jupyter config the course adds (labconfig/page_config.json): no "official Jupyter news?" prompt and
+# no update check in a classroom, where neither means anything to a learner and there is no internet.
+COURSE_JUPYTER_CONFIG = Path(__file__).parent / "jupyter_config"
 
 
 def lab_root(instructor: bool = False, course_root: Path | None = None) -> Path:
@@ -55,7 +58,8 @@ def lab_command(
 def lab_environment(token: str) -> dict[str, str]:
     if not token:
         raise CitykitError("the lab always needs a token; give a non-empty one or let citykit generate it")
-    return {**os.environ, "JUPYTER_TOKEN": token}
+    config_path = os.pathsep.join(filter(None, [str(COURSE_JUPYTER_CONFIG), os.environ.get("JUPYTER_CONFIG_PATH")]))
+    return {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_CONFIG_PATH": config_path}
 
 
 def free_port() -> int:

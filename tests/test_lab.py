@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -88,6 +89,11 @@ def test_learner_server_lists_released_notebooks_and_nothing_else(tmp_path):
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", "wrong-token") == 403
         assert get(f"{server.url}lab/tree/{MODULE}", None) == 302  # the lab page asks to log in
         assert get(f"{server.url}formgrader", token) == 404  # instructors only
+        page = urllib.request.Request(f"{server.url}lab", headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(page, timeout=20) as response:
+            html = response.read().decode()
+        config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)[1])
+        assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]  # no news prompt
     finally:
         server.stop()
     assert server.process.poll() is not None
