@@ -192,13 +192,21 @@ def collect_tables(nb) -> list[Table]:
         record = output.get("data", {}).get(TABLE_MIME)
         if not record:
             continue
-        base = slugify(record.get("name") or heading or "table")[:40]
+        base = _shorten(slugify(record.get("name") or heading or "table"), 40)
         name, n = base, 2
         while name in used:
             name, n = f"{base}-{n}", n + 1
         used.add(name)
         tables.append(Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1))))
     return tables
+
+
+def _shorten(slug: str, limit: int) -> str:
+    """A slug cut to `limit` characters at a word boundary where there is one."""
+    if len(slug) <= limit:
+        return slug
+    cut = slug[: limit + 1]
+    return cut[: cut.rfind("-")] if "-" in cut else slug[:limit]
 
 
 def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path]:

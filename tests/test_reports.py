@@ -288,6 +288,8 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
         new_markdown_cell("## Counts by type"),
         new_code_cell("frame = pd.DataFrame({'type': ['a', 'b'], 'requests': [1, 2]}).set_index('type')\ndisplay(frame)"),
         new_code_cell("publish_table(frame * 10, 'ten times')"),
+        new_markdown_cell("## How long residents waited and how often the city met its target"),
+        new_code_cell("display(frame)"),
     ), tmp_path / "weekly.ipynb")  # fmt: skip
     result = run_report(nb, {"weeks": 3}, tmp_path / "out")
     page = body(result.html.read_text(encoding="utf-8"))
@@ -296,7 +298,8 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
         "Chart: Requests per week; horizontal axis: Week; vertical axis: Requests",
         "Bar chart: b has twice the requests of a.",
     ]
-    assert [p.name for p in result.tables] == ["01-counts-by-type.csv", "02-ten-times.csv"]
+    assert [p.name for p in result.tables] == [  # long headings are cut at a word, to 40 characters at most
+        "01-counts-by-type.csv", "02-ten-times.csv", "03-how-long-residents-waited-and-how-often.csv"]
     assert pd.read_csv(result.tables[1], index_col=0)["requests"].tolist() == [10, 20]
     assert len(re.findall(r"<h1[ >]", page)) == 1 and "weeks = 3" in page
 
