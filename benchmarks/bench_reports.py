@@ -1,7 +1,7 @@
 """Report speed: a batch of neighborhood reports against the plain tools, a one-run breakdown, large scale.
 
-    .venv/bin/python benchmarks/bench_reports.py [REPORT] [--count 24] [--workers N] [--skip-cli]
-        [--skip-large] [--large-home DIR]
+    .venv/bin/python benchmarks/bench_reports.py [REPORT] [--count 24] [--workers N] [--repeat 3]
+        [--skip-cli] [--skip-large] [--large-home DIR]
 
 REPORT defaults to 12-service-performance (04-time-to-close while that notebook does not exist).
 Every method runs the same production-contract notebook for the same `--count` neighborhoods and
@@ -14,8 +14,8 @@ writes HTML without code:
   (c) citykit batch   : `citykit report batch REPORT --over neighborhood` (warm workers, kernels reused)
   (c') same, kernels restarted per report (what reusing the kernel saves)
 
-It prints each method's wall time, the median seconds per report where a method reports them, and
-the ratios (a)/(c) and (b)/(c) from this one run. Then a breakdown of one run (kernel start,
+It prints each method's median wall time over `--repeat` interleaved runs, the median seconds per
+report where a method reports them, and the ratios (a)/(c) and (b)/(c) of those medians. Then a breakdown of one run (kernel start,
 imports, data load, compute, render, runner overhead) with a fresh kernel and with a reused one,
 and the whole city at large scale (`riverton_large`, built with `citykit data build --scale large`
 if missing): end-to-end seconds and the peak resident memory of the runner and its kernel together.
@@ -209,6 +209,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--skip-cli", action="store_true", help="skip (a), the slowest method")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every method; medians are printed")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--large-home", default=None, help="CITYKIT_HOME holding riverton_large (default: the kit's)")
     args = parser.parse_args()
@@ -218,27 +219,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="citykit-bench-") as tmp:
         folder = Path(tmp)
         notebook = contract_notebook(report, folder)
-        rows = []
+        methods = []
         if not args.skip_cli:
-            total, each = plain_cli(notebook, hoods, folder)
-            rows.append(("(a) papermill + nbconvert CLI loop", total, statistics.median(each)))
-        total, each = in_process(notebook, hoods, folder)
-        rows.append(("(b) in-process papermill + nbconvert", total, statistics.median(each)))
-        total, each = citykit_batch(report, hoods, folder, args.workers, reuse=False)
-        rows.append(("(c') citykit batch, kernel per report", total, statistics.median(each)))
-        total, each = citykit_batch(report, hoods, folder, args.workers, reuse=True)
-        rows.append(("(c) citykit batch (API)", total, statistics.median(each)))
-        cli_total = citykit_cli_batch(report, hoods, folder, args.workers)
-        rows.append(("(c) citykit report batch (CLI)", cli_total, float("nan")))
-        for label, total, median in rows:
-            per = f"median {median:.2f} s per report (in its worker)" if median == median else ""
-            print(f"  {label:40s} {total:7.1f} s   {per}")
-        best = cli_total
-        by = {label[:3]: total for label, total, _ in rows}
+            methods.append(("(a) papermill + nbconvert CLI loop", lambda: plain_cli(notebook, hoods, folder)))
+        methods += [
+            ("(b) in-process papermill + nbconvert", lambda: in_process(notebook, hoods, folder)),
+            ("(c') citykit batch, kernel per report",
+             lambda: citykit_batch(report, hoods, folder, args.workers, reuse=False)),
+            ("(c) citykit batch (API)", lambda: citykit_batch(report, hoods, folder, args.workers, reuse=True)),
+            ("(c) citykit report batch (CLI)",
+             lambda: (citykit_cli_batch(report, hoods, folder, args.workers), [])),
+        ]
+        totals: dict[str, list[float]] = {label: [] for label, _ in methods}
+        each: dict[str, list[float]] = {label: [] for label, _ in methods}
+        for _ in range(args.repeat):  # interleaved, so a burst of load hits every method alike
+            for label, run in methods:
+                total, per_report = run()
+                totals[label].append(total)
+                each[label] += per_report
+        print(f"medians of {args.repeat} run(s):")
+        by = {}  # "(a)", "(b)", ...: the method's median wall time
+        for label, _ in methods:
+            median = statistics.median(totals[label])
+            by.setdefault(label.split()[0], median)
+            runs = ", ".join(f"{t:.1f}" for t in totals[label]) if args.repeat > 1 else ""
+            per = f"median {statistics.median(each[label]):.2f} s per report (in its worker)" if each[label] else ""
+            print(f"  {label:40s} {median:7.1f} s   {per}" + (f"   runs: {runs} s" if runs else ""))
+        best = statistics.median(totals["(c) citykit report batch (CLI)"])
         if "(a)" in by:
             print(f"  ratio (a)/(c): {by['(a)'] / best:.1f}x faster than the plain CLI loop (target >= 4x)")
         print(f"  ratio (b)/(c): {by['(b)'] / best:.1f}x faster than the in-process loop (target >= 1.7x)")
-        print(f"  reusing kernels: (c')/(c) = {rows[2][1] / rows[3][1]:.1f}x")
+        fresh, reused = by["(c')"], statistics.median(totals["(c) citykit batch (API)"])
+        print(f"  reusing kernels: (c')/(c) = {fresh / reused:.1f}x")
         print("one run, where the time goes:")
         breakdown(report, hoods[0], folder)
         if not args.skip_large:

@@ -188,6 +188,8 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")  # the broken submissions lint
+@pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId")  # must catch are broken on purpose
 def test_cohort_end_to_end(tmp_path, riverton):
     root = tmp_path / "course"
     (root / "notebooks" / SUMS).mkdir(parents=True)
