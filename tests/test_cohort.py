@@ -330,9 +330,10 @@ def test_cohort_end_to_end(tmp_path, riverton):
     assert "04 typical-wait" in html  # module 04's grade_ids mapped to its objectives by course.yml
 
 
-def test_kernels_named_python3_run_under_the_limits():
+def test_kernels_named_python3_run_under_the_limits(capfd):
     """The pinned kernel name stays `python3`; inside `limited_kernels` it starts with RLIMIT_AS and
-    RLIMIT_CPU set: an oversized allocation fails, and a busy loop is killed at the CPU limit."""
+    RLIMIT_CPU set: an oversized allocation fails, and a busy loop is killed at the CPU limit. It does
+    not print ipykernel's per-start notice about loopback TCP (once per learner, it buries errors)."""
     import resource
     import time
 
@@ -349,6 +350,7 @@ def test_kernels_named_python3_run_under_the_limits():
             timeout=30, output_hook=lambda msg: seen.append(msg["content"].get("text", "")),
         )  # fmt: skip
         assert "".join(seen).split() == [str(1024 * 2**20), "3", "MemoryError"]
+        assert "without encryption" not in capfd.readouterr().err
         kc.execute("while True:\n    pass")
         started = time.monotonic()
         while km.is_alive() and time.monotonic() - started < 30:
