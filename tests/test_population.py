@@ -116,9 +116,9 @@ def test_race_answers_become_multi_select_indicators():
         race_indicators(pd.Series(["Martian"]), codes)
 
 
-def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town):
+def program_export(folder: Path, n: int = 120) -> tuple[pd.DataFrame, dict]:
+    """A program's raw applications (with personal columns) and its mapping, written to `folder`."""
     rng = np.random.default_rng(7)
-    n = 120
     raw = pd.DataFrame({
         "App No": [f"A{i:04d}" for i in range(n)],
         "Applicant Name": [f"Person {i}" for i in range(n)],
@@ -132,7 +132,7 @@ def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town)
         "Race": rng.choice(["White", "Black or African American", "Asian;White", "Declined", "Hispanic or Latino"], n),
         "HH": rng.integers(1, 6, n).astype(str),
     })  # fmt: skip
-    raw.to_csv(tmp_path / "apps.csv", index=False)
+    raw.to_csv(folder / "apps.csv", index=False)
     spec = {
         "program": "Rental assistance",
         "columns": {"application_id": "App No", "submitted_at": "Submitted", "outcome": "Decision", "neighborhood": "Area",
@@ -142,7 +142,13 @@ def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town)
         "gender_map": {"F": "Woman", "M": "Man", "X": "Nonbinary"},
         "race_mapping": "census_style",
     }  # fmt: skip
-    (tmp_path / "apps.yml").write_text(yaml.safe_dump(spec))
+    (folder / "apps.yml").write_text(yaml.safe_dump(spec))
+    return raw, spec
+
+
+def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town):
+    n = 120
+    raw, spec = program_export(tmp_path, n)
     result = import_applications(tmp_path / "apps.csv", tmp_path / "apps.yml", name=town)
     df = citykit.load("program_applications", town)
     assert len(df) == result.rows and 0 < len(df) <= n
@@ -156,3 +162,23 @@ def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town)
     mapped = raw_by_id.loc[df.application_id, "Decision"].map(spec["outcome_map"]).tolist()
     assert df.outcome.tolist() == mapped
     assert (df.submitted_at == pd.to_datetime(raw_by_id.loc[df.application_id, "Submitted"]).to_numpy()).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["07-disaggregation", "13-equity-report"])
+def test_with_population_and_a_program_imported_nothing_is_left_out(tmp_path, town, module):
+    from citykit.reports import run_report
+
+    population_frame().to_csv(tmp_path / "pop.csv", index=False)
+    import_population(tmp_path / "pop.csv", name=town)
+    program_export(tmp_path)
+    import_applications(tmp_path / "apps.csv", tmp_path / "apps.yml", name=town)
+    result = run_report(module, {"dataset": town, "period": None}, tmp_path / "out")
+    page = result.html.read_text(encoding="utf-8")
+    assert "Left out here" not in page
+    assert json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))["left_out"] == []
+    decided = citykit.load("program_applications", town)["outcome"].isin(["Approved", "Denied"]).sum()
+    if module == "07-disaggregation":
+        assert f"{decided:,} decided" in page
+    else:
+        assert "Approval rate by race and ethnicity" in page
