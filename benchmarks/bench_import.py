@@ -1,16 +1,19 @@
 """Import speed and peak memory on a large synthetic export in the SF311 warehouse and NYC 311 layouts.
 
-    .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311]
+    .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311] [--repeat 3]
 
 Writes the export (with the real files' dirt: 0,0 coordinates, spelling variants, free text with
 quoted line breaks, duplicate ids) to a temporary folder, then runs `citykit data import` in a child
-process and reports rows per second and the child's peak resident memory beside the file size.
+process (`--repeat` times, each into a fresh home) and reports the median rows per second and the
+largest peak resident memory of the child beside the file size.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,23 +83,31 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--layout", nargs="+", default=["sf311_warehouse", "nyc311"])
     parser.add_argument("--dir", type=Path, default=None, help="where to write the exports (default: a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=1, help="imports of each export; the median speed is printed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for layout in args.layout:
             path = Path(tmp) / f"{layout}.csv"
             synthetic_export(path, args.rows, layout)
             print(f"{layout}: wrote {path.stat().st_size / 1e9:.2f} GB", flush=True)
-            env = {**os.environ, "CITYKIT_HOME": str(Path(tmp) / f"home_{layout}")}
             code = (
                 "import sys, resource, time; from citykit.data.importers import import_requests;"
                 "t=time.perf_counter(); r=import_requests(sys.argv[1], sys.argv[2], name='bench');"
                 "print(r.rows_read, time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
             )
-            out = subprocess.run([sys.executable, "-c", code, layout, str(path)], env=env, capture_output=True, text=True, check=True)
-            rows, seconds, peak_kb = out.stdout.split()
+            speeds, peaks = [], []
+            for run in range(args.repeat):
+                env = {**os.environ, "CITYKIT_HOME": str(Path(tmp) / f"home_{layout}_{run}")}
+                out = subprocess.run([sys.executable, "-c", code, layout, str(path)], env=env, capture_output=True,
+                                     text=True, check=True)  # fmt: skip
+                rows, seconds, peak_kb = out.stdout.split()
+                speeds.append(float(rows) / float(seconds))
+                peaks.append(int(peak_kb) / 1024)
+                shutil.rmtree(env["CITYKIT_HOME"], ignore_errors=True)
             size = path.stat().st_size / 1e6
-            print(f"{layout}: {int(rows):,} rows, {size:,.0f} MB CSV: {float(rows) / float(seconds):,.0f} rows/s "
-                  f"({float(seconds):.1f} s), peak memory {int(peak_kb) / 1024:,.0f} MB", flush=True)  # fmt: skip
+            runs = ", ".join(f"{v:,.0f}" for v in speeds)
+            print(f"{layout}: {int(rows):,} rows, {size:,.0f} MB CSV: median {statistics.median(speeds):,.0f} rows/s "
+                  f"(runs: {runs}), peak memory {max(peaks):,.0f} MB", flush=True)  # fmt: skip
             path.unlink()
 
 

@@ -415,6 +415,11 @@ def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: 
         copy = Path(scratch) / f"gradebook-{os.getpid()}.db"
         _copy_sqlite(main_db, copy)
         config.CourseDirectory.db_url = f"sqlite:///{copy}"
+    # Kernels talk over IPC sockets, not loopback TCP: two kernels starting at once can be handed the
+    # same "free" port (jupyter_client's known race), and a learner then fails with "Address already
+    # in use". One socket prefix per worker, whose kernels run one after another.
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(scratch) / f"kernel-{os.getpid()}")
     with _grader_env():
         _WORKER["api"] = _api_with(config)
     _WORKER["db_url"] = config.CourseDirectory.db_url
