@@ -25,8 +25,8 @@ from citykit.errors import CitykitError
 
 # nbgrader's server extensions: learners keep validate/assignment list; formgrader is for instructors.
 INSTRUCTOR_ONLY_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
-# Jupyter config the course adds (labconfig/page_config.json): no "official Jupyter news?" prompt and
-# no update check in a classroom, where neither means anything to a learner and there is no internet.
+# Jupyter config the course adds (labconfig/): no "official Jupyter news?" prompt and no update check
+# in a classroom, and a notebook's kernel starts without asking which one (no "Select Kernel" dialog).
 COURSE_JUPYTER_CONFIG = Path(__file__).parent / "jupyter_config"
 
 

@@ -82,11 +82,13 @@ def test_learner_runs_a_module_in_jupyterlab_without_errors(tmp_path, riverton):
                     timeout=60_000,
                 )
             finally:  # the screenshot is the artifact, and the first thing to look at when this fails
+                dialogs = page.locator(".jp-Dialog-header").all_inner_texts()  # e.g. a "Select Kernel" prompt
                 page.keyboard.press("Control+s")
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(shot), full_page=False)
                 browser.close()
 
+        assert not dialogs, f"JupyterLab stopped the learner with a dialog: {dialogs}"
         saved = _saved_notebook(server, notebook_path)
         code_cells = [c for c in saved["cells"] if c["cell_type"] == "code"]
         errors = [o for c in code_cells for o in c["outputs"] if o["output_type"] == "error"]

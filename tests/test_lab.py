@@ -94,6 +94,16 @@ def test_learner_server_lists_released_notebooks_and_nothing_else(tmp_path):
             html = response.read().decode()
         config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)[1])
         assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]  # no news prompt
+
+        def setting_default(plugin: str, name: str):
+            request = urllib.request.Request(f"{server.url}lab/api/settings/{plugin}",
+                                             headers={"Authorization": f"token {token}"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return json.load(response)["schema"]["properties"][name]["default"]
+
+        # the notebook's kernel starts without a "Select Kernel" dialog; no update checks in a classroom
+        assert setting_default("@jupyterlab/notebook-extension:tracker", "autoStartDefaultKernel") is True
+        assert setting_default("@jupyterlab/apputils-extension:notification", "checkForUpdates") is False
     finally:
         server.stop()
     assert server.process.poll() is not None
