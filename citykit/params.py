@@ -20,7 +20,6 @@ import ast
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +32,14 @@ NONE_WORDS = {"", "none", "null", "citywide", "all"}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    type: str  # dataset | period | neighborhood | str | int | float | bool
-    default: Any = None
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-
-    @classmethod
-    def from_course(cls, p: Parameter) -> "ParamSpec":
-        if p.type not in DATA_TYPES and p.type not in SCALAR_TYPES:
-            raise CitykitError(f"parameter {p.name!r} has unknown type {p.type!r} in course.yml")
-        return cls(p.name, p.type, p.default, p.help, p.choices)
+ParamSpec = Parameter  # one model of a parameter, whether course.yml or a notebook declares it
 
 
 def module_parameters(module: Module) -> list[ParamSpec]:
-    return [ParamSpec.from_course(p) for p in module.parameters]
+    for p in module.parameters:
+        if p.type not in DATA_TYPES and p.type not in SCALAR_TYPES:
+            raise CitykitError(f"parameter {p.name!r} has unknown type {p.type!r} in course.yml")
+    return list(module.parameters)
 
 
 def notebook_parameters(notebook: Path) -> list[ParamSpec]:
