@@ -25,6 +25,15 @@ def source_notebook(module: str) -> Path:
     return paths.notebooks_dir() / module / f"{module}.ipynb"
 
 
+def nbg(grade_id, *, grade=False, solution=False, locked=False, points=None) -> dict:
+    """Cell metadata as nbgrader writes it (for notebooks a test builds)."""
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+            "task": False}  # fmt: skip
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
 def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 

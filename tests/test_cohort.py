@@ -18,20 +18,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from citykit import cohort as cohorts
 from citykit import grading, paths
 from citykit.errors import CitykitError
+from notebook_helpers import nbg
 
 SUMS = "01-sums"
 M04 = "04-time-to-close"
 ROSTER_HEADER = "student_id,first_name,last_name,email,section,sis_user_id,sis_login_id,canvas_id"
 HIDDEN_LINES = ("assert total == 3 + 4 + 5 + 6", "assert abs(mean_value - sum(values) / len(values)) < 1")
 MEAN_ADVICE = "the mean of positive values is positive"
-
-
-def nbg(grade_id, *, grade=False, solution=False, locked=False, points=None):
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
-            "task": False}  # fmt: skip
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
 
 
 def sums_source(mean_tolerance: str = "1") -> nbformat.NotebookNode:

@@ -10,18 +10,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from citykit import grading
 from citykit.errors import CitykitError, WorkFailed
+from notebook_helpers import nbg
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "01-sums"
-
-
-def nbg(grade_id, *, grade=False, solution=False, locked=False, points=None):
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
-            "solution": solution, "task": False}
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
 
 
 def sums_notebook(total_source: str = "total = sum(values)") -> nbformat.NotebookNode:

@@ -10,14 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from citykit.lint import DeduplicateCells, lint_assignment, lint_notebook
-
-
-def nbg(grade_id, *, grade=False, solution=False, locked=False, points=None):
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
-            "task": False}  # fmt: skip
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
+from notebook_helpers import nbg
 
 
 def released_version() -> nbformat.NotebookNode:
