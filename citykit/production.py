@@ -95,12 +95,12 @@ class ProductionContract(Preprocessor):
         return self.available_tables is None or table in self.available_tables
 
     def _left_out_note(self, missing: list[str]) -> NotebookNode:
-        from citykit.data.registry import HOW_TO_ADD
+        from citykit.data.registry import how_to_add
 
         lines = []
         for table in missing:
-            holds, command = HOW_TO_ADD.get(table, (f"the {table} table", ""))
-            how = f" Add it with `{command.format(name=self.dataset or 'NAME')}` and run the report again." if command else ""
+            holds, command = how_to_add(table, self.dataset or "NAME")
+            how = f" Add it with `{command}` and run the report again." if command else ""
             lines.append(f"**Left out here:** this part needs {holds} (the `{table}` table), which dataset "
                          f"`{self.dataset}` does not have.{how}")
         return new_markdown_cell("> " + "\n>\n> ".join(lines), metadata={"citykit": {"left_out": missing}})

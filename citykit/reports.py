@@ -161,10 +161,11 @@ def prepare(name_or_path: str | Path, parameters: dict[str, Any] | None = None) 
 
 def default_out(report: Report, values: dict[str, Any]) -> Path:
     """`reports/<report>/<parameters slug>/<as-of>/`."""
+    from citykit.data import registry
     from citykit.params import dataset_of, parameters_slug
 
     dataset = dataset_of(values, report.parameters)
-    as_of = _dataset(dataset)["as_of"] if dataset else dt.date.today().isoformat()
+    as_of = registry.get(dataset).as_of.isoformat() if dataset else dt.date.today().isoformat()
     return paths.reports_dir() / report.name / parameters_slug(values, report.parameters) / str(as_of)
 
 
@@ -353,10 +354,9 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
 
     from citykit.production import apply_contract
 
-    dataset = _dataset_entry(values, report)
+    dataset = manifest["dataset"] or {}
     nb = apply_contract(nbformat.read(report.source, as_version=4),
-                        available_tables=list(dataset.tables) if dataset else None,
-                        dataset=dataset.name if dataset else "")  # fmt: skip
+                        available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))  # fmt: skip
     manifest["left_out"] = [c.metadata["citykit"]["left_out"] for c in nb.cells if "left_out" in c.metadata.get("citykit", {})]
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     kernel.ready_for_run()
@@ -387,15 +387,6 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
     kernel.shutdown()  # never reuse a kernel that failed
     kept = _keep_failed(staging, out, executed_path, manifest, failure, started)
     raise WorkFailed(f"{failure}; executed notebook kept in {kept}")
-
-
-def _dataset_entry(values: dict[str, Any], report: Report):
-    """The registry entry of the run's dataset, or None for a notebook without one."""
-    from citykit.data import registry
-    from citykit.params import dataset_of
-
-    name = dataset_of(values, report.parameters)
-    return registry.get(name) if name else None
 
 
 def _failure_message(name: str, executed, error: Exception) -> str:
@@ -514,14 +505,14 @@ def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -
 
 
 def _dataset(name: str) -> dict[str, Any]:
-    """The dataset's name, as-of date and fingerprint; a database's location is never included."""
+    """The dataset's name, as-of date, tables and fingerprint; a database's location is never included."""
     import json
 
     from citykit.data import registry
 
     ds = registry.get(name)
     info: dict[str, Any] = {"name": ds.name, "title": ds.title, "kind": ds.kind, "as_of": ds.as_of.isoformat(),
-                            "synthetic": ds.synthetic, "fingerprint": None}  # fmt: skip
+                            "synthetic": ds.synthetic, "tables": list(ds.tables), "fingerprint": None}  # fmt: skip
     if ds.kind == "parquet":
         build = ds.folder / "build.json"
         if build.exists():

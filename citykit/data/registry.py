@@ -29,6 +29,12 @@ HOW_TO_ADD = {
 LOCAL_REGISTRY = "registry.local.yml"
 
 
+def how_to_add(table: str, dataset: str) -> tuple[str, str]:
+    """What `table` holds, and the command that adds it to `dataset` ("" when no command does)."""
+    holds, command = HOW_TO_ADD.get(table, (f"the {table} table", ""))
+    return holds, command.format(name=dataset)
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -59,8 +65,8 @@ class Dataset:
     def missing_table_advice(self, table: str) -> str:
         """One line saying the table is missing, and how to add it when it can be imported."""
         if table in HOW_TO_ADD:
-            holds, command = HOW_TO_ADD[table]
-            return f"dataset {self.name!r} has no {table} ({holds}); add it with `{command.format(name=self.name)}`"
+            holds, command = how_to_add(table, self.name)
+            return f"dataset {self.name!r} has no {table} ({holds}); add it with `{command}`"
         return f"unknown table {table!r} in dataset {self.name!r}; choose one of: {', '.join(self.tables)}"
 
     def table_path(self, table: str) -> Path:
