@@ -352,12 +352,12 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from citykit.production import apply_contract
+    from citykit.production import ProductionContract
 
     dataset = manifest["dataset"] or {}
-    nb = apply_contract(nbformat.read(report.source, as_version=4),
-                        available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))  # fmt: skip
-    manifest["left_out"] = [c.metadata["citykit"]["left_out"] for c in nb.cells if "left_out" in c.metadata.get("citykit", {})]
+    contract = ProductionContract(available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))
+    nb, resources = contract.preprocess(nbformat.read(report.source, as_version=4), {})
+    manifest["left_out"] = resources["citykit"]["left_out"]
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     kernel.ready_for_run()
     kernel.executed, kernel.timed_out = None, False
