@@ -253,6 +253,13 @@ def real_sample_sql(dataset: str) -> tuple[str, "object"]:
     return f"read_parquet('{registry.get(dataset).table_path('service_requests').as_posix()}')", duckdb.connect()
 
 
+def min_closed_to_compare() -> int:
+    """How many closed requests a place's median must rest on to be compared (metrics.yml)."""
+    from citykit.standards import load_metrics
+
+    return int(load_metrics()["time_to_close"]["min_closed_to_compare"])
+
+
 def counted_for_time_to_close() -> str:
     """SQL for requests that count in time to close, from the metric's own definition (metrics.yml)."""
     from citykit.standards import load_metrics
