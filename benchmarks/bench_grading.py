@@ -29,7 +29,8 @@ from pathlib import Path
 
 import nbformat
 
-from citykit import grading, paths
+from citykit import paths
+from citykit.grading import workflow as grading
 
 MODULE = "04-time-to-close"
 

@@ -41,7 +41,7 @@ import psutil
 
 from citykit import paths
 from citykit.data import registry
-from citykit.production import apply_contract
+from citykit.reports.contract import apply_contract
 
 BIN = Path(sys.executable).parent
 LOAD_MARKERS = ("citykit.load(", "load(", "query(", "read_parquet", ".execute(")
@@ -64,7 +64,7 @@ def timed(command: list[str], env: dict | None = None) -> float:
 
 
 def contract_notebook(report: str, folder: Path) -> Path:
-    from citykit.reports import resolve
+    from citykit.reports.run import resolve
 
     nb = apply_contract(nbformat.read(resolve(report).source, as_version=4))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -111,7 +111,7 @@ def in_process(notebook: Path, hoods: list[str], folder: Path) -> tuple[float, l
 BATCH = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from citykit.batch import run_batch
+    from citykit.reports.batch import run_batch
     report, out, hoods, workers, reuse = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
     result = run_batch(report, "neighborhood", hoods, out=Path(out), workers=workers, reuse_kernel=reuse, progress=False)
     assert not result.failed, result.summary()
@@ -133,7 +133,7 @@ def citykit_batch(report: str, hoods: list[str], folder: Path, workers: int, reu
 
 def breakdown(report: str, hood: str, folder: Path) -> None:
     """Where one run's time goes: with a fresh kernel, then in a reused (batch) kernel."""
-    from citykit.reports import ReportKernel, resolve, run_report
+    from citykit.reports.run import ReportKernel, resolve, run_report
 
     source = nbformat.read(resolve(report).source, as_version=4)
     kernel = ReportKernel(env={"CITYKIT_DUCKDB_THREADS": "1"}, reuse=True)
@@ -158,7 +158,7 @@ def breakdown(report: str, hood: str, folder: Path) -> None:
 LARGE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
     t = time.perf_counter()
     run_report(sys.argv[1], {"dataset": "riverton_large", "period": None}, Path(sys.argv[2]))
     print(time.perf_counter() - t)

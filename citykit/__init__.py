@@ -1,20 +1,65 @@
 """citykit: a data academy in a box for city staff.
 
-Notebooks import the kit; the command line (`citykit`) is a thin layer over it.
-Nothing heavy is imported here: `citykit.load` is resolved on first use.
+This module is the public surface for notebooks: lessons and reports import only the names in
+`__all__` (a test fails when a notebook imports a deeper path), so the package can be reorganised
+without breaking a released notebook. Nothing heavy is imported here: each name is resolved on
+first use. The command line (`citykit`) is a thin layer over the sub-packages:
+
+- `citykit.data` — sources, importers, loading, the synthetic city, schemas and quality;
+- `citykit.standards` — the published standards, privacy (k-anonymity, suppression) and equity;
+- `citykit.lessons` — the course model, the lab, and the checks behind visible tests;
+- `citykit.grading` — cohorts and nbgrader: lint, parallel autograde, feedback, export;
+- `citykit.reports` — parameters, the production contract, report runs, HTML and batches.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load", "__version__"]
+
+# public name -> "module:attribute" (a function or class) or "module" (a namespace of helpers)
+_PUBLIC = {
+    # data
+    "load": "citykit.data.load:load",
+    "connect": "citykit.data.load:connect",
+    "dataset": "citykit.data.registry:get",
+    "parse_period": "citykit.data.periods:parse_period",
+    "REQUEST_FLAGS": "citykit.data.columns:REQUEST_FLAGS",
+    "city_bounds": "citykit.data.anonymize:city_bounds",
+    "quality": "citykit.data.quality",
+    # the standards
+    "metrics": "citykit.standards.reader:load_metrics",
+    "disaggregation_standard": "citykit.standards.reader:load_disaggregation",
+    "quality_gates": "citykit.data.quality:load_gates",
+    "equity": "citykit.standards.equity",
+    "privacy": "citykit.standards.privacy",
+    # lessons
+    "check": "citykit.lessons.check",
+    "load_course": "citykit.lessons.course:load_course",
+    "data_package": "citykit.lessons.course:data_package",
+    # reports
+    "describe_figure": "citykit.reports.run:describe_figure",
+    "publish_table": "citykit.reports.run:publish_table",
+    "check_neighborhood": "citykit.reports.params:check_neighborhood",
+    "maps": "citykit.reports.maps",
+    # errors
+    "CitykitError": "citykit.errors:CitykitError",
+}
+__all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load":
-        from citykit.data.load import load
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'citykit' has no attribute {name!r}")
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value  # resolved once
+    return value
 
-        return load
-    raise AttributeError(f"module 'citykit' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from citykit import paths
 from citykit.errors import CitykitError
 
 
@@ -82,6 +83,23 @@ def data_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- course folder ----------------------------------------------------------------------------
+
+
+def init(args: argparse.Namespace) -> int:
+    from citykit.course_folder import init_course
+
+    print(init_course(args.folder, upgrade=args.upgrade).summary())
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from citykit.demo import run_demo
+
+    run_demo(scale=args.scale, out=args.out)
+    return 0
+
+
 # --- course -----------------------------------------------------------------------------------
 
 
@@ -89,7 +107,7 @@ def course_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from citykit.course import load_course
+    from citykit.lessons.course import load_course
 
     table = Table(title="citykit course", show_lines=True)
     for column in ("#", "module", "title", "minutes", "objectives", "report"):
@@ -105,7 +123,7 @@ def course_list(args: argparse.Namespace) -> int:
 
 
 def lab(args: argparse.Namespace) -> int:
-    from citykit.lab import run_lab
+    from citykit.lessons.lab import run_lab
 
     return run_lab(instructor=args.instructor, port=args.port)
 
@@ -114,7 +132,7 @@ def lab(args: argparse.Namespace) -> int:
 
 
 def grade_generate(args: argparse.Namespace) -> int:
-    from citykit.grading import generate
+    from citykit.grading.workflow import generate
 
     for path in generate(args.module):
         print(f"student version: {path}")
@@ -122,8 +140,8 @@ def grade_generate(args: argparse.Namespace) -> int:
 
 
 def grade_setup(args: argparse.Namespace) -> int:
-    from citykit.cohort import Limits, cohort_file
-    from citykit.grading import setup
+    from citykit.grading.cohort import Limits, cohort_file
+    from citykit.grading.workflow import setup
 
     limits = Limits(cell_timeout=args.cell_timeout, notebook_cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb)
     cohort = setup(args.cohort, args.roster, due=dict(args.due), late_policy=args.late_policy, limits=limits,
@@ -134,14 +152,14 @@ def grade_setup(args: argparse.Namespace) -> int:
 
 
 def grade_release(args: argparse.Namespace) -> int:
-    from citykit.grading import release
+    from citykit.grading.workflow import release
 
     print(f"released to {release(args.module)}")
     return 0
 
 
 def grade_collect(args: argparse.Namespace) -> int:
-    from citykit.grading import collect, collect_zips
+    from citykit.grading.workflow import collect, collect_zips
 
     students = collect_zips(args.module, args.zips) if args.zips else collect(args.module)
     print(f"{len(students)} submission(s) collected: {', '.join(students)}")
@@ -149,8 +167,8 @@ def grade_collect(args: argparse.Namespace) -> int:
 
 
 def grade_lint(args: argparse.Namespace) -> int:
-    from citykit.grading import assignment_id
-    from citykit.lint import lint_assignment
+    from citykit.grading.workflow import assignment_id
+    from citykit.grading.lint import lint_assignment
 
     found = lint_assignment(assignment_id(args.module), args.student or None)
     for student, problems in sorted(found.items()):
@@ -159,8 +177,8 @@ def grade_lint(args: argparse.Namespace) -> int:
 
 
 def grade_autograde(args: argparse.Namespace) -> int:
-    from citykit.cohort import load_cohort
-    from citykit.grading import autograde_cohort
+    from citykit.grading.cohort import load_cohort
+    from citykit.grading.workflow import autograde_cohort
 
     workers = args.workers
     if workers is None:
@@ -174,7 +192,7 @@ def grade_autograde(args: argparse.Namespace) -> int:
 
 
 def grade_feedback(args: argparse.Namespace) -> int:
-    from citykit.grading import feedback
+    from citykit.grading.workflow import feedback
 
     for page in feedback(args.module, args.student or None):
         print(f"feedback: {page}")
@@ -182,7 +200,7 @@ def grade_feedback(args: argparse.Namespace) -> int:
 
 
 def grade_export(args: argparse.Namespace) -> int:
-    from citykit.grading import export
+    from citykit.grading.workflow import export
 
     nbgrader_csv, canvas_csv = export(args.out)
     print(f"nbgrader grades: {nbgrader_csv}\nCanvas gradebook import: {canvas_csv}")
@@ -190,7 +208,7 @@ def grade_export(args: argparse.Namespace) -> int:
 
 
 def grade_dashboard(args: argparse.Namespace) -> int:
-    from citykit.grading import dashboard
+    from citykit.grading.workflow import dashboard
 
     print(dashboard(args.out, need_help_below=args.need_help_below))
     return 0
@@ -203,7 +221,7 @@ def report_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from citykit.reports import list_reports
+    from citykit.reports.run import list_reports
 
     table = Table(title="Production reports (citykit report params NAME)")
     for column in ("#", "report", "title", "parameters"):
@@ -218,8 +236,8 @@ def report_params(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from citykit.params import describe
-    from citykit.reports import resolve
+    from citykit.reports.params import describe
+    from citykit.reports.run import resolve
 
     report = resolve(args.name)
     table = Table(title=f"Parameters of {report.name}")
@@ -232,7 +250,7 @@ def report_params(args: argparse.Namespace) -> int:
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     result = run_report(args.name, dict(args.parameters), out=args.out, pdf=args.pdf, timeout=args.timeout)
     print(result)
@@ -240,7 +258,7 @@ def report_run(args: argparse.Namespace) -> int:
 
 
 def report_batch(args: argparse.Namespace) -> int:
-    from citykit.batch import run_batch
+    from citykit.reports.batch import run_batch
     from citykit.errors import WorkFailed
 
     result = run_batch(
@@ -262,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, metavar="ACTION"
     )
     p = data.add_parser("build", help="generate the synthetic city and publish its anonymized tables")
-    p.add_argument("--scale", choices=("small", "default", "large"), default="default")
+    p.add_argument("--scale", choices=("tiny", "small", "default", "large"), default="default",
+                   help="tiny and small are quick cities for trying things out (dataset riverton); large is riverton_large")
     p.add_argument("--seed", type=int, default=311)
     p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     p.set_defaults(func=data_build)
@@ -274,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="the exported CSV (never modified)")
     p.add_argument("--name", default=None, help="dataset name (default: the source's name)")
     p.add_argument("--as-of", default=None, help="as-of date YYYY-MM-DD (default: the newest timestamp in the data)")
-    p.add_argument("--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/data/mappings/)")
+    p.add_argument("--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/resources/mappings/)")
     p.set_defaults(func=data_import)
     p = data.add_parser("import-population", help="neighborhood population (canonical neighborhoods columns)")
     p.add_argument("file", type=Path)
@@ -295,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-env", required=True, metavar="VAR", help="environment variable holding the database URL")
     p.add_argument("--as", dest="as_name", default=None, help="name of the database-backed dataset (default: NAME_pg)")
     p.set_defaults(func=data_publish)
+
+    p = commands.add_parser("init", help="create a course folder from the installed kit (or --upgrade one)")
+    p.add_argument("folder", type=Path, help="a new or empty folder (with --upgrade: an existing course folder)")
+    p.add_argument("--upgrade", action="store_true", help="bring a course folder up to this kit, keeping local edits")
+    p.set_defaults(func=init)
+    p = commands.add_parser("demo", help="build the synthetic city, generate module 04's student version, run it as a report")
+    p.add_argument("--scale", choices=("tiny", "small", "default"), default="default", help="size of the synthetic city")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/demo/)")
+    p.set_defaults(func=demo)
 
     course = commands.add_parser("course", help="the course's modules").add_subparsers(
         dest="course_command", required=True, metavar="ACTION"
@@ -383,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    paths.pin_course()  # kernels and workers started elsewhere read the same course
     try:
         return func(args)
     except CitykitError as error:

@@ -9,7 +9,7 @@ URL, the timeouts, the late-submission policy and restores deleted cells; see `c
 
 from pathlib import Path
 
-from citykit.cohort import apply_to_config
+from citykit.grading.cohort import apply_to_config
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 

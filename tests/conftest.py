@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from citykit.data import registry
+
+REPO = Path(__file__).resolve().parent.parent
+# The repository is the course every test reads, wherever a test or its kernels run.
+os.environ["CITYKIT_COURSE"] = str(REPO)
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-from citykit import grading, paths
+from citykit import paths
+from citykit.grading import workflow as grading
 
-REALDATA = paths.repo_root().parent / "shared" / "realdata"
+REALDATA = paths.course_root().parent / "shared" / "realdata"
 SF_SAMPLE = REALDATA / "san_francisco" / "311_service_requests.csv"
 
 
@@ -119,7 +120,7 @@ def report_html_has_no_code(html: str, nb) -> None:
 
 def check_conventions(module: str, parameter_names: tuple[str, ...] = ("dataset", "period")) -> None:
     """The source notebook follows the course conventions, and course.yml describes it."""
-    from citykit.course import find_module
+    from citykit.lessons.course import find_module
 
     nb = nbformat.read(source_notebook(module), as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
@@ -198,7 +199,7 @@ def check_named_mistakes(
 
 def check_production_run(module: str, parameters: dict, out: Path) -> str:
     """Run under the production-run contract; no error, and HTML without code. Returns the HTML."""
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     result = run_report(module, parameters, out=out)
     html = result.html.read_text(encoding="utf-8")

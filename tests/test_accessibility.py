@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from citykit.reports import run_report
+from citykit.reports.run import run_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from citykit.batch import plan, run_batch
+from citykit.reports.batch import plan, run_batch
 from citykit.cli import main
 from citykit.errors import CitykitError
 

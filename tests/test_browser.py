@@ -12,8 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from citykit import lab, paths
-from citykit.course import find_module
+from citykit import paths
+from citykit.lessons import lab
+from citykit.lessons.course import find_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,7 +62,7 @@ def test_learner_runs_a_module_in_jupyterlab_without_errors(tmp_path, riverton, 
     _render_every_cell(tmp_path / "lab-settings")
     monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "lab-settings"))
     server = lab.start_lab(course_root=tmp_path, quiet=True)
-    artifacts = paths.repo_root() / "test-artifacts"
+    artifacts = paths.course_root() / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     code_prompts = ".jp-CodeCell .jp-InputPrompt"
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from citykit import check
+from citykit.lessons import check
 
 DAYS = pd.Series([1.0, 2.0, 3.0, 400.0])  # one request open for over a year
 

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from citykit import cohort as cohorts
-from citykit import grading, paths
+from citykit.grading import cohort as cohorts
+from citykit import paths
+from citykit.grading import workflow as grading
 from citykit.errors import CitykitError
 from notebook_helpers import nbg
 
@@ -142,8 +143,10 @@ def test_cli_setup_exits_2_on_a_bad_roster(tmp_path, capsys, monkeypatch):
 
     bad = tmp_path / "bad.csv"
     bad.write_text("student_id,first_name,last_name\nana,Ana,Ng\nana,Ann,Ng\n", encoding="utf-8")
-    monkeypatch.setenv("CITYKIT_REPO", str(tmp_path))
+    monkeypatch.setenv("CITYKIT_COURSE", str(tmp_path))
     (tmp_path / "notebooks").mkdir()
+    (tmp_path / "curriculum").mkdir()
+    (tmp_path / "curriculum" / "course.yml").write_text("modules: []\n", encoding="utf-8")
     assert main(["grade", "setup", "--cohort", "spring", "--roster", str(bad)]) == 2
     assert "duplicate student_id 'ana'" in capsys.readouterr().err
 
@@ -220,7 +223,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
     late.write_text("2030-01-02 09:00:00.000000 UTC", encoding="utf-8")  # after the due date
 
     # lint, before anything is graded
-    from citykit.lint import lint_assignment
+    from citykit.grading.lint import lint_assignment
 
     codes = {s: {p.code for p in found} for s, found in lint_assignment(SUMS, course_root=root).items()}
     assert codes["broken"] == {"invalid-json"}
@@ -300,7 +303,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
     # formgrader (`citykit lab --instructor`) reads the cohort's gradebook
     import urllib.request
 
-    from citykit import lab
+    from citykit.lessons import lab
 
     server = lab.start_lab(instructor=True, course_root=root, quiet=True)
     try:

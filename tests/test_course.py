@@ -5,7 +5,7 @@ import json
 import yaml
 
 from citykit import paths
-from citykit.course import load_course, module_folders
+from citykit.lessons.course import load_course, module_folders
 
 
 def _raw_slugs() -> list[str]:

@@ -17,11 +17,11 @@ def _split(requirement: str) -> tuple[str, str]:
 
 
 def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((paths.repo_root() / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((paths.course_root() / "pyproject.toml").read_text())["project"]
     wanted = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
     wanted = {CONDA_NAMES.get(name, name): spec for name, spec in wanted.items()}
 
-    env = yaml.safe_load((paths.repo_root() / "environment.yml").read_text())
+    env = yaml.safe_load((paths.course_root() / "environment.yml").read_text())
     listed = dict(_split(d) for d in env["dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip")))
     listed.update(dict(_split(d) for d in env["dependencies"] if isinstance(d, str) and d.startswith("python-")))
 
@@ -29,7 +29,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_python_versions_agree():
-    project = tomllib.loads((paths.repo_root() / "pyproject.toml").read_text())["project"]
-    env = yaml.safe_load((paths.repo_root() / "environment.yml").read_text())
+    project = tomllib.loads((paths.course_root() / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((paths.course_root() / "environment.yml").read_text())
     python = next(d for d in env["dependencies"] if isinstance(d, str) and re.match(r"python[<>=]", d))
     assert python.removeprefix("python") == project["requires-python"]

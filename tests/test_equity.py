@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import binomtest
 from statsmodels.stats import rates as poisson_rates
 
-from citykit import equity, privacy
+from citykit.standards import equity
+from citykit.standards import privacy
 from citykit.errors import CitykitError
 from test_privacy import CATEGORIES, applications
 

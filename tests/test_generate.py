@@ -390,7 +390,7 @@ def test_channel_shift_and_seasonality(city):
 
 
 def test_datapackage_describes_the_published_tables():
-    package = json.loads((paths.repo_root() / "datasets" / "datapackage.json").read_text(encoding="utf-8"))
+    package = json.loads((paths.course_root() / "datasets" / "datapackage.json").read_text(encoding="utf-8"))
     assert "synthetic" in package["description"].lower() and package["licenses"]
     resources = {r["name"]: r for r in package["resources"]}
     for table in TABLES:
@@ -400,7 +400,7 @@ def test_datapackage_describes_the_published_tables():
 
 
 def test_calibration_and_metrics_cover_the_standard_request_types():
-    cal = yaml.safe_load((paths.repo_root() / "datasets" / "calibration.yml").read_text())
+    cal = yaml.safe_load((paths.course_root() / "datasets" / "calibration.yml").read_text())
     metrics = yaml.safe_load((paths.standards_dir() / "metrics.yml").read_text())
     assert {t: s["agency"] for t, s in cal["request_types"].items()} == REQUEST_TYPES
     assert set(metrics["sla_days"]) == set(REQUEST_TYPES) == set(cal["descriptors"])

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from citykit import grading
+from citykit.grading import workflow as grading
 from citykit.errors import CitykitError, WorkFailed
 from notebook_helpers import nbg
 

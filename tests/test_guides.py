@@ -11,7 +11,7 @@ import pytest
 
 from citykit import paths
 from citykit.cli import build_parser
-from citykit.course import data_dictionary_markdown, datapackage_file, load_course
+from citykit.lessons.course import data_dictionary_markdown, datapackage_file, load_course
 from citykit.data.columns import TABLE_COLUMNS
 
 GUIDES = paths.curriculum_dir() / "guides"

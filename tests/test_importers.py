@@ -17,7 +17,8 @@ import yaml
 import citykit
 from citykit.cli import main
 from citykit.data import registry
-from citykit.data.importers import MAPPINGS_DIR, REPORT_FILE, import_requests, imported_dir
+from citykit import paths
+from citykit.data.importers import REPORT_FILE, import_requests, imported_dir
 from citykit.errors import CitykitError
 
 US = "%m/%d/%Y %I:%M:%S %p"
@@ -144,7 +145,7 @@ def nothing_left(home: Path, name: str) -> None:
 
 
 def test_every_mapping_file_has_a_layout_here():
-    assert {p.stem for p in MAPPINGS_DIR.glob("*.yml")} == set(LAYOUTS)
+    assert {p.stem for p in paths.resource("mappings").glob("*.yml")} == set(LAYOUTS)
 
 
 @pytest.mark.parametrize("source", sorted(LAYOUTS))
@@ -348,7 +349,7 @@ def test_unreadable_dates_are_an_error(tmp_path, home):
 
 
 def test_custom_mapping_file(tmp_path):
-    spec = yaml.safe_load((MAPPINGS_DIR / "baltimore.yml").read_text())
+    spec = yaml.safe_load((paths.resource("mappings") / "baltimore.yml").read_text())
     spec["columns"]["request_id"] = "Ticket"
     spec["source"] = "mytown"
     mapping = tmp_path / "mytown.yml"
@@ -416,7 +417,7 @@ def test_cli_import_prints_the_report_and_given_as_of(tmp_path, capsys):
     ],
 )
 def test_a_broken_mapping_says_what_is_wrong(tmp_path, change, says):
-    spec = {**yaml.safe_load((MAPPINGS_DIR / "baltimore.yml").read_text()), **change}
+    spec = {**yaml.safe_load((paths.resource("mappings") / "baltimore.yml").read_text()), **change}
     (tmp_path / "m.yml").write_text(yaml.safe_dump(spec))
     path = export(tmp_path, "baltimore", [base_row("baltimore", 0)])
     with pytest.raises(CitykitError, match=says):

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from citykit import lab
+from citykit.lessons import lab
 from citykit.errors import CitykitError
 
 MODULE = "04-time-to-close"

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from citykit.lint import DeduplicateCells, lint_assignment, lint_notebook
+from citykit.grading.lint import DeduplicateCells, lint_assignment, lint_notebook
 from notebook_helpers import nbg
 
 

@@ -97,7 +97,7 @@ def test_a_table_an_export_lacks_is_named_with_how_to_add_it(tiny_city):
 
 
 def test_without_a_neighborhoods_table_report_parameters_take_the_names_requests_carry(tiny_city):
-    from citykit import params
+    from citykit.reports import params
 
     assert params.neighborhoods("tiny") == sorted(NEIGHBORHOODS)
     assert params.check_neighborhood("cedar-flats", "tiny") == "Cedar Flats"

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from citykit import grading, paths
+from citykit import paths
+from citykit.grading import workflow as grading
 from notebook_helpers import (
     cells_of,
     check_production_run,

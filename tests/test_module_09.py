@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from citykit import check  # noqa: E402
+from citykit.lessons import check  # noqa: E402
 from notebook_helpers import (  # noqa: E402
     check_conventions,
     check_full_marks_and_blank,

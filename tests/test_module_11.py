@@ -64,7 +64,7 @@ def test_a_learners_own_notebook_runs_by_path(riverton, tmp_path):
     """`citykit report run my-notebook.ipynb -p ...`: the learner's completed copy, outside the course."""
     import nbformat
 
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     mine = tmp_path / "my-notebook.ipynb"
     shutil.copyfile(source_notebook(MODULE), mine)

@@ -10,9 +10,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from citykit.cli import main
-from citykit.course import find_module
+from citykit.lessons.course import find_module
 from citykit.errors import CitykitError
-from citykit.params import (
+from citykit.reports.params import (
     ParamSpec,
     allowed_values,
     module_parameters,

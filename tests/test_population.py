@@ -167,7 +167,7 @@ def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town)
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["07-disaggregation", "13-equity-report"])
 def test_with_population_and_a_program_imported_nothing_is_left_out(tmp_path, town, module):
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     population_frame().to_csv(tmp_path / "pop.csv", index=False)
     import_population(tmp_path / "pop.csv", name=town)

@@ -116,7 +116,7 @@ def _outputs(notebook: Path) -> list[str]:
 
 
 def test_a_report_from_postgres_equals_the_report_from_parquet(published, tmp_path):
-    from citykit.reports import find_module_notebook, run_report
+    from citykit.reports.run import find_module_notebook, run_report
 
     name, _, _ = published
     try:

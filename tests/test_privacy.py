@@ -1,4 +1,4 @@
-"""k-anonymity, sensitive coordinates, small-cell suppression and its audit (citykit.privacy)."""
+"""k-anonymity, sensitive coordinates, small-cell suppression and its audit (citykit.standards.privacy)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from citykit import privacy
+from citykit.standards import privacy
 from citykit.errors import CitykitError
 
 CATEGORIES = ["aian", "asian", "black", "hispanic", "mena", "nhpi", "white"]

@@ -14,7 +14,7 @@ import pytest
 from citykit import paths
 from citykit.cli import build_parser
 
-README = paths.repo_root() / "README.md"
+README = paths.course_root() / "README.md"
 
 
 def _code_blocks(markdown: str) -> list[str]:
@@ -28,7 +28,7 @@ def test_quick_start_shows_exactly_the_two_commands_first():
 
 
 def test_every_make_target_in_the_readme_exists():
-    targets = set(re.findall(r"^([a-z-]+):", (paths.repo_root() / "Makefile").read_text(), flags=re.M))
+    targets = set(re.findall(r"^([a-z-]+):", (paths.course_root() / "Makefile").read_text(), flags=re.M))
     mentioned = set(re.findall(r"\bmake ([a-z-]+)", README.read_text()))
     assert mentioned and mentioned <= targets, mentioned - targets
 
@@ -55,12 +55,12 @@ def test_make_demo_from_a_clean_clone(tmp_path):
     if shutil.which("git") is None or shutil.which("make") is None:
         pytest.skip("needs git and make")
     clone = tmp_path / "citykit"
-    subprocess.run(["git", "clone", "--quiet", str(paths.repo_root()), str(clone)], check=True)
+    subprocess.run(["git", "clone", "--quiet", str(paths.course_root()), str(clone)], check=True)
     # A fresh venv that sees this environment's packages, so `make setup` installs only citykit itself.
     subprocess.run([sys.executable, "-m", "venv", str(clone / ".venv")], check=True)
     venv_site = next((clone / ".venv" / "lib").glob("python*/site-packages"))
     (venv_site / "outer.pth").write_text("\n".join([sysconfig.get_paths()["purelib"], *site.getsitepackages()]))
-    env = {k: v for k, v in os.environ.items() if k not in ("CITYKIT_HOME", "CITYKIT_REPO", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CITYKIT_HOME", "CITYKIT_COURSE", "VIRTUAL_ENV")}
     # The shared packages' scripts and Jupyter data files (nbconvert templates) live in this prefix.
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     env["JUPYTER_PATH"] = os.path.join(sys.prefix, "share", "jupyter")

@@ -14,7 +14,7 @@ from citykit.data import registry
 from citykit.data.importers import import_requests
 from citykit.data.quality import check_dataset, scorecard
 
-REALDATA = paths.repo_root().parent / "shared" / "realdata"
+REALDATA = paths.course_root().parent / "shared" / "realdata"
 SF = REALDATA / "san_francisco" / "311_service_requests.csv"
 BALTIMORE = REALDATA / "baltimore" / "311_sample.csv"
 pytestmark = pytest.mark.skipif(not REALDATA.exists(), reason="real samples absent (../shared/realdata)")

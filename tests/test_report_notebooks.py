@@ -19,11 +19,11 @@ import duckdb
 import nbformat
 import pytest
 
-from citykit import grading
-from citykit.course import find_module
+from citykit.grading import workflow as grading
+from citykit.lessons.course import find_module
 from citykit.data import registry
-from citykit.production import lesson_only_reason
-from citykit.reports import run_report
+from citykit.reports.contract import lesson_only_reason
+from citykit.reports.run import run_report
 from notebook_helpers import (
     autograded_points,
     by_grade_id,

@@ -18,9 +18,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from citykit import paths
 from citykit.cli import main
 from citykit.errors import CitykitError, WorkFailed
-from citykit.production import ProductionContract, apply_contract, lesson_only_reason, source_index
-from citykit.report_html import find_chromium
-from citykit.reports import default_out, find_module_notebook, prepare, run_report
+from citykit.reports.contract import ProductionContract, apply_contract, lesson_only_reason, source_index
+from citykit.reports.html import find_chromium
+from citykit.reports.run import default_out, find_module_notebook, prepare, run_report
 
 MODULE = "04-time-to-close"
 SOURCE = paths.notebooks_dir() / MODULE / f"{MODULE}.ipynb"
@@ -279,7 +279,7 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
         new_markdown_cell("# Weekly requests\nA tiny report."),
         new_code_cell("weeks = 4", metadata={"tags": ["parameters"]}),
         new_code_cell(
-            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom citykit.reports import describe_figure, publish_table\n"
+            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom citykit.reports.run import describe_figure, publish_table\n"
             "fig, ax = plt.subplots()\nax.plot(range(weeks), [3, 1, 4, 1][:weeks])\n"
             "ax.set_title('Requests per week')\nax.set_xlabel('Week')\nax.set_ylabel('Requests')\nplt.show()\n"
             "fig2, ax2 = plt.subplots()\nax2.bar(['a', 'b'], [1, 2])\n"

@@ -102,6 +102,8 @@ def test_invalid_yaml_and_missing_file(tmp_path, monkeypatch):
     with pytest.raises(CitykitError, match="not valid YAML at line"):
         standards.load_disaggregation()
     (folder / "disaggregation.yml").unlink()
+    assert standards.load_disaggregation().path.parent == paths.kit_standards_dir()  # the kit's, when the course has none
+    monkeypatch.setattr(paths, "kit_standards_dir", lambda: tmp_path / "no-kit")
     with pytest.raises(CitykitError, match="standard not found"):
         standards.load_disaggregation()
 

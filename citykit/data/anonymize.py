@@ -3,7 +3,7 @@
 Service requests: personal and free-text columns dropped, coordinates rounded to 3 decimals
 (about 100 m), no coordinates for the standard's sensitive request types, and every defect flagged
 from the raw values, never repaired ("flag, don't silently repair"). Program applications: personal
-columns dropped, then k-anonymity under the disaggregation standard (`citykit.privacy`).
+columns dropped, then k-anonymity under the disaggregation standard (`citykit.standards.privacy`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class PublishSummary:
 
 def standard_request_types() -> list[str]:
     """The standard request type names: those with an SLA target in metrics.yml."""
-    with (paths.standards_dir() / "metrics.yml").open(encoding="utf-8") as fh:
+    with (paths.standard_file("metrics.yml")).open(encoding="utf-8") as fh:
         return list(yaml.safe_load(fh)["sla_days"])
 
 
@@ -141,7 +141,7 @@ def _check_columns(df: pd.DataFrame, table: str, required: Sequence[str]) -> Non
 
 def publish(raw_dir: Path, out_dir: Path) -> PublishSummary:
     """Anonymize the raw export in `raw_dir` into canonical parquet tables in `out_dir`."""
-    from citykit.privacy import blank_sensitive_coordinates, k_anonymize
+    from citykit.standards.privacy import blank_sensitive_coordinates, k_anonymize
 
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,8 @@ from citykit.data.city import PLACEHOLDER_POINT, RACE_ORDER, City, build_city, s
 from citykit.data.columns import RACE_ETHNICITY
 from citykit.errors import CitykitError
 
-SCALES = ("small", "default", "large")
-DATASET_BY_SCALE = {"small": "riverton", "default": "riverton", "large": "riverton_large"}
+SCALES = ("tiny", "small", "default", "large")
+DATASET_BY_SCALE = {"tiny": "riverton", "small": "riverton", "default": "riverton", "large": "riverton_large"}
 POOL_SIZE = 5_000  # fake people (name, phone, email) drawn from, never one Faker call per row
 STREET_POOL_SIZE = 400
 PLACEHOLDER_CLOSE = np.datetime64("1900-01-01T00:00:00", "us")
@@ -46,7 +46,7 @@ BUILD_FILE = "build.json"
 
 
 def calibration_file() -> Path:
-    return paths.repo_root() / "datasets" / "calibration.yml"
+    return paths.kit_datasets_dir() / "calibration.yml"
 
 
 def load_calibration() -> dict[str, Any]:
@@ -66,8 +66,8 @@ def fingerprint() -> str:
     here = Path(__file__).resolve().parent
     files = [
         here / "generate.py", here / "anonymize.py", here / "city.py", here / "columns.py",
-        paths.repo_root() / "citykit" / "privacy.py", calibration_file(),
-        paths.standards_dir() / "metrics.yml", paths.standards_dir() / "disaggregation.yml",
+        here.parent / "standards" / "privacy.py", calibration_file(),
+        paths.standard_file("metrics.yml"), paths.standard_file("disaggregation.yml"),
     ]  # fmt: skip
     digest = hashlib.sha256(f"numpy {np.__version__} faker {faker.VERSION}".encode())
     for path in files:

@@ -1,6 +1,6 @@
 """Real 311 exports in, canonical anonymized tables out: `citykit data import SOURCE FILE`.
 
-One declarative mapping per source (`citykit/data/mappings/<source>.yml`: column map, status map,
+One declarative mapping per source (`citykit/resources/mappings/<source>.yml`: column map, status map,
 timestamp formats and time zone, channel map, category clean-up, city bounds). The engine:
 
 1. reads the header (encoding, delimiter, duplicate names) and recognises the source (`auto`);
@@ -45,7 +45,7 @@ from citykit.data.anonymize import flag_requests, normalise_type
 from citykit.data.columns import CHANNELS, REQUEST_FLAGS, SERVICE_REQUESTS, STATUSES
 from citykit.errors import CitykitError
 
-MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
+MAPPINGS = "mappings"  # under citykit/resources/
 IMPORTED = "imported"
 REPORT_FILE = "import_report.md"
 MANIFEST_FILE = "import.json"
@@ -132,7 +132,7 @@ def _header_key(name: str) -> str:
 
 
 def mapping_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.yml"))}
+    return {p.stem: p for p in sorted(paths.resource(MAPPINGS).glob("*.yml"))}
 
 
 def load_mapping(source: str | Path) -> Mapping:
@@ -211,7 +211,7 @@ def detect_source(header: Sequence[str]) -> Mapping:
         shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
         raise CitykitError(
             f"the header ({shown}) matches no known source. Each source needs these columns: {needs}. "
-            "For another layout, copy a file from citykit/data/mappings/ and pass it with --mapping FILE"
+            "For another layout, copy a file from citykit/resources/mappings/ and pass it with --mapping FILE"
         )
     return max(candidates, key=lambda c: c[0])[2]
 
@@ -583,7 +583,7 @@ def _import(
     file: Path, header: Header, mapping: Mapping, found: dict[str, str], name: str,
     as_of: dt.date | None, staging: Path, progress: Callable[[int], None] | None,
 ) -> ImportResult:  # fmt: skip
-    from citykit.privacy import blank_sensitive_coordinates
+    from citykit.standards.privacy import blank_sensitive_coordinates
 
     findings = Findings()
     malformed = _Malformed()

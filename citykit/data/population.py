@@ -242,7 +242,7 @@ def import_applications(file: Path | str, mapping_file: Path | str, name: str | 
     from citykit import standards
     from citykit.data.importers import Mapping, parse_timestamps
     from citykit.data.schema import validate
-    from citykit.privacy import k_anonymize
+    from citykit.standards.privacy import k_anonymize
 
     ds = target_dataset(name)
     spec = _application_mapping(Path(mapping_file))

@@ -253,7 +253,7 @@ def _limit(c: Check) -> str:
 
 
 def quality_file() -> Path:
-    return paths.standards_dir() / "quality.yml"
+    return paths.standard_file("quality.yml")
 
 
 def load_gates(path: Path | None = None) -> dict[str, dict[str, Gate]]:

@@ -1,6 +1,6 @@
 """The datasets registry: one named entry per dataset, wherever its tables live.
 
-Built-in datasets are listed in the repository's `datasets/registry.yml`; datasets a user adds
+Built-in datasets are listed in the kit's `datasets/registry.yml`; datasets a user adds
 (imports) go to `$CITYKIT_HOME/registry.local.yml`, which is never committed. A database-backed
 dataset stores the *name* of the environment variable holding its URL, never the URL.
 """
@@ -108,7 +108,7 @@ def _entry(name: str, raw: dict) -> Dataset:
 
 
 def builtin_registry_file() -> Path:
-    return paths.repo_root() / "datasets" / "registry.yml"
+    return paths.kit_datasets_dir() / "registry.yml"
 
 
 def local_registry_file() -> Path:

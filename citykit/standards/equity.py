@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from citykit import privacy
+from citykit.standards import privacy
 from citykit.errors import CitykitError
 from citykit.standards import DisaggregationStandard, load_disaggregation
 
@@ -430,14 +430,14 @@ def suppress(counts: pd.DataFrame | privacy.PublishedTable, *, standard: Disaggr
 
     A DataFrame of interior counts gets its Total row and column first. Returns the
     `PublishedTable` (`.shown` has <NA> for suppressed entries; `.suppressed` the mask).
-    Use `citykit.privacy.suppress` for several tables published together.
+    Use `citykit.standards.privacy.suppress` for several tables published together.
     """
     table = counts if isinstance(counts, privacy.PublishedTable) else privacy.count_table(counts)
     return privacy.suppress(table, standard=standard)[0]
 
 
 def audit(tables, relations=(), *, standard: DisaggregationStandard | None = None) -> privacy.AuditReport:
-    """The suppression audit (see `citykit.privacy.audit`) for tables published together."""
+    """The suppression audit (see `citykit.standards.privacy.audit`) for tables published together."""
     if isinstance(tables, DisaggregatedTable):
         tables = tables.tables
     return privacy.audit(tables, relations, standard=standard)

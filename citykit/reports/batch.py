@@ -72,8 +72,8 @@ def plan(
     out: Path | None = None,
 ) -> tuple[Any, list[BatchRun], Path]:  # fmt: skip
     """The report, one validated run per value, and the batch folder; raises before anything runs."""
-    from citykit.params import allowed_values, dataset_of, parameters_slug, validate
-    from citykit.reports import _dataset, prepare
+    from citykit.reports.params import allowed_values, dataset_of, parameters_slug, validate
+    from citykit.reports.run import _dataset, prepare
 
     report, base = prepare(name, {k: v for k, v in (parameters or {}).items() if k != over})
     spec = next((s for s in report.parameters if s.name == over), None)
@@ -104,7 +104,7 @@ _local = threading.local()
 
 
 def _worker_kernel(reuse: bool):
-    from citykit.reports import ReportKernel
+    from citykit.reports.run import ReportKernel
 
     kernel = getattr(_local, "kernel", None)
     if kernel is None or kernel.reuse != reuse:
@@ -128,7 +128,8 @@ def init_worker(reuse: bool = True) -> None:
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
 
-    from citykit import report_html, reports  # noqa: F401
+    from citykit.reports.run import html as report_html
+    from citykit.reports.run import run as reports  # noqa: F401
 
     _worker_kernel(reuse).start()
 
@@ -136,7 +137,7 @@ def init_worker(reuse: bool = True) -> None:
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Run one report of a batch in this worker; never raises for the report's own failure."""
     from citykit.errors import CitykitError as Failure
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     os.environ.update(BATCH_ENV)
     started = time.perf_counter()
@@ -271,7 +272,7 @@ def write_index(result: BatchResult, title: str) -> Path:
     """`<out>/index.html`: every report of the batch, linked, with its status (accessible HTML)."""
     import os.path
 
-    from citykit.report_html import index_page
+    from citykit.reports.html import index_page
 
     rows = []
     for run in result.runs:

@@ -1,4 +1,6 @@
-"""The published standards in `curriculum/standards/`, read and validated in one place.
+"""The published standards (`curriculum/standards/`), read and validated in one place.
+
+Each file is the course's own copy when the course has one, else the kit's (`paths.standard_file`).
 
 `load_disaggregation()` returns the disaggregation standard (categories, privacy, disparity rules)
 as a typed, frozen object. Each file is checked against its JSON Schema beside it
@@ -111,14 +113,14 @@ class DisaggregationStandard:
 
 def load_disaggregation() -> DisaggregationStandard:
     """The disaggregation standard in `paths.standards_dir()`, validated (cached until it changes)."""
-    path = paths.standards_dir() / DISAGGREGATION_FILE
+    path = paths.standard_file(DISAGGREGATION_FILE)
     schema = _schema_path(path)
     return _load_disaggregation(str(path), _mtime(path), _mtime(schema))
 
 
 def load_metrics() -> dict[str, Any]:
     """The metric definitions (`metrics.yml`): time to close, on time, backlog buckets, SLA targets."""
-    path = paths.standards_dir() / METRICS_FILE
+    path = paths.standard_file(METRICS_FILE)
     return _load_metrics(str(path), _mtime(path))
 
 
@@ -292,7 +294,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _schema_path(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.schema.json")
+    """The schema beside the standard, else the kit's (a course may override a standard alone)."""
+    beside = path.with_name(f"{path.stem}.schema.json")
+    return beside if beside.exists() else paths.standard_file(beside.name)
 
 
 def _mtime(path: Path) -> int:
@@ -303,10 +307,7 @@ def _mtime(path: Path) -> int:
 
 
 def _show(path: Path) -> str:
-    try:
-        return str(path.relative_to(paths.repo_root()))
-    except ValueError:
-        return str(path)
+    return paths.show(path)
 
 
 def _key(location: Any) -> str:

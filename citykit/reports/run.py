@@ -2,11 +2,11 @@
 
     run_report("time-to-close", {"neighborhood": "Harbor Point", "period": "2025-Q4"})
 
-1. The parameters are validated before any kernel starts (`citykit.params`): unknown names, wrong
+1. The parameters are validated before any kernel starts (`citykit.reports.params`): unknown names, wrong
    types and values not in the dataset raise `CitykitError` and nothing is written.
-2. The production-run contract removes lesson-only cells (`citykit.production`); papermill runs
+2. The production-run contract removes lesson-only cells (`citykit.reports.contract`); papermill runs
    the rest in a kernel prepared by `ReportKernel` (imports warmed, figure alt text and table
-   recording installed; see `citykit.report_html`).
+   recording installed; see `citykit.reports.html`).
 3. Outputs go to `--out`, by default the archive `reports/<report>/<parameters>/<as-of>/`:
    `NAME.ipynb` (executed), `NAME.html` (no code), `tables/NN-name.csv` and `NAME.xlsx` (every
    DataFrame the report displayed), `manifest.json` (parameters, dataset and fingerprint, package
@@ -39,12 +39,12 @@ from typing import Any
 
 from citykit import paths
 from citykit.errors import CitykitError, WorkFailed
-from citykit.params import ParamSpec
+from citykit.reports.params import ParamSpec
 
 KERNEL_NAME = "python3"
 MANIFEST = "manifest.json"
-PRELUDE = "import citykit.report_html as _citykit_html\n_citykit_html.install_kernel_hooks()\ndel _citykit_html\n"
-RESET = "import citykit.report_html as _citykit_html\n_citykit_html.reset_kernel_state()\n"
+PRELUDE = "import citykit.reports.html as _citykit_html\n_citykit_html.install_kernel_hooks()\ndel _citykit_html\n"
+RESET = "import citykit.reports.html as _citykit_html\n_citykit_html.reset_kernel_state()\n"
 VERSIONED = ("citykit", "papermill", "nbconvert", "nbformat", "ipykernel", "pandas", "duckdb", "pyarrow", "matplotlib")
 SECRET_URL = re.compile(r"(\w+://)([^/@\s]+)@")  # scheme://user:password@host
 
@@ -56,7 +56,7 @@ def publish_table(df: Any, name: str) -> None:
     """Display a DataFrame in the report and name the CSV / workbook sheet it becomes."""
     from IPython.display import display
 
-    from citykit.report_html import TABLE_ATTR
+    from citykit.reports.html import TABLE_ATTR
 
     shown = df.copy(deep=False)
     shown.attrs[TABLE_ATTR] = name
@@ -65,7 +65,7 @@ def publish_table(df: Any, name: str) -> None:
 
 def describe_figure(fig: Any, alt: str) -> Any:
     """Set a figure's alt text in the report (otherwise made from its titles and axis labels)."""
-    from citykit.report_html import ALT_ATTR
+    from citykit.reports.html import ALT_ATTR
 
     setattr(fig, ALT_ATTR, alt)
     return fig
@@ -102,15 +102,15 @@ class RunResult:
 
 def list_reports() -> list:
     """The course's production reports (`report: true` in course.yml), in order."""
-    from citykit.course import load_course
+    from citykit.lessons.course import load_course
 
     return [m for m in load_course() if m.report]  # errors in course.yml surface here
 
 
 def resolve(name_or_path: str | Path) -> Report:
     """A module by slug or folder name, or a notebook by path (a learner's own completed copy)."""
-    from citykit.course import find_module
-    from citykit.params import module_parameters, notebook_parameters
+    from citykit.lessons.course import find_module
+    from citykit.reports.params import module_parameters, notebook_parameters
 
     candidate = Path(name_or_path)
     if candidate.suffix == ".ipynb":
@@ -133,7 +133,7 @@ _course_cache: dict[tuple, list] = {}
 
 def _modules() -> list:
     """course.yml's modules, parsed once per version of the file (a batch resolves many times)."""
-    from citykit.course import load_course
+    from citykit.lessons.course import load_course
 
     try:
         stat = paths.course_file().stat()
@@ -147,13 +147,13 @@ def _modules() -> list:
 
 
 def find_module_notebook(name: str) -> Path:
-    """`time-to-close` or `04-time-to-close` -> its notebook (see `citykit.course.find_module`)."""
+    """`time-to-close` or `04-time-to-close` -> its notebook (see `citykit.lessons.course.find_module`)."""
     return resolve(name).source
 
 
 def prepare(name_or_path: str | Path, parameters: dict[str, Any] | None = None) -> tuple[Report, dict[str, Any]]:
     """The report and its validated, typed parameters; raises before anything runs."""
-    from citykit.params import validate
+    from citykit.reports.params import validate
 
     report = resolve(name_or_path)
     return report, validate(report.parameters, dict(parameters or {}), report=report.name)
@@ -162,7 +162,7 @@ def prepare(name_or_path: str | Path, parameters: dict[str, Any] | None = None) 
 def default_out(report: Report, values: dict[str, Any]) -> Path:
     """`reports/<report>/<parameters slug>/<as-of>/`."""
     from citykit.data import registry
-    from citykit.params import dataset_of, parameters_slug
+    from citykit.reports.params import dataset_of, parameters_slug
 
     dataset = dataset_of(values, report.parameters)
     as_of = registry.get(dataset).as_of.isoformat() if dataset else dt.date.today().isoformat()
@@ -306,7 +306,7 @@ def run_report(
     started = time.perf_counter()
     report, values = prepare(name_or_path, parameters)
     if pdf:
-        from citykit.report_html import find_chromium
+        from citykit.reports.html import find_chromium
 
         if find_chromium() is None:
             raise CitykitError("--pdf needs headless Chromium (apt-get install chromium); it is not installed")
@@ -352,7 +352,7 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from citykit.production import ProductionContract
+    from citykit.reports.contract import ProductionContract
 
     dataset = manifest["dataset"] or {}
     contract = ProductionContract(available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))
@@ -391,7 +391,7 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
 
 def _failure_message(name: str, executed, error: Exception) -> str:
     """Name the failing cell by its index in the source notebook, its first line, and the error."""
-    from citykit.production import source_index
+    from citykit.reports.contract import source_index
 
     ename, evalue = getattr(error, "ename", type(error).__name__), getattr(error, "evalue", str(error))
     where = "a cell"
@@ -406,7 +406,7 @@ def _failure_message(name: str, executed, error: Exception) -> str:
 
 def _running_cell(executed) -> str:
     """'cell N ' for the cell papermill marked running when the kernel died, if known."""
-    from citykit.production import source_index
+    from citykit.reports.contract import source_index
 
     for cell in executed.cells if executed is not None else []:
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
@@ -427,7 +427,7 @@ def _keep_failed(staging: Path, out: Path, executed: Path, manifest: dict, failu
 
 
 def _cell_seconds(nb) -> dict[int, float]:
-    from citykit.production import source_index
+    from citykit.reports.contract import source_index
 
     seconds = {}
     for position, cell in enumerate(nb.cells):
@@ -439,7 +439,7 @@ def _cell_seconds(nb) -> dict[int, float]:
 
 
 def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf: bool):
-    from citykit.report_html import collect_tables, header_cell_text, print_pdf, render_html, write_tables
+    from citykit.reports.html import collect_tables, header_cell_text, print_pdf, render_html, write_tables
 
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = header_cell_text(report.title, values, manifest.get("dataset"), generated)
@@ -487,7 +487,7 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 
 def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -> dict[str, Any]:
-    from citykit.params import dataset_of
+    from citykit.reports.params import dataset_of
 
     dataset = dataset_of(values, report.parameters)
     return {
@@ -551,6 +551,6 @@ def _redact(value: Any) -> Any:
 
 
 def _json(manifest: dict[str, Any]) -> str:
-    from citykit.report_html import manifest_json
+    from citykit.reports.html import manifest_json
 
     return manifest_json(manifest)

@@ -2,7 +2,7 @@
 export, dashboard; plus the single-learner helpers (submit, autograde, score, validate).
 
 Uses nbgrader's Python API (`NbGraderAPI`, `Gradebook`, its converters and plugins) with the
-configuration in `grading/nbgrader_config.py` and the active cohort (`citykit.cohort`).
+configuration in `grading/nbgrader_config.py` and the active cohort (`citykit.grading.cohort`).
 Assignments are the module folders (`04-time-to-close`); a module may be named by slug too.
 Every function takes an optional `course_root` so a copy of the course can be graded elsewhere
 (its `notebooks/` and `grading/` folders); by default the repository is the course root.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from citykit import paths
-from citykit.course import module_folders
+from citykit.lessons.course import module_folders
 from citykit.errors import CitykitError, WorkFailed
 
 CONFIG_FILE = "nbgrader_config.py"
@@ -36,7 +36,7 @@ def load_config(course_root: Path | None = None):
     folder, the gradebook and the cohort come from there."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    from citykit.cohort import apply_to_config
+    from citykit.grading.cohort import apply_to_config
 
     config = PyFileConfigLoader(CONFIG_FILE, path=str(paths.grading_dir())).load_config()
     if course_root is not None:
@@ -45,7 +45,7 @@ def load_config(course_root: Path | None = None):
 
 
 def course_root_of(course_root: Path | None) -> Path:
-    return Path(course_root).resolve() if course_root is not None else paths.repo_root()
+    return Path(course_root).resolve() if course_root is not None else paths.course_root()
 
 
 def assignment_id(module: str, course_root: Path | None = None) -> str:
@@ -195,11 +195,11 @@ def setup(
 ):
     """Validate the roster, write the cohort file and prepare the course for it: nbgrader's config
     beside a course copy, the exchange folder (world-writable, as nbgrader's docs set it), the
-    learners and due dates in the gradebook. Returns the `citykit.cohort.Cohort`."""
+    learners and due dates in the gradebook. Returns the `citykit.grading.cohort.Cohort`."""
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
-    from citykit.cohort import setup_cohort
+    from citykit.grading.cohort import setup_cohort
 
     root = course_root_of(course_root)
     due = {assignment_id(module, course_root): when for module, when in (due or {}).items()}
@@ -339,7 +339,7 @@ def kernel_dir(limits, folder: Path) -> Path:
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     kernel = {
-        "argv": [sys.executable, "-c", "from citykit.grading import run_limited_kernel; run_limited_kernel()",
+        "argv": [sys.executable, "-c", "from citykit.grading.workflow import run_limited_kernel; run_limited_kernel()",
                  "-f", "{connection_file}"],
         "display_name": "Python 3 (citykit grading limits)",
         "language": "python",
@@ -358,7 +358,7 @@ def kernel_dir(limits, folder: Path) -> Path:
 
 
 def cohort_limits(course_root: Path | None = None):
-    from citykit.cohort import Limits, load_cohort
+    from citykit.grading.cohort import Limits, load_cohort
 
     try:
         return load_cohort(course_root=course_root_of(course_root)).limits
@@ -506,7 +506,7 @@ class CohortGrades:
     scores: dict[str, float] = field(default_factory=dict)  # learner -> points after late penalty
     max_score: float = 0.0
     not_graded: dict[str, str] = field(default_factory=dict)  # learner -> why, in plain language
-    problems: dict = field(default_factory=dict)  # learner -> lint problems (citykit.lint.Problem)
+    problems: dict = field(default_factory=dict)  # learner -> lint problems (citykit.grading.lint.Problem)
     changed: dict[str, tuple[float, float]] = field(default_factory=dict)  # --force: old -> new (graded before)
     skipped: list[str] = field(default_factory=list)  # already graded (no --force)
     seconds: float = 0.0
@@ -560,7 +560,7 @@ def autograde_cohort(
 
     from nbgrader.api import Gradebook, MissingEntry
 
-    from citykit.lint import lint_assignment
+    from citykit.grading.lint import lint_assignment
 
     started = time.perf_counter()
     root = course_root_of(course_root)
@@ -744,7 +744,7 @@ def canvas_gradebook(course_root: Path | None = None):
     import pandas as pd
     from nbgrader.api import Gradebook, MissingEntry
 
-    from citykit.cohort import Learner, load_cohort
+    from citykit.grading.cohort import Learner, load_cohort
 
     try:
         learners = list(load_cohort(course_root=course_root_of(course_root)).learners)
@@ -792,7 +792,7 @@ def export(out: Path | None = None, *, course_root: Path | None = None) -> tuple
 
 def dashboard(out: Path | None = None, *, course_root: Path | None = None, need_help_below: float = 0.6):
     """Run grading/dashboard.ipynb over the gradebook with the report runner; return its RunResult."""
-    from citykit.reports import run_report
+    from citykit.reports.run import run_report
 
     root = course_root_of(course_root)
     database = _sqlite_file(load_config(course_root).CourseDirectory.db_url)

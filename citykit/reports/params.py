@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from citykit.course import Module, Parameter
+from citykit.lessons.course import Module, Parameter
 from citykit.errors import CitykitError
 
 DATA_TYPES = ("dataset", "period", "neighborhood")

@@ -152,7 +152,7 @@ def lint_assignment(
     assignment: str, students: list[str] | None = None, *, course_root: Path | None = None
 ) -> dict[str, list[Problem]]:
     """Problems of every learner's submission of `assignment` (default: everyone who submitted)."""
-    from citykit.grading import course_root_of, submitted_students
+    from citykit.grading.workflow import course_root_of, submitted_students
 
     root = course_root_of(course_root)
     release = root / "grading" / "release" / assignment

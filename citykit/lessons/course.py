@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,12 @@ DATA_DICTIONARY = "data-dictionary.md"
 
 def datapackage_file() -> Path:
     """The data package that describes every published table: datasets/datapackage.json."""
-    return paths.repo_root() / "datasets" / "datapackage.json"
+    return paths.kit_datasets_dir() / "datapackage.json"
+
+
+def data_package() -> dict[str, Any]:
+    """The data package (Frictionless `datapackage.json`): every published table, column and unit."""
+    return json.loads(datapackage_file().read_text(encoding="utf-8"))
 
 
 def _cell(text: Any) -> str:
@@ -146,7 +152,7 @@ def data_dictionary_markdown(datapackage: Path | None = None) -> str:
     lines = [
         "# Data dictionary",
         "",
-        f"<!-- Generated from datasets/datapackage.json by citykit.course.data_dictionary_markdown(); "
+        f"<!-- Generated from datasets/datapackage.json by citykit.lessons.course.data_dictionary_markdown(); "
         "do not edit by hand. -->",
         "",
         f"**{_cell(package.get('title', package.get('name', '')))}**"

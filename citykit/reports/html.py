@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from citykit import paths
+
 TABLE_MIME = "application/vnd.citykit.table+json"
 TABLE_ATTR = "citykit_table"  # DataFrame.attrs key publish_table sets
 ALT_ATTR = "citykit_alt"  # Figure attribute describe_figure sets
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATES = "templates"  # under citykit/resources/
 CHROMIUM_CANDIDATES = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
 
 _rc_snapshot: dict | None = None
@@ -184,7 +186,7 @@ def _headings_and_outputs(nb):
 
 def collect_tables(nb) -> list[Table]:
     """Every table the notebook displayed, named by publish_table or by the heading above it."""
-    from citykit.params import slugify
+    from citykit.reports.params import slugify
 
     tables: list[Table] = []
     used: set[str] = set()
@@ -288,7 +290,7 @@ def _exporter():
 
         _exporters["html"] = HTMLExporter(
             template_name="report",
-            extra_template_basedirs=[str(TEMPLATES_DIR)],
+            extra_template_basedirs=[str(paths.resource(TEMPLATES))],
             exclude_input=True,
             exclude_input_prompt=True,
             exclude_output_prompt=True,

@@ -124,7 +124,7 @@ def read_roster(path: Path) -> list[Learner]:
 
 def course_version(course_root: Path | None = None) -> dict[str, str]:
     """The course a cohort is graded on: a hash of notebooks/ and curriculum/, plus the git commit."""
-    root = Path(course_root) if course_root is not None else paths.repo_root()
+    root = Path(course_root) if course_root is not None else paths.course_root()
     digest = hashlib.sha256()
     for folder in ("notebooks", "curriculum"):
         for file in sorted((root / folder).rglob("*")):
@@ -146,7 +146,7 @@ def course_version(course_root: Path | None = None) -> dict[str, str]:
 
 
 def cohorts_dir(course_root: Path | None = None) -> Path:
-    root = Path(course_root) if course_root is not None else paths.repo_root()
+    root = Path(course_root) if course_root is not None else paths.course_root()
     return root / "grading" / "cohorts"
 
 
@@ -268,9 +268,9 @@ def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None
     config.ExecutePreprocessor.kernel_name = "python3"
     # a learner who deleted a test or answer cell gets it back (scored as unanswered) instead of a crash
     config.OverwriteCells.add_missing_cells = True
-    config.Autograde.sanitize_preprocessors = [  # nbgrader's list, with copied cells handled (see citykit.lint)
+    config.Autograde.sanitize_preprocessors = [  # nbgrader's list, with copied cells handled (see citykit.grading.lint)
         "nbgrader.preprocessors.ClearOutput",
-        "citykit.lint.DeduplicateCells",
+        "citykit.grading.lint.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "nbgrader.preprocessors.OverwriteCells",
         "nbgrader.preprocessors.CheckCellMetadata",

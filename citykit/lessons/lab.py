@@ -27,11 +27,11 @@ from citykit.errors import CitykitError
 INSTRUCTOR_ONLY_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
 # Jupyter config the course adds (labconfig/): no "official Jupyter news?" prompt and no update check
 # in a classroom, and a notebook's kernel starts without asking which one (no "Select Kernel" dialog).
-COURSE_JUPYTER_CONFIG = Path(__file__).parent / "jupyter_config"
+COURSE_JUPYTER_CONFIG = "jupyter_config"  # under citykit/resources/
 
 
 def lab_root(instructor: bool = False, course_root: Path | None = None) -> Path:
-    grading = (Path(course_root) if course_root else paths.repo_root()) / "grading"
+    grading = (Path(course_root) if course_root else paths.course_root()) / "grading"
     return grading if instructor else grading / "release"
 
 
@@ -58,7 +58,7 @@ def lab_command(
 def lab_environment(token: str) -> dict[str, str]:
     if not token:
         raise CitykitError("the lab always needs a token; give a non-empty one or let citykit generate it")
-    config_path = os.pathsep.join(filter(None, [str(COURSE_JUPYTER_CONFIG), os.environ.get("JUPYTER_CONFIG_PATH")]))
+    config_path = os.pathsep.join(filter(None, [str(paths.resource(COURSE_JUPYTER_CONFIG)), os.environ.get("JUPYTER_CONFIG_PATH")]))
     return {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_CONFIG_PATH": config_path}
 
 
