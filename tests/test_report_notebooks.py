@@ -137,7 +137,7 @@ def test_source_notebook_follows_the_conventions(module):
         assert "set_title(" in chart or "title=title" in chart
         assert ("set_xlabel(" in chart and "set_ylabel(" in chart) or "maps.choropleth" in chart
     setup = next(c.source for c in nb.cells if nbgrader_meta(c).get("grade_id") == "setup")
-    assert 'palette="colorblind"' in setup and "registry.get(dataset)" in setup
+    assert 'palette="colorblind"' in setup and "citykit.dataset(dataset)" in setup
 
 
 # ------------------------------------------------------------------ graded as a lesson
