@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -54,7 +54,7 @@ class Dataset:
         return paths.citykit_home() / self.location
 
     @property
-    def now(self) -> "dt.datetime":
+    def now(self) -> dt.datetime:
         """The analysis' "now": midnight after the as-of date (never the wall clock)."""
         return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
 
@@ -109,6 +109,11 @@ def _entry(name: str, raw: dict) -> Dataset:
 
 def builtin_registry_file() -> Path:
     return paths.kit_datasets_dir() / "registry.yml"
+
+
+def builtin_names() -> set[str]:
+    """Datasets bundled with the kit (datasets/registry.yml): imports and publishes never replace them."""
+    return set(_read(builtin_registry_file()))
 
 
 def local_registry_file() -> Path:

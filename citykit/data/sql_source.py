@@ -3,7 +3,7 @@
 `publish` copies a dataset's canonical tables into a schema of the database whose URL is in an
 environment variable, and registers a dataset that lives there: the registry keeps the variable's
 *name*, never the URL. `load` reads one table with the period, neighborhood and column filters
-pushed down as SQL (the same query `citykit.data.load` builds for parquet), and hands the rows to
+pushed down as SQL (the same `citykit.data.query` as for parquet), and hands the rows to
 pandas through DuckDB, as the parquet loader does, so both give identical frames.
 """
 
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from citykit.data import registry
 from citykit.data.columns import PERIOD_COLUMN
 from citykit.data.periods import Period, parse_period
+from citykit.data.query import build_query, connect
 from citykit.errors import CitykitError
 
 if TYPE_CHECKING:
@@ -112,9 +113,7 @@ def publish(name: str, env_var: str, as_name: str | None = None) -> PublishResul
         raise CitykitError(f"dataset {name!r} has no {', '.join(missing)} yet")
     target = as_name or f"{name}_pg"
     schema = schema_name(target)
-    from citykit.data.importers import builtin_names
-
-    if target in builtin_names():
+    if target in registry.builtin_names():
         raise CitykitError(f"{target!r} is a bundled dataset; choose another name with --as")
 
     rows: dict[str, int] = {}
@@ -176,8 +175,6 @@ def load(
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One canonical table of a database-backed dataset, filtered in SQL (see `citykit.load`)."""
-    from citykit.data.load import build_query
-
     if ds.kind != "postgres":
         raise CitykitError(f"dataset {ds.name!r} is not in a database (kind {ds.kind!r})")
     if table not in ds.tables:
@@ -216,8 +213,6 @@ def _column_types(conn: Connection, schema: str, table: str) -> dict[str, pa.Dat
 
 def _fetch(conn: Connection, sql: str, params: list, types: dict[str, pa.DataType]) -> pd.DataFrame:
     """Rows to arrow with the table's own types, then to pandas through DuckDB (as parquet loads do)."""
-    from citykit.data.load import connect
-
     result = conn.exec_driver_sql(sql, tuple(params))
     rows = result.fetchall()
     values = list(zip(*rows)) if rows else [[] for _ in types]

@@ -1,0 +1,66 @@
+"""Parquet datasets (a folder under `$CITYKIT_HOME`) as a source: one table read with DuckDB, which
+reads only the row groups and columns a query needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+from citykit.data import registry
+from citykit.data.columns import PERIOD_COLUMN
+from citykit.data.periods import Period, parse_period
+from citykit.data.query import build_query, connect
+from citykit.errors import CitykitError
+
+
+def load(
+    ds: registry.Dataset,
+    table: str,
+    period: str | Period | None = None,
+    neighborhood: str | Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One canonical table of a parquet dataset, filtered in DuckDB (see `citykit.load`)."""
+    path = ds.table_path(table)
+    if not path.exists():
+        raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
+    con = connect()
+    source = f"read_parquet('{path.as_posix()}')"
+    available = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    query = build_query(table, available, period=period, neighborhood=neighborhood, columns=columns)
+    if neighborhood is not None:
+        _check_neighborhoods(con, source, ds.name, neighborhood)
+    frame = con.execute(query.sql(source), query.params).df()
+    if frame.empty and period is not None:
+        _explain_empty_period(con, source, table, ds.name, parse_period(period))
+    return frame
+
+
+def _check_neighborhoods(con: duckdb.DuckDBPyConnection, source: str, dataset: str, neighborhood: str | Sequence[str]) -> None:
+    names = [neighborhood] if isinstance(neighborhood, str) else list(neighborhood)
+    known = {
+        row[0]
+        for row in con.execute(f"SELECT DISTINCT neighborhood FROM {source} WHERE neighborhood IS NOT NULL").fetchall()
+    }
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise CitykitError(
+            f"unknown neighborhood {', '.join(map(repr, missing))} in dataset {dataset!r}; "
+            f"choose from: {', '.join(sorted(known))}"
+        )
+
+
+def _explain_empty_period(con: duckdb.DuckDBPyConnection, source: str, table: str, dataset: str, period: Period) -> None:
+    """Raise when the period lies outside the data's coverage (an empty filter result is fine)."""
+    column = PERIOD_COLUMN[table]
+    first, last = con.execute(f'SELECT min("{column}"), max("{column}") FROM {source}').fetchone()
+    if first is None:
+        raise CitykitError(f"dataset {dataset!r} has no {table}")
+    if period.start <= last.date() and period.end > first.date():
+        return  # the period is covered; the filters simply match nothing
+    raise CitykitError(
+        f"no {table} in period {period.label} in dataset {dataset!r}; "
+        f"the data covers {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    )
