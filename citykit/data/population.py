@@ -33,11 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import shapely
 import yaml
+from shapely.geometry import mapping, shape
 
+from citykit import standards
 from citykit.data import registry
+from citykit.data.anonymize import write_parquet
 from citykit.data.columns import NEIGHBORHOODS, OUTCOMES, PROGRAM_APPLICATIONS, RACE_ETHNICITY
+from citykit.data.importers import IMPORTED, Mapping, parse_timestamps
+from citykit.data.quality import scorecard
+from citykit.data.schema import validate
 from citykit.errors import CitykitError
+from citykit.standards.privacy import k_anonymize
 
 NAME_PROPERTIES = ("neighborhood", "name", "NAME", "nhood", "Neighborhood")
 
@@ -58,8 +66,6 @@ class TableImport:
 
 def target_dataset(name: str | None) -> registry.Dataset:
     """The imported dataset to attach a table to: `name`, or the only imported dataset."""
-    from citykit.data.importers import IMPORTED
-
     if name is not None:
         ds = registry.get(name)
         if ds.kind != "parquet" or not ds.location.startswith(f"{IMPORTED}/"):
@@ -73,8 +79,6 @@ def target_dataset(name: str | None) -> registry.Dataset:
 
 
 def _write(df: pd.DataFrame, ds: registry.Dataset, table: str) -> Path:
-    from citykit.data.anonymize import write_parquet
-
     path = ds.folder / f"{table}.parquet"
     tmp = path.with_name(f".{path.name}.tmp")
     write_parquet(df, tmp)
@@ -104,9 +108,6 @@ def _read_csv(file: Path) -> pd.DataFrame:
 def import_population(file: Path | str, name: str | None = None) -> TableImport:
     """Neighborhood population in the canonical `neighborhoods` columns (race and ethnicity
     "alone" counts plus Multiracial, summing to the population)."""
-    from citykit.data.quality import scorecard
-    from citykit.data.schema import validate
-
     raw = _read_csv(Path(file))
     ds = target_dataset(name)
     raw.columns = [c.strip() for c in raw.columns]
@@ -148,9 +149,6 @@ def import_population(file: Path | str, name: str | None = None) -> TableImport:
 
 def import_boundaries(file: Path | str, name: str | None = None, name_property: str | None = None) -> TableImport:
     """Neighborhood polygons from a GeoJSON FeatureCollection (WGS84 longitude/latitude)."""
-    import shapely
-    from shapely.geometry import mapping, shape
-
     ds = target_dataset(name)
     file = Path(file)
     try:
@@ -239,11 +237,6 @@ def race_indicators(values: pd.Series, codes: dict[str, str | None], separator: 
 
 def import_applications(file: Path | str, mapping_file: Path | str, name: str | None = None) -> TableImport:
     """Person-level program records through a mapping file, k-anonymized under the standard."""
-    from citykit import standards
-    from citykit.data.importers import Mapping, parse_timestamps
-    from citykit.data.schema import validate
-    from citykit.standards.privacy import k_anonymize
-
     ds = target_dataset(name)
     spec = _application_mapping(Path(mapping_file))
     std = standards.load_disaggregation()

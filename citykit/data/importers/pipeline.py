@@ -1,0 +1,193 @@
+"""`import_requests`: the steps of an import in order, in a staging folder that a failure removes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from citykit import paths
+from citykit.data import registry
+from citykit.data.anonymize import flag_requests
+from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS, STATUSES
+from citykit.data.importers.canonical import Findings, canonical_batch, canonical_schema, repeat_key, type_standards
+from citykit.data.importers.mapping import Mapping, detect_source, load_mapping
+from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, imported_dir, publish, validate_final
+from citykit.data.importers.reader import Header, Malformed, read_header, stream
+from citykit.data.importers.report import ImportResult, render_report, score
+from citykit.errors import CitykitError
+from citykit.standards.privacy import blank_sensitive_coordinates
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the layout we think
+MAX_UNREADABLE_DATES_SHARE = 0.01  # more unreadable created dates than this: wrong timestamp format
+
+
+def import_requests(
+    source: str,
+    file: Path | str,
+    name: str | None = None,
+    as_of: dt.date | str | None = None,
+    mapping_file: Path | str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import a 311 export as dataset `name` (default: the source's name), or update it.
+
+    source: a mapping name, or "auto" to recognise it from the header; `mapping_file` overrides
+    both. as_of: the dataset's as-of date (default: the newest timestamp in the data).
+    progress: called with the number of rows read so far after each batch.
+    """
+    file = Path(file)
+    header = read_header(file)
+    if mapping_file is not None:
+        mapping = load_mapping(Path(mapping_file))
+    elif source == "auto":
+        mapping = detect_source(header.columns)
+    else:
+        mapping = load_mapping(source)
+    missing = mapping.missing(header.columns)
+    if missing:
+        hint = " (is the delimiter right?)" if len(header.columns) == 1 else ""
+        raise CitykitError(
+            f"{file.name} lacks the {mapping.source} columns {', '.join(missing)}{hint}; it has: "
+            f"{', '.join(header.columns[:20])}. Pass SOURCE=auto or a custom mapping with --mapping FILE"
+        )
+    found = mapping.resolve(header.names)
+    repeated = sorted({c for c in header.columns if header.columns.count(c) > 1})
+    used_twice = [c for c in repeated if c in found.values()]
+    if used_twice:
+        raise CitykitError(f"{file.name} has the column {', '.join(used_twice)} more than once; which one holds the data is ambiguous")
+
+    name = name or mapping.source
+    _check_name(name, mapping)
+    try:
+        as_of_date = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    except ValueError:
+        raise CitykitError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
+
+    home = paths.citykit_home() / IMPORTED
+    home.mkdir(parents=True, exist_ok=True)
+    staging = home / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        result = _import(file, header, mapping, found, name, as_of_date, staging, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _check_name(name: str, mapping: Mapping) -> None:
+    if not NAME_PATTERN.match(name):
+        raise CitykitError(f"dataset name {name!r}: use lower-case letters, digits and _ (starting with a letter)")
+    if name in registry.builtin_names():
+        raise CitykitError(f"{name!r} is a bundled dataset; import under another --name")
+    existing = registry.all_datasets().get(name)
+    if existing is not None:
+        manifest = imported_dir(name) / MANIFEST_FILE
+        previous = json.loads(manifest.read_text(encoding="utf-8")).get("source") if manifest.exists() else None
+        if previous != mapping.source:
+            raise CitykitError(
+                f"dataset {name!r} already exists (source {previous or existing.source!r}); "
+                f"a {mapping.source} export can only update a {mapping.source} dataset: choose another --name"
+            )
+
+
+def _import(
+    file: Path, header: Header, mapping: Mapping, found: dict[str, str], name: str,
+    as_of: dt.date | None, staging: Path, progress: Callable[[int], None] | None,
+) -> ImportResult:  # fmt: skip
+    findings = Findings()
+    malformed = Malformed()
+    # Pass 1 reads only the type columns: the standard spelling of each type needs all rows.
+    counts: dict[str, Counter] = {c: Counter() for c in ("request_type", "descriptor") if c in found}
+    for batch in stream(file, header, sorted({found[c] for c in counts}), Malformed()):
+        for column, counter in counts.items():
+            values = batch[found[column]].str.strip()
+            counter.update(values[values.ne("").fillna(False)].value_counts().to_dict())
+    types = type_standards(counts["request_type"], mapping.request_type_map)
+    findings.type_variants = {raw: std for raw, std in types.items() if raw != std}
+    if "descriptor" in counts:  # reported, not changed: the flag column is about request types
+        descriptors = type_standards(counts["descriptor"], {})
+        findings.descriptor_variants = {raw: std for raw, std in descriptors.items() if raw != std}
+    standard = sorted(set(types.values()))
+    bounds = mapping.bounds or (-180.0, -90.0, 180.0, 90.0)
+
+    schema = canonical_schema()
+    staged_schema = schema.append(pa.field("_row", pa.int64())).append(pa.field("_repeat", pa.uint64()))
+    staged = staging / "staged.parquet"
+    row = 0
+    with pq.ParquetWriter(staged, staged_schema) as writer:
+        for raw in stream(file, header, sorted(set(found.values())), malformed):
+            frame = canonical_batch(raw, mapping, found, types, findings)
+            variants = frame["request_type"].ne(raw[found["request_type"]].astype("string").str.strip()).fillna(False)
+            keep = frame["created_at"].notna() & frame["request_id"].notna()
+            findings.no_created += int((~keep).sum())
+            frame = flag_requests(frame[keep], standard, bounds)  # flags from raw values; coordinates rounded
+            frame["flag_type_variant"] = frame["flag_type_variant"].to_numpy() | variants[keep].to_numpy()
+            frame, blanked = blank_sensitive_coordinates(frame)
+            extra = frame["request_type"].isin(mapping.sensitive_request_types).to_numpy()
+            frame.loc[extra, ["latitude", "longitude"]] = np.nan
+            findings.sensitive_blanked += blanked + int(extra.sum())
+            frame = frame[list(SERVICE_REQUESTS)]
+            frame["_row"] = np.arange(row, row + len(raw))[keep.to_numpy()]
+            frame["_repeat"] = repeat_key(raw[keep], frame, found, mapping)
+            row += len(raw)
+            writer.write_table(pa.Table.from_pandas(frame, schema=staged_schema, preserve_index=False))
+            if progress:
+                progress(findings.rows_read)
+
+    _check_readable(file, findings, malformed, mapping)
+    final = staging / "service_requests.parquet"
+    previous = imported_dir(name) / "service_requests.parquet"
+    stats = finish(staged, previous if previous.exists() else None, final, schema, staging)
+    staged.unlink()
+    if as_of is None:
+        as_of = stats["newest"].date()
+    validate_final(final)
+
+    flags = {c: int(stats[c]) for c in REQUEST_FLAGS}
+    card_summary, card_text = score(final, as_of, mapping, stats["rows"])
+    result = ImportResult(
+        name=name, source=mapping.source, folder=imported_dir(name), as_of=as_of, rows=int(stats["rows"]),
+        rows_read=findings.rows_read, added=int(stats["added"]), updated=int(stats["updated"]), flags=flags,
+        findings=findings, report="", scorecard_summary=card_summary,
+    )  # fmt: skip
+    result.report = render_report(result, mapping, file, header, malformed, stats, card_text)
+    publish(result, mapping, file, staging)
+    return result
+
+
+def _check_readable(file: Path, f: Findings, malformed: Malformed, mapping: Mapping) -> None:
+    total = f.rows_read + malformed.count
+    if total == 0:
+        raise CitykitError(f"{file.name} has a header but no rows: export the data again")
+    if malformed.count > max(1, MAX_MALFORMED_SHARE * total):
+        raise CitykitError(
+            f"{file.name}: {malformed.count:,} of {total:,} rows do not split into the header's columns "
+            f"({'; '.join(malformed.examples)}); check the delimiter and quoting"
+        )
+    if f.unreadable["created_at"] > MAX_UNREADABLE_DATES_SHARE * max(f.rows_read, 1):
+        raise CitykitError(
+            f"{file.name}: {f.unreadable['created_at']:,} created dates are not in the formats "
+            f"{', '.join(mapping.timestamp_formats)} (e.g. {f.unreadable_examples['created_at']!r}); "
+            "set timestamps.formats in a custom mapping (--mapping FILE)"
+        )
+    unknown = {k: v for k, v in f.unmapped_status.items()}
+    if unknown:
+        shown = ", ".join(f"{k!r} ({v:,} rows)" for k, v in Counter(unknown).most_common(8))
+        raise CitykitError(
+            f"{file.name}: statuses not in the {mapping.source} mapping: {shown}. Add them to status_map "
+            f"(one of {', '.join(STATUSES)}) in a copy of {mapping.path.name if mapping.path else 'the mapping'} and pass --mapping FILE"
+        )
+    if f.rows_read - f.no_created == 0:
+        raise CitykitError(f"{file.name}: no row has both a request id and a readable created date")

@@ -1,0 +1,135 @@
+"""The import report: what an import did and found, with the quality scorecard, as Markdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from citykit.data.importers.canonical import Findings
+from citykit.data.importers.mapping import Mapping
+from citykit.data.importers.reader import Header, Malformed
+from citykit.data.quality import scorecard
+
+REPORT_FILE = "import_report.md"
+SCORECARD_MAX_ROWS = 3_000_000  # larger imports point to `citykit data check NAME` instead
+
+# What each flag means for the metrics (curriculum/standards/metrics.yml decides exclusions).
+FLAG_MEANING = {
+    "flag_closed_before_created": "excluded from time to close and on-time figures (the close date cannot be trusted)",
+    "flag_placeholder_date": "excluded from time to close and on-time figures (a placeholder close date)",
+    "flag_placeholder_coords": "0,0, a placeholder point or outside the city: kept in counts, left off maps and spatial joins",
+    "flag_type_variant": "spelling variant mapped to its standard name: counted under that name",
+    "flag_missing_neighborhood": "no neighborhood: in citywide figures, missing from every per-neighborhood figure",
+}
+
+
+@dataclass
+class ImportResult:
+    """What `import_requests` did, and the report it printed and saved."""
+
+    name: str
+    source: str
+    folder: Path
+    as_of: dt.date
+    rows: int  # rows in the dataset after the import
+    rows_read: int
+    added: int
+    updated: int
+    flags: dict[str, int]
+    findings: Findings
+    report: str
+    scorecard_summary: str = ""
+
+    def __str__(self) -> str:
+        return self.report
+
+
+def score(final: Path, as_of: dt.date, mapping: Mapping, rows: int) -> tuple[str, str]:
+    """The quality scorecard of the final table: its one-line summary, and the report's table."""
+    if rows > SCORECARD_MAX_ROWS:
+        return "", "(large import: run `citykit data check NAME` for the full scorecard)"
+    card = scorecard(pd.read_parquet(final), "service_requests", as_of, bounds=mapping.bounds)
+    frame = card.to_frame()
+    lines = [f"| {r.dimension} | {r.name} | {r.failing:,} | {r.share:.2%} | {r.result} |" for r in frame.itertuples()
+             if r.value is None or pd.isna(r.value)]  # fmt: skip
+    lines += [f"| {r.dimension} | {r.name} | {r.value:.1f} days |  | {r.result} |" for r in frame.itertuples()
+              if r.value is not None and not pd.isna(r.value)]  # fmt: skip
+    table = "| dimension | check | rows | share | gate |\n|---|---|---:|---:|---|\n" + "\n".join(lines)
+    return card.summary(), f"{table}\n\n{card.summary()}"
+
+
+def render_report(
+    result: ImportResult, mapping: Mapping, file: Path, header: Header, malformed: Malformed,
+    stats: dict[str, Any], scorecard_text: str,
+) -> str:  # fmt: skip
+    f = result.findings
+    rows = max(result.rows, 1)
+    lines = [
+        f"# Import report: {result.name}",
+        "",
+        f"- Source: {mapping.title} (mapping `{mapping.path.name if mapping.path else mapping.source}`)",
+        f"- File: {file.name} ({header.encoding}, delimiter {header.delimiter!r}); the file was only read, never changed",
+        f"- Rows read: {f.rows_read:,}; dataset now holds {result.rows:,} requests "
+        f"({result.added:,} added, {result.updated:,} updated by request id)",
+        f"- As-of date: {result.as_of} (every \"now\" in an analysis of this dataset)",
+        "- Anonymized: personal, address and free-text columns not imported "
+        f"({', '.join(mapping.personal_columns) or 'none listed'}); coordinates rounded to about 100 m; "
+        f"{f.sensitive_blanked:,} requests of sensitive types published without coordinates",
+        "",
+        "## Flags (rows kept, flagged, counted)",
+        "",
+        "| flag | rows | share | what it means for the metrics |",
+        "|---|---:|---:|---|",
+    ]
+    for flag, n in result.flags.items():
+        lines.append(f"| {flag} | {n:,} | {n / rows:.2%} | {FLAG_MEANING[flag]} |")
+    lines += ["", "## Other findings", ""]
+    located = f"{f.zero_coords:,} at 0,0"
+    points = ", ".join(f"{n:,} at {p}" for p, n in f.placeholder_points.items() if n)
+    lines.append(f"- Placeholder coordinates: {located}{'; ' + points if points else ''}; "
+                 f"{f.outside_city:,} other points outside the city's bounds (all in flag_placeholder_coords)")  # fmt: skip
+    if f.type_variants:
+        shown = "; ".join(f"{raw!r} -> {std!r}" for raw, std in list(f.type_variants.items())[:6])
+        lines.append(f"- Request type spellings mapped to a standard name ({len(f.type_variants)}): {shown}")
+    else:
+        lines.append("- Request type spellings: no variants found")
+    if f.descriptor_variants:
+        shown = "; ".join(f"{raw!r} ~ {std!r}" for raw, std in list(f.descriptor_variants.items())[:6])
+        lines.append(f"- Descriptor spellings that differ only in case or spacing ({len(f.descriptor_variants)}, "
+                     f"kept as exported; group them before counting by descriptor): {shown}")  # fmt: skip
+    lines.append(f"- Marked duplicates (is_duplicate, from the export's own marks): {f.marked_duplicate:,}; "
+                 "excluded from time-to-close, the parent request counts")  # fmt: skip
+    lines.append(f"- Rows repeating a request id: {stats['duplicate_ids']:,} (the last row in the file kept)")
+    lines.append(f"- Likely repeats (same address, type and day; not marked, not removed): {stats['repeats']:,}")
+    if f.zip_checked:
+        junk = sum(f.zip_junk.values())
+        lines.append(f"- ZIP codes that are not 5-digit ZIPs: {junk:,} of {f.zip_checked:,} "
+                     f"(e.g. {', '.join(repr(z) for z, _ in f.zip_junk.most_common(3)) or 'none'}); ZIPs are not published")  # fmt: skip
+    if f.channel_default:
+        shown = ", ".join(f"{k!r} {v:,}" for k, v in f.channel_default.most_common(5))
+        lines.append(f"- Channels not in the canonical list, published as {mapping.channel_default}: {shown}")
+    for name, n in f.missing_required.items():
+        if n:
+            lines.append(f"- Missing {name}: {n:,} rows published as 'Unknown'")
+    if f.invalid_district:
+        lines.append(f"- Council districts that are not a district number (published empty): {sum(f.invalid_district.values()):,} "
+                     f"(e.g. {', '.join(repr(v) for v, _ in f.invalid_district.most_common(3))})")  # fmt: skip
+    for stamp, n in f.unreadable.items():
+        lines.append(f"- Unreadable {stamp} values: {n:,} (e.g. {f.unreadable_examples[stamp]!r}); left empty")
+    if f.no_created:
+        lines.append(f"- Rows without a request id or a readable created date, not imported: {f.no_created:,}")
+    if malformed.count:
+        lines.append(f"- Malformed rows skipped: {malformed.count:,} ({'; '.join(malformed.examples)})")
+    if f.clock_times:
+        seconds, n = f.clock_times.most_common(1)[0]
+        clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        share = n / max(sum(f.clock_times.values()), 1)
+        if share >= 0.02:
+            lines.append(f"- {share:.1%} of requests were created at exactly {clock}: date-only stamps or a "
+                         "time-zone shift; hour-of-day figures will mislead")  # fmt: skip
+    lines += ["", "## Quality scorecard", "", scorecard_text, ""]
+    return "\n".join(lines)
