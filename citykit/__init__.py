@@ -23,12 +23,13 @@ __version__ = "0.1.0"
 _PUBLIC = {
     # data
     "load": "citykit.data.load:load",
-    "connect": "citykit.data.load:connect",
+    "connect": "citykit.data.query:connect",
     "dataset": "citykit.data.registry:get",
     "parse_period": "citykit.data.periods:parse_period",
     "REQUEST_FLAGS": "citykit.data.columns:REQUEST_FLAGS",
     "city_bounds": "citykit.data.anonymize:city_bounds",
     "quality": "citykit.data.quality",
+    "scorecard": "citykit.data.quality:scorecard",
     # the standards
     "metrics": "citykit.standards.reader:load_metrics",
     "disaggregation_standard": "citykit.standards.reader:load_disaggregation",
@@ -40,8 +41,8 @@ _PUBLIC = {
     "load_course": "citykit.lessons.course:load_course",
     "data_package": "citykit.lessons.course:data_package",
     # reports
-    "describe_figure": "citykit.reports.run:describe_figure",
-    "publish_table": "citykit.reports.run:publish_table",
+    "describe_figure": "citykit.reports.figures:describe_figure",
+    "publish_table": "citykit.reports.figures:publish_table",
     "check_neighborhood": "citykit.reports.params:check_neighborhood",
     "maps": "citykit.reports.maps",
     # errors
