@@ -8,6 +8,7 @@ columns dropped, then k-anonymity under the disaggregation standard (`citykit.st
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ import yaml
 from citykit import paths
 from citykit.data.columns import NEIGHBORHOODS, PROGRAM_APPLICATIONS, SERVICE_REQUESTS
 from citykit.errors import CitykitError
+from citykit.standards.privacy import blank_sensitive_coordinates, k_anonymize
 
 PERSONAL_COLUMNS = {
     "service_requests": ("incident_address", "caller_name", "caller_phone", "caller_email", "notes"),
@@ -71,8 +73,6 @@ def map_request_types(raw: pd.Series, standard: Sequence[str]) -> tuple[pd.Serie
 
 def city_bounds(boundaries: Path) -> tuple[float, float, float, float]:
     """(min_lon, min_lat, max_lon, max_lat) of the neighborhood polygons in a GeoJSON file."""
-    import json
-
     features = json.loads(boundaries.read_text(encoding="utf-8"))["features"]
     shapes = [shapely.geometry.shape(f["geometry"]) for f in features]
     return tuple(shapely.union_all(shapes).bounds)  # type: ignore[return-value]
@@ -141,8 +141,6 @@ def _check_columns(df: pd.DataFrame, table: str, required: Sequence[str]) -> Non
 
 def publish(raw_dir: Path, out_dir: Path) -> PublishSummary:
     """Anonymize the raw export in `raw_dir` into canonical parquet tables in `out_dir`."""
-    from citykit.standards.privacy import blank_sensitive_coordinates, k_anonymize
-
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     boundaries = raw_dir / "boundaries.geojson"

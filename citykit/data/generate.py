@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from citykit import paths, standards
-from citykit.data import registry
+from citykit.data import anonymize, registry
 from citykit.data.city import PLACEHOLDER_POINT, RACE_ORDER, City, build_city, sample_points
 from citykit.data.columns import RACE_ETHNICITY
 from citykit.errors import CitykitError
@@ -561,8 +561,6 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
     """Generate Riverton's raw export and publish it (a no-op when already built the same way)."""
     if scale not in SCALES:
         raise CitykitError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
-    from citykit.data.anonymize import publish
-
     name = DATASET_BY_SCALE[scale]
     dataset = registry.get(name)
     home = paths.citykit_home()
@@ -606,7 +604,7 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 write_raw(raw_tmp, city, requests, applications)
                 generated = time.perf_counter()
                 progress.update(step, description="Publishing (anonymizing) the tables")
-                published = publish(raw_tmp, published_tmp)
+                published = anonymize.publish(raw_tmp, published_tmp)
             seconds = time.perf_counter() - started
             info = {
                 "dataset": name,

@@ -24,7 +24,7 @@ class Period:
     def last_day(self) -> dt.date:
         return self.end - dt.timedelta(days=1)
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """The period just before this one, for "compared with" figures: the previous calendar
         year, quarter or month when this one is whole months, else the same number of days."""
         months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import yaml
 

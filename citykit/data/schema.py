@@ -16,8 +16,8 @@ from pandera.errors import SchemaErrors
 
 from citykit.data.columns import (
     CHANNELS,
-    OUTCOMES,
     NEIGHBORHOODS,
+    OUTCOMES,
     PROGRAM_APPLICATIONS,
     RACE_ETHNICITY,
     REQUEST_FLAGS,
