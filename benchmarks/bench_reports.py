@@ -133,7 +133,8 @@ def citykit_batch(report: str, hoods: list[str], folder: Path, workers: int, reu
 
 def breakdown(report: str, hood: str, folder: Path) -> None:
     """Where one run's time goes: with a fresh kernel, then in a reused (batch) kernel."""
-    from citykit.reports.run import ReportKernel, resolve, run_report
+    from citykit.reports.kernel import ReportKernel
+    from citykit.reports.run import resolve, run_report
 
     source = nbformat.read(resolve(report).source, as_version=4)
     kernel = ReportKernel(env={"CITYKIT_DUCKDB_THREADS": "1"}, reuse=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -279,7 +281,7 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
         new_markdown_cell("# Weekly requests\nA tiny report."),
         new_code_cell("weeks = 4", metadata={"tags": ["parameters"]}),
         new_code_cell(
-            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom citykit.reports.run import describe_figure, publish_table\n"
+            "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom citykit import describe_figure, publish_table\n"
             "fig, ax = plt.subplots()\nax.plot(range(weeks), [3, 1, 4, 1][:weeks])\n"
             "ax.set_title('Requests per week')\nax.set_xlabel('Week')\nax.set_ylabel('Requests')\nplt.show()\n"
             "fig2, ax2 = plt.subplots()\nax2.bar(['a', 'b'], [1, 2])\n"
@@ -320,3 +322,25 @@ def test_pdf_is_printed_with_headless_chromium(tmp_path):
 def test_missing_notebook_path_is_bad_input(tmp_path):
     with pytest.raises(CitykitError, match="no notebook at"):
         run_report(tmp_path / "nope.ipynb", {}, tmp_path)
+
+
+def test_a_notebook_using_the_figure_helpers_does_not_import_the_runner():
+    code = (
+        "import sys, citykit\n"
+        "citykit.describe_figure, citykit.publish_table\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('citykit.', 'papermill', 'nbconvert', 'jupyter_client'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['citykit.reports', 'citykit.reports.figures']"
+
+
+def test_reports_modules_import_each_other_in_one_direction_and_never_grading():
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("citykit")  # counts imports inside functions too
+    modules = sorted(m for m in graph.modules if m.startswith("citykit.reports."))
+    for module in modules:
+        assert not any(m.startswith("citykit.grading") for m in graph.find_upstream_modules(module)), module
+        for other in modules:
+            assert other == module or not (graph.chain_exists(module, other) and graph.chain_exists(other, module))
+    for low, high in [("figures", "kernel"), ("params", "html"), ("kernel", "run"), ("html", "run"), ("run", "batch")]:
+        assert not graph.chain_exists(f"citykit.reports.{low}", f"citykit.reports.{high}"), (low, high)

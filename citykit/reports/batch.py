@@ -28,6 +28,10 @@ from typing import Any
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.reports.html import index_page
+from citykit.reports.kernel import ReportKernel
+from citykit.reports.params import allowed_values, dataset_of, parameters_slug, validate
+from citykit.reports.run import dataset_info, prepare, run_report
 
 BATCH_ENV = {"CITYKIT_DUCKDB_THREADS": "1"}
 
@@ -72,9 +76,6 @@ def plan(
     out: Path | None = None,
 ) -> tuple[Any, list[BatchRun], Path]:  # fmt: skip
     """The report, one validated run per value, and the batch folder; raises before anything runs."""
-    from citykit.reports.params import allowed_values, dataset_of, parameters_slug, validate
-    from citykit.reports.run import _dataset, prepare
-
     report, base = prepare(name, {k: v for k, v in (parameters or {}).items() if k != over})
     spec = next((s for s in report.parameters if s.name == over), None)
     if spec is None:
@@ -89,7 +90,7 @@ def plan(
         given = {**(parameters or {}), over: value}
         resolved = validate(report.parameters, given, report=report.name)
         dataset = dataset_of(resolved, report.parameters)
-        as_of = _dataset(dataset)["as_of"] if dataset else "undated"
+        as_of = dataset_info(dataset)["as_of"] if dataset else "undated"
         folder = root / parameters_slug(resolved, report.parameters) / str(as_of)
         runs.append(BatchRun(resolved[over], resolved, folder))
     folders = [r.out for r in runs]
@@ -103,9 +104,7 @@ def plan(
 _local = threading.local()
 
 
-def _worker_kernel(reuse: bool):
-    from citykit.reports.run import ReportKernel
-
+def _worker_kernel(reuse: bool) -> ReportKernel:
     kernel = getattr(_local, "kernel", None)
     if kernel is None or kernel.reuse != reuse:
         kernel = _local.kernel = ReportKernel(env=BATCH_ENV, reuse=reuse)
@@ -128,23 +127,19 @@ def init_worker(reuse: bool = True) -> None:
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
 
-    from citykit.reports.run import html as report_html
-    from citykit.reports.run import run as reports  # noqa: F401
+    import citykit.reports.contract  # noqa: F401  (nbconvert's preprocessors)
 
     _worker_kernel(reuse).start()
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Run one report of a batch in this worker; never raises for the report's own failure."""
-    from citykit.errors import CitykitError as Failure
-    from citykit.reports.run import run_report
-
     os.environ.update(BATCH_ENV)
     started = time.perf_counter()
     kernel = _worker_kernel(task.get("reuse", True))
     try:
         result = run_report(task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel)
-    except Failure as error:
+    except CitykitError as error:
         return {"status": "failed", "error": str(error).split("; executed notebook kept in")[0], "seconds": time.perf_counter() - started}
     except Exception as error:  # noqa: BLE001 - one broken run must not end the batch
         kernel.shutdown()
@@ -270,10 +265,6 @@ class _progress:
 
 def write_index(result: BatchResult, title: str) -> Path:
     """`<out>/index.html`: every report of the batch, linked, with its status (accessible HTML)."""
-    import os.path
-
-    from citykit.reports.html import index_page
-
     rows = []
     for run in result.runs:
         label = "citywide" if run.value is None else str(run.value)

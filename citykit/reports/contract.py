@@ -24,6 +24,8 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell
 from traitlets import List, Unicode
 
+from citykit.data.registry import how_to_add
+
 TRAINING_TAG = "training"
 SOURCE_INDEX_KEY = "source_index"  # kept cells remember their index in the source notebook
 REQUIRES_KEY = "requires"  # metadata.citykit.requires: tables the cell needs
@@ -95,8 +97,6 @@ class ProductionContract(Preprocessor):
         return self.available_tables is None or table in self.available_tables
 
     def _left_out_note(self, missing: list[str]) -> NotebookNode:
-        from citykit.data.registry import how_to_add
-
         lines = []
         for table in missing:
             holds, command = how_to_add(table, self.dataset or "NAME")

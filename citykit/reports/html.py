@@ -1,15 +1,12 @@
 """What a report looks like to its readers: accessible HTML, tables as CSV/XLSX, PDF.
 
-Two halves:
-- in the kernel, `install_kernel_hooks()` (run by the runner before the notebook, never part of it)
-  gives every matplotlib figure alt text (output metadata `image/png.alt`, from the figure's titles
-  and axis labels, or `citykit.reports.describe_figure(fig, "...")`) and records every displayed
-  DataFrame as a table (mimetype `application/vnd.citykit.table+json`, named by
-  `citykit.reports.publish_table(df, name)` or after the heading above it);
-- in the runner, `render_html` exports the executed notebook with the `report` nbconvert template
-  (`citykit/templates/report/`: `<html lang="en">`, no code, no scripts from the network, alt text on
-  every image), `write_tables` writes each table as CSV and all of them in one XLSX workbook, and
-  `print_pdf` prints the HTML with the system's headless Chromium.
+The report kernel gives every figure alt text (output metadata `image/png.alt`) and records every
+displayed DataFrame as a table (mimetype `application/vnd.citykit.table+json`); see
+`citykit.reports.figures` and `citykit.reports.kernel`. From the executed notebook, `render_html`
+exports the page with the `report` nbconvert template (`citykit/resources/templates/report/`:
+`<html lang="en">`, no code, no scripts from the network, alt text on every image),
+`collect_tables` and `write_tables` write each table as CSV and all of them in one XLSX workbook,
+and `print_pdf` prints the HTML with the system's headless Chromium.
 
 Accessibility aims at WCAG 2.1 AA basics (the level the 2024 ADA Title II rule requires of city web
 content): a page language, one h1 and a heading outline, header cells on tables, alt text on images.
@@ -17,130 +14,24 @@ content): a page language, one h1 and a heading outline, header cells on tables,
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from citykit import paths
+from citykit.errors import CitykitError, WorkFailed
+from citykit.reports.figures import TABLE_MIME
+from citykit.reports.params import slugify
 
-TABLE_MIME = "application/vnd.citykit.table+json"
-TABLE_ATTR = "citykit_table"  # DataFrame.attrs key publish_table sets
-ALT_ATTR = "citykit_alt"  # Figure attribute describe_figure sets
 TEMPLATES = "templates"  # under citykit/resources/
 CHROMIUM_CANDIDATES = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
-
-_rc_snapshot: dict | None = None
-
-# ------------------------------------------------------------------ in the kernel
-
-
-def install_kernel_hooks() -> None:
-    """Warm the kernel's imports and register the figure-alt and table formatters (idempotent)."""
-    global _rc_snapshot
-    import duckdb  # noqa: F401  (warm imports: paid once per kernel, not once per report)
-    import matplotlib
-    import matplotlib.pyplot  # noqa: F401  (activates the inline backend before we wrap it)
-    import pandas as pd
-    from IPython import get_ipython
-    from matplotlib.figure import Figure
-
-    import citykit.data.load  # noqa: F401
-
-    try:
-        import seaborn  # noqa: F401
-    except ImportError:
-        pass
-    shell = get_ipython()
-    if shell is None:
-        return
-    # the inline backend registers its figure printer when first used: use it now, then wrap it
-    matplotlib.pyplot.close(matplotlib.pyplot.figure())
-    formatters = shell.display_formatter.formatters
-    png = formatters["image/png"]
-    original = png.lookup_by_type(Figure)
-    if not getattr(original, "_citykit", False):
-
-        def png_with_alt(fig: Figure) -> Any:
-            data = original(fig)
-            return None if data is None else (data, {"alt": figure_alt(fig)})
-
-        png_with_alt._citykit = True  # type: ignore[attr-defined]
-        png.for_type(Figure, png_with_alt)
-    if TABLE_MIME not in formatters:
-        from IPython.core.formatters import JSONFormatter
-        from traitlets import Unicode
-
-        class TableFormatter(JSONFormatter):
-            format_type = Unicode(TABLE_MIME)
-
-        table = TableFormatter(parent=shell.display_formatter)
-        table.for_type(pd.DataFrame, table_payload)
-        formatters[TABLE_MIME] = table
-    _rc_snapshot = dict(matplotlib.rcParams)
-
-
-def reset_kernel_state() -> None:
-    """Between two reports in one kernel: a clean namespace, figures closed, settings restored.
-
-    Cheaper than `%reset -f` (which also runs a full garbage collection, ~0.5 s): the user's names
-    go, the output cache goes, modules already imported stay imported.
-    """
-    import warnings
-
-    import matplotlib
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is not None:
-        hidden = shell.user_ns_hidden
-        for name in [n for n in shell.user_ns if n not in hidden]:
-            del shell.user_ns[name]
-        shell.user_ns.get("_oh", {}).clear()
-        for name in ("_", "__", "___"):
-            shell.user_ns[name] = ""
-    plt.close("all")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if _rc_snapshot is not None:
-            matplotlib.rcParams.update(_rc_snapshot)
-        pd.reset_option("all")
-
-
-def figure_alt(fig: Any) -> str:
-    """Alt text for a figure: its own (describe_figure), else its titles and axis labels."""
-    explicit = getattr(fig, ALT_ATTR, None)
-    if explicit:
-        return str(explicit)
-    parts = []
-    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
-    if suptitle:
-        parts.append(suptitle)
-    for ax in fig.get_axes():
-        title = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t)
-        labels = [f"{axis} axis: {label}" for axis, label in (("horizontal", ax.get_xlabel()), ("vertical", ax.get_ylabel())) if label]
-        if title or labels:
-            parts.append("; ".join([title.replace("\n", ", ")] + labels if title else labels))
-    text = ". ".join(p.strip() for p in parts if p.strip())
-    return f"Chart: {text}" if text else ""
-
-
-def table_payload(df: Any) -> dict | None:
-    """The table record of a displayed DataFrame: its name (if published) and its CSV text."""
-    try:
-        return {"name": df.attrs.get(TABLE_ATTR), "csv": df.to_csv(), "index_levels": df.index.nlevels,
-                "header_rows": df.columns.nlevels}
-    except Exception:  # a table we cannot record must never break the report
-        return None
-
-
-# ------------------------------------------------------------------ in the runner
 
 
 @dataclass(frozen=True)
@@ -186,8 +77,6 @@ def _headings_and_outputs(nb):
 
 def collect_tables(nb) -> list[Table]:
     """Every table the notebook displayed, named by publish_table or by the heading above it."""
-    from citykit.reports.params import slugify
-
     tables: list[Table] = []
     used: set[str] = set()
     for heading, _, output in _headings_and_outputs(nb):
@@ -261,8 +150,6 @@ def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, 
 
 def render_html(nb, title: str, header_markdown: str) -> str:
     """The reader's page: no code, a language, one h1, the header under it, alt text on images."""
-    import copy
-
     from nbformat.v4 import new_markdown_cell
 
     nb = copy.deepcopy(nb)
@@ -308,8 +195,6 @@ def find_chromium() -> str | None:
 
 def print_pdf(html: Path, pdf: Path, timeout: float = 120) -> None:
     """Print the HTML to PDF with headless Chromium; `CitykitError` when none is installed."""
-    from citykit.errors import CitykitError, WorkFailed
-
     chromium = find_chromium()
     if chromium is None:
         raise CitykitError("--pdf needs headless Chromium (apt-get install chromium); it is not installed")
@@ -325,8 +210,6 @@ def print_pdf(html: Path, pdf: Path, timeout: float = 120) -> None:
 
 def index_page(title: str, rows: list[dict[str, str]], summary: str) -> str:
     """An accessible index of a batch: one h1, a table with header cells, links to each report."""
-    from html import escape
-
     body = "\n".join(
         "<tr><th scope=\"row\">{value}</th><td>{status}</td><td>{seconds}</td><td>{link}</td></tr>".format(
             value=escape(r["value"]),

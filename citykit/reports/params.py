@@ -19,12 +19,15 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from citykit.lessons.course import Module, Parameter
+from citykit.data import registry
+from citykit.data.periods import parse_period
 from citykit.errors import CitykitError
+from citykit.lessons.course import Module, Parameter
 
 DATA_TYPES = ("dataset", "period", "neighborhood")
 SCALAR_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -44,8 +47,6 @@ def module_parameters(module: Module) -> list[ParamSpec]:
 
 def notebook_parameters(notebook: Path) -> list[ParamSpec]:
     """Parameters of a notebook's `parameters` cell; `dataset`/`period`/`neighborhood` keep their meaning."""
-    import tempfile
-
     import nbformat
     from papermill import inspect_notebook
 
@@ -155,8 +156,6 @@ def _article(kind: str) -> str:
 
 
 def check_dataset(name: str) -> str:
-    from citykit.data import registry
-
     ds = registry.get(name)  # unknown names: CitykitError listing the registered ones
     if not ds.exists():
         hint = "citykit data build" + (" --scale large" if name.endswith("_large") else "")
@@ -166,8 +165,6 @@ def check_dataset(name: str) -> str:
 
 def check_period(text: str, dataset: str | None) -> str:
     """The period's label, when it overlaps the dataset's service requests."""
-    from citykit.data.periods import parse_period
-
     period = parse_period(text)
     if dataset is not None:
         first, last = coverage(dataset)
@@ -180,8 +177,6 @@ def check_period(text: str, dataset: str | None) -> str:
 
 def _version(dataset: str) -> tuple:
     """What a dataset's cached facts depend on: its parquet files' sizes and times (or its name)."""
-    from citykit.data import registry
-
     ds = registry.get(dataset)
     if ds.kind != "parquet":
         return (dataset, ds.kind)
@@ -196,7 +191,7 @@ def coverage(dataset: str):
 
 @functools.lru_cache(maxsize=32)
 def _coverage(version: tuple):
-    from citykit.data import load, registry
+    from citykit.data import load  # duckdb and pandas: not on the CLI's start-up path
 
     dataset = version[0]
     ds = registry.get(dataset)
@@ -220,8 +215,7 @@ def neighborhoods(dataset: str) -> list[str]:
 
 @functools.lru_cache(maxsize=32)
 def _neighborhoods(version: tuple) -> tuple[str, ...]:
-    from citykit.data import registry
-    from citykit.data.load import load
+    from citykit.data.load import load  # duckdb and pandas: not on the CLI's start-up path
 
     # an imported 311 export may have no neighborhoods table yet: then the names its requests carry
     table = "neighborhoods" if registry.get(version[0]).has("neighborhoods") else "service_requests"
@@ -248,8 +242,6 @@ def allowed_values(spec: ParamSpec, dataset: str | None) -> list[Any]:
     if spec.type == "bool":
         return [True, False]
     if spec.type == "dataset":
-        from citykit.data import registry
-
         return [n for n, ds in registry.all_datasets().items() if ds.exists()]
     raise CitykitError(f"parameter {spec.name!r} ({spec.type}) has no list of allowed values; give --values")
 
