@@ -1,4 +1,4 @@
-"""k-anonymity, sensitive coordinates, small-cell suppression and its audit (citykit.standards.privacy)."""
+"""k-anonymity, sensitive coordinates, small-cell suppression and its audit (citykit.standards: kanonymity, sensitive, suppression; citykit.privacy)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from citykit.standards import privacy
 from citykit.errors import CitykitError
+from citykit.standards import kanonymity, sensitive, suppression
 
 CATEGORIES = ["aian", "asian", "black", "hispanic", "mena", "nhpi", "white"]
 RACE_COLS = [f"race_{c}" for c in CATEGORIES] + ["race_not_reported", "race_declined"]
@@ -64,7 +64,7 @@ def group_sizes(df: pd.DataFrame) -> pd.Series:
 def test_every_class_reaches_k_and_suppressed_rows_are_counted():
     df = applications(6000, seed=3)
     before = df.copy()
-    out, report = privacy.k_anonymize(df)
+    out, report = kanonymity.k_anonymize(df)
     pd.testing.assert_frame_equal(df, before)  # input untouched
     assert report.k == 5
     assert group_sizes(out).min() >= 5
@@ -79,7 +79,7 @@ def test_every_class_reaches_k_and_suppressed_rows_are_counted():
 def test_rows_in_large_classes_are_untouched():
     df = applications(6000, seed=4)
     big = df.loc[group_sizes(df) >= 5]
-    out, _ = privacy.k_anonymize(df)
+    out, _ = kanonymity.k_anonymize(df)
     kept = out.set_index("application_id").loc[big["application_id"], QI]
     expected = big.set_index("application_id")[QI]
     assert (kept.astype("string").fillna("<null>") == expected.astype("string")).all().all()
@@ -87,7 +87,7 @@ def test_rows_in_large_classes_are_untouched():
 
 def test_generalisation_order_geography_first_race_last():
     df = applications(4000, seed=5, neighborhoods=60)
-    out, report = privacy.k_anonymize(df)
+    out, report = kanonymity.k_anonymize(df)
     merged = out.merge(df, on="application_id", suffixes=("", "_orig"))
     race_touched = merged[[f"race_{c}" for c in CATEGORIES]].isna().any(axis=1)
     age_touched = merged["age_band"].astype("string").fillna("<null>") != merged["age_band_orig"]
@@ -116,7 +116,7 @@ def test_small_groups_merge_into_their_district():
     rows = [person(i, "Elm", 1, "25-34", "Woman", ["asian"]) for i in range(4)]
     rows.append(person(4, "Oak", 1, "25-34", "Woman", ["asian"]))
     rows += [person(10 + i, "Elm", 1, "35-44", "Man", ["white"]) for i in range(6)]
-    out, report = privacy.k_anonymize(pd.DataFrame(rows))
+    out, report = kanonymity.k_anonymize(pd.DataFrame(rows))
     assert report.suppressed == 0 and report.rows_out == 11
     assert report.generalised["neighborhood_to_district"] == 5
     assert sum(report.generalised.values()) == 5
@@ -129,7 +129,7 @@ def test_rare_combinations_become_multiracial_and_lone_rows_are_suppressed():
     combos = [["asian", "white"], ["black", "white"], ["hispanic", "white"], ["aian", "black"], ["asian", "nhpi"]]
     rows = [person(i, f"N{i}", i + 1, AGE_BANDS[i], "Woman", races) for i, races in enumerate(combos)]
     rows.append(person(99, "N9", 9, "65+", "Man", ["mena"]))  # alone with a single category: dropped
-    out, report = privacy.k_anonymize(pd.DataFrame(rows))
+    out, report = kanonymity.k_anonymize(pd.DataFrame(rows))
     assert report.suppressed == 1 and 99 not in set(out["application_id"])
     assert report.generalised["race_combinations_to_multiracial"] == 5
     seven = [f"race_{c}" for c in CATEGORIES]
@@ -142,20 +142,20 @@ def test_rare_combinations_become_multiracial_and_lone_rows_are_suppressed():
 
 def test_explicit_quasi_identifiers_and_k():
     df = applications(2000, seed=6)
-    out, report = privacy.k_anonymize(df, quasi_identifiers=["neighborhood", "council_district", "age_band"], k=20)
+    out, report = kanonymity.k_anonymize(df, quasi_identifiers=["neighborhood", "council_district", "age_band"], k=20)
     sizes = out.groupby(["neighborhood", "council_district", "age_band"], dropna=False).size()
     assert sizes.min() >= 20
     assert report.generalised["gender_not_shown"] == 0
     assert out["gender"].notna().all()
     with pytest.raises(CitykitError, match="not in the table"):
-        privacy.k_anonymize(df, quasi_identifiers=["ward"])
+        kanonymity.k_anonymize(df, quasi_identifiers=["ward"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(0, 400), seed=st.integers(0, 10_000), k=st.integers(2, 8))
 def test_k_anonymity_property(n, seed, k):
     df = applications(n, seed=seed, neighborhoods=12)
-    out, report = privacy.k_anonymize(df, k=k)
+    out, report = kanonymity.k_anonymize(df, k=k)
     if len(out):
         assert group_sizes(out).min() >= k
     assert report.rows_out + report.suppressed == n == report.rows_in
@@ -164,7 +164,7 @@ def test_k_anonymity_property(n, seed, k):
 def test_forty_thousand_rows_in_a_couple_of_seconds():
     df = applications(40_000, seed=7, neighborhoods=40)
     started = time.perf_counter()
-    out, report = privacy.k_anonymize(df)
+    out, report = kanonymity.k_anonymize(df)
     elapsed = time.perf_counter() - started
     assert group_sizes(out).min() >= 5
     assert elapsed < 5, f"k_anonymize took {elapsed:.1f} s for 40,000 rows"
@@ -179,7 +179,7 @@ def test_sensitive_request_types_lose_coordinates():
             "longitude": [5.0, 6.0, 7.0, 8.0],
         }
     )
-    out, blanked = privacy.blank_sensitive_coordinates(requests)
+    out, blanked = sensitive.blank_sensitive_coordinates(requests)
     assert blanked == 2
     assert out.loc[[0, 2], ["latitude", "longitude"]].isna().all().all()
     assert out.loc[[1, 3], "latitude"].tolist() == [2.0, 4.0]
@@ -228,7 +228,7 @@ count_values = st.one_of(st.just(0), st.integers(1, 10), st.integers(11, 60), st
     lambda c: st.lists(st.lists(count_values, min_size=c, max_size=c), min_size=r, max_size=r))))
 def test_suppression_property(cells):
     counts = pd.DataFrame(cells, columns=[f"c{j}" for j in range(len(cells[0]))])
-    table = privacy.suppress(privacy.count_table(counts))[0]
+    table = suppression.suppress(suppression.count_table(counts))[0]
     values = table.values.to_numpy()
     suppressed = table.suppressed.to_numpy()
     # nothing from 1 to 10 is published (margins included); zeros stay shown
@@ -241,16 +241,16 @@ def test_suppression_property(cells):
         assert high - low >= 10 - 1e-6, f"entry ({i}, {j}) = {values[i, j]} pinned to [{low}, {high}]"
         assert low - 1e-6 <= values[i, j] <= high + 1e-6
     # and the module's own audit agrees
-    assert privacy.audit(table).passed
+    assert suppression.audit(table).passed
 
 
 def test_single_small_cell_gets_a_complement_and_audit_ranges_match_by_hand():
     counts = pd.DataFrame({"a": [5, 40], "b": [30, 50]}, index=["x", "y"])
-    table = privacy.suppress(privacy.count_table(counts))[0]
+    table = suppression.suppress(suppression.count_table(counts))[0]
     # 5 alone would be recovered from its row total 35: its row, column and the opposite cell hide too
     assert table.suppressed.loc["x", "a"]
     assert table.suppressed.loc[["x", "y"], ["a", "b"]].to_numpy().all()
-    report = privacy.audit(table)
+    report = suppression.audit(table)
     assert report.passed
     cell = report.cells.set_index(["row", "column"]).loc[("x", "a")]
     # x_a + x_b = 35, y_a + y_b = 90, x_a + y_a = 45, x_b + y_b = 80, all ≥ 1 (zeros are shown):
@@ -260,8 +260,8 @@ def test_single_small_cell_gets_a_complement_and_audit_ranges_match_by_hand():
 
 def test_audit_flags_a_pinned_cell():
     counts = pd.DataFrame({"a": [5, 40], "b": [30, 50]}, index=["x", "y"])
-    table = privacy.primary_suppression(privacy.count_table(counts))
-    report = privacy.audit(table)
+    table = suppression.primary_suppression(suppression.count_table(counts))
+    report = suppression.audit(table)
     assert not report.passed
     exposed = report.exposed.iloc[0]
     assert (exposed["row"], exposed["column"], exposed["low"], exposed["high"]) == ("x", "a", 5, 5)
@@ -270,26 +270,26 @@ def test_audit_flags_a_pinned_cell():
 
 def test_only_zero_neighbours_means_the_margin_is_suppressed():
     counts = pd.DataFrame({"a": [0, 120], "b": [7, 80], "c": [0, 60]}, index=["x", "y"])
-    table = privacy.suppress(privacy.count_table(counts))[0]
+    table = suppression.suppress(suppression.count_table(counts))[0]
     assert table.suppressed.loc["x", "b"] and table.suppressed.loc["x", "Total"]  # row total 7 is small itself
     assert not table.suppressed.loc["x", "a"] and not table.suppressed.loc["x", "c"]  # zeros shown
-    assert privacy.audit(table).passed
+    assert suppression.audit(table).passed
 
 
 def test_subtotal_tables_are_suppressed_and_audited_together():
-    detail = privacy.count_table(
+    detail = suppression.count_table(
         pd.DataFrame({"yes": [4, 60, 35, 70], "no": [50, 45, 80, 90]}, index=["n1", "n2", "n3", "n4"]), "detail"
     )
-    subtotal = privacy.count_table(
+    subtotal = suppression.count_table(
         pd.DataFrame({"yes": [64, 105], "no": [95, 170]}, index=["d1", "d2"]), "districts"
     )
-    relations = privacy.subtotal_relations(detail, subtotal, {"d1": ["n1", "n2"], "d2": ["n3", "n4"]})
+    relations = suppression.subtotal_relations(detail, subtotal, {"d1": ["n1", "n2"], "d2": ["n3", "n4"]})
     # suppressing only within the detail table leaves n1 recoverable from the district subtotal
-    alone = privacy.suppress(privacy.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[0]
-    linked_audit = privacy.audit([alone, privacy.primary_suppression(subtotal)], relations)
+    alone = suppression.suppress(suppression.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[0]
+    linked_audit = suppression.audit([alone, suppression.primary_suppression(subtotal)], relations)
     assert not linked_audit.passed
-    together = privacy.suppress([detail, subtotal], relations)
-    assert privacy.audit(together, relations).passed
+    together = suppression.suppress([detail, subtotal], relations)
+    assert suppression.audit(together, relations).passed
     assert together[0].suppressed.loc["n1", "yes"]
 
 
@@ -297,9 +297,23 @@ def test_a_24_by_8_table_is_protected():
     rng = np.random.default_rng(0)
     cells = rng.choice([0, 1, 3, 7, 12, 40, 200], size=(24, 8), p=[0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
     started = time.perf_counter()
-    table = privacy.suppress(privacy.count_table(pd.DataFrame(cells)))[0]
+    table = suppression.suppress(suppression.count_table(pd.DataFrame(cells)))[0]
     elapsed = time.perf_counter() - started
     values, suppressed = table.values.to_numpy(), table.suppressed.to_numpy()
     assert not (~suppressed & (values >= 1) & (values <= 10)).any()
     assert all(high - low >= 10 - 1e-6 for _, _, low, high in independent_ranges(values, suppressed))
     assert elapsed < 30, f"suppressing a 24×8 table took {elapsed:.1f} s"
+
+
+def test_notebooks_reach_every_privacy_method_through_citykit_privacy():
+    import citykit
+
+    exposed = {name: getattr(citykit.privacy, name) for name in citykit.privacy.__all__}
+    assert exposed["count_table"] is suppression.count_table
+    assert exposed["PublishedTable"] is suppression.PublishedTable
+    assert exposed["primary_suppression"] is suppression.primary_suppression
+    assert exposed["k_anonymize"] is kanonymity.k_anonymize
+    assert exposed["blank_sensitive_coordinates"] is sensitive.blank_sensitive_coordinates
+    public = {n for module in (kanonymity, sensitive, suppression) for n, v in vars(module).items()
+              if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
+    assert public <= set(exposed)

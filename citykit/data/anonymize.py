@@ -3,7 +3,7 @@
 Service requests: personal and free-text columns dropped, coordinates rounded to 3 decimals
 (about 100 m), no coordinates for the standard's sensitive request types, and every defect flagged
 from the raw values, never repaired ("flag, don't silently repair"). Program applications: personal
-columns dropped, then k-anonymity under the disaggregation standard (`citykit.standards.privacy`).
+columns dropped, then k-anonymity under the disaggregation standard (`citykit.standards.kanonymity`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import yaml
 from citykit import paths
 from citykit.data.columns import NEIGHBORHOODS, PROGRAM_APPLICATIONS, SERVICE_REQUESTS
 from citykit.errors import CitykitError
-from citykit.standards.privacy import blank_sensitive_coordinates, k_anonymize
+from citykit.standards.kanonymity import k_anonymize
+from citykit.standards.sensitive import blank_sensitive_coordinates
 
 PERSONAL_COLUMNS = {
     "service_requests": ("incident_address", "caller_name", "caller_phone", "caller_email", "notes"),
@@ -47,7 +48,7 @@ class PublishSummary:
     rows: dict[str, int]
     flags: dict[str, int]  # rows per flag column in the published service requests
     coordinates_removed: int  # sensitive-type requests published without coordinates
-    k_anonymity: dict[str, Any]  # citykit.privacy.KAnonymityReport as a dict
+    k_anonymity: dict[str, Any]  # citykit.standards.kanonymity.KAnonymityReport as a dict
 
 
 def standard_request_types() -> list[str]:

@@ -66,7 +66,7 @@ def fingerprint() -> str:
     here = Path(__file__).resolve().parent
     files = [
         here / "generate.py", here / "anonymize.py", here / "city.py", here / "columns.py",
-        here.parent / "standards" / "privacy.py", calibration_file(),
+        here.parent / "standards" / "kanonymity.py", here.parent / "standards" / "sensitive.py", calibration_file(),
         paths.standard_file("metrics.yml"), paths.standard_file("disaggregation.yml"),
     ]  # fmt: skip
     digest = hashlib.sha256(f"numpy {np.__version__} faker {faker.VERSION}".encode())

@@ -45,7 +45,7 @@ from citykit.data.importers import IMPORTED, Mapping, parse_timestamps
 from citykit.data.quality import scorecard
 from citykit.data.schema import validate
 from citykit.errors import CitykitError
-from citykit.standards.privacy import k_anonymize
+from citykit.standards.kanonymity import k_anonymize
 
 NAME_PROPERTIES = ("neighborhood", "name", "NAME", "nhood", "Neighborhood")
 

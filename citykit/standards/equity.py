@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from citykit.standards import privacy
 from citykit.errors import CitykitError
-from citykit.standards import DisaggregationStandard, load_disaggregation
+from citykit.standards import DisaggregationStandard, load_disaggregation, suppression
 
 RACE_ALONE = "race_alone"  # virtual `by` keys for disaggregate()
 RACE_IN_COMBINATION = "race_in_combination"
@@ -220,12 +219,12 @@ class DisaggregatedTable:
     footnotes: list[str]
     standard_version: str
     title: str = ""
-    tables: list[privacy.PublishedTable] = field(default_factory=list, repr=False)
+    tables: list[suppression.PublishedTable] = field(default_factory=list, repr=False)
     suppression_mark: str = "≤10"
     per: float = 1.0
 
-    def audit(self) -> privacy.AuditReport:
-        return privacy.audit(self.tables)
+    def audit(self) -> suppression.AuditReport:
+        return suppression.audit(self.tables)
 
     def display_frame(self) -> pd.DataFrame:
         """Strings as shown: "≤10" for suppressed counts, "—" for suppressed rates, "*" unstable."""
@@ -325,7 +324,7 @@ def disaggregate(
         data["rate_low"], data["rate_high"] = low, high
         data["unstable"] = events <= rules.unstable_max_events
 
-    published: list[privacy.PublishedTable] = []
+    published: list[suppression.PublishedTable] = []
     if people:
         published = _suppress_counts(df, counts, by, measure, std)
         mask = published[0].suppressed.loc[_labels(counts, by)]
@@ -391,20 +390,20 @@ def _grid(counts: pd.DataFrame, by: list[str], measure: str | None) -> pd.DataFr
 
 def _suppress_counts(
     df: pd.DataFrame, counts: pd.DataFrame, by: list[str], measure: str | None, std: DisaggregationStandard
-) -> list[privacy.PublishedTable]:
+) -> list[suppression.PublishedTable]:
     """Suppress the grid; an "alone or in combination" grid goes with its "alone" grid."""
     grid = _grid(counts, by, measure)
     if RACE_IN_COMBINATION not in by:
-        return privacy.suppress(privacy.count_table(grid, name="table"), standard=std)
+        return suppression.suppress(suppression.count_table(grid, name="table"), standard=std)
     alone_by = [RACE_ALONE if c == RACE_IN_COMBINATION else c for c in by]
     alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
     alone_counts = _count(alone_frame, alone_by, measure)
     alone_grid = _grid(alone_counts, alone_by, measure)
     rows = grid.index.union(alone_grid.index, sort=False)
     grid, alone_grid = grid.reindex(rows, fill_value=0), alone_grid.reindex(rows, fill_value=0)
-    alone = privacy.count_table(alone_grid, name="alone")
-    combined = privacy.count_table(
-        grid, name="in combination", total_row=alone.values.loc[privacy.TOTAL], rows_add_up=False
+    alone = suppression.count_table(alone_grid, name="alone")
+    combined = suppression.count_table(
+        grid, name="in combination", total_row=alone.values.loc[suppression.TOTAL], rows_add_up=False
     )
     # one set of relations per combination of the other `by` columns
     position = by.index(RACE_IN_COMBINATION)
@@ -418,29 +417,29 @@ def _suppress_counts(
 
     relations = []
     for rest in others:
-        relations += privacy.combination_relations(
+        relations += suppression.combination_relations(
             alone, combined, [row(lab, rest) for lab in labels], row(std.multiracial.label, rest)
         )
-    tables = privacy.suppress([combined, alone], relations, standard=std)
+    tables = suppression.suppress([combined, alone], relations, standard=std)
     return tables
 
 
-def suppress(counts: pd.DataFrame | privacy.PublishedTable, *, standard: DisaggregationStandard | None = None) -> privacy.PublishedTable:
+def suppress(counts: pd.DataFrame | suppression.PublishedTable, *, standard: DisaggregationStandard | None = None) -> suppression.PublishedTable:
     """Primary plus complementary suppression of one 2-D table of counts of people.
 
     A DataFrame of interior counts gets its Total row and column first. Returns the
     `PublishedTable` (`.shown` has <NA> for suppressed entries; `.suppressed` the mask).
-    Use `citykit.standards.privacy.suppress` for several tables published together.
+    Use `citykit.standards.suppression.suppress` for several tables published together.
     """
-    table = counts if isinstance(counts, privacy.PublishedTable) else privacy.count_table(counts)
-    return privacy.suppress(table, standard=standard)[0]
+    table = counts if isinstance(counts, suppression.PublishedTable) else suppression.count_table(counts)
+    return suppression.suppress(table, standard=standard)[0]
 
 
-def audit(tables, relations=(), *, standard: DisaggregationStandard | None = None) -> privacy.AuditReport:
-    """The suppression audit (see `citykit.standards.privacy.audit`) for tables published together."""
+def audit(tables, relations=(), *, standard: DisaggregationStandard | None = None) -> suppression.AuditReport:
+    """The suppression audit (see `citykit.standards.suppression.audit`) for tables published together."""
     if isinstance(tables, DisaggregatedTable):
         tables = tables.tables
-    return privacy.audit(tables, relations, standard=standard)
+    return suppression.audit(tables, relations, standard=standard)
 
 
 # -- disparities between groups ----------------------------------------------------------------

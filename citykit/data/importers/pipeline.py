@@ -25,7 +25,7 @@ from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, import
 from citykit.data.importers.reader import Header, Malformed, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
-from citykit.standards.privacy import blank_sensitive_coordinates
+from citykit.standards.sensitive import blank_sensitive_coordinates
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the layout we think

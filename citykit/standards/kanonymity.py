@@ -1,0 +1,175 @@
+"""k-anonymity for person-level rows under the disaggregation standard.
+
+    published, report = k_anonymize(applications)   # every quasi-identifier group has >= k rows
+
+The quasi-identifiers, k and the order of the generalisation steps come from
+`curriculum/standards/disaggregation.yml` (`citykit.standards.load_disaggregation`); nothing here
+hard-codes a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from citykit.errors import CitykitError
+from citykit.standards.reader import DisaggregationStandard, GeneralisationStep, load_disaggregation
+
+RACE_ALIAS = "race"  # in the standard's quasi-identifiers: every race_* indicator column
+
+
+@dataclass(frozen=True)
+class KAnonymityReport:
+    """What `k_anonymize` did: rows in and out, rows generalised per step, rows suppressed."""
+
+    k: int
+    quasi_identifiers: tuple[str, ...]
+    rows_in: int
+    rows_out: int
+    generalised: dict[str, int]  # step name -> rows changed by it, in the standard's order
+    suppressed: int
+    smallest_class: int | None  # smallest equivalence class after (None when no rows remain)
+    standard_version: str
+
+    def __str__(self) -> str:
+        steps = ", ".join(f"{name} {n:,}" for name, n in self.generalised.items() if n) or "none"
+        return (
+            f"k-anonymity (k={self.k}, standard {self.standard_version}): {self.rows_in:,} rows in, "
+            f"{self.rows_out:,} out; generalised: {steps}; suppressed {self.suppressed:,}; "
+            f"smallest group {self.smallest_class}"
+        )
+
+
+def race_columns(standard: DisaggregationStandard | None = None) -> list[str]:
+    """The multi-select indicator columns: seven SPD-15 categories, then not reported, declined."""
+    std = standard or load_disaggregation()
+    codes = [c.code for c in std.race_categories] + [std.not_reported.code, std.declined.code]
+    return [f"race_{code}" for code in codes]
+
+
+def k_anonymize(
+    df: pd.DataFrame,
+    quasi_identifiers: list[str] | None = None,
+    k: int | None = None,
+    *,
+    standard: DisaggregationStandard | None = None,
+) -> tuple[pd.DataFrame, KAnonymityReport]:
+    """Generalise, then suppress, person-level rows until every quasi-identifier group has ≥ k rows.
+
+    `quasi_identifiers` defaults to the standard's list (`neighborhood, council_district, age_band,
+    gender, race`), keeping those present in `df`; `race` stands for the race_* indicator columns.
+    `k` defaults to the standard's (5). The standard's generalisation steps run in order, and each
+    step changes only the rows whose group is still smaller than k (local recoding):
+
+    1. neighborhood -> council district: `neighborhood` set to null, `council_district` kept;
+    2. district -> citywide: `neighborhood` and `council_district` both null;
+    3. age: 10-year bands -> wider bands (18-34, 35-54, 55+); 4. age -> null (all ages);
+    5. gender: Nonbinary and Another gender -> "Nonbinary or another gender"; 6. gender -> null;
+    7. race: a person with two or more categories becomes Multiracial and/or Multiethnic — the
+       seven SPD-15 indicators set to <NA>, race_not_reported and race_declined False. Single
+       categories are never merged (kept intact as long as possible).
+
+    Rows still in a group smaller than k are dropped and counted as suppressed. When step 7
+    changes any row, the seven indicator columns become pandas' nullable "boolean" dtype (other
+    dtypes are kept; a nulled integer district becomes "Int64"). The input is not modified.
+    """
+    std = standard or load_disaggregation()
+    k = std.k_anonymity.k if k is None else int(k)
+    if k < 1:
+        raise CitykitError(f"k must be at least 1, got {k}")
+    qi_columns = _quasi_identifier_columns(df, quasi_identifiers, std)
+
+    out = df.copy()
+    generalised: dict[str, int] = {}
+    for step in std.k_anonymity.steps:
+        small = _class_sizes(out, qi_columns) < k
+        generalised[step.step] = _apply_step(out, step, small, qi_columns, std) if small.any() else 0
+
+    sizes = _class_sizes(out, qi_columns)
+    keep = sizes >= k
+    out = out.loc[keep]
+    report = KAnonymityReport(
+        k=k,
+        quasi_identifiers=tuple(qi_columns),
+        rows_in=len(df),
+        rows_out=len(out),
+        generalised=generalised,
+        suppressed=int((~keep).sum()),
+        smallest_class=int(sizes[keep].min()) if keep.any() else None,
+        standard_version=std.version,
+    )
+    return out, report
+
+
+def _quasi_identifier_columns(
+    df: pd.DataFrame, requested: list[str] | None, std: DisaggregationStandard
+) -> list[str]:
+    def expand(names: Iterable[str]) -> list[str]:
+        cols: list[str] = []
+        for name in names:
+            cols.extend(race_columns(std) if name == RACE_ALIAS else [name])
+        return cols
+
+    if requested is None:
+        columns = [c for c in expand(std.k_anonymity.quasi_identifiers) if c in df.columns]
+        if not columns:
+            raise CitykitError(
+                "none of the standard's quasi-identifiers are in the table "
+                f"({', '.join(std.k_anonymity.quasi_identifiers)})"
+            )
+        return columns
+    columns = expand(requested)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CitykitError(f"quasi-identifier columns not in the table: {', '.join(missing)}")
+    return list(dict.fromkeys(columns))
+
+
+def _class_sizes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Size of each row's equivalence class (nulls form their own group)."""
+    if df.empty:
+        return np.zeros(0, dtype=np.int64)
+    codes = df.groupby(columns, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    return np.bincount(codes)[codes]
+
+
+def _apply_step(
+    df: pd.DataFrame, step: GeneralisationStep, small: np.ndarray, qi: list[str], std: DisaggregationStandard
+) -> int:
+    """Generalise the rows flagged `small` in place; return how many rows changed."""
+    if step.kind == "set_null":
+        columns = [c for c in step.columns if c in qi]
+        if not columns:
+            return 0
+        changed = small & df[columns].notna().any(axis=1).to_numpy()
+        for col in columns:
+            if pd.api.types.is_integer_dtype(df[col]) and not isinstance(df[col].dtype, pd.ArrowDtype):
+                df[col] = df[col].astype("Int64")  # keep whole numbers (e.g. district) when nulled
+        df.loc[changed, columns] = None
+        return int(changed.sum())
+    if step.kind == "map":
+        if step.column not in qi:
+            return 0
+        values = df[step.column]
+        changed = small & values.isin(list(step.mapping)).to_numpy()
+        df.loc[changed, step.column] = values[changed].map(step.mapping)
+        return int(changed.sum())
+    if step.kind == "multiracial":
+        categories = [f"race_{c.code}" for c in std.race_categories]
+        if not all(c in qi for c in categories):
+            return 0
+        selected = df[categories].fillna(False).astype(bool).sum(axis=1).to_numpy()
+        changed = small & (selected >= 2)
+        if not changed.any():
+            return 0
+        for col in categories:
+            df[col] = df[col].astype("boolean")  # nullable: <NA> marks "one of several, not shown"
+        df.loc[changed, categories] = pd.NA
+        for col in (f"race_{std.not_reported.code}", f"race_{std.declined.code}"):
+            if col in df.columns:
+                df.loc[changed, col] = False
+        return int(changed.sum())
+    raise CitykitError(f"unknown generalisation kind {step.kind!r} in step {step.step!r}")
