@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
+from filelock import FileLock
 
 from citykit import paths, standards
 from citykit.data import anonymize, registry
@@ -518,21 +519,11 @@ def read_build_info(published_dir: Path) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def _build_lock(home: Path, name: str) -> Iterator[None]:
-    """One build of a dataset at a time (parallel test workers share the repository's datasets)."""
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; builds are still written atomically
-        yield
-        return
+    """One build of a dataset at a time, on any OS (parallel test workers share the repository's datasets)."""
     folder = home / "published"  # git-ignored, like the data it guards
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f".{name}.build.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(folder / f".{name}.build.lock"):
+        yield
 
 
 def _replace_folder(new: Path, target: Path) -> None:
