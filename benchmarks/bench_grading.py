@@ -30,7 +30,8 @@ from pathlib import Path
 import nbformat
 
 from citykit import paths
-from citykit.grading import workflow as grading
+from citykit.grading.assignments import generate, setup, submit
+from citykit.grading.autograde import autograde_cohort, default_workers
 
 MODULE = "04-time-to-close"
 
@@ -41,8 +42,8 @@ def make_course(base: Path, learners: int) -> tuple[Path, list[str]]:
     roster = base / "roster.csv"
     students = [f"learner{n:02d}" for n in range(learners)]
     roster.write_text("student_id,first_name,last_name\n" + "".join(f"{s},L{s},Bench\n" for s in students))
-    grading.setup("bench", roster, course_root=root)
-    grading.generate(MODULE, course_root=root)
+    setup("bench", roster, course_root=root)
+    generate(MODULE, course_root=root)
     source = paths.notebooks_dir() / MODULE / f"{MODULE}.ipynb"
     mistaken = nbformat.read(source, as_version=4)
     for cell in mistaken.cells:
@@ -51,7 +52,7 @@ def make_course(base: Path, learners: int) -> tuple[Path, list[str]]:
     nbformat.write(mistaken, mistaken_file)
     for n, student in enumerate(students):
         notebook = (source, None, mistaken_file)[n % 3]
-        grading.submit(MODULE, student, notebook, course_root=root)
+        submit(MODULE, student, notebook, course_root=root)
     return root, students
 
 
@@ -73,7 +74,7 @@ def run_plain(root: Path) -> float:
 
 def run_citykit(root: Path, workers: int) -> float:
     started = time.perf_counter()
-    result = grading.autograde_cohort(MODULE, workers=workers, force=True, course_root=root, progress=False)
+    result = autograde_cohort(MODULE, workers=workers, force=True, course_root=root, progress=False)
     if result.not_graded:
         raise SystemExit(f"citykit could not grade: {result.not_graded}")
     return time.perf_counter() - started
@@ -82,7 +83,7 @@ def run_citykit(root: Path, workers: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=grading.default_workers(), help="default: cores + 1")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="default: cores + 1")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="citykit-bench-grading-") as tmp:

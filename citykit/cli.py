@@ -132,7 +132,7 @@ def lab(args: argparse.Namespace) -> int:
 
 
 def grade_generate(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import generate
+    from citykit.grading.assignments import generate
 
     for path in generate(args.module):
         print(f"student version: {path}")
@@ -140,8 +140,8 @@ def grade_generate(args: argparse.Namespace) -> int:
 
 
 def grade_setup(args: argparse.Namespace) -> int:
+    from citykit.grading.assignments import setup
     from citykit.grading.cohort import Limits, cohort_file
-    from citykit.grading.workflow import setup
 
     limits = Limits(cell_timeout=args.cell_timeout, notebook_cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb)
     cohort = setup(args.cohort, args.roster, due=dict(args.due), late_policy=args.late_policy, limits=limits,
@@ -152,14 +152,14 @@ def grade_setup(args: argparse.Namespace) -> int:
 
 
 def grade_release(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import release
+    from citykit.grading.assignments import release
 
     print(f"released to {release(args.module)}")
     return 0
 
 
 def grade_collect(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import collect, collect_zips
+    from citykit.grading.assignments import collect, collect_zips
 
     students = collect_zips(args.module, args.zips) if args.zips else collect(args.module)
     print(f"{len(students)} submission(s) collected: {', '.join(students)}")
@@ -167,7 +167,7 @@ def grade_collect(args: argparse.Namespace) -> int:
 
 
 def grade_lint(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import assignment_id
+    from citykit.grading.config import assignment_id
     from citykit.grading.lint import lint_assignment
 
     found = lint_assignment(assignment_id(args.module), args.student or None)
@@ -177,8 +177,8 @@ def grade_lint(args: argparse.Namespace) -> int:
 
 
 def grade_autograde(args: argparse.Namespace) -> int:
+    from citykit.grading.autograde import autograde_cohort
     from citykit.grading.cohort import load_cohort
-    from citykit.grading.workflow import autograde_cohort
 
     workers = args.workers
     if workers is None:
@@ -192,7 +192,7 @@ def grade_autograde(args: argparse.Namespace) -> int:
 
 
 def grade_feedback(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import feedback
+    from citykit.grading.feedback import feedback
 
     for page in feedback(args.module, args.student or None):
         print(f"feedback: {page}")
@@ -200,7 +200,7 @@ def grade_feedback(args: argparse.Namespace) -> int:
 
 
 def grade_export(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import export
+    from citykit.grading.export import export
 
     nbgrader_csv, canvas_csv = export(args.out)
     print(f"nbgrader grades: {nbgrader_csv}\nCanvas gradebook import: {canvas_csv}")
@@ -208,7 +208,7 @@ def grade_export(args: argparse.Namespace) -> int:
 
 
 def grade_dashboard(args: argparse.Namespace) -> int:
-    from citykit.grading.workflow import dashboard
+    from citykit.grading.dashboard import dashboard
 
     print(dashboard(args.out, need_help_below=args.need_help_below))
     return 0

@@ -17,7 +17,7 @@ DEMO_MODULE = "time-to-close"
 def run_demo(*, scale: str = "default", out: Path | None = None, say: Callable[[str], None] = print) -> Path:
     """Build, generate and run; returns the report's HTML page."""
     from citykit.data.generate import build
-    from citykit.grading.workflow import generate
+    from citykit.grading.assignments import generate
     from citykit.reports.run import run_report
 
     root = paths.course_root()

@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 
 from citykit import paths
-from citykit.grading import workflow as grading
+from citykit.grading.assignments import generate, score, submit
+from citykit.grading.autograde import autograde
 
 REALDATA = paths.course_root().parent / "shared" / "realdata"
 SF_SAMPLE = REALDATA / "san_francisco" / "311_service_requests.csv"
@@ -70,13 +71,13 @@ def max_points(nb) -> float:
 def graded_course(root: Path, module: str) -> Path:
     """A copy of the course at `root` holding one module, with its student version generated."""
     shutil.copytree(source_notebook(module).parent, root / "notebooks" / module)
-    grading.generate(module, course_root=root)
+    generate(module, course_root=root)
     return root
 
 
 def autograded_points(course: Path, module: str, student: str) -> tuple[float, float]:
-    grading.autograde(module, student, course_root=course)
-    return grading.score(module, student, part="autograded", course_root=course)
+    autograde(module, student, course_root=course)
+    return score(module, student, part="autograded", course_root=course)
 
 
 def failed_tests(course: Path, module: str, student: str) -> dict[str, str]:
@@ -105,7 +106,7 @@ def submit_notebook(course: Path, module: str, student: str, nb, tmp_path: Path)
     submission = tmp_path / student / f"{module}.ipynb"
     submission.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, submission)
-    grading.submit(module, student, submission, course_root=course)
+    submit(module, student, submission, course_root=course)
 
 
 def report_html_has_no_code(html: str, nb) -> None:
@@ -172,8 +173,8 @@ def check_student_version(course: Path, module: str) -> None:
 def check_full_marks_and_blank(course: Path, module: str) -> None:
     """The solution scores every autograded point; the untouched student version scores none."""
     most = max_points(nbformat.read(source_notebook(module), as_version=4))
-    grading.submit(module, "solver", source_notebook(module), course_root=course)
-    grading.submit(module, "blank", course_root=course)
+    submit(module, "solver", source_notebook(module), course_root=course)
+    submit(module, "blank", course_root=course)
     assert autograded_points(course, module, "solver") == (most, most)
     assert autograded_points(course, module, "blank") == (0.0, most)
 

@@ -14,12 +14,18 @@ import nbformat
 import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-from citykit.grading import cohort as cohorts
-from citykit import paths
-from citykit.grading import workflow as grading
-from citykit.errors import CitykitError
 from notebook_helpers import nbg
+
+from citykit import paths
+from citykit.errors import CitykitError
+from citykit.grading import cohort as cohorts
+from citykit.grading.assignments import collect, collect_zips, exchange_submit, generate, release, setup
+from citykit.grading.autograde import autograde_cohort
+from citykit.grading.config import grader_env, load_config, nbgrader_api
+from citykit.grading.dashboard import dashboard
+from citykit.grading.export import export
+from citykit.grading.feedback import feedback
+from citykit.grading.limits import limited_kernels
 
 SUMS = "01-sums"
 M04 = "04-time-to-close"
@@ -156,7 +162,7 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
     (root / "notebooks" / SUMS).mkdir(parents=True)
     nbformat.write(sums_source(), root / "notebooks" / SUMS / f"{SUMS}.ipynb")
     limits = cohorts.Limits(cell_timeout=17, notebook_cpu_seconds=90, memory_mb=1000)
-    made = grading.setup("spring-2026", write_roster(tmp_path / "r.csv", ["ana", "ben"]), course_root=root,
+    made = setup("spring-2026", write_roster(tmp_path / "r.csv", ["ana", "ben"]), course_root=root,
                          due={"sums": "2026-03-01"}, late_policy="zero", limits=limits)  # fmt: skip
     loaded = cohorts.load_cohort(course_root=root)
     assert loaded == made and loaded.student_ids == ["ana", "ben"]
@@ -165,7 +171,7 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
     # the copy nbgrader and formgrader read in grading/ gives the same settings as citykit's loader
     from traitlets.config.loader import PyFileConfigLoader
 
-    for config in (grading.load_config(root), PyFileConfigLoader("nbgrader_config.py", path=str(root / "grading")).load_config()):
+    for config in (load_config(root), PyFileConfigLoader("nbgrader_config.py", path=str(root / "grading")).load_config()):
         assert config.CourseDirectory.db_url == f"sqlite:///{root.resolve() / 'grading' / 'gradebook.db'}"
         assert config.Execute.timeout == 17 and config.ExecutePreprocessor.timeout == 17
         assert config.Execute.kernel_name == "python3" and config.OverwriteCells.add_missing_cells is True
@@ -193,12 +199,12 @@ def test_cohort_end_to_end(tmp_path, riverton):
     nbformat.write(sums_source(), source)
     shutil.copytree(paths.notebooks_dir() / M04, root / "notebooks" / M04)
     roster = write_roster(tmp_path / "roster.csv", sorted([*EXPECTED, "broken"]))
-    grading.setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero",
+    setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero",
                   limits=cohorts.Limits(cell_timeout=15, notebook_cpu_seconds=300, memory_mb=4096))  # fmt: skip
 
-    grading.generate(None, course_root=root)
+    generate(None, course_root=root)
     for module in (SUMS, M04):
-        assert (grading.release(module, course_root=root) / f"{module}.ipynb").exists()
+        assert (release(module, course_root=root) / f"{module}.ipynb").exists()
 
     released = nbformat.read(root / "grading" / "release" / SUMS / f"{SUMS}.ipynb", as_version=4)
     downloads = tmp_path / "lms-download"
@@ -211,14 +217,14 @@ def test_cohort_end_to_end(tmp_path, riverton):
             with zipfile.ZipFile(downloads / "zipper.zip", "w") as archive:
                 archive.write(file, f"zipper_12345_{SUMS}.ipynb")
         else:
-            grading.exchange_submit(SUMS, student, file, course_root=root)
-    grading.exchange_submit(M04, "correct", paths.notebooks_dir() / M04 / f"{M04}.ipynb", course_root=root)
-    grading.exchange_submit(M04, "blank", root / "grading" / "release" / M04 / f"{M04}.ipynb", course_root=root)
+            exchange_submit(SUMS, student, file, course_root=root)
+    exchange_submit(M04, "correct", paths.notebooks_dir() / M04 / f"{M04}.ipynb", course_root=root)
+    exchange_submit(M04, "blank", root / "grading" / "release" / M04 / f"{M04}.ipynb", course_root=root)
 
     everyone = sorted((set(EXPECTED) | {"broken"}) - {"zipper"})
-    assert grading.collect(SUMS, course_root=root) == everyone
-    assert grading.collect_zips(SUMS, downloads, course_root=root) == sorted([*everyone, "zipper"])
-    assert grading.collect(M04, course_root=root) == ["blank", "correct"]
+    assert collect(SUMS, course_root=root) == everyone
+    assert collect_zips(SUMS, downloads, course_root=root) == sorted([*everyone, "zipper"])
+    assert collect(M04, course_root=root) == ["blank", "correct"]
     late = root / "grading" / "submitted" / "late" / SUMS / "timestamp.txt"
     late.write_text("2030-01-02 09:00:00.000000 UTC", encoding="utf-8")  # after the due date
 
@@ -236,9 +242,9 @@ def test_cohort_end_to_end(tmp_path, riverton):
     sequential_root = tmp_path / "sequential"
     shutil.copytree(root, sequential_root)
 
-    result = grading.autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
+    result = autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
     assert set(result.not_graded) == {"broken"} and "not valid JSON" in result.not_graded["broken"]
-    m04 = grading.autograde_cohort(M04, workers=2, course_root=root, progress=False)
+    m04 = autograde_cohort(M04, workers=2, course_root=root, progress=False)
     source04 = nbformat.read(paths.notebooks_dir() / M04 / f"{M04}.ipynb", as_version=4)
     m04_points = sum(c.metadata["nbgrader"]["points"] for c in source04.cells
                      if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
@@ -255,8 +261,8 @@ def test_cohort_end_to_end(tmp_path, riverton):
     assert any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for c in graded_loop.cells for o in c.get("outputs", []))
 
     # plain nbgrader, one learner after another (its API runs the same converter as `nbgrader autograde`)
-    with grading.limited_kernels(course_root=sequential_root), grading._grader_env():
-        api = grading._api(sequential_root)
+    with limited_kernels(course_root=sequential_root), grader_env():
+        api = nbgrader_api(sequential_root)
         for module, students in ((SUMS, sorted([*everyone, "zipper"])), (M04, ["blank", "correct"])):
             for student in students:
                 outcome = api.autograde(module, student, force=True, create=True)
@@ -267,15 +273,15 @@ def test_cohort_end_to_end(tmp_path, riverton):
 
     # a test fix: regrading with --force regrades everyone and names whose score changed
     nbformat.write(sums_source(mean_tolerance="1e-9"), source)
-    grading.generate(SUMS, course_root=root)
-    again = grading.autograde_cohort(SUMS, workers=2, force=True, course_root=root, progress=False)
+    generate(SUMS, course_root=root)
+    again = autograde_cohort(SUMS, workers=2, force=True, course_root=root, progress=False)
     assert set(again.scores) == set(EXPECTED)
     assert again.changed == {"partial": (5.0, 2.0)}
-    skipped = grading.autograde_cohort(SUMS, ["correct"], course_root=root, progress=False)
+    skipped = autograde_cohort(SUMS, ["correct"], course_root=root, progress=False)
     assert skipped.skipped == ["correct"] and not skipped.changed
 
     # feedback: each exercise's points and the visible advice, never hidden-test source
-    pages = grading.feedback(SUMS, course_root=root)
+    pages = feedback(SUMS, course_root=root)
     assert len(pages) == len(EXPECTED)
     for page in pages:
         html = page.read_text(encoding="utf-8")
@@ -290,7 +296,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
     assert all(json.dumps(line)[1:-1] in plain for line in HIDDEN_LINES)
 
     # export: nbgrader's CSV and Canvas's gradebook import
-    nbgrader_csv, canvas_csv = grading.export(course_root=root)
+    nbgrader_csv, canvas_csv = export(course_root=root)
     assert {"assignment", "student_id", "score", "late_submission_penalty"} <= set(pd.read_csv(nbgrader_csv).columns)
     canvas = pd.read_csv(canvas_csv, dtype=str, keep_default_na=False)
     assert list(canvas.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", SUMS, M04]
@@ -317,7 +323,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
     assert listed[SUMS]["num_submissions"] == len(EXPECTED) + 1 and listed[M04]["num_submissions"] == 2
 
     # the dashboard renders
-    report = grading.dashboard(tmp_path / "dashboard", course_root=root)
+    report = dashboard(tmp_path / "dashboard", course_root=root)
     html = report.html.read_text(encoding="utf-8")
     for heading in ("Learning objectives by learner", "Score distributions per module", "The most failed tests",
                     "Learners who need help"):  # fmt: skip
@@ -330,13 +336,14 @@ def test_kernels_named_python3_run_under_the_limits(capfd):
     """The pinned kernel name stays `python3`; inside `limited_kernels` it starts with RLIMIT_AS and
     RLIMIT_CPU set: an oversized allocation fails, and a busy loop is killed at the CPU limit. It does
     not print ipykernel's per-start notice about loopback TCP (once per learner, it buries errors)."""
-    import resource
     import time
+
+    resource = pytest.importorskip("resource", reason="no resource limits on this system (Windows)")
 
     from jupyter_client.manager import start_new_kernel
 
     limits = cohorts.Limits(cell_timeout=30, notebook_cpu_seconds=3, memory_mb=1024)
-    with grading.limited_kernels(limits):
+    with limited_kernels(limits):
         km, kc = start_new_kernel(kernel_name="python3")
     try:
         seen = []

@@ -1,11 +1,11 @@
-"""Feedback without hidden tests: `citykit.grading.strip_hidden_tests` on graded notebooks."""
+"""Feedback without hidden tests: `citykit.grading.feedback.strip_hidden_tests` on graded notebooks."""
 
 from __future__ import annotations
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from citykit.grading.workflow import HIDDEN_FAILED, HIDDEN_NOTE, strip_hidden_tests
+from citykit.grading.feedback import HIDDEN_FAILED, HIDDEN_NOTE, strip_hidden_tests
 
 HIDDEN = "assert abs(share - expected_share) < 1e-9"
 ADVICE = "share_within_sla should be between 0 and 1: divide by the number of closed requests"

@@ -7,10 +7,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-from citykit.grading import workflow as grading
-from citykit.errors import CitykitError, WorkFailed
 from notebook_helpers import nbg
+
+from citykit.errors import CitykitError, WorkFailed
+from citykit.grading.assignments import generate, score, submit, validate
+from citykit.grading.autograde import autograde
+from citykit.grading.config import assignment_id, load_config
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +42,7 @@ def course(tmp_path_factory) -> Path:
 
 
 def test_config_points_every_folder_at_the_course_root(course):
-    config = grading.load_config(course)
+    config = load_config(course)
     assert config.CourseDirectory.root == str(course.resolve())
     assert config.CourseDirectory.source_directory == "notebooks"
     assert config.CourseDirectory.release_directory == "grading/release"
@@ -50,50 +52,50 @@ def test_config_points_every_folder_at_the_course_root(course):
 
 
 def test_assignment_id_accepts_slug_or_folder(course):
-    assert grading.assignment_id("sums", course) == ASSIGNMENT
-    assert grading.assignment_id(ASSIGNMENT, course) == ASSIGNMENT
+    assert assignment_id("sums", course) == ASSIGNMENT
+    assert assignment_id(ASSIGNMENT, course) == ASSIGNMENT
     with pytest.raises(CitykitError, match="unknown module 'nope'"):
-        grading.assignment_id("nope", course)
+        assignment_id("nope", course)
 
 
 def test_generate_autograde_and_score(course, tmp_path):
-    released = grading.generate("sums", course_root=course)
+    released = generate("sums", course_root=course)
     assert released == [course / "grading" / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"]
     student = "\n".join(cell.source for cell in nbformat.read(released[0], as_version=4).cells)
     assert "sum(values)" not in student and "HIDDEN" not in student and "3 + 4 + 5" not in student
     assert "raise NotImplementedError" in student and "assert total > 0" in student
 
     # the untouched student version scores nothing; the solution gets every autograded point
-    grading.submit("sums", "blank", course_root=course)
-    grading.submit("sums", "solver", course / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", course_root=course)
+    submit("sums", "blank", course_root=course)
+    submit("sums", "solver", course / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", course_root=course)
     # passes the visible test, fails the hidden one
     wrong = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(sums_notebook("total = 1"), wrong)
-    grading.submit("sums", "guesser", wrong, course_root=course)
+    submit("sums", "guesser", wrong, course_root=course)
     for student_id in ("blank", "solver", "guesser"):
-        autograded = grading.autograde("sums", student_id, course_root=course)
+        autograded = autograde("sums", student_id, course_root=course)
         assert autograded.exists()
-    assert grading.score("sums", "blank", part="autograded", course_root=course) == (0.0, 3.0)
-    assert grading.score("sums", "solver", part="autograded", course_root=course) == (3.0, 3.0)
-    assert grading.score("sums", "guesser", part="autograded", course_root=course) == (0.0, 3.0)
-    assert grading.score("sums", "solver", part="manual", course_root=course) == (0.0, 1.0)
-    assert grading.score("sums", "solver", course_root=course) == (3.0, 4.0)
+    assert score("sums", "blank", part="autograded", course_root=course) == (0.0, 3.0)
+    assert score("sums", "solver", part="autograded", course_root=course) == (3.0, 3.0)
+    assert score("sums", "guesser", part="autograded", course_root=course) == (0.0, 3.0)
+    assert score("sums", "solver", part="manual", course_root=course) == (0.0, 1.0)
+    assert score("sums", "solver", course_root=course) == (3.0, 4.0)
     with pytest.raises(CitykitError, match="no graded submission"):
-        grading.score("sums", "nobody", course_root=course)
+        score("sums", "nobody", course_root=course)
 
 
 def test_validate_reports_failing_and_unanswered_tests(course, tmp_path):
     source = course / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    assert grading.validate(source) == []
+    assert validate(source) == []
     wrong = tmp_path / "wrong.ipynb"
     nbformat.write(sums_notebook("total = -1"), wrong)
-    problems = grading.validate(wrong)
+    problems = validate(wrong)
     assert len(problems) == 1 and "AssertionError: positive" in problems[0]
     # a test that passes before anything is answered is a broken test
     lenient = sums_notebook("total = 12")
     lenient.cells[2].source = "assert True"
     nbformat.write(lenient, wrong)
-    assert len(grading.validate(wrong, invert=True)) == 1
+    assert len(validate(wrong, invert=True)) == 1
 
 
 def test_generate_failure_names_nbgrader_error(tmp_path):
@@ -103,4 +105,4 @@ def test_generate_failure_names_nbgrader_error(tmp_path):
     nb.cells[1].metadata["nbgrader"]["grade_id"] = "setup"  # duplicate grade_id
     nbformat.write(nb, root / "notebooks" / "02-twice" / "02-twice.ipynb")
     with pytest.raises(WorkFailed, match=r"generating 02-twice failed: .*setup"):
-        grading.generate("twice", course_root=root)
+        generate("twice", course_root=root)

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from citykit import paths
-from citykit.grading import workflow as grading
+from citykit.grading.assignments import generate, score, submit
+from citykit.grading.autograde import autograde
 from notebook_helpers import (
     cells_of,
     check_production_run,
@@ -33,7 +34,7 @@ def course(tmp_path_factory, riverton) -> Path:
     """A copy of the course with module 04 only, generated and graded there."""
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(SOURCE.parent, root / "notebooks" / MODULE)
-    grading.generate("time-to-close", course_root=root)
+    generate("time-to-close", course_root=root)
     return root
 
 
@@ -80,15 +81,15 @@ def test_student_version_has_no_solutions_or_hidden_tests(course):
 
 
 def autograded_points(course: Path, student: str) -> tuple[float, float]:
-    grading.autograde(MODULE, student, course_root=course)
-    return grading.score(MODULE, student, part="autograded", course_root=course)
+    autograde(MODULE, student, course_root=course)
+    return score(MODULE, student, part="autograded", course_root=course)
 
 
 def test_solution_gets_every_autograded_point_and_a_blank_gets_none(course):
     source = nbformat.read(SOURCE, as_version=4)
     max_points = float(sum(nbgrader_meta(c)["points"] for c in cells_of("test", source)))
-    grading.submit(MODULE, "solver", SOURCE, course_root=course)
-    grading.submit(MODULE, "blank", course_root=course)
+    submit(MODULE, "solver", SOURCE, course_root=course)
+    submit(MODULE, "blank", course_root=course)
     assert autograded_points(course, "solver") == (max_points, max_points)
     assert autograded_points(course, "blank") == (0.0, max_points)
 
@@ -104,7 +105,7 @@ def test_mistakes_are_named_by_visible_tests_or_caught_by_hidden_ones(course, tm
     sla_cell.source = sla_cell.source.replace("### END SOLUTION", "share_within_sla *= 0.99\n### END SOLUTION")
     submission = tmp_path / f"{MODULE}.ipynb"
     nbformat.write(nb, submission)
-    grading.submit(MODULE, "mixed", submission, course_root=course)
+    submit(MODULE, "mixed", submission, course_root=course)
 
     points, max_points = autograded_points(course, "mixed")
     lost = sum(nbgrader_meta(by_id[g])["points"] for g in ("median-days-to-close", "share-within-sla"))

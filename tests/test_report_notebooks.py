@@ -19,7 +19,7 @@ import duckdb
 import nbformat
 import pytest
 
-from citykit.grading import workflow as grading
+from citykit.grading.assignments import submit
 from citykit.lessons.course import find_module
 from citykit.data import registry
 from citykit.reports.contract import lesson_only_reason
@@ -153,8 +153,8 @@ def test_solution_gets_every_point_a_blank_none_and_mistakes_are_named(course, t
     module, root = course
     nb = source(module)
     points = max_points(nb)
-    grading.submit(module, "solver", source_notebook(module), course_root=root)
-    grading.submit(module, "blank", course_root=root)
+    submit(module, "solver", source_notebook(module), course_root=root)
+    submit(module, "blank", course_root=root)
     assert autograded_points(root, module, "solver") == (points, points)
     assert autograded_points(root, module, "blank") == (0.0, points)
 

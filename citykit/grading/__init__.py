@@ -1,7 +1,20 @@
 """Grading a cohort with nbgrader.
 
-- `cohort` — the roster, due dates and limits of a training cohort (`grading/cohorts/NAME.yml`);
-- `lint` — submissions compared with the released student version, problems in plain language;
-- `workflow` — generate, release, collect, parallel autograde with warm workers, feedback without
-  hidden tests, export (nbgrader CSV and Canvas), and the cohort dashboard.
+Modules depend one way: `cohort` <- `config` <- the rest (`lint`, `limits` <- `autograde`, ...).
+
+- `cohort` — the roster, due dates and limits of a training cohort (`grading/cohorts/NAME.yml`):
+  `read_roster`, `setup_cohort`, `load_cohort`, `apply_to_config`;
+- `config` — the course as nbgrader sees it: `load_config`, `course_root_of`, `assignment_id`,
+  `submitted_students`, `nbgrader_api`, `grader_env`, `check_result`;
+- `assignments` — `generate`, `setup`, `release`, `exchange_submit`, `submit`, `collect`,
+  `collect_zips`, `validate`, `score`;
+- `lint` — submissions compared with the released student version, problems in plain language:
+  `lint_notebook`, `lint_assignment` (and `DeduplicateCells`, the preprocessor grading uses);
+- `limits` — kernels under the cohort's memory and CPU-time limits (where the OS has them):
+  `limited_kernels`, `kernel_dir`, `run_limited_kernel`, `cohort_limits`, `limits_enforced`;
+- `autograde` — one learner (`autograde`) or a cohort in parallel with warm workers and one
+  gradebook writer (`autograde_cohort` -> `CohortGrades`);
+- `feedback` — HTML feedback without hidden tests: `feedback`, `strip_hidden_tests`;
+- `export` — nbgrader's grades CSV and Canvas's gradebook import: `export`, `canvas_gradebook`;
+- `dashboard` — the cohort dashboard notebook run as a report: `dashboard`.
 """

@@ -133,8 +133,12 @@ def course_version(course_root: Path | None = None) -> dict[str, str]:
                 digest.update(file.read_bytes())
     version = {"content_hash": f"sha256:{digest.hexdigest()[:16]}"}
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return version
     if commit.returncode == 0 and Path(top.stdout.strip()).resolve() == root.resolve():
@@ -160,7 +164,7 @@ def _parse_due(text: str) -> str:
     except ValueError:
         raise CitykitError(f"due date {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     if len(str(text)) == 10:  # a date alone: due at the end of that day
         moment += dt.timedelta(days=1) - dt.timedelta(seconds=1)
     return moment.isoformat()
@@ -230,7 +234,7 @@ def setup_cohort(
         name=name,
         learners=tuple(read_roster(roster)),
         course_version=course_version(course_root),
-        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         due={assignment: _parse_due(when) for assignment, when in (due or {}).items()},
         late_policy=late_policy,
         limits=limits or Limits(),
@@ -258,7 +262,7 @@ def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None
             cohort = None
     limits = cohort.limits if cohort else Limits()
     config.CourseDirectory.root = str(root)
-    config.CourseDirectory.db_url = (cohort.db_url if cohort and cohort.db_url else default_db_url(root))
+    config.CourseDirectory.db_url = cohort.db_url if cohort and cohort.db_url else default_db_url(root)
     config.Exchange.root = str(root / "grading" / "exchange")
     # both timeouts: nbgrader's Execute (autograde) and nbconvert's ExecutePreprocessor (validate)
     config.Execute.timeout = limits.cell_timeout

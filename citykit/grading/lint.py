@@ -17,6 +17,7 @@ from pathlib import Path
 from nbgrader.preprocessors import DeduplicateIds
 
 from citykit.errors import CitykitError
+from citykit.grading.config import course_root_of, submitted_students
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def _joined(cells: list) -> list[dict]:
 
 def lint_notebook(submitted: Path, released: Path, student: str = "") -> list[Problem]:
     """Problems of one submitted notebook, compared with the released student version."""
-    from nbgrader.utils import compute_checksum
     from nbformat import from_dict
+    from nbgrader.utils import compute_checksum
 
     name = released.stem
 
@@ -130,13 +131,16 @@ def lint_notebook(submitted: Path, released: Path, student: str = "") -> list[Pr
                 "changed-cell-type",
                 f"the {_what(original)} was changed from {original.get('cell_type')} to {cell.get('cell_type')}",
             ))  # fmt: skip
-        elif _nbgrader(original).get("locked") and not _nbgrader(original).get("solution"):
-            if compute_checksum(from_dict(cell)) != compute_checksum(from_dict(original)):
-                problems.append(problem(
-                    "edited-locked-cell",
-                    f"the {_what(original)} was edited although it is locked; grading puts the original back, "
-                    "so those edits do not count",
-                ))  # fmt: skip
+        elif (
+            _nbgrader(original).get("locked")
+            and not _nbgrader(original).get("solution")
+            and compute_checksum(from_dict(cell)) != compute_checksum(from_dict(original))
+        ):
+            problems.append(problem(
+                "edited-locked-cell",
+                f"the {_what(original)} was edited although it is locked; grading puts the original back, "
+                "so those edits do not count",
+            ))  # fmt: skip
 
     kernel = (raw.get("metadata", {}).get("kernelspec") or {}).get("name")
     wanted = (reference.get("metadata", {}).get("kernelspec") or {}).get("name", "python3")
@@ -152,8 +156,6 @@ def lint_assignment(
     assignment: str, students: list[str] | None = None, *, course_root: Path | None = None
 ) -> dict[str, list[Problem]]:
     """Problems of every learner's submission of `assignment` (default: everyone who submitted)."""
-    from citykit.grading.workflow import course_root_of, submitted_students
-
     root = course_root_of(course_root)
     release = root / "grading" / "release" / assignment
     notebooks = sorted(release.glob("*.ipynb"))

@@ -1,0 +1,284 @@
+"""Autograding: one learner, or a whole cohort in parallel with warm workers.
+
+Each worker process imports nbgrader once and grades learner after learner into its own copy of
+the gradebook (SQLite allows one writer); it sends back what autograding wrote, and this process,
+the one writer of the real gradebook, stores it exactly where nbgrader would have. Submissions are
+linted first (`citykit.grading.lint`) and kernels run under the cohort's limits
+(`citykit.grading.limits`).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from citykit.errors import CitykitError, WorkFailed
+from citykit.grading.cohort import Limits
+from citykit.grading.config import (
+    assignment_id,
+    check_result,
+    course_root_of,
+    grader_env,
+    load_config,
+    nbgrader_api,
+    nbgrader_api_for,
+    sqlite_file,
+    submitted_students,
+)
+from citykit.grading.limits import limited_kernels
+from citykit.grading.lint import Problem, lint_assignment
+
+_WORKER: dict = {}  # a worker process's nbgrader API and gradebook URL (set by `_worker_start`)
+
+
+def autograde(module: str, student: str, *, course_root: Path | None = None) -> Path:
+    """Autograde a submission (visible and hidden tests); return the autograded notebook."""
+    assignment = assignment_id(module, course_root)
+    with grader_env():
+        check_result(nbgrader_api(course_root).autograde(assignment, student, force=True, create=True),
+                     f"autograding {assignment} for {student}")  # fmt: skip
+    return course_root_of(course_root) / "grading" / "autograded" / student / assignment / f"{assignment}.ipynb"
+
+
+@dataclass
+class CohortGrades:
+    """What `autograde_cohort` did."""
+
+    assignment: str
+    scores: dict[str, float] = field(default_factory=dict)  # learner -> points after late penalty
+    max_score: float = 0.0
+    not_graded: dict[str, str] = field(default_factory=dict)  # learner -> why, in plain language
+    problems: dict[str, list[Problem]] = field(default_factory=dict)  # learner -> lint problems
+    changed: dict[str, tuple[float, float]] = field(default_factory=dict)  # --force: old -> new (graded before)
+    skipped: list[str] = field(default_factory=list)  # already graded (no --force)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{self.assignment}: graded {len(self.scores)} learner(s) in {self.seconds:.1f} s"]
+        for student, score in sorted(self.scores.items()):
+            lines.append(f"  {student}: {score:g} / {self.max_score:g}")
+        for student, problems in sorted(self.problems.items()):
+            for problem in problems:
+                lines.append(f"  {student}: {problem.message}")
+        for student, why in sorted(self.not_graded.items()):
+            lines.append(f"  {student}: NOT GRADED - {why}")
+        if self.skipped:
+            lines.append(f"  already graded, skipped (use --force to regrade): {', '.join(self.skipped)}")
+        for student, (old, new) in sorted(self.changed.items()):
+            lines.append(f"  score changed for {student}: {old:g} -> {new:g}")
+        return "\n".join(lines)
+
+
+def default_workers() -> int:
+    """One more worker than cores: a kernel waits (start-up handshake, output polling, gradebook
+    commits) for part of each notebook, and the extra worker fills those gaps."""
+    return (os.cpu_count() or 1) + 1
+
+
+def autograde_cohort(
+    module: str,
+    students: list[str] | None = None,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    course_root: Path | None = None,
+    progress: bool = True,
+    limits: Limits | None = None,
+) -> CohortGrades:
+    """Lint, then autograde every submitted learner (or `students`) in parallel; see the module's doc.
+
+    Broken submissions (not valid JSON) are reported in `not_graded`, not fatal. Without `force`,
+    learners already autograded are skipped; with it everyone is regraded and `changed` lists whose
+    score moved (after a test fix).
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    started = time.perf_counter()
+    root = course_root_of(course_root)
+    assignment = assignment_id(module, course_root)
+    config = load_config(course_root)
+    everyone = submitted_students(assignment, course_root)
+    unknown = sorted(set(students or []) - set(everyone))
+    if unknown:
+        raise CitykitError(f"no submission of {assignment} from {', '.join(unknown)}; collect first")
+    chosen = list(students) if students else everyone
+    grades = CohortGrades(assignment)
+    if not chosen:
+        raise CitykitError(f"no submissions of {assignment} in {root / 'grading' / 'submitted'}; collect first")
+
+    with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
+        try:
+            grades.max_score = float(gradebook.find_assignment(assignment).max_score)
+        except MissingEntry:
+            raise CitykitError(f"{assignment} is not in the gradebook; run `citykit grade generate {module}`") from None
+
+    reports = lint_assignment(assignment, chosen, course_root=course_root)
+    grades.problems = {s: [p for p in found if not p.fatal] for s, found in reports.items()}
+    grades.problems = {s: found for s, found in grades.problems.items() if found}
+    for student, found in reports.items():
+        fatal = [p for p in found if p.fatal]
+        if fatal:
+            grades.not_graded[student] = "; ".join(p.message for p in fatal)
+    queue = [s for s in chosen if s not in grades.not_graded]
+    if not force:
+        grades.skipped = [s for s in queue if (root / "grading" / "autograded" / s / assignment).is_dir()]
+        queue = [s for s in queue if s not in grades.skipped]
+    before = _scores(assignment, queue, course_root) if force else {}
+
+    workers = max(1, min(workers or default_workers(), len(queue) or 1))
+    private = workers > 1 and sqlite_file(config.CourseDirectory.db_url) is not None
+    with limited_kernels(limits, course_root=course_root) as kernel_env, \
+            tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
+        env = {**kernel_env, "CITYKIT_DUCKDB_THREADS": "1"}
+        results = _run_queue(assignment, queue, workers, private, str(root), scratch, env, progress)
+        with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
+            for student, record, why, _seconds in results:
+                if record is None:
+                    grades.not_graded[student] = _kernel_died(why)
+                elif private:
+                    _store_autogrades(gradebook, assignment, student, record)
+    graded = [s for s in queue if s not in grades.not_graded]
+    grades.scores = _scores(assignment, graded + grades.skipped, course_root)
+    if force:
+        grades.changed = {
+            s: (before[s], grades.scores[s]) for s in graded if s in before and before[s] != grades.scores[s]
+        }
+    grades.seconds = time.perf_counter() - started
+    return grades
+
+
+def _run_queue(assignment, queue, workers, private, root, scratch, env, progress):
+    """Grade `queue` in `workers` processes (or here, with one worker); results as they finish."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"autograding {assignment}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.description}"), disable=not progress, transient=False)  # fmt: skip
+    results = []
+    with bar:
+        task = bar.add_task("", total=len(queue))
+        if workers == 1:
+            _worker_start(root, False, scratch, {})  # this process already has the kernel environment
+            for student in queue:
+                results.append(_worker_grade(assignment, student))
+                bar.update(task, advance=1, description=student)
+            return results
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_start,
+                                 initargs=(root, private, scratch, env)) as pool:  # fmt: skip
+            futures = [pool.submit(_worker_grade, assignment, student) for student in queue]
+            for future in as_completed(futures):
+                results.append(future.result())
+                bar.update(task, advance=1, description=results[-1][0])
+    return sorted(results, key=lambda r: queue.index(r[0]))
+
+
+# ---------------------------------------------------------------------------------- in a worker
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    config = load_config(Path(course_root))
+    main_db = sqlite_file(config.CourseDirectory.db_url)
+    if private_gradebook and main_db is not None:
+        copy = Path(scratch) / f"gradebook-{os.getpid()}.db"
+        _copy_sqlite(main_db, copy)
+        config.CourseDirectory.db_url = f"sqlite:///{copy}"
+    # Kernels talk over IPC sockets, not loopback TCP: two kernels starting at once can be handed the
+    # same "free" port (jupyter_client's known race), and a learner then fails with "Address already
+    # in use". One socket prefix per worker, whose kernels run one after another.
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(scratch) / f"kernel-{os.getpid()}")
+    with grader_env():
+        _WORKER["api"] = nbgrader_api_for(config)
+    _WORKER["db_url"] = config.CourseDirectory.db_url
+
+
+def _root_error(result: dict) -> str:
+    try:
+        check_result(result, "autograding")
+    except WorkFailed as error:
+        return str(error).removeprefix("autograding failed: ")
+    return ""
+
+
+def _read_autogrades(db_url: str, assignment: str, student: str) -> dict:
+    """What nbgrader's autograde wrote for one submission (scores, comments, timestamp, late penalty)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return {
+            "timestamp": submission.timestamp,
+            "notebooks": {
+                notebook.name: {
+                    "late_submission_penalty": notebook.late_submission_penalty,
+                    "grades": {g.name: (g.auto_score, g.needs_manual_grade) for g in notebook.grades},
+                    "comments": {c.name: c.auto_comment for c in notebook.comments},
+                }
+                for notebook in submission.notebooks
+            },
+        }
+
+
+def _worker_grade(assignment: str, student: str) -> tuple[str, dict | None, str, float]:
+    """(student, autogrades or None, why not graded, seconds) — runs in a worker."""
+    started = time.perf_counter()
+    with grader_env():
+        result = _WORKER["api"].autograde(assignment, student, force=True, create=True)
+        if not result.get("success"):
+            return student, None, _root_error(result), time.perf_counter() - started
+        return student, _read_autogrades(_WORKER["db_url"], assignment, student), "", time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------- the one writer
+
+
+def _store_autogrades(gradebook, assignment: str, student: str, record: dict) -> None:
+    """Write a worker's autogrades into the real gradebook (the same rows nbgrader writes)."""
+    gradebook.update_or_create_student(student)
+    if record["timestamp"] is not None:
+        gradebook.update_or_create_submission(assignment, student, timestamp=record["timestamp"])
+    else:
+        gradebook.update_or_create_submission(assignment, student)
+    for name, graded in record["notebooks"].items():
+        notebook = gradebook.find_submission_notebook(name, assignment, student)
+        notebook.late_submission_penalty = graded["late_submission_penalty"]
+        for grade in notebook.grades:
+            if grade.name in graded["grades"]:
+                grade.auto_score, grade.needs_manual_grade = graded["grades"][grade.name]
+        for comment in notebook.comments:
+            if comment.name in graded["comments"]:
+                comment.auto_comment = graded["comments"][comment.name]
+    gradebook.db.commit()
+
+
+def _scores(assignment: str, students: list[str], course_root: Path | None) -> dict[str, float]:
+    """Final score (after late penalties) of each learner's submission in the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    found = {}
+    with grader_env(), Gradebook(load_config(course_root).CourseDirectory.db_url) as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                continue
+            found[student] = round(float(submission.score) - float(submission.late_submission_penalty or 0), 6)
+    return found
+
+
+def _kernel_died(why: str) -> str:
+    if "DeadKernel" in why or "Kernel died" in why or "kernel died" in why:
+        return f"the notebook's kernel died (over its CPU-time or memory limit?): {why}"
+    return why

@@ -1,0 +1,115 @@
+"""Limits for learner code while it is graded: kernels named `python3` that start under the cohort's
+memory and CPU-time limits.
+
+RLIMIT_AS bounds a kernel's address space (allocations beyond it raise MemoryError); RLIMIT_CPU
+bounds the CPU seconds of the whole notebook (the kernel is killed when it runs out). Both need the
+`resource` module, which Windows lacks: there kernels start without them (cell timeouts still
+apply) and `limited_kernels` says so once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from citykit.errors import CitykitError
+from citykit.grading.cohort import Limits, load_cohort
+from citykit.grading.config import course_root_of
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+NOT_ENFORCED = (
+    "note: memory and CPU-time limits are not enforced on this system (Python has no `resource` module "
+    "here, as on Windows); learners' notebooks are graded with cell timeouts only"
+)
+
+
+def limits_enforced() -> bool:
+    """Whether this system can limit a kernel's memory and CPU time."""
+    return resource is not None
+
+
+def apply_limits(memory_mb: int, cpu_seconds: int) -> bool:
+    """Limit this process (0 = no limit); False when the system cannot enforce limits."""
+    if resource is None:
+        return False
+    if memory_mb:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    return True
+
+
+def run_limited_kernel() -> None:
+    """Start an IPython kernel under the grading limits (the kernelspec `kernel_dir` writes runs this)."""
+    apply_limits(
+        int(os.environ.get("CITYKIT_KERNEL_MEMORY_MB") or 0), int(os.environ.get("CITYKIT_KERNEL_CPU_SECONDS") or 0)
+    )
+    from ipykernel import kernelapp
+
+    # ipykernel 7 warns on every start that loopback TCP is unencrypted; grading kernels talk only to
+    # their grader on 127.0.0.1 with signed messages, and the line, once per learner, buries real errors.
+    logging.getLogger("IPKernelApp").addFilter(lambda record: "without encryption" not in record.getMessage())
+    kernelapp.launch_new_instance()
+
+
+def kernel_dir(limits: Limits, folder: Path) -> Path:
+    """A Jupyter data folder whose `python3` kernelspec starts kernels under `limits`; put it first
+    on JUPYTER_PATH so the pinned kernel name stays `python3`."""
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    kernel = {
+        "argv": [sys.executable, "-c", "from citykit.grading.limits import run_limited_kernel; run_limited_kernel()",
+                 "-f", "{connection_file}"],
+        "display_name": "Python 3 (citykit grading limits)",
+        "language": "python",
+        "env": {
+            "CITYKIT_KERNEL_MEMORY_MB": str(limits.memory_mb),
+            "CITYKIT_KERNEL_CPU_SECONDS": str(limits.notebook_cpu_seconds),
+            "CITYKIT_DUCKDB_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        },
+        "metadata": {"debugger": False},
+    }  # fmt: skip
+    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1), encoding="utf-8")
+    return folder
+
+
+def cohort_limits(course_root: Path | None = None) -> Limits:
+    """The active cohort's limits (the defaults without a cohort)."""
+    try:
+        return load_cohort(course_root=course_root_of(course_root)).limits
+    except CitykitError:
+        return Limits()
+
+
+@contextmanager
+def limited_kernels(limits: Limits | None = None, *, course_root: Path | None = None) -> Iterator[dict[str, str]]:
+    """Kernels started inside this block (by nbgrader, in this process or its children) run under the
+    limits; yields the environment changes so worker processes can take them too."""
+    limits = limits or cohort_limits(course_root)
+    if not limits_enforced():
+        print(NOT_ENFORCED, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="citykit-kernels-") as folder:
+        kernel_dir(limits, Path(folder))
+        changes = {"JUPYTER_PATH": os.pathsep.join(filter(None, [folder, os.environ.get("JUPYTER_PATH")]))}
+        old = os.environ.get("JUPYTER_PATH")
+        os.environ.update(changes)
+        try:
+            yield changes
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
