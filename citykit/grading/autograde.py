@@ -31,6 +31,7 @@ from citykit.grading.config import (
 )
 from citykit.grading.limits import limited_kernels
 from citykit.grading.lint import Problem, lint_assignment
+from citykit.startup import skip_slow_optional_modules
 
 _WORKER: dict = {}  # a worker process's nbgrader API and gradebook URL (set by `_worker_start`)
 
@@ -187,6 +188,7 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 
 def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: dict[str, str]) -> None:
+    skip_slow_optional_modules()
     os.environ.update(env)
     config = load_config(Path(course_root))
     main_db = sqlite_file(config.CourseDirectory.db_url)

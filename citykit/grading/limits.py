@@ -21,6 +21,7 @@ from pathlib import Path
 from citykit.errors import CitykitError
 from citykit.grading.cohort import Limits, load_cohort
 from citykit.grading.config import course_root_of
+from citykit.startup import skip_slow_optional_modules
 
 try:
     import resource
@@ -51,6 +52,7 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> bool:
 
 def run_limited_kernel() -> None:
     """Start an IPython kernel under the grading limits (the kernelspec `kernel_dir` writes runs this)."""
+    skip_slow_optional_modules()
     apply_limits(
         int(os.environ.get("CITYKIT_KERNEL_MEMORY_MB") or 0), int(os.environ.get("CITYKIT_KERNEL_CPU_SECONDS") or 0)
     )
