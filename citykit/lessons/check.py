@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from citykit.standards import load_disaggregation
+
 __all__ = [
     "ADVICE",
     "close_to",
@@ -235,8 +237,6 @@ def small_cells_hidden(table: Any, *, name: str, low: int | None = None, high: i
     """Fail when a published table of people shows a count from `low` to `high` (the standard's
     small-cell range, 1 to 10, by default); hidden entries are missing values."""
     if low is None or high is None:
-        from citykit.standards import load_disaggregation
-
         rules = load_disaggregation().small_cells
         low, high = rules.min_suppressed, rules.max_suppressed
     is_kind(table, pd.DataFrame, name=name)
