@@ -32,6 +32,7 @@ from citykit.reports.html import index_page
 from citykit.reports.kernel import ReportKernel
 from citykit.reports.params import allowed_values, dataset_of, parameters_slug, validate
 from citykit.reports.run import dataset_info, prepare, run_report
+from citykit.startup import skip_slow_optional_modules
 
 BATCH_ENV = {"CITYKIT_DUCKDB_THREADS": "1"}
 
@@ -123,11 +124,12 @@ def _finalize_with_process(kernel) -> None:
 
 def init_worker(reuse: bool = True) -> None:
     """Warm a worker: import the runner's libraries and start its kernel before the first run."""
+    skip_slow_optional_modules()
     os.environ.update(BATCH_ENV)
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
 
-    import citykit.reports.contract  # noqa: F401  (nbconvert's preprocessors)
+    import citykit.reports.contract  # noqa: F401  # lazy: warms nbconvert's preprocessors in the worker
 
     _worker_kernel(reuse).start()
 
