@@ -21,7 +21,7 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 HIDDEN_ONLY = {"citykit.lessons.reference"}
 # Modules whose function-level imports keep `citykit --help` and each command's start-up short.
 LAZY_ENTRY_POINTS = {"citykit.cli", "citykit.demo"}
-LAZY_MARK = "# lazy:"  # elsewhere a function-level import of citykit says why it is lazy
+LAZY_MARK = re.compile(r"#(?!\s*noqa\b[^#]*$)\s*\S")  # elsewhere such an import says why, in a comment
 
 
 def cycles(package: str, extra_path: Path | None = None) -> list[list[str]]:
@@ -111,14 +111,17 @@ def test_function_level_imports_of_citykit_say_why():
             continue
         lines = path.read_text(encoding="utf-8").splitlines()
         for line_no, imported in function_level_imports("\n".join(lines)):
-            if LAZY_MARK not in lines[line_no - 1]:
+            if not LAZY_MARK.search(lines[line_no - 1]):
                 unexplained.append(f"{module}:{line_no} imports {imported} inside a function")
-    assert not unexplained, "import at the top, or say why it must wait (`# lazy: ...`):\n" + "\n".join(unexplained)
+    assert not unexplained, "import at the top, or say in a comment why it must wait:\n" + "\n".join(unexplained)
 
 
 def test_lazy_import_check_catches_an_unexplained_one():
     source = "def f():\n    from citykit.data import load\n\ndef g():\n    import citykit.paths  # lazy: reason\n"
     assert function_level_imports(source) == [(2, "citykit.data"), (5, "citykit.paths")]
+    assert not LAZY_MARK.search("    from citykit.data import load  # noqa: F401")
+    assert LAZY_MARK.search("    from citykit.data import load  # noqa: F401  # duckdb: not on the CLI's path")
+    assert LAZY_MARK.search("    import citykit.paths  # lazy: reason")
 
 
 # -- notebooks use the public API ---------------------------------------------------------------

@@ -217,7 +217,7 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
     import nbformat
     from papermill.exceptions import PapermillExecutionError
 
-    from citykit.reports.contract import ProductionContract
+    from citykit.reports.contract import ProductionContract  # nbconvert: not on the CLI's start-up path
 
     dataset = manifest["dataset"] or {}
     contract = ProductionContract(available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))
@@ -244,7 +244,7 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
 
 def _failure_message(name: str, executed, error: Exception) -> str:
     """Name the failing cell by its index in the source notebook, its first line, and the error."""
-    from citykit.reports.contract import source_index
+    from citykit.reports.contract import source_index  # nbconvert: not on the CLI's start-up path
 
     ename, evalue = getattr(error, "ename", type(error).__name__), getattr(error, "evalue", str(error))
     where = "a cell"
@@ -259,7 +259,7 @@ def _failure_message(name: str, executed, error: Exception) -> str:
 
 def _running_cell(executed) -> str:
     """'cell N ' for the cell papermill marked running when the kernel died, if known."""
-    from citykit.reports.contract import source_index
+    from citykit.reports.contract import source_index  # nbconvert: not on the CLI's start-up path
 
     for cell in executed.cells if executed is not None else []:
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
@@ -280,7 +280,7 @@ def _keep_failed(staging: Path, out: Path, executed: Path, manifest: dict, failu
 
 
 def _cell_seconds(nb) -> dict[int, float]:
-    from citykit.reports.contract import source_index
+    from citykit.reports.contract import source_index  # nbconvert: not on the CLI's start-up path
 
     seconds = {}
     for position, cell in enumerate(nb.cells):
