@@ -40,6 +40,23 @@ def data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from citykit.data.inventory import list_datasets
+
+    table = Table(title="Datasets (citykit data check NAME for the full scorecard)")
+    for column in ("dataset", "tables (rows)", "as of", "extracted", "requests created", "latest complete periods", "quality"):
+        table.add_column(column)
+    for d in list_datasets(score=not args.no_check):
+        tables = "\n".join(f"{t} ({n:,})" for t, n in d.tables.items())
+        covered = f"{d.first_request} to {d.last_request}" if d.first_request else ""
+        table.add_row(d.name, tables, d.as_of, d.extract_date, covered, d.default_periods, d.verdict or "not checked")
+    Console().print(table)
+    return 0
+
+
 def data_import(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -48,10 +65,13 @@ def data_import(args: argparse.Namespace) -> int:
     with Console(stderr=True).status("importing ...") as status:
         result = import_requests(
             args.source, args.file, name=args.name, as_of=args.as_of, mapping_file=args.mapping,
+            extract_date=args.extract_date,
             progress=lambda rows: status.update(f"importing: {rows:,} rows read"),
         )  # fmt: skip
     print(result.report)
-    print(f"dataset {result.name!r} registered (as of {result.as_of}); report saved in {result.folder}")
+    inferred = ", inferred from the newest record" if result.as_of_inferred else ""
+    print(f"dataset {result.name!r} registered (as of {result.as_of}{inferred}; extracted {result.extract_date}); "
+          f"report saved in {result.folder}")
     return 0
 
 
@@ -243,7 +263,7 @@ def report_params(args: argparse.Namespace) -> int:
     table = Table(title=f"Parameters of {report.name}")
     for column in ("name", "type", "default", "allowed values", "help"):
         table.add_column(column)
-    for row in describe(report.parameters):
+    for row in describe(report.parameters, dict(args.parameters)):
         table.add_row(row["name"], row["type"], row["default"], row["allowed"], row["help"])
     Console().print(table)
     return 0
@@ -288,11 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="quality scorecard; exit 1 when a gate fails")
     p.add_argument("name", nargs="?", default="riverton", help="dataset name (default: riverton)")
     p.set_defaults(func=data_check)
+    p = data.add_parser("list", help="datasets: tables, rows, as-of and extract dates, periods covered, quality verdict")
+    p.add_argument("--no-check", action="store_true", help="skip the quality scorecard (faster)")
+    p.set_defaults(func=data_list)
     p = data.add_parser("import", help="a real 311 export -> canonical, anonymized tables (re-import updates)")
     p.add_argument("source", help="auto, or a source: sf311_portal, sf311_warehouse, baltimore, nyc311, chicago311, la_myla311, boston311")
     p.add_argument("file", type=Path, help="the exported CSV (never modified)")
     p.add_argument("--name", default=None, help="dataset name (default: the source's name)")
-    p.add_argument("--as-of", default=None, help="as-of date YYYY-MM-DD (default: the newest timestamp in the data)")
+    p.add_argument("--as-of", default=None, help="the analysis' now, YYYY-MM-DD: ages, backlog, default periods "
+                   "(default: the newest plausible record, labelled inferred)")
+    p.add_argument("--extract-date", default=None, help="the day the export was taken, YYYY-MM-DD, for the "
+                   "timeliness gate (default: the file's modification date)")
     p.add_argument("--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/resources/mappings/)")
     p.set_defaults(func=data_import)
     p = data.add_parser("import-population", help="neighborhood population (canonical neighborhoods columns)")
@@ -386,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parser("list", help="the production reports (report: true in course.yml)").set_defaults(func=report_list)
     p = report.add_parser("params", help="a report's parameters: type, default, allowed values, help")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[],
+                   help="dataset=NAME shows the defaults resolved for that dataset (e.g. the default period)")
     p.set_defaults(func=report_params)
     p = report.add_parser("run", help="run a module (or a notebook by path) as a report")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")

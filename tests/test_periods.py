@@ -44,3 +44,30 @@ def test_previous_of_a_date_range_has_the_same_number_of_days():
 def test_bad_periods_say_what_is_accepted(text):
     with pytest.raises(CitykitError, match="quarter"):
         parse_period(text)
+
+
+@pytest.mark.parametrize(
+    "kind, as_of, label",
+    [
+        ("year", "2025-12-31", "2025"), ("year", "2025-12-30", "2024"), ("quarter", "2025-12-31", "2025-Q4"),
+        ("quarter", "2025-02-06", "2024-Q4"), ("month", "2018-01-01", "2017-12"), ("month", "2019-03-31", "2019-03"),
+    ],
+)
+def test_the_default_is_the_latest_complete_period_before_the_as_of(kind, as_of, label):
+    from citykit.data.periods import latest_complete
+
+    period = latest_complete(kind, dt.date.fromisoformat(as_of))
+    assert period.label == label
+    assert period.last_day <= dt.date.fromisoformat(as_of) < period.last_day + dt.timedelta(days=366)
+
+
+def test_a_period_past_the_as_of_is_partial_and_compared_like_for_like():
+    """A New York export as of 2025-02-06: 2025 is 37 days, compared with the first 37 days of 2024."""
+    period = parse_period("2025", as_of=dt.date(2025, 2, 6))
+    assert period.partial and period.days == 37
+    assert period.title == "2025, partial (to 6 February 2025)"
+    before = period.previous()
+    assert (before.start, before.last_day) == (dt.date(2024, 1, 1), dt.date(2024, 2, 6))
+    assert parse_period("2024", as_of=dt.date(2025, 2, 6)).partial is False
+    history = parse_period("2025-Q1", as_of=dt.date(2025, 2, 6)).history(2)
+    assert [(p.start, p.days) for p in history] == [(dt.date(2024, 7, 1), 37), (dt.date(2024, 10, 1), 37)]

@@ -1,48 +1,134 @@
-"""Reporting periods as half-open date ranges: "2025", "2025-Q3", "2025-07", "2025-01-01/2025-06-30"."""
+"""Reporting periods as half-open date ranges: "2025", "2025-Q3", "2025-07", "2025-01-01/2025-06-30".
+
+A period is judged against a dataset's as-of date (DESIGN: "Periods and comparisons"):
+
+- a report's default is the latest *complete* period of its kind (month, quarter, year) before the
+  as-of date: `latest_complete("quarter", as_of)`;
+- a period that runs past the as-of date is *partial*: `parse_period(text, as_of=...)` cuts it at
+  the as-of date, labels it "partial (to DATE)", and its `previous()` is the same span of the period
+  before (the first 37 days of the previous year, never the whole year).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from citykit.errors import CitykitError
 
 PERIOD_HELP = 'a year "2025", a quarter "2025-Q3", a month "2025-07" or dates "2025-01-01/2025-06-30"'
+KINDS = {"month": 1, "quarter": 3, "year": 12}  # a period kind and its length in months
+ONE_DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Period:
     label: str
     start: dt.date  # inclusive
-    end: dt.date  # exclusive
+    end: dt.date  # exclusive; for a partial period, the day after its last day of data
+    nominal_end: dt.date | None = None  # where the whole period ends, when it is cut at an as-of date
 
     def __str__(self) -> str:
         return self.label
 
     @property
     def last_day(self) -> dt.date:
-        return self.end - dt.timedelta(days=1)
+        return self.end - ONE_DAY
+
+    @property
+    def partial(self) -> bool:
+        """The period runs past the data's as-of date and is cut there."""
+        return self.nominal_end is not None and self.nominal_end > self.end
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def title(self) -> str:
+        """The label a page shows: `2026-Q1, partial (to 6 February 2026)` for a partial period."""
+        if not self.partial:
+            return self.label
+        return f"{self.label}, partial (to {self.last_day.day} {self.last_day:%B %Y})"
+
+    @property
+    def months(self) -> int:
+        """Whole calendar months of the (whole) period, 0 when it is not whole months."""
+        end = self.nominal_end or self.end
+        months = (end.year - self.start.year) * 12 + end.month - self.start.month
+        return months if self.start.day == 1 and end.day == 1 and months > 0 else 0
+
+    def cut(self, as_of: dt.date) -> Period:
+        """This period as far as data reaching `as_of` (inclusive) can cover it."""
+        if self.end <= as_of + ONE_DAY:
+            return self
+        end = max(self.start, as_of + ONE_DAY)
+        return replace(self, end=end, nominal_end=self.nominal_end or self.end)
+
+    def shifted(self, steps: int = 1) -> Period:
+        """The period `steps` units before this one, over the same span: the previous calendar
+        year, quarter or month when this one is whole months (its first N days when this one is
+        partial), else the same number of days just before."""
+        months = self.months
+        if months:
+            first = self.start.year * 12 + self.start.month - 1 - months * steps
+            start = dt.date(first // 12, first % 12 + 1, 1)
+            nominal = _add_months(start, months)
+            end = min(start + (self.end - self.start), nominal) if self.partial else nominal
+        else:
+            length = self.end - self.start
+            start, end, nominal = self.start - length * steps, self.end - length * steps, None
+        label = "before " + self.label if steps == 1 else f"{steps} before {self.label}"
+        return Period(label, start, end, nominal if self.partial else None)
 
     def previous(self) -> Period:
-        """The period just before this one, for "compared with" figures: the previous calendar
-        year, quarter or month when this one is whole months, else the same number of days."""
-        months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
-        if self.start.day == 1 and self.end.day == 1 and months > 0:
-            first = self.start.year * 12 + self.start.month - 1 - months
-            start = dt.date(first // 12, first % 12 + 1, 1)
-        else:
-            start = self.start - (self.end - self.start)
-        return Period(f"before {self.label}", start, self.start)
+        """The period just before this one, for "compared with" figures (like for like when partial)."""
+        return self.shifted(1)
+
+    def history(self, count: int) -> list[Period]:
+        """The `count` periods before this one, oldest first, each over the same span."""
+        return [self.shifted(k) for k in range(count, 0, -1)]
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def _month_after(year: int, month: int) -> dt.date:
     return dt.date(year + month // 12, month % 12 + 1, 1)
 
 
-def parse_period(text: str | Period) -> Period:
-    if isinstance(text, Period):
-        return text
+def label_of(kind: str, start: dt.date) -> str:
+    """`2025`, `2025-Q4` or `2025-11` for the period of `kind` starting on `start`."""
+    if kind == "year":
+        return f"{start.year}"
+    if kind == "quarter":
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    return f"{start:%Y-%m}"
+
+
+def latest_complete(kind: str, as_of: dt.date) -> Period:
+    """The latest whole month, quarter or year whose last day is on or before `as_of`."""
+    if kind not in KINDS:
+        raise CitykitError(f"period kind {kind!r} is not one of: {', '.join(KINDS)}")
+    months = KINDS[kind]
+    after = as_of + ONE_DAY  # the first day without data
+    index = after.year * 12 + after.month - 1
+    end_index = index - index % months  # the start of the unit holding `after`: where the latest whole one ends
+    end = dt.date(end_index // 12, end_index % 12 + 1, 1)
+    start = _add_months(end, -months)
+    return Period(label_of(kind, start), start, end)
+
+
+def parse_period(text: str | Period, as_of: dt.date | None = None) -> Period:
+    """The period `text` names; given the data's `as_of` date, a period running past it is cut there."""
+    period = text if isinstance(text, Period) else _parse(text)
+    return period.cut(as_of) if as_of is not None else period
+
+
+def _parse(text: str) -> Period:
     value = str(text).strip()
     try:
         if m := re.fullmatch(r"(\d{4})", value):
@@ -58,7 +144,7 @@ def parse_period(text: str | Period) -> Period:
         if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})", value):
             start, last = dt.date.fromisoformat(m[1]), dt.date.fromisoformat(m[2])
             if last >= start:
-                return Period(value, start, last + dt.timedelta(days=1))
+                return Period(value, start, last + ONE_DAY)
     except ValueError:
         pass
     raise CitykitError(f"period {value!r} is not understood; use {PERIOD_HELP}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from citykit.data import registry
-from citykit.data.periods import parse_period
+from citykit.data.periods import KINDS, Period, latest_complete, parse_period
 from citykit.errors import CitykitError
 from citykit.lessons.course import Module, Parameter
 
@@ -33,6 +33,9 @@ DATA_TYPES = ("dataset", "period", "neighborhood")
 SCALAR_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 NONE_WORDS = {"", "none", "null", "citywide", "all"}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+# A period parameter's default in course.yml may be "latest month|quarter|year": the latest complete
+# period of that kind before the dataset's as-of date, resolved per dataset when a report runs.
+LATEST = re.compile(r"latest\s+(" + "|".join(KINDS) + r")", re.IGNORECASE)
 
 
 ParamSpec = Parameter  # one model of a parameter, whether course.yml or a notebook declares it
@@ -163,8 +166,24 @@ def check_dataset(name: str) -> str:
     return name
 
 
+def default_period(dataset: str, kind: str) -> Period:
+    """The latest complete month, quarter or year before the dataset's as-of date, within its data."""
+    ds = registry.get(dataset)
+    period = latest_complete(kind, ds.as_of)
+    first, _ = coverage(dataset)
+    if first is not None and period.end <= first:
+        raise CitykitError(
+            f"dataset {dataset!r} holds no complete {kind} before its as-of date {ds.as_of}; give -p period=..."
+        )
+    return period
+
+
 def check_period(text: str, dataset: str | None) -> str:
-    """The period's label, when it overlaps the dataset's service requests."""
+    """The period's label, when it overlaps the dataset's service requests ("latest quarter" and the
+    like resolve to the latest complete one before the dataset's as-of date)."""
+    latest = LATEST.fullmatch(text.strip())
+    if latest:
+        return default_period(dataset or "riverton", latest[1].lower()).label
     period = parse_period(text)
     if dataset is not None:
         first, last = coverage(dataset)
@@ -173,6 +192,19 @@ def check_period(text: str, dataset: str | None) -> str:
                 f"period {period.label} is outside dataset {dataset!r}, which covers {first} to {last}"
             )
     return period.label
+
+
+def period_info(text: str | None, dataset: str | None) -> dict[str, Any] | None:
+    """What a period value covers in the dataset, for the manifest and page: label, first and last
+    day, and whether it is partial (runs past the as-of date), with its `title`."""
+    if text is None:
+        return None
+    ds = registry.get(dataset or "riverton")
+    period = parse_period(text, as_of=ds.as_of)
+    return {"label": period.label, "start": period.start.isoformat(), "last_day": period.last_day.isoformat(),
+            "partial": period.partial, "title": period.title,
+            "compared_with": {"start": period.previous().start.isoformat(),
+                              "last_day": period.previous().last_day.isoformat()}}  # fmt: skip
 
 
 def _version(dataset: str) -> tuple:
@@ -251,10 +283,20 @@ def dataset_of(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> str | N
     return next((values.get(s.name) for s in specs if s.type == "dataset"), None)
 
 
-def describe(specs: Sequence[ParamSpec]) -> list[dict[str, str]]:
-    """Rows for `citykit report params NAME`: name, type, default, allowed values, help."""
+def describe(specs: Sequence[ParamSpec], given: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """Rows for `citykit report params NAME [-p dataset=X]`: name, type, default, allowed values, help.
+
+    A period default such as "latest quarter" is shown resolved for the dataset (given or default).
+    """
+    given = dict(given or {})
+    dataset = next((given.get(s.name, s.default) for s in specs if s.type == "dataset"), None)
+    if dataset is not None:
+        dataset = check_dataset(str(dataset))
     rows = []
     for s in specs:
+        default = "" if s.default is None else str(s.default)
+        if s.type == "period" and s.default is not None and LATEST.fullmatch(str(s.default).strip()):
+            default = f"{check_period(str(s.default), dataset)} ({s.default} before {dataset or 'riverton'}'s as-of date)"
         if s.choices is not None:
             allowed = ", ".join(map(str, s.choices))
         else:
@@ -264,7 +306,7 @@ def describe(specs: Sequence[ParamSpec]) -> list[dict[str, str]]:
                 "neighborhood": "a neighborhood of the dataset, or empty for citywide",
                 "bool": "true or false",
             }.get(s.type, "any " + s.type)
-        rows.append({"name": s.name, "type": s.type, "default": "" if s.default is None else str(s.default),
+        rows.append({"name": s.name, "type": s.type, "default": default,
                      "allowed": allowed, "help": s.help})
     return rows
 
@@ -275,6 +317,13 @@ def parameters_slug(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> st
     `neighborhood=harbor-point_period=2025-q4`; `citywide` when every value is its default.
     """
     defaults = {s.name: s.default for s in specs}
+    dataset = dataset_of(values, specs)
+    for s in specs:  # a "latest quarter" default names the period it resolves to for this dataset
+        if s.type == "period" and s.default is not None and LATEST.fullmatch(str(s.default).strip()):
+            try:
+                defaults[s.name] = check_period(str(s.default), dataset)
+            except CitykitError:
+                pass
     parts = [
         f"{slugify(k)}={slugify(v)}"
         for k, v in sorted(values.items())

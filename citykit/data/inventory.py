@@ -1,0 +1,56 @@
+"""`citykit data list`: what each registered dataset holds (tables and rows, the two dates, the
+periods its requests cover, the quality verdict)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from citykit.data import registry
+from citykit.errors import CitykitError
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    name: str
+    tables: dict[str, int]  # table -> rows
+    as_of: str  # with "(inferred ...)" when the import took the newest record
+    extract_date: str
+    first_request: str
+    last_request: str
+    default_periods: str  # the latest complete month, quarter and year before the as-of date
+    verdict: str  # "pass", "FAIL: check, check" or why it could not be scored
+
+
+def summarize(name: str, score: bool = True) -> DatasetSummary:
+    from citykit.data.periods import latest_complete
+    from citykit.data.query import connect
+
+    ds = registry.get(name)
+    if not ds.exists():
+        return DatasetSummary(name, {}, ds.as_of_label, str(ds.extract_date or ""), "", "", "", "no data yet")
+    con = connect()
+    tables: dict[str, int] = {}
+    first = last = ""
+    if ds.kind == "parquet":
+        for table in ds.tables:
+            tables[table] = con.execute(f"SELECT count(*) FROM read_parquet('{ds.table_path(table).as_posix()}')").fetchone()[0]
+        lo, hi = con.execute(
+            f"SELECT min(created_at), max(created_at) FROM read_parquet('{ds.table_path('service_requests').as_posix()}')"
+        ).fetchone()
+        first, last = (f"{lo:%Y-%m-%d}", f"{hi:%Y-%m-%d}") if lo is not None else ("", "")
+    periods = ", ".join(latest_complete(kind, ds.as_of).label for kind in ("month", "quarter", "year"))
+    verdict = ""
+    if score and ds.kind == "parquet":
+        from citykit.data.quality import check_dataset
+
+        try:
+            card = check_dataset(name)
+            verdict = "pass" if card.passed else "FAIL: " + ", ".join(sorted({c.name for c in card.failed}))
+        except CitykitError as error:
+            verdict = f"not scored ({error})"
+    return DatasetSummary(name, tables, ds.as_of_label, str(ds.extract_date or ds.as_of), first, last, periods, verdict)
+
+
+def list_datasets(score: bool = True) -> list[DatasetSummary]:
+    """Every registered dataset, built-in first, then imports (by name)."""
+    return [summarize(name, score) for name in sorted(registry.all_datasets(), key=lambda n: (n not in registry.builtin_names(), n))]
