@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +428,35 @@ def test_a_broken_mapping_says_what_is_wrong(tmp_path, change, says):
 def test_a_bad_as_of_is_bad_input(tmp_path):
     with pytest.raises(CitykitError, match="not a date"):
         import_requests("baltimore", export(tmp_path, "baltimore", [base_row("baltimore", 0)]), as_of="March")
+
+
+# --- two dates: the extract date (timeliness) and the analysis "now" (as-of) ---------------------
+
+
+def test_an_implausible_date_never_becomes_the_as_of_or_the_extract_date(tmp_path):
+    future = base_row("baltimore", 7, created="01/01/2099 10:00:00 AM", closed="", status="Open")
+    rows = [base_row("baltimore", i) for i in range(6)] + [future]
+    result = import_requests("baltimore", export(tmp_path, "baltimore", rows), extract_date="2024-03-20")
+    ds = registry.get("baltimore")
+    assert ds.as_of == dt.date(2024, 3, 6) and ds.as_of_inferred  # R0005 closed 2024-03-06 14:30
+    assert ds.extract_date == dt.date(2024, 3, 20)
+    assert result.after_extract == 1
+    assert "inferred" in result.report and "given with --extract-date" in result.report
+
+
+def test_a_stale_export_fails_timeliness(tmp_path):
+    from citykit.data.quality import check_dataset
+
+    rows = [base_row("baltimore", i) for i in range(6)]
+    path = export(tmp_path, "baltimore", rows)
+    stamp = dt.datetime(2024, 9, 30, 12).timestamp()
+    os.utime(path, (stamp, stamp))  # no --extract-date: the file's own date, and the report says so
+    result = import_requests("baltimore", path)
+    assert "the file's own modification date" in result.report
+    card = check_dataset("baltimore")
+    staleness = card.get("staleness_days")
+    assert staleness.measured > 200 and staleness.gate_failed
+    fresh = import_requests("baltimore", export(tmp_path, "baltimore", rows, name="b.csv"), name="fresh",
+                            extract_date="2024-03-07")  # fmt: skip
+    assert fresh.as_of == dt.date(2024, 3, 6)
+    assert not check_dataset("fresh").get("staleness_days").gate_failed

@@ -70,7 +70,7 @@ CATALOG: dict[str, dict[str, tuple[str, str]]] = {
         "duplicate_request_id": ("uniqueness", "Extra rows that repeat a request_id"),
         "marked_duplicate": ("uniqueness", "Requests marked as duplicates of an earlier request"),
         "created_in_future": ("timeliness", "Created or closed after the dataset's as-of date"),
-        "staleness_days": ("timeliness", "Days between the newest request and the as-of date"),
+        "staleness_days": ("timeliness", "Days between the newest request and the day the data were extracted"),
     },
     "program_applications": {
         "race_unrecorded": (
@@ -337,11 +337,14 @@ def scorecard(
     neighborhoods: Iterable[str] | None = None,
     categories: dict[str, set[str]] | None = None,
     gates: dict[str, dict[str, Gate]] | None = None,
+    extract_date: dt.datetime | dt.date | None = None,
 ) -> Scorecard:
     """Score one canonical table.
 
     as_of: the analysis "now" (a date means midnight after it, as in the registry); without it the
-    timeliness checks are left out. bounds: (min_lon, min_lat, max_lon, max_lat) of the city, for
+    timeliness checks are left out. extract_date: the day the export was taken (default: as_of);
+    staleness is the time from the newest plausible request to the end of that day, so an old
+    export fails the gate even when its as-of date was inferred from its own newest record. bounds: (min_lon, min_lat, max_lon, max_lat) of the city, for
     coordinates outside it. neighborhoods: the known names, for unknown-neighborhood checks.
     categories: allowed applicant `age_band` / `gender` values (default: the disaggregation standard's).
     gates: by table and check name (default: curriculum/standards/quality.yml).
@@ -353,7 +356,7 @@ def scorecard(
     scorer = _Scorer(table, df.reset_index(drop=True), gates.get(table, {}))
     known = None if neighborhoods is None else set(neighborhoods)
     if table == "service_requests":
-        _score_requests(scorer, now, bounds, known)
+        _score_requests(scorer, now, bounds, known, _as_now(extract_date) if extract_date is not None else now)
     elif table == "program_applications":
         _score_applications(scorer, now, known, standard_categories() if categories is None else categories)
     else:
@@ -379,7 +382,8 @@ def _placeholder_year(series: pd.Series) -> pd.Series:
 
 
 def _score_requests(
-    s: _Scorer, now: dt.datetime | None, bounds: tuple[float, float, float, float] | None, known: set[str] | None
+    s: _Scorer, now: dt.datetime | None, bounds: tuple[float, float, float, float] | None, known: set[str] | None,
+    extracted: dt.datetime | None = None,
 ) -> None:
     df = s.df
     created, closed, status = df["created_at"], df["closed_at"], df["status"]
@@ -424,9 +428,10 @@ def _score_requests(
     # timeliness
     if now is not None:
         s.add("created_in_future", created.ge(_now_for(created, now)) | closed.ge(_now_for(closed, now)))
-        real_created = created[~_placeholder_year(created) & created.lt(_now_for(created, now))]
+        extracted = extracted or now
+        real_created = created[~_placeholder_year(created) & created.lt(_now_for(created, extracted))]
         newest = real_created.max()
-        days = (_now_for(created, now) - newest) / pd.Timedelta(days=1) if pd.notna(newest) else float("inf")
+        days = (_now_for(created, extracted) - newest) / pd.Timedelta(days=1) if pd.notna(newest) else float("inf")
         s.add_days("staleness_days", round(float(days), 2))
 
 
@@ -527,6 +532,7 @@ def check_dataset(name: str = "riverton") -> Scorecard:
             else None,
             neighborhoods=known if table != "neighborhoods" else None,
             gates=gates,
+            extract_date=ds.extracted,
         )
         checks.extend(card.checks)
     return Scorecard(checks, dataset=name, as_of=ds.now)

@@ -37,6 +37,15 @@ def how_to_add(table: str, dataset: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Dataset:
+    """A registered dataset. Two dates, each with one job (DESIGN: datasets):
+
+    - `as_of`, the analysis "now": every age, backlog and default period counts from it. An import
+      takes `--as-of`, else the newest plausible record (`as_of_inferred` is then true, and pages
+      say "inferred");
+    - `extract_date`, the day the export was taken: the timeliness gate measures it against the
+      newest record, so a stale export fails. None for the synthetic city (its as-of date is it).
+    """
+
     name: str
     as_of: dt.date
     kind: str = "parquet"  # "parquet" (a folder under CITYKIT_HOME) or "postgres"
@@ -46,6 +55,18 @@ class Dataset:
     licence: str = ""
     synthetic: bool = False
     tables: tuple[str, ...] = TABLES
+    extract_date: dt.date | None = None
+    as_of_inferred: bool = False
+
+    @property
+    def extracted(self) -> dt.date:
+        """The day the data were extracted (the as-of date when none was recorded)."""
+        return self.extract_date or self.as_of
+
+    @property
+    def as_of_label(self) -> str:
+        """`2018-01-04 (inferred from the newest record)` or `2025-12-31`."""
+        return f"{self.as_of} (inferred from the newest record)" if self.as_of_inferred else str(self.as_of)
 
     @property
     def folder(self) -> Path:
@@ -87,6 +108,12 @@ class Dataset:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat()
         d["tables"] = list(self.tables)
+        if self.extract_date is None:
+            d.pop("extract_date")
+        else:
+            d["extract_date"] = self.extract_date.isoformat()
+        if not self.as_of_inferred:
+            d.pop("as_of_inferred")
         return d
 
 
@@ -100,11 +127,14 @@ def _read(path: Path) -> dict[str, dict]:
 
 def _entry(name: str, raw: dict) -> Dataset:
     raw = dict(raw)
-    as_of = raw.pop("as_of")
-    if isinstance(as_of, str):
-        as_of = dt.date.fromisoformat(as_of)
+    as_of = _date(raw.pop("as_of"))
+    extract = raw.pop("extract_date", None)
     tables = tuple(raw.pop("tables", TABLES))
-    return Dataset(name=name, as_of=as_of, tables=tables, **raw)
+    return Dataset(name=name, as_of=as_of, tables=tables, extract_date=_date(extract) if extract else None, **raw)
+
+
+def _date(value: str | dt.date) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def builtin_registry_file() -> Path:

@@ -21,6 +21,7 @@ from citykit.data import registry
 from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS
 from citykit.data.importers.mapping import Mapping
 from citykit.data.importers.report import REPORT_FILE, ImportResult
+from citykit.data.quality import PLACEHOLDER_YEAR
 from citykit.data.query import connect
 from citykit.data.schema import validate
 
@@ -41,8 +42,14 @@ def _connect(staging: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def finish(staged: Path, previous: Path | None, final: Path, schema: pa.Schema, staging: Path) -> dict[str, Any]:
-    """One row per request id (the file's last), merged into `previous` by id; written to `final`."""
+def finish(
+    staged: Path, previous: Path | None, final: Path, schema: pa.Schema, staging: Path, extract: dt.date | None = None
+) -> dict[str, Any]:
+    """One row per request id (the file's last), merged into `previous` by id; written to `final`.
+
+    `newest` is the newest plausible timestamp (created or closed): not a placeholder date and not
+    after the extract date (a 2099 stamp never becomes the as-of date); `after_extract` counts the
+    requests with a timestamp after the extract date."""
     con = _connect(staging)
     con.execute(
         f"CREATE VIEW new AS SELECT * FROM read_parquet('{staged.as_posix()}') "
@@ -65,12 +72,15 @@ def finish(staged: Path, previous: Path | None, final: Path, schema: pa.Schema, 
         for batch in reader:
             writer.write_table(pa.Table.from_batches([batch]).cast(schema))
     flags = ", ".join(f'count(*) FILTER (WHERE "{c}") AS "{c}"' for c in REQUEST_FLAGS)
+    limit = f"TIMESTAMP '{extract + dt.timedelta(days=1)}'" if extract else "TIMESTAMP '9999-01-01'"
+    plausible = f"year({{c}}) > {PLACEHOLDER_YEAR} AND {{c}} < {limit}"
     row = con.execute(
-        f"SELECT count(*) AS rows, greatest(max(created_at), max(closed_at) FILTER (WHERE closed_at <= "
-        f"(SELECT max(created_at) FROM read_parquet('{final.as_posix()}')) + INTERVAL 366 DAY)) AS newest, {flags} "
+        f"SELECT count(*) AS rows, greatest(max(created_at) FILTER (WHERE {plausible.format(c='created_at')}), "
+        f"max(closed_at) FILTER (WHERE {plausible.format(c='closed_at')})) AS newest, "
+        f"count(*) FILTER (WHERE created_at >= {limit} OR closed_at >= {limit}) AS after_extract, {flags} "
         f"FROM read_parquet('{final.as_posix()}')"
     ).fetchall()[0]
-    names = ["rows", "newest", *REQUEST_FLAGS]
+    names = ["rows", "newest", "after_extract", *REQUEST_FLAGS]
     stats = dict(zip(names, row, strict=True))
     stats.update(added=new_rows - updated, updated=updated, duplicate_ids=staged_rows - new_rows, repeats=repeats)
     con.close()
@@ -96,7 +106,9 @@ def publish(result: ImportResult, mapping: Mapping, file: Path, staging: Path) -
     history.append({
         "file": file.name, "sha256": _sha256(file), "imported_at": dt.datetime.now().isoformat(timespec="seconds"),
         "rows_read": result.rows_read, "added": result.added, "updated": result.updated,
-        "as_of": result.as_of.isoformat(),
+        "as_of": result.as_of.isoformat(), "as_of_inferred": result.as_of_inferred,
+        "extract_date": result.extract_date.isoformat() if result.extract_date else None,
+        "extract_date_from": "given" if result.extract_date_given else "the file's modification date",
     })  # fmt: skip
     manifest = {
         "name": result.name, "source": mapping.source, "mapping": mapping.path.name if mapping.path else None,
@@ -111,7 +123,8 @@ def publish(result: ImportResult, mapping: Mapping, file: Path, staging: Path) -
         target.rename(old)
     staging.rename(target)
     try:
-        registry.register(dataset_entry(result.name, result.as_of, mapping, target))
+        registry.register(dataset_entry(result.name, result.as_of, mapping, target, result.extract_date,
+                                        result.as_of_inferred))
     except BaseException:
         target.rename(staging)
         if old.exists():
@@ -120,12 +133,16 @@ def publish(result: ImportResult, mapping: Mapping, file: Path, staging: Path) -
     shutil.rmtree(old, ignore_errors=True)
 
 
-def dataset_entry(name: str, as_of: dt.date, mapping: Mapping, folder: Path) -> registry.Dataset:
+def dataset_entry(
+    name: str, as_of: dt.date, mapping: Mapping, folder: Path, extract_date: dt.date | None = None,
+    as_of_inferred: bool = False,
+) -> registry.Dataset:  # fmt: skip
     tables = tuple(t for t in registry.TABLES if (folder / f"{t}.parquet").exists())
     return registry.Dataset(
         name=name, as_of=as_of, kind="parquet", location=f"{IMPORTED}/{name}",
         title=f"{mapping.city or mapping.title} 311 (imported)", source=mapping.title,
-        licence=mapping.licence, synthetic=False, tables=tables,
+        licence=mapping.licence, synthetic=False, tables=tables, extract_date=extract_date,
+        as_of_inferred=as_of_inferred,
     )  # fmt: skip
 
 

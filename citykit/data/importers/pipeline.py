@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
 from citykit.standards.sensitive import blank_sensitive_coordinates
 
+@dataclass(frozen=True)
+class ImportDates:
+    extract: dt.date  # the day the export was taken
+    extract_given: bool  # --extract-date, or else the file's own date
+    as_of: dt.date | None  # --as-of, or None: the newest plausible record
+
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the layout we think
 MAX_UNREADABLE_DATES_SHARE = 0.01  # more unreadable created dates than this: wrong timestamp format
@@ -39,11 +47,16 @@ def import_requests(
     as_of: dt.date | str | None = None,
     mapping_file: Path | str | None = None,
     progress: Callable[[int], None] | None = None,
+    extract_date: dt.date | str | None = None,
 ) -> ImportResult:
     """Import a 311 export as dataset `name` (default: the source's name), or update it.
 
     source: a mapping name, or "auto" to recognise it from the header; `mapping_file` overrides
-    both. as_of: the dataset's as-of date (default: the newest timestamp in the data).
+    both. Two dates, each with one job:
+    extract_date: the day the export was taken (default: the file's own modification date, and the
+    report says so); the timeliness gate measures the newest record against it.
+    as_of: the analysis "now" for ages, backlogs and default periods (default: the newest record
+    that is plausible, i.e. not a placeholder and not after the extract date, marked "inferred").
     progress: called with the number of rows read so far after each batch.
     """
     file = Path(file)
@@ -69,21 +82,30 @@ def import_requests(
 
     name = name or mapping.source
     _check_name(name, mapping)
-    try:
-        as_of_date = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
-    except ValueError:
-        raise CitykitError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
+    as_of_date = _date_option("--as-of", as_of)
+    extract = _date_option("--extract-date", extract_date)
+    extract_given = extract is not None
+    if extract is None:  # the file's own date: when it was saved from the portal, as close as we can get
+        extract = dt.date.fromtimestamp(file.stat().st_mtime)
+    dates = ImportDates(extract, extract_given, as_of_date)
 
     home = paths.citykit_home() / IMPORTED
     home.mkdir(parents=True, exist_ok=True)
     staging = home / f".staging-{name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        result = _import(file, header, mapping, found, name, as_of_date, staging, progress)
+        result = _import(file, header, mapping, found, name, dates, staging, progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
+
+
+def _date_option(option: str, value: dt.date | str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        raise CitykitError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def _check_name(name: str, mapping: Mapping) -> None:
@@ -104,7 +126,7 @@ def _check_name(name: str, mapping: Mapping) -> None:
 
 def _import(
     file: Path, header: Header, mapping: Mapping, found: dict[str, str], name: str,
-    as_of: dt.date | None, staging: Path, progress: Callable[[int], None] | None,
+    dates: ImportDates, staging: Path, progress: Callable[[int], None] | None,
 ) -> ImportResult:  # fmt: skip
     findings = Findings()
     malformed = Malformed()
@@ -149,18 +171,26 @@ def _import(
     _check_readable(file, findings, malformed, mapping)
     final = staging / "service_requests.parquet"
     previous = imported_dir(name) / "service_requests.parquet"
-    stats = finish(staged, previous if previous.exists() else None, final, schema, staging)
+    stats = finish(staged, previous if previous.exists() else None, final, schema, staging, dates.extract)
     staged.unlink()
+    as_of = dates.as_of
     if as_of is None:
+        if stats["newest"] is None:
+            raise CitykitError(
+                f"{file.name}: no request is dated on or before the extract date {dates.extract}; "
+                "give the right date with --extract-date YYYY-MM-DD"
+            )
         as_of = stats["newest"].date()
     validate_final(final)
 
     flags = {c: int(stats[c]) for c in REQUEST_FLAGS}
-    card_summary, card_text = score(final, as_of, mapping, stats["rows"])
+    card_summary, card_text = score(final, as_of, mapping, stats["rows"], extract_date=dates.extract)
     result = ImportResult(
         name=name, source=mapping.source, folder=imported_dir(name), as_of=as_of, rows=int(stats["rows"]),
         rows_read=findings.rows_read, added=int(stats["added"]), updated=int(stats["updated"]), flags=flags,
-        findings=findings, report="", scorecard_summary=card_summary,
+        findings=findings, report="", scorecard_summary=card_summary, extract_date=dates.extract,
+        extract_date_given=dates.extract_given, as_of_inferred=dates.as_of is None,
+        after_extract=int(stats["after_extract"]),
     )  # fmt: skip
     result.report = render_report(result, mapping, file, header, malformed, stats, card_text)
     publish(result, mapping, file, staging)

@@ -43,16 +43,23 @@ class ImportResult:
     findings: Findings
     report: str
     scorecard_summary: str = ""
+    extract_date: dt.date | None = None  # the day the export was taken (drives the timeliness gate)
+    extract_date_given: bool = False  # --extract-date, or else the file's own date
+    as_of_inferred: bool = False  # no --as-of: the newest plausible record
+    after_extract: int = 0  # requests with a timestamp after the extract date (implausible)
 
     def __str__(self) -> str:
         return self.report
 
 
-def score(final: Path, as_of: dt.date, mapping: Mapping, rows: int) -> tuple[str, str]:
+def score(
+    final: Path, as_of: dt.date, mapping: Mapping, rows: int, extract_date: dt.date | None = None
+) -> tuple[str, str]:
     """The quality scorecard of the final table: its one-line summary, and the report's table."""
     if rows > SCORECARD_MAX_ROWS:
         return "", "(large import: run `citykit data check NAME` for the full scorecard)"
-    card = scorecard(pd.read_parquet(final), "service_requests", as_of, bounds=mapping.bounds)
+    card = scorecard(pd.read_parquet(final), "service_requests", as_of, bounds=mapping.bounds,
+                     extract_date=extract_date)
     frame = card.to_frame()
     lines = [f"| {r.dimension} | {r.name} | {r.failing:,} | {r.share:.2%} | {r.result} |" for r in frame.itertuples()
              if r.value is None or pd.isna(r.value)]  # fmt: skip
@@ -60,6 +67,24 @@ def score(final: Path, as_of: dt.date, mapping: Mapping, rows: int) -> tuple[str
               if r.value is not None and not pd.isna(r.value)]  # fmt: skip
     table = "| dimension | check | rows | share | gate |\n|---|---|---:|---:|---|\n" + "\n".join(lines)
     return card.summary(), f"{table}\n\n{card.summary()}"
+
+
+def _dates(result: ImportResult) -> list[str]:
+    """The two dates, each with where it came from."""
+    lines = []
+    if result.extract_date is not None:
+        source = "given with --extract-date" if result.extract_date_given else (
+            "the file's own modification date, as no --extract-date was given")
+        lines.append(f"- Extract date: {result.extract_date} ({source}); timeliness measures the newest "
+                     "record against it")  # fmt: skip
+    how = ("inferred: the newest record that is not a placeholder and not after the extract date; "
+           "give --as-of to set it") if result.as_of_inferred else "given with --as-of"
+    lines.append(f"- As-of date: {result.as_of} ({how}); every \"now\" in an analysis of this dataset: "
+                 "ages, backlog, default periods")  # fmt: skip
+    if result.after_extract:
+        lines.append(f"- Requests dated after the extract date (implausible; flagged by the scorecard, never "
+                     f"used as a date): {result.after_extract:,}")  # fmt: skip
+    return lines
 
 
 def render_report(
@@ -75,7 +100,7 @@ def render_report(
         f"- File: {file.name} ({header.encoding}, delimiter {header.delimiter!r}); the file was only read, never changed",
         f"- Rows read: {f.rows_read:,}; dataset now holds {result.rows:,} requests "
         f"({result.added:,} added, {result.updated:,} updated by request id)",
-        f"- As-of date: {result.as_of} (every \"now\" in an analysis of this dataset)",
+        *_dates(result),
         "- Anonymized: personal, address and free-text columns not imported "
         f"({', '.join(mapping.personal_columns) or 'none listed'}); coordinates rounded to about 100 m; "
         f"{f.sensitive_blanked:,} requests of sensitive types published without coordinates",
