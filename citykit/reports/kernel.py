@@ -28,6 +28,9 @@ KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "pyth
 PRELUDE = "import citykit.reports.kernel as _citykit_kernel\n_citykit_kernel.install_kernel_hooks()\ndel _citykit_kernel\n"
 RESET = "import citykit.reports.kernel as _citykit_kernel\n_citykit_kernel.reset_kernel_state()\n"
 ENGINE = "citykit"  # the papermill engine name that runs on a ReportKernel
+# The kernel draws with the inline backend, whatever the runner's environment says: a server or cron
+# job often sets MPLBACKEND=Agg, which registers no figure printer, so no figure would reach the page.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 # ------------------------------------------------------------------ in the runner
@@ -42,7 +45,7 @@ class ReportKernel:
     """
 
     def __init__(self, env: dict[str, str] | None = None, reuse: bool = True, max_runs: int = 50) -> None:
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **(env or {}), "MPLBACKEND": INLINE_BACKEND}
         self.reuse, self.max_runs = reuse, max_runs
         self.km = self.kc = None
         self.runs = 0
