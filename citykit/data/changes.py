@@ -1,0 +1,269 @@
+""""What changed": a period against the one before, with equal follow-up and noise marked.
+
+    result = compare_periods("riverton", "2025-Q4")
+    display(Markdown(result.markdown()))
+
+The rules are `metrics.yml` `comparisons`: the previous period as it stood the same number of days
+after its end as the current period has had (a request closed after that cut-off counts as open);
+waits as Kaplan-Meier median and 90th percentile, open requests censored; on-time share over the
+requests due in the period whose due date has passed, missed when closed late or still open, with
+the type mix held; a change called a change only past Laney control limits from past periods and
+a minimum practical change (bootstrap interval for medians, corrected for the types compared).
+Closed-only figures come alongside, labelled. Counting happens in DuckDB; only the waits of the two
+compared periods reach pandas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from citykit.data import comparisons as stats
+from citykit.data import registry
+from citykit.data.periods import Period, parse_period
+from citykit.data.query import connect
+from citykit.standards.reader import load_metrics
+
+LOOKBACK_DAYS = 400  # requests due in a period may have been created up to this long before it
+
+
+@dataclass
+class Figures:
+    """One period's figures, as things stood at its cut-off."""
+
+    period: Period
+    cutoff: pd.Timestamp
+    volume: int
+    waiting: int  # requests in the wait figures (metric rules applied)
+    closed: int  # of them, closed by the cut-off
+    median: float | None  # Kaplan-Meier; None = not yet estimable
+    p90: float | None
+    closed_only_median: float | None
+    due: int
+    on_time: int
+    closed_only_on_time: float | None  # among requests created in the period and closed by the cut-off
+
+    @property
+    def share(self) -> float | None:
+        return self.on_time / self.due if self.due else None
+
+
+@dataclass
+class Comparison:
+    dataset: str
+    current: Figures
+    previous: Figures
+    previous_share_at_current_mix: float | None
+    verdicts: dict[str, stats.Verdict]
+    by_type: pd.DataFrame  # volume now/before, change, verdict; median now/before, note
+    history: int  # past periods behind the control limits
+    rules: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def markdown(self) -> str:
+        """The "what changed" bullets for a director, each figure with its verdict."""
+        c, p, v = self.current, self.previous, self.verdicts
+        follow = (c.cutoff.normalize() - pd.Timestamp(c.period.end)).days
+        lines = [
+            f"Compared with {p.period.start:%d %b %Y} to {p.period.last_day:%d %b %Y}"
+            + (" (the same days of the period before; this period is partial)" if c.period.partial else "")
+            + f", as it stood {follow} days after its end, as this period has had (requests closed later "
+            "count as still open).",
+            f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {_say(v['volume'])}.",
+            f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
+            f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}.",
+            f"- **On time** (requests due in the period, closed late or still open count as missed): "
+            f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
+            + (f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
+               if self.previous_share_at_current_mix is not None else "")
+            + f": {_say(v['on_time'])}.",
+            f"- *Closed requests only* ({self.rules['time_to_close']['closed_only_label']}): median "
+            f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days; on time "
+            f"{_pct(c.closed_only_on_time)} against {_pct(p.closed_only_on_time)}.",
+        ]
+        moved = self.by_type[self.by_type["volume verdict"] == "changed"]
+        if len(moved):
+            up = moved.sort_values("volume change").iloc[-1]
+            down = moved.sort_values("volume change").iloc[0]
+            if up["volume change"] > 0:
+                lines.append(f"- **Largest rise beyond normal variation:** {up.name}, {int(up['volume change']):+,} "
+                             f"requests ({int(up['volume before']):,} to {int(up['volume now']):,}).")
+            if down["volume change"] < 0:
+                lines.append(f"- **Largest fall beyond normal variation:** {down.name}, {int(down['volume change']):+,} "
+                             f"requests ({int(down['volume before']):,} to {int(down['volume now']):,}).")
+        else:
+            lines.append(f"- **By request type:** no type's volume changed beyond normal variation.")
+        return "\n".join(lines)
+
+
+def _rel(now: float, before: float) -> str:
+    return f"{(now - before) / before:+.1%}" if before else "no earlier requests"
+
+
+def _days(value: float | None) -> str:
+    return "not yet estimable" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _say(verdict: stats.Verdict) -> str:
+    return "a change beyond normal variation" if verdict.changed else verdict.reason
+
+
+def _source(dataset: str, start: dt.date, end: dt.date):
+    """A DuckDB connection with a view `rows` of the requests created in [start, end)."""
+    ds = registry.get(dataset)
+    con = connect()
+    columns = ("created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
+               "flag_closed_before_created, flag_placeholder_date")
+    window = f"created_at >= TIMESTAMP '{start}' AND created_at < TIMESTAMP '{end}'"
+    if ds.kind == "parquet":
+        con.execute(f"CREATE VIEW rows AS SELECT {columns} FROM read_parquet('{ds.table_path('service_requests').as_posix()}') "
+                    f"WHERE {window}")
+    else:
+        from citykit.data.load import load
+
+        frame = load("service_requests", dataset=dataset, period=Period("window", start, end), columns=columns.split(", "))
+        con.register("rows", frame)
+    return con
+
+
+def compare_periods(dataset: str, period: str | Period, neighborhood: str | None = None) -> Comparison:
+    """The current period against the previous one under `metrics.yml` `comparisons`."""
+    ds = registry.get(dataset)
+    metrics = load_metrics()
+    rules = stats.rules()
+    noise = rules["noise"]
+    current = parse_period(period, as_of=ds.as_of)
+    now = pd.Timestamp(ds.now)
+    follow_up = now - pd.Timestamp(current.end)
+    periods = [*current.history(int(noise["history_periods"])), current]  # oldest first; [-2] is the previous
+    cutoffs = [min(pd.Timestamp(p.end) + follow_up, now) for p in periods]
+    con = _source(dataset, periods[0].start - dt.timedelta(days=LOOKBACK_DAYS), current.end)
+    sla = metrics["sla_days"]
+    con.register("sla_targets", pd.DataFrame({"request_type": list(sla), "sla_days": [int(d) for d in sla.values()]}))
+    con.register("periods", pd.DataFrame({
+        "idx": range(len(periods)), "p_start": [pd.Timestamp(p.start) for p in periods],
+        "p_end": [pd.Timestamp(p.end) for p in periods], "cutoff": cutoffs,
+    }))  # fmt: skip
+    place = "true" if neighborhood is None else "neighborhood = '" + neighborhood.replace("'", "''") + "'"
+    ttc = metrics["time_to_close"]
+    counted = " AND ".join([
+        "status NOT IN (" + ", ".join(f"'{s}'" for s in ttc["exclude"]["statuses"]) + ")",
+        *(["NOT is_duplicate"] if ttc["exclude"]["duplicates"] else []),
+        *(f"NOT {flag}" for flag in ttc["exclude"]["flags"]),
+        "NOT (status IN (" + ", ".join(f"'{s}'" for s in ttc["closed_statuses"]) + ") AND closed_at IS NULL)",
+    ])  # fmt: skip
+    volume = con.sql(f"""
+        SELECT idx, request_type, count(*) AS n FROM rows JOIN periods ON created_at >= p_start AND created_at < p_end
+        WHERE NOT is_duplicate AND {place} GROUP BY ALL""").df()
+    due = con.sql(f"""
+        WITH d AS (SELECT *, coalesce(due_at, created_at + to_days(sla_days)) AS due
+                   FROM rows LEFT JOIN sla_targets USING (request_type) WHERE {counted} AND {place})
+        SELECT idx, request_type, count(*) AS due, count(*) FILTER (WHERE closed_at <= due) AS on_time
+        FROM d JOIN periods ON due >= p_start AND due < p_end AND due < cutoff GROUP BY ALL""").df()
+    figures = [_figures(con, periods[i], cutoffs[i], volume, due, i, counted, place) for i in (-2, -1)]
+    waits = figures_waits = [f.pop("waits") for f in figures]
+    previous, current_f = (Figures(**f) for f in figures)
+    n = len(periods)
+    history = [i for i in range(n - 1)
+               if volume.loc[volume["idx"] == i, "n"].sum() > 0]  # past periods the data cover  # fmt: skip
+    by_type_due = [due[due["idx"] == i].set_index("request_type")[["due", "on_time"]] for i in (n - 2, n - 1)]
+    at_mix = stats.mix_adjusted_share(*by_type_due)
+    min_change = noise["min_change"]
+    within = noise["within_label"]
+    days = current.days
+    vol_hist = volume[volume["idx"].isin(history)].groupby("idx")["n"].sum().reindex(history, fill_value=0)
+    vol_limits = stats.laney_limits(vol_hist, [days] * len(vol_hist), days, "u", noise["sigma"]) if len(vol_hist) >= 2 else None
+    due_hist = due[due["idx"].isin(history)].groupby("idx")[["due", "on_time"]].sum()
+    share_limits = (stats.laney_limits(due_hist["on_time"], due_hist["due"], max(current_f.due, 1), "p", noise["sigma"])
+                    if len(due_hist) >= 2 and current_f.due else None)  # fmt: skip
+    common = dict(within=within, history=len(history), min_history=int(noise["min_history"]))
+    verdicts = {
+        "volume": stats.judge(current_f.volume / days, previous.volume / days, vol_limits, min_change["volume_relative"],
+                              relative=True, min_absolute=min_change["volume_requests"] / days, **common),
+        "on_time": stats.judge(current_f.share or 0.0, at_mix if at_mix is not None else (previous.share or 0.0),
+                               share_limits, min_change["share_points"], relative=False, **common)
+        if current_f.share is not None and previous.share is not None else stats.Verdict(False, "nothing due to compare"),
+    }  # fmt: skip
+    by_type = _by_type(volume, waits, history, n, days, rules, common)
+    m = max(int((by_type["median note"] == "").sum()), 1)
+    verdicts["median"] = _median_verdict(waits[1], waits[0], current_f.median, previous.median, rules, 1)
+    if m:
+        by_type["median verdict"] = [
+            _median_verdict(waits[1][waits[1]["request_type"] == t], waits[0][waits[0]["request_type"] == t],
+                            row["median now"], row["median before"], rules, m).reason if row["median note"] == "" else row["median note"]
+            for t, row in by_type.iterrows()
+        ]  # fmt: skip
+    del figures_waits
+    return Comparison(dataset, current_f, previous, at_mix, verdicts, by_type, len(history), rules)
+
+
+def _figures(con, period: Period, cutoff: pd.Timestamp, volume, due, idx: int, counted: str, place: str) -> dict:
+    idx = idx % len(con.sql("SELECT * FROM periods").df())
+    rows = con.sql(f"""
+        SELECT created_at, closed_at, request_type, coalesce(due_at, created_at + to_days(sla_days)) AS due
+        FROM rows LEFT JOIN sla_targets USING (request_type)
+        WHERE {counted} AND {place} AND created_at >= TIMESTAMP '{period.start}' AND created_at < TIMESTAMP '{period.end}'
+    """).df()
+    w = stats.waits(rows, cutoff)
+    w["request_type"] = rows["request_type"].to_numpy()
+    q = stats.km_quantiles(w["days"], w["closed"])
+    closed = w["closed"].to_numpy()
+    on_time_closed = (pd.to_datetime(rows["closed_at"]) <= pd.to_datetime(rows["due"])).to_numpy()[closed]
+    d = due[due["idx"] == idx]
+    return dict(
+        period=period, cutoff=cutoff, volume=int(volume.loc[volume["idx"] == idx, "n"].sum()), waiting=len(w),
+        closed=int(closed.sum()), median=q[0.5], p90=q[0.9],
+        closed_only_median=float(np.median(w["days"][closed])) if closed.any() else None,
+        due=int(d["due"].sum()), on_time=int(d["on_time"].sum()),
+        closed_only_on_time=float(on_time_closed.mean()) if closed.any() else None, waits=w,
+    )  # fmt: skip
+
+
+def _median_verdict(now: pd.DataFrame, before: pd.DataFrame, median_now, median_before, rules, comparisons: int):
+    noise = rules["noise"]
+    minimum = rules["min_closed_to_compare"]
+    if now["closed"].sum() < minimum or before["closed"].sum() < minimum:
+        return stats.Verdict(False, noise["too_few_label"])
+    if median_now is None or median_before is None:
+        return stats.Verdict(False, "not yet estimable")
+    level = 1 - (1 - noise["medians"]["confidence"]) / comparisons  # Bonferroni over the types compared
+    low, high = stats.bootstrap_median_difference(now, before, int(noise["medians"]["replicates"]), level,
+                                                  int(noise["medians"]["seed"]))  # fmt: skip
+    if low is None:
+        return stats.Verdict(False, "not yet estimable")
+    practical = abs(median_now - median_before) >= noise["min_change"]["days_relative"] * median_before
+    if (low > 0 or high < 0) and practical:
+        return stats.Verdict(True, f"changed ({low:+.1f} to {high:+.1f} days, {level:.1%} interval)")
+    return stats.Verdict(False, noise["within_label"])
+
+
+def _by_type(volume, waits, history, n, days, rules, common) -> pd.DataFrame:
+    noise = rules["noise"]
+    table = volume.pivot_table(index="request_type", columns="idx", values="n", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=range(n), fill_value=0)
+    out = pd.DataFrame({"volume now": table[n - 1], "volume before": table[n - 2]})
+    out["volume change"] = out["volume now"] - out["volume before"]
+    verdicts = []
+    for t, row in table.iterrows():
+        past = row[history]
+        limits = stats.laney_limits(past, [days] * len(past), days, "u", noise["sigma"]) if len(past) >= 2 and past.sum() else None
+        v = stats.judge(row[n - 1] / days, row[n - 2] / days, limits, noise["min_change"]["volume_relative"], relative=True,
+                        min_absolute=noise["min_change"]["volume_requests"] / days, **common)  # fmt: skip
+        verdicts.append("changed" if v.changed else v.reason)
+    out["volume verdict"] = verdicts
+    minimum = rules["min_closed_to_compare"]
+    for label, w in (("now", waits[1]), ("before", waits[0])):
+        med = {t: stats.km_quantiles(g["days"], g["closed"], (0.5,))[0.5] for t, g in w.groupby("request_type")}
+        closed = w.groupby("request_type")["closed"].sum()
+        out[f"median {label}"] = pd.Series(med).reindex(out.index)
+        out[f"closed {label}"] = closed.reindex(out.index, fill_value=0).astype(int)
+    enough = (out["closed now"] >= minimum) & (out["closed before"] >= minimum)
+    out["median note"] = np.where(enough, "", noise["too_few_label"])
+    return out.sort_values("volume now", ascending=False)

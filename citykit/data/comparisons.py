@@ -1,0 +1,221 @@
+"""Statistics for fair comparisons between periods (rules: `metrics.yml` `comparisons`).
+
+- `km_quantiles`: the median and 90th percentile wait, counting open requests as still waiting
+  (Kaplan-Meier, open requests censored). The curve is statsmodels' `SurvfuncRight`; the quantile
+  rule is pinned here (smallest t with S(t) <= 1 - p; statsmodels' own `quantile` uses S(t) < 1 - p).
+- `waits`: durations and closed/open marks as they stood at a cut-off (equal follow-up).
+- `laney_limits`: Laney p' and u' control limits from past periods (written here: no library we use
+  has them), and `judge` the change against them and the minimum practical change.
+- `bootstrap_median_difference`: an interval for the difference of two Kaplan-Meier medians from
+  the bootstrap standard error, Bonferroni-corrected for the number of comparisons (the resampled
+  curves are a weighted Kaplan-Meier product written with numpy for speed, as statsmodels would
+  re-sort every replicate; a test checks it against statsmodels with unit and integer weights).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from citykit.standards.reader import load_metrics
+
+DAY = pd.Timedelta(days=1)
+TOLERANCE = 1e-10  # S(t) at exactly 1 - p, computed as a product of fractions
+
+
+def rules() -> dict[str, Any]:
+    """`metrics.yml` `comparisons`, with `min_closed_to_compare` from `time_to_close`."""
+    metrics = load_metrics()
+    found = dict(metrics["comparisons"])
+    found["min_closed_to_compare"] = int(metrics["time_to_close"]["min_closed_to_compare"])
+    return found
+
+
+# ------------------------------------------------------------------ waits and Kaplan-Meier
+
+
+def waits(frame: pd.DataFrame, at: dt.datetime | pd.Timestamp) -> pd.DataFrame:
+    """Each request's wait in days and whether it had closed, as things stood at `at`.
+
+    frame: created_at, closed_at (requests already filtered under the metric rules). A request
+    closed after `at` was open at `at`: its wait is censored there.
+    """
+    at = pd.Timestamp(at)
+    created = pd.to_datetime(frame["created_at"])
+    closed = pd.to_datetime(frame["closed_at"])
+    done = closed.notna() & (closed <= at)
+    end = closed.where(done, at)
+    days = ((end - created) / DAY).clip(lower=0).astype(float)
+    return pd.DataFrame({"days": days.to_numpy(), "closed": done.to_numpy()}, index=frame.index)
+
+
+def km_curve(days: np.ndarray, closed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaplan-Meier curve (times, share still waiting after each) from statsmodels."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    days, closed = np.asarray(days, float), np.asarray(closed, bool)
+    if len(days) == 0 or not closed.any():
+        return np.array([]), np.array([])
+    curve = SurvfuncRight(days, closed.astype(int))
+    return np.asarray(curve.surv_times, float), np.asarray(curve.surv_prob, float)
+
+
+def quantile_from_curve(times: np.ndarray, surv: np.ndarray, p: float) -> float | None:
+    """Smallest time with S(t) <= 1 - p; None ("not yet estimable") when the curve never gets there."""
+    reached = np.flatnonzero(surv <= 1 - p + TOLERANCE)
+    return float(times[reached[0]]) if len(reached) else None
+
+
+def km_quantiles(days, closed, probs=(0.5, 0.9)) -> dict[float, float | None]:
+    """Kaplan-Meier quantiles of the wait: {0.5: median, 0.9: 90th percentile} (None: not yet estimable)."""
+    times, surv = km_curve(days, closed)
+    return {p: quantile_from_curve(times, surv, p) for p in probs}
+
+
+class _Sorted:
+    """One period's waits sorted once (closed before open at ties), for weighted Kaplan-Meier medians."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        days, closed = frame["days"].to_numpy(float), frame["closed"].to_numpy(bool)
+        order = np.lexsort((~closed, days))
+        self.days, self.closed = days[order], closed[order].astype(float)
+        self.first = np.r_[True, self.days[1:] != self.days[:-1]] if len(days) else np.array([], bool)
+        self.group = np.cumsum(self.first) - 1
+        self.times = self.days[self.first]
+
+    def median(self, weights: np.ndarray) -> float | None:
+        """The Kaplan-Meier median with frequency weights: the product over distinct times of
+        (1 - closed there / still waiting there)."""
+        at_risk = np.cumsum(weights[::-1])[::-1][self.first]
+        events = np.bincount(self.group, weights=weights * self.closed, minlength=len(self.times))
+        keep = events > 0
+        surv = np.cumprod(1.0 - events[keep] / at_risk[keep])
+        return quantile_from_curve(self.times[keep], surv, 0.5)
+
+
+def weighted_km_median(frame: pd.DataFrame, weights: np.ndarray | None = None) -> float | None:
+    """The Kaplan-Meier median of `frame` (days, closed) with frequency weights in the frame's order."""
+    data = _Sorted(frame)
+    w = np.ones(len(frame)) if weights is None else np.asarray(weights, float)
+    order = np.lexsort((~frame["closed"].to_numpy(bool), frame["days"].to_numpy(float)))
+    return data.median(w[order])
+
+
+def bootstrap_median_difference(
+    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int
+) -> tuple[float | None, float | None]:
+    """Interval at `level` for median(current) - median(previous): the point difference plus or
+    minus the normal quantile times the bootstrap standard error (requests resampled within each
+    period), which stays usable at the extreme levels a Bonferroni correction asks for.
+    (None, None) when over 5% of the replicates' medians are not estimable."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    sets = [_Sorted(current), _Sorted(previous)]
+    point = [s.median(np.ones(len(s.days))) for s in sets]
+    if None in point:
+        return None, None
+    draws, failed = [], 0
+    for _ in range(replicates):
+        medians = [s.median(np.bincount(rng.integers(0, len(s.days), len(s.days)), minlength=len(s.days)).astype(float))
+                   for s in sets]  # fmt: skip
+        if None in medians:
+            failed += 1
+            continue
+        draws.append(medians[0] - medians[1])
+    if len(draws) < 2 or failed > 0.05 * replicates:
+        return None, None
+    half = norm.ppf(1 - (1 - level) / 2) * float(np.std(draws, ddof=1))
+    difference = point[0] - point[1]
+    return difference - half, difference + half
+
+
+# ------------------------------------------------------------------ on time, with the type mix held
+
+
+def mix_adjusted_share(previous: pd.DataFrame, current: pd.DataFrame) -> float | None:
+    """The previous period's on-time share at the current period's mix of types.
+
+    Each frame: indexed by request type, columns `due` and `on_time` (counts). Weights: the current
+    period's due requests of each type, over the types due in both periods (direct standardization).
+    """
+    both = previous.index[previous["due"] > 0].intersection(current.index[current["due"] > 0])
+    if not len(both):
+        return None
+    weights = current.loc[both, "due"].astype(float)
+    shares = previous.loc[both, "on_time"] / previous.loc[both, "due"]
+    return float((weights * shares).sum() / weights.sum())
+
+
+# ------------------------------------------------------------------ noise: Laney p' and u' charts
+
+
+@dataclass(frozen=True)
+class Limits:
+    centre: float  # the past periods' pooled rate or share
+    low: float
+    high: float
+    sigma_z: float  # Laney's between-period spread; 1 means plain binomial or Poisson noise
+
+
+def laney_limits(events, sizes, current_size: float, kind: str, sigma: float = 3.0) -> Limits:
+    """Control limits for a new period of size `current_size`, from past periods' events and sizes.
+
+    kind "p": shares (events of sizes trials); kind "u": rates (events per unit of size, e.g. per day).
+    Laney (2002): z_i = (x_i - centre) / sd_i with the plain binomial / Poisson sd; sigma_z = the
+    average moving range of z / 1.128; limits = centre +/- sigma * sd_current * sigma_z.
+    """
+    events, sizes = np.asarray(events, float), np.asarray(sizes, float)
+    keep = sizes > 0
+    events, sizes = events[keep], sizes[keep]
+    centre = events.sum() / sizes.sum()
+    rates = events / sizes
+    if kind == "p":
+        spread = centre * (1 - centre)
+        low_bound, high_bound = 0.0, 1.0
+    elif kind == "u":
+        spread = centre
+        low_bound, high_bound = 0.0, math.inf
+    else:
+        raise ValueError(f"kind must be 'p' or 'u', not {kind!r}")
+    if spread <= 0 or len(rates) < 2:
+        return Limits(centre, centre, centre, 1.0)
+    z = (rates - centre) / np.sqrt(spread / sizes)
+    sigma_z = float(np.mean(np.abs(np.diff(z))) / 1.128)
+    half = sigma * math.sqrt(spread / current_size) * sigma_z
+    return Limits(centre, max(low_bound, centre - half), min(high_bound, centre + half), sigma_z)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    changed: bool
+    reason: str  # what decided it, in plain words
+
+
+def judge(current: float, previous: float, limits: Limits | None, min_change: float, *, relative: bool,
+          within: str, min_absolute: float = 0.0, history: int = 0, min_history: int = 0) -> Verdict:  # fmt: skip
+    """A change only when the current value is outside the control limits AND the change from the
+    previous value is at least the minimum practical change."""
+    if limits is None or history < min_history:
+        return Verdict(False, f"too little history to judge ({history} past periods, {min_history} needed)")
+    size = abs(current - previous)
+    practical = (size >= min_change * abs(previous) if relative else size >= min_change) and size >= min_absolute
+    outside = current < limits.low or current > limits.high
+    if outside and practical:
+        return Verdict(True, "beyond the control limits of past periods and the minimum practical change")
+    return Verdict(False, within)
+
+
+def rank_with_minimum(table: pd.DataFrame, value: str, count: str, minimum: int, label: str,
+                      ascending: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Rows sorted by `value`, those resting on fewer than `minimum` `count` last and marked `label`
+    in a `note` column (their value is kept, never used to rank)."""
+    enough = table[count] >= minimum
+    ranked = pd.concat([table[enough].sort_values(value, ascending=ascending),
+                        table[~enough].sort_values(count, ascending=False)])  # fmt: skip
+    return ranked.assign(note=np.where(ranked[count] >= minimum, "", label))
