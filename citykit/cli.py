@@ -9,6 +9,7 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.startup import skip_slow_optional_modules
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -439,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    skip_slow_optional_modules()
     paths.pin_course()  # kernels and workers started elsewhere read the same course
     try:
         return func(args)
