@@ -119,6 +119,32 @@ def report_html_has_no_code(html: str, nb) -> None:
 # -- checks shared by every module's test file ---------------------------------------------------
 
 
+def check_hidden_tests(grade_id: str, source: str) -> None:
+    """A test cell's hidden tests compute the expected answer by the reference route: SQL against
+    `citykit.lessons.reference` views (`_reference.connect`), which state which requests count once,
+    from metrics.yml. Not the learner's tools (`citykit.load`, `check.ADVICE`, equity/quality functions,
+    the notebook's `con`), not their own parquet reading, no pasted numbers, and no exclusion rule
+    written by hand (the flags, duplicates and statuses metrics.yml names)."""
+    from citykit.lessons.reference import standard
+
+    hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, re.S)
+    assert hidden, f"{grade_id}: no hidden tests"
+    code = hidden[1]
+    assert "from citykit.lessons import reference as _reference" in code and "_reference.connect(" in code, (
+        f"{grade_id}: hidden tests must query the data through _reference.connect")
+    for forbidden in ("citykit.load", "check.ADVICE", "read_parquet", "import duckdb"):
+        assert forbidden not in code, f"{grade_id}: hidden test uses {forbidden}"
+    assert not re.search(r"\b(?:equity|quality)\.(?!yml\b)\w", code), f"{grade_id}: hidden test uses a library function"
+    assert not re.search(r"\bcon\.", code), f"{grade_id}: hidden test uses the notebook's connection"
+    assert not re.search(r"==\s*-?(?:\d+\.\d+|\d{2,})\b", code), f"{grade_id}: a pasted number"
+    assert not re.search(r"close_to\([^,()]+,\s*-?\d", code), f"{grade_id}: a pasted number"
+    rules = standard("metrics.yml")["time_to_close"]["exclude"]
+    for rule in [*rules.get("flags", []), "is_duplicate"]:
+        assert rule not in code, f"{grade_id}: hidden test writes the exclusion rule by hand ({rule}); use the counted view"
+    assert not re.search(r"""status\s*(?:=|IN)\s*\(?\s*'|\["status"\]\.(?:eq|isin)\(""", code), (
+        f"{grade_id}: hidden test selects statuses by hand; use the counted or backlog view")
+
+
 def check_conventions(module: str, parameter_names: tuple[str, ...] = ("dataset", "period")) -> None:
     """The source notebook follows the course conventions, and course.yml describes it."""
     from citykit.lessons.course import find_module
@@ -139,10 +165,7 @@ def check_conventions(module: str, parameter_names: tuple[str, ...] = ("dataset"
         grade_id = nbgrader_meta(cell)["grade_id"]
         assert f"`{grade_id}`" in objectives, f"test {grade_id} names no objective"
         assert entry.assessments.get(grade_id) in entry.objectives, f"course.yml: {grade_id} assesses no objective"
-        hidden = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
-        assert hidden and "read_parquet" in hidden[1], f"{grade_id}: hidden tests must query the parquet file"
-        assert "citykit.load" not in hidden[1] and "check.ADVICE" not in hidden[1] and "equity." not in hidden[1]
-        assert not re.search(r"==\s*\d+\.\d+", hidden[1]), f"{grade_id}: a pasted number"
+        check_hidden_tests(grade_id, cell.source)
         assert nbgrader_meta(cell)["points"] > 0
     manual = cells_of("manual", nb)
     assert manual and all(c.cell_type == "markdown" for c in manual)
