@@ -189,9 +189,23 @@ def test_sensitive_request_types_lose_coordinates():
 # -- small-cell suppression and the audit ------------------------------------------------------
 
 
-def independent_ranges(values: np.ndarray, suppressed: np.ndarray) -> list[tuple[int, int, float, float]]:
+def reader_bounds(marks: np.ndarray, outcome_columns: int = 0):
+    """What a reader knows of each hidden entry from its printed mark (the standard's meaning):
+    "≤10" is 1 to 10; "†" is above 10, except an outcome (the first `outcome_columns` columns) in a
+    row whose size (last column) is hidden, which may be anything from 0."""
+    def bounds(i, j):
+        if marks[i, j] == "≤10":
+            return (1, 10)
+        if j < outcome_columns and marks[i, -1] != "":
+            return (0, None)
+        return (11, None)
+    return bounds
+
+
+def independent_ranges(values: np.ndarray, suppressed: np.ndarray, bounds_of=None) -> list[tuple[int, int, float, float]]:
     """Min/max of each suppressed entry of a (rows+1)×(cols+1) grid with totals, written from
-    scratch: one LP variable per grid entry, published entries fixed by their bounds."""
+    scratch: one LP variable per grid entry, published entries fixed by their bounds, hidden ones
+    bounded by `bounds_of(i, j)` (default: at least 1)."""
     r, c = values.shape
     n = r * c
     var = lambda i, j: i * c + j  # noqa: E731
@@ -206,8 +220,9 @@ def independent_ranges(values: np.ndarray, suppressed: np.ndarray) -> list[tuple
         col[[var(i, j) for i in range(r - 1)]] = 1
         col[var(r - 1, j)] = -1
         a_eq.append(col), b_eq.append(0)
+    bounds_of = bounds_of or (lambda i, j: (1, None))
     bounds = [
-        (1, None) if suppressed[i, j] else (values[i, j], values[i, j]) for i in range(r) for j in range(c)
+        bounds_of(i, j) if suppressed[i, j] else (values[i, j], values[i, j]) for i in range(r) for j in range(c)
     ]
     ranges = []
     for i, j in zip(*np.nonzero(suppressed)):
@@ -236,10 +251,15 @@ def test_suppression_property(cells):
     assert not (suppressed & (values == 0)).any()
     # totals are the real totals
     assert (values[:-1, -1] == np.asarray(cells).sum(axis=1)).all()
-    # an independent LP finds no suppressed entry pinned to a range narrower than 10
-    for i, j, low, high in independent_ranges(values, suppressed):
-        assert high - low >= 10 - 1e-6, f"entry ({i}, {j}) = {values[i, j]} pinned to [{low}, {high}]"
+    # the primary mark sits only on counts from 1 to 10, and every such hidden count carries it
+    marks = table.marks().to_numpy()
+    assert not ((marks == "≤10") & ~((values >= 1) & (values <= 10))).any()
+    assert ((marks == "≤10") == (suppressed & (values >= 1) & (values <= 10))).all()
+    # an independent LP, reading the marks as a reader would, cannot narrow a "≤10" count below 5
+    for i, j, low, high in independent_ranges(values, suppressed, reader_bounds(marks)):
         assert low - 1e-6 <= values[i, j] <= high + 1e-6
+        if values[i, j] <= 10:
+            assert high - low >= 5 - 1e-6, f"entry ({i}, {j}) = {values[i, j]} pinned to [{low}, {high}]"
     # and the module's own audit agrees
     assert suppression.audit(table).passed
 
@@ -253,9 +273,10 @@ def test_single_small_cell_gets_a_complement_and_audit_ranges_match_by_hand():
     report = suppression.audit(table)
     assert report.passed
     cell = report.cells.set_index(["row", "column"]).loc[("x", "a")]
-    # x_a + x_b = 35, y_a + y_b = 90, x_a + y_a = 45, x_b + y_b = 80, all ≥ 1 (zeros are shown):
-    # x_a ∈ [1, 34]
-    assert cell["low"] == pytest.approx(1) and cell["high"] == pytest.approx(34)
+    # x_a + x_b = 35, y_a + y_b = 90, x_a + y_a = 45, x_b + y_b = 80; x_a "≤10" is 1 to 10, the
+    # others "†" are above 10: x_a ∈ [1, 10], all its mark allows
+    assert cell["low"] == pytest.approx(1) and cell["high"] == pytest.approx(10)
+    assert table.marks().loc["x", "a"] == "≤10" and table.marks().loc["y", "b"] == "†"
 
 
 def test_audit_flags_a_pinned_cell():
@@ -265,6 +286,7 @@ def test_audit_flags_a_pinned_cell():
     assert not report.passed
     exposed = report.exposed.iloc[0]
     assert (exposed["row"], exposed["column"], exposed["low"], exposed["high"]) == ("x", "a", 5, 5)
+    assert exposed["mark"] == "≤10" and exposed["sensitive"]
     assert "different reports" in str(report)
 
 
@@ -278,13 +300,14 @@ def test_only_zero_neighbours_means_the_margin_is_suppressed():
 
 def test_subtotal_tables_are_suppressed_and_audited_together():
     detail = suppression.count_table(
-        pd.DataFrame({"yes": [4, 60, 35, 70], "no": [50, 45, 80, 90]}, index=["n1", "n2", "n3", "n4"]), "detail"
+        pd.DataFrame({"yes": [4, 60, 35, 70], "no": [50, 45, 40, 90]}, index=["n1", "n2", "n3", "n4"]), "detail"
     )
     subtotal = suppression.count_table(
-        pd.DataFrame({"yes": [64, 105], "no": [95, 170]}, index=["d1", "d2"]), "districts"
+        pd.DataFrame({"yes": [64, 105], "no": [95, 130]}, index=["d1", "d2"]), "districts"
     )
     relations = suppression.subtotal_relations(detail, subtotal, {"d1": ["n1", "n2"], "d2": ["n3", "n4"]})
-    # suppressing only within the detail table leaves n1 recoverable from the district subtotal
+    # suppressing only within the detail table (its cheapest partner, n3, is in the other district)
+    # leaves n1 recoverable from the district subtotal
     alone = suppression.suppress(suppression.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[0]
     linked_audit = suppression.audit([alone, suppression.primary_suppression(subtotal)], relations)
     assert not linked_audit.passed
@@ -301,7 +324,9 @@ def test_a_24_by_8_table_is_protected():
     elapsed = time.perf_counter() - started
     values, suppressed = table.values.to_numpy(), table.suppressed.to_numpy()
     assert not (~suppressed & (values >= 1) & (values <= 10)).any()
-    assert all(high - low >= 10 - 1e-6 for _, _, low, high in independent_ranges(values, suppressed))
+    marks = table.marks().to_numpy()
+    ranges = independent_ranges(values, suppressed, reader_bounds(marks))
+    assert all(high - low >= 5 - 1e-6 for i, j, low, high in ranges if values[i, j] <= 10)
     assert elapsed < 30, f"suppressing a 24×8 table took {elapsed:.1f} s"
 
 
@@ -317,3 +342,66 @@ def test_notebooks_reach_every_privacy_method_through_citykit_privacy():
     public = {n for module in (kanonymity, sensitive, suppression) for n, v in vars(module).items()
               if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
     assert public <= set(exposed)
+
+
+# -- outcomes of small groups (attribute disclosure) -------------------------------------------
+
+
+outcome_rows = st.lists(
+    st.tuples(st.one_of(st.integers(0, 12), st.integers(0, 80)), st.one_of(st.integers(0, 12), st.integers(0, 80))),
+    min_size=1, max_size=6,
+).filter(lambda rows: sum(a + b for a, b in rows) > 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(outcome_rows)
+def test_no_outcome_of_a_hidden_or_uniform_small_group_can_be_read_or_derived(rows):
+    counts = pd.DataFrame(rows, columns=["approved", "denied"], index=[f"g{i}" for i in range(len(rows))])
+    table = suppression.suppress(suppression.count_table(counts, outcome_columns=["approved", "denied"]))[0]
+    values, hidden = table.values.to_numpy(), table.suppressed.to_numpy()
+    marks = table.marks().to_numpy()
+    size = values[:, -1]
+    # read: nothing from 1 to 10 shown; no outcome (not even 0) beside a hidden size; a group of at
+    # most 20 who all share one outcome is hidden whole; the primary mark only on 1 to 10
+    assert not (~hidden & (values >= 1) & (values <= 10)).any()
+    for i in range(len(values)):
+        if hidden[i, -1]:
+            assert hidden[i, :2].all(), f"row {i}: an outcome is shown beside a hidden group size"
+        if 0 < size[i] <= 20 and (values[i, 0] == size[i] or values[i, 1] == size[i]):
+            assert hidden[i].all(), f"row {i}: a small group with one outcome for everyone is shown"
+    assert not ((marks == "≤10") & ~((values >= 1) & (values <= 10))).any()
+    # the mark of an outcome beside a hidden size does not depend on its value
+    for i in range(len(values)):
+        if hidden[i, -1]:
+            assert set(marks[i, :2]) == {"†"}
+    # derived: an independent LP reading the marks cannot show that everyone in a protected group
+    # had one outcome (each outcome can still be at least 1) nor pin a small count
+    ranges = {(i, j): (low, high) for i, j, low, high in independent_ranges(values, hidden, reader_bounds(marks, 2))}
+    for i in range(len(values)):
+        if hidden[i, -1]:
+            for j in (0, 1):
+                assert ranges[(i, j)][1] >= 1 - 1e-6, f"row {i}: outcome {j} is derivably 0"
+    for (i, j), (low, high) in ranges.items():
+        if values[i, j] <= 10:
+            assert high - low >= 5 - 1e-6, f"entry ({i}, {j}) = {values[i, j]} pinned to [{low}, {high}]"
+    assert suppression.audit(table).passed
+
+
+def test_millbrook_style_one_person_all_denied_is_not_published():
+    counts = pd.DataFrame({"approved": [0, 57, 18], "denied": [1, 27, 40]}, index=["MENA", "Hispanic", "White"])
+    table = suppression.suppress(suppression.count_table(counts, outcome_columns=["approved", "denied"]))[0]
+    shown = table.shown
+    assert shown.loc["MENA"].isna().all(), "the group of one and its outcome are hidden"
+    assert table.marks().loc["MENA", "approved"] == "†" and table.marks().loc["MENA", "Total"] == "≤10"
+
+
+def test_attribute_disclosure_rule_is_stated_once_in_the_standard():
+    from citykit import paths
+
+    text = paths.standard_file("disaggregation.yml").read_text(encoding="utf-8")
+    assert text.count("No outcome count, rate or zero is published") == 1
+    from citykit.standards import load_disaggregation
+
+    std = load_disaggregation()
+    assert std.small_cells.outcome_rule.startswith("No outcome count, rate or zero is published")
+    assert str(std.small_cells.uniform_outcome_max_n) in std.small_cells.outcome_rule

@@ -13,10 +13,12 @@ The reader's names are re-exported here (`from citykit.standards import load_met
 
 from citykit.standards.reader import (
     Category,
+    Collapse,
     DisaggregationStandard,
     DisparityRules,
     GeneralisationStep,
     KAnonymityRules,
+    Program,
     SmallCellRules,
     load_disaggregation,
     load_metrics,
@@ -25,10 +27,12 @@ from citykit.standards.reader import (
 
 __all__ = [
     "Category",
+    "Collapse",
     "DisaggregationStandard",
     "DisparityRules",
     "GeneralisationStep",
     "KAnonymityRules",
+    "Program",
     "SmallCellRules",
     "load_disaggregation",
     "load_metrics",

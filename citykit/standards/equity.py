@@ -144,31 +144,101 @@ class Ratio:
     low: float
     high: float
     p_value: float
-    corrected: bool = False  # 0.5 added to both event counts because one was zero
+    corrected: bool = False  # 0.5 put in empty cells (proportions) or added to both counts (rates)
+    method: str = ""  # "log" (Katz), "score" (Koopman) or "wald-log" (Poisson)
 
 
-def rate_ratio(a: float, n_a: float, b: float, n_b: float, confidence: float | None = None) -> Ratio:
-    """Rate of group A (a events in n_a) over reference B (b in n_b), with the log-method interval
-    exp(ln RR ± z·√(1/a + 1/b)) and the matching Wald p-value.
+NO_RATIO = Ratio(math.nan, math.nan, math.nan, math.nan)
 
-    Zero events: if one count is zero, 0.5 is added to both counts (Haldane–Anscombe) and the
-    estimate, interval and p-value come from the corrected counts (`corrected=True`); if both are
-    zero, or a denominator is zero, everything is NaN (no ratio).
+
+def _whole(value, name: str) -> int:
+    """A count of people or events: a whole number ≥ 0 (a rate passed by mistake fails here)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or number != int(number):
+        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {value!r}; pass counts, not rates or shares")
+    return int(number)
+
+
+def proportion_ratio(a, n_a, b, n_b, confidence: float | None = None, method: str | None = None) -> Ratio:
+    """Ratio of two proportions, a/n_a over the reference b/n_b (a share of people: approvals of
+    decided applications, requests closed on time), with its interval and p-value.
+
+    `method` "log" (Katz): exp(ln RR ± z·√(1/a − 1/n_a + 1/b − 1/n_b)) and the matching Wald test,
+    as statsmodels `confint_proportions_2indep(..., compare="ratio", method="log")`; "score"
+    (Koopman): statsmodels' score interval and test without the small-sample correction. Default:
+    the standard's method, its small-group method when either group is smaller than its
+    `small_group_below`.
+
+    Empty cells (the standard's `zero_cells` rule): with the log method, a 2×2 table with an
+    empty cell (a = 0, a = n_a, b = 0 or b = n_b) gets 0.5 in each empty cell, as statsmodels
+    Table2x2 does (`corrected=True`); no event in either group gives no ratio (NaN); the score
+    interval needs no correction, except when both groups have the event for everyone, where the
+    corrected log interval is used. Counts are validated: 0 ≤ a ≤ n_a, whole numbers.
     """
-    from scipy.stats import norm
+    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+    rules = load_disaggregation().disparity
+    confidence = rules.confidence if confidence is None else confidence
+    a, n_a, b, n_b = (_whole(v, name) for v, name in ((a, "a"), (n_a, "n_a"), (b, "b"), (n_b, "n_b")))
+    for events, n, name in ((a, n_a, "a"), (b, n_b, "b")):
+        if events > n:
+            raise CitykitError(f"{name} = {events} is more than its group of {n}: pass events and group sizes (0 ≤ a ≤ n)")
+    if n_a == 0 or n_b == 0 or (a == 0 and b == 0):
+        return NO_RATIO
+    if method is None:
+        small = min(n_a, n_b) < rules.small_group_below
+        method = rules.small_group_method if small else rules.proportion_method
+    if method not in ("log", "score"):
+        raise CitykitError(f"proportion_ratio method must be 'log' or 'score', got {method!r}")
+    alpha = 1 - confidence
+    if method == "score" and not (a == n_a and b == n_b):
+        low, high = confint_proportions_2indep(a, n_a, b, n_b, method="score", compare="ratio", alpha=alpha, correction=False)
+        test = test_proportions_2indep(a, n_a, b, n_b, method="score", compare="ratio", correction=False)
+        estimate = (a / n_a) / (b / n_b) if b else math.inf
+        low = 0.0 if a == 0 else max(float(np.real(low)), 0.0)
+        return Ratio(float(estimate), low, float(np.real(high)), float(test.pvalue), False, "score")
+    corrected = 0 in (a, n_a - a, b, n_b - b)
+    if corrected:  # 0.5 in each empty cell of the 2×2 table
+        a_, b_ = (a or 0.5), (b or 0.5)
+        n_a_ = a_ + ((n_a - a) or 0.5)
+        n_b_ = b_ + ((n_b - b) or 0.5)
+    else:
+        a_, n_a_, b_, n_b_ = a, n_a, b, n_b
+    low, high = confint_proportions_2indep(a_, n_a_, b_, n_b_, method="log", compare="ratio", alpha=alpha)
+    test = test_proportions_2indep(a_, n_a_, b_, n_b_, method="log", compare="ratio")
+    estimate = (a_ / n_a_) / (b_ / n_b_)
+    return Ratio(float(estimate), float(low), float(high), float(test.pvalue), corrected, "log")
+
+
+def rate_ratio(events_a, exposure_a, events_b, exposure_b, confidence: float | None = None) -> Ratio:
+    """Rate of group A (events_a over exposure_a, e.g. requests over residents) over the reference
+    B: Poisson counts, the log-method interval exp(ln RR ± z·√(1/a + 1/b)) and the matching Wald
+    test (statsmodels `confint_poisson_2indep` / `test_poisson_2indep`, method "wald-log").
+
+    For a share of people (approvals of decided applications) use `proportion_ratio`: this
+    interval ignores that a group's events cannot exceed its size and is too wide for shares.
+    311 counts are overdispersed, so these intervals are a floor. Zero events: if one count is
+    zero, 0.5 is added to both (Haldane–Anscombe, `corrected=True`); if both are zero, or an
+    exposure is zero, everything is NaN. Events must be whole numbers ≥ 0, exposures > 0.
+    """
+    from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
 
     confidence = load_disaggregation().disparity.confidence if confidence is None else confidence
-    if n_a <= 0 or n_b <= 0 or (a == 0 and b == 0):
-        return Ratio(math.nan, math.nan, math.nan, math.nan)
+    a, b = _whole(events_a, "events_a"), _whole(events_b, "events_b")
+    for value, name in ((exposure_a, "exposure_a"), (exposure_b, "exposure_b")):
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)) or value < 0:
+            raise CitykitError(f"{name} must be a number ≥ 0 (people, residents, person-time), got {value!r}")
+    if exposure_a <= 0 or exposure_b <= 0 or (a == 0 and b == 0):
+        return NO_RATIO
     corrected = a == 0 or b == 0
-    if corrected:
-        a, b = a + 0.5, b + 0.5
-    estimate = (a / n_a) / (b / n_b)
-    se = math.sqrt(1 / a + 1 / b)
-    z = norm.ppf(0.5 + confidence / 2)
-    log_rr = math.log(estimate)
-    p_value = float(2 * norm.sf(abs(log_rr) / se))
-    return Ratio(estimate, math.exp(log_rr - z * se), math.exp(log_rr + z * se), p_value, corrected)
+    a_, b_ = (a + 0.5, b + 0.5) if corrected else (a, b)
+    low, high = confint_poisson_2indep(a_, exposure_a, b_, exposure_b, method="wald-log", compare="ratio", alpha=1 - confidence)
+    test = test_poisson_2indep(a_, exposure_a, b_, exposure_b, method="wald-log", compare="ratio")
+    estimate = (a_ / exposure_a) / (b_ / exposure_b)
+    return Ratio(float(estimate), float(low), float(high), float(test.pvalue), corrected, "wald-log")
 
 
 def disproportionality_index(
@@ -222,6 +292,8 @@ class DisaggregatedTable:
     tables: list[suppression.PublishedTable] = field(default_factory=list, repr=False)
     suppression_mark: str = "≤10"
     per: float = 1.0
+    measure: str | None = None
+    complementary_mark: str = "†"
 
     def audit(self) -> suppression.AuditReport:
         return suppression.audit(self.tables)
@@ -235,8 +307,10 @@ class DisaggregatedTable:
         for column in ("n", "events", "denominator"):
             if column in d.columns:
                 flag = d.get(f"{column}_suppressed", pd.Series(False, index=d.index))
+                marks = d.get(f"{column}_mark", pd.Series(self.suppression_mark, index=d.index))
                 shown[column] = [
-                    self.suppression_mark if s else ("" if pd.isna(v) else f"{int(v):,}") for v, s in zip(d[column], flag)
+                    (m or self.suppression_mark) if s else ("" if pd.isna(v) else f"{int(v):,}")
+                    for v, s, m in zip(d[column], flag, marks)
                 ]
         if "rate" in d.columns:
             shown["rate"] = [
@@ -249,14 +323,26 @@ class DisaggregatedTable:
             ]
         if "rate_ratio" in d.columns:
             fmt = lambda v: "" if pd.isna(v) else f"{v:.2f}"  # noqa: E731
-            shown["rate ratio"] = [fmt(v) for v in d["rate_ratio"]]
+            kind = d["ratio_kind"].iloc[0] if "ratio_kind" in d.columns and len(d) else "rate"
+            label = "ratio of proportions" if kind == "proportion" else "rate ratio"
+            shown[label] = [fmt(v) for v in d["rate_ratio"]]
             shown["95% interval"] = ["" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["rr_low"], d["rr_high"])]
             shown["corrected p"] = ["" if pd.isna(p) else f"{p:.3g}" for p in d["rr_p_adjusted"]]
+            if "adverse_ratio" in d.columns:
+                shown[f"{self.adverse_label} ratio"] = [fmt(v) for v in d["adverse_ratio"]]
+                shown[f"{self.adverse_label} 95% interval"] = [
+                    "" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["adverse_low"], d["adverse_high"])
+                ]
             if "dp_index" in d.columns:
                 shown["disproportionality"] = [fmt(v) for v in d["dp_index"]]
                 shown["DI 95% interval"] = ["" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["di_low"], d["di_high"])]
             shown["notable"] = ["yes" if v else "" for v in d["notable"]]
         return shown
+
+    @property
+    def adverse_label(self) -> str:
+        program = load_disaggregation().disparity.program_for(self.measure or "")
+        return program.adverse.lower() if program else "adverse"
 
     def to_html(self) -> str:
         title = f"<h4>{html.escape(self.title)}</h4>" if self.title else ""
@@ -281,9 +367,17 @@ def disaggregate(
     people: bool = True,
     per: float = 1.0,
     title: str = "",
+    collapse: str | Sequence[str] | None = None,
+    reference: str | None = None,
     standard: DisaggregationStandard | None = None,
 ) -> DisaggregatedTable:
     """Counts and rates by group, under the standard.
+
+    `collapse`: the name(s) of allowed collapses in the standard (`privacy.collapses`), applied
+    before suppression and footnoted: "small_groups_to_other" pools the race and ethnicity groups
+    with fewer than its `min_n` people in a row of the table into "Other groups" (never
+    `reference`, default the standard's reference group); "neighborhoods_to_districts" breaks down
+    by council district instead of neighborhood.
 
     `by`: columns, or "race_alone" / "race_in_combination" for the SPD-15 presentations built
     from the indicator columns. `measure`: a boolean column (the events, e.g. approved); the rate
@@ -306,6 +400,8 @@ def disaggregate(
     if measure is not None and measure not in df.columns:
         raise CitykitError(f"measure column {measure!r} is not in the table")
     frame, notes = _with_group_columns(df, by, std)
+    frame, by, collapse_notes = _collapse(frame, by, collapse, reference, std)
+    notes += collapse_notes
     missing = [c for c in by if c not in frame.columns]
     if missing:
         raise CitykitError(f"cannot disaggregate by {', '.join(missing)}: not in the table")
@@ -326,20 +422,30 @@ def disaggregate(
 
     published: list[suppression.PublishedTable] = []
     if people:
-        published = _suppress_counts(df, counts, by, measure, std)
-        mask = published[0].suppressed.loc[_labels(counts, by)]
-        n_mask = mask["Total" if measure is not None else "count"].to_numpy()
+        published = _suppress_counts(frame if RACE_IN_COMBINATION not in by else df, counts, by, measure, std)
+        labels = _labels(counts, by)
+        mask = published[0].suppressed.loc[labels]
+        marks = published[0].marks(std).loc[labels]
+        n_column = "Total" if measure is not None else "count"
+        n_mask = mask[n_column].to_numpy()
         data["n_suppressed"] = n_mask
+        data["n_mark"] = marks[n_column].to_numpy()
         data["n"] = data["n"].astype("Int64").mask(n_mask)
         if measure is not None:
             data["events_suppressed"] = mask["events"].to_numpy()
+            data["events_mark"] = marks["events"].to_numpy()
             data["events"] = data["events"].astype("Int64").mask(data["events_suppressed"])
         if has_rate:
             from_counts = data["events_suppressed"] if measure is not None else data["n_suppressed"]
             data["rate_suppressed"] = from_counts | (data["n_suppressed"] if denominator is None else False)
             for column in ("rate", "rate_low", "rate_high"):
                 data[column] = data[column].mask(data["rate_suppressed"])
-        notes += [rules.footnote, f"Suppression audit: {rules.audit_not_covered}"]
+        notes.append(rules.footnote)
+        if any((t.marks(std) == rules.complementary_display).to_numpy().any() for t in published):
+            notes.append(rules.complementary_footnote)
+        if measure is not None:
+            notes.append(f"Outcomes of small groups: {rules.outcome_rule}")
+        notes.append(f"Suppression audit: {rules.audit_not_covered}")
     else:
         if has_rate:
             data["rate_suppressed"] = False
@@ -348,7 +454,46 @@ def disaggregate(
         notes.append(rules.unstable_footnote)
     interval = "95% Wilson score intervals. " if has_rate else ""
     notes.append(f"{interval}Standard: {std.title}, version {std.version}.")
-    return DisaggregatedTable(data, by, notes, std.version, title, published, rules.display, per)
+    return DisaggregatedTable(
+        data, by, notes, std.version, title, published, rules.display, per, measure, rules.complementary_display
+    )
+
+
+OTHER_GROUPS_KIND = "pool_small"
+
+
+def _collapse(
+    frame: pd.DataFrame, by: list[str], collapse, reference: str | None, std: DisaggregationStandard
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Apply the standard's allowed collapses named in `collapse`; returns frame, by, footnotes."""
+    names = [collapse] if isinstance(collapse, str) else list(collapse or [])
+    notes: list[str] = []
+    for name in names:
+        rule = std.collapses.get(name)
+        if rule is None:
+            raise CitykitError(f"no collapse {name!r} in the standard; allowed: {', '.join(std.collapses) or 'none'}")
+        if rule.column not in by:
+            raise CitykitError(f"collapse {name!r} pools {rule.column!r}, which is not in by={by}")
+        if rule.kind == "map_column":
+            if rule.into not in frame.columns:
+                raise CitykitError(f"collapse {name!r} needs the column {rule.into!r}")
+            by = [rule.into if c == rule.column else c for c in by]
+            notes.append(rule.footnote)
+            continue
+        keep = reference if reference is not None else std.race_labels.get(std.disparity.reference_group.get("race_ethnicity", ""))
+        others = [c for c in by if c != rule.column]
+        values = frame[rule.column].astype(object)
+        sizes = frame.groupby([*others, rule.column], observed=True, dropna=False)[rule.column].transform("size")
+        pooled = (sizes < rule.min_n) & (values != keep)
+        members = sorted(set(values[pooled].astype(str)))
+        if not members:
+            continue
+        dtype = frame[rule.column].dtype
+        categories = list(dtype.categories) if isinstance(dtype, pd.CategoricalDtype) else sorted(set(values.astype(str)))
+        column = pd.Categorical(values.mask(pooled, rule.into), categories=[*categories, rule.into])
+        frame = frame.assign(**{rule.column: column})
+        notes.append(rule.footnote.format(members=", ".join(members)))
+    return frame, by, notes
 
 
 def _count(frame: pd.DataFrame, by: list[str], measure: str | None) -> pd.DataFrame:
@@ -393,17 +538,19 @@ def _suppress_counts(
 ) -> list[suppression.PublishedTable]:
     """Suppress the grid; an "alone or in combination" grid goes with its "alone" grid."""
     grid = _grid(counts, by, measure)
+    outcomes = ["events", "no events"] if measure is not None else []
     if RACE_IN_COMBINATION not in by:
-        return suppression.suppress(suppression.count_table(grid, name="table"), standard=std)
+        return suppression.suppress(suppression.count_table(grid, name="table", outcome_columns=outcomes), standard=std)
     alone_by = [RACE_ALONE if c == RACE_IN_COMBINATION else c for c in by]
     alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
     alone_counts = _count(alone_frame, alone_by, measure)
     alone_grid = _grid(alone_counts, alone_by, measure)
     rows = grid.index.union(alone_grid.index, sort=False)
     grid, alone_grid = grid.reindex(rows, fill_value=0), alone_grid.reindex(rows, fill_value=0)
-    alone = suppression.count_table(alone_grid, name="alone")
+    alone = suppression.count_table(alone_grid, name="alone", outcome_columns=outcomes)
     combined = suppression.count_table(
-        grid, name="in combination", total_row=alone.values.loc[suppression.TOTAL], rows_add_up=False
+        grid, name="in combination", total_row=alone.values.loc[suppression.TOTAL], rows_add_up=False,
+        outcome_columns=outcomes,
     )
     # one set of relations per combination of the other `by` columns
     position = by.index(RACE_IN_COMBINATION)
@@ -451,18 +598,26 @@ def disparities(
     *,
     benchmark: pd.Series | Mapping | None = None,
     method: str | None = None,
+    kind: str | None = None,
     standard: DisaggregationStandard | None = None,
 ) -> DisaggregatedTable:
-    """Each group against a reference group: rate ratio with its 95% interval, and (with a
+    """Each group against a reference group: the ratio with its 95% interval, and (with a
     `benchmark`, e.g. population by group) the disproportionality index; p-values corrected for
     the number of comparisons (Holm or Benjamini–Hochberg, from the standard unless `method`),
     and `notable` when the ratio is beyond the standard's threshold and the corrected p < alpha.
 
-    `table` is a one-dimensional `disaggregate` result with a measure; `benchmark` must cover
-    every group (its sum is the benchmark total), and the index needs every group's events shown. `reference` is a group
+    The ratio follows the measure's kind, as the standard declares it: a share of people (events
+    among the group's n, e.g. approvals of decided applications) is a `proportion`, compared with
+    `proportion_ratio`; events over a `denominator` (requests per 1,000 residents) are a `rate`,
+    compared with `rate_ratio`. `kind` overrides. For a program the standard declares (its
+    `measure`, e.g. approved), the ratio is of the favourable outcome (the four-fifths screen reads
+    it) and the adverse outcome's ratio is shown beside it (`adverse_ratio`, e.g. denials).
+
+    `table` is a one-dimensional `disaggregate` result with a measure; `reference` is a group
     value (default: the standard's reference for race and ethnicity, gender or geography, found by
-    label). Groups whose counts or rates are suppressed get no comparison (a ratio would reveal
-    them) and are left out of the correction family.
+    label). Groups whose counts or rates are hidden get no comparison (a ratio would reveal them)
+    and are left out of the correction family. Result columns: rate_ratio, rr_low, rr_high, rr_p,
+    rr_p_adjusted, rr_corrected, ratio_kind, notable, and adverse_*, dp_index, di_* where they apply.
     """
     std = standard or load_disaggregation()
     rules = std.disparity
@@ -472,61 +627,135 @@ def disparities(
     column = table.by[0]
     data = table.data
     groups = data[column].astype(str)
+    program = rules.program_for(table.measure or "")
+    if kind is None:
+        kind = "rate" if "denominator" in data.columns else (program.kind if program else "proportion")
+    if kind not in ("proportion", "rate"):
+        raise CitykitError(f"kind must be 'proportion' or 'rate', got {kind!r}")
+    if kind == "rate" and "denominator" not in data.columns:
+        raise CitykitError("a rate ratio needs exposures: disaggregate(..., denominator=...) first")
     reference = reference if reference is not None else _default_reference(column, groups, std)
     if reference not in set(groups):
         raise CitykitError(f"reference group {reference!r} is not in the table; choose one of: {', '.join(groups)}")
     shown = ~data.get("rate_suppressed", pd.Series(False, index=data.index)).astype(bool)
-    base = data["denominator"] if "denominator" in data.columns else data["n"]
-    ref = data.loc[groups == reference].iloc[0]
-    ref_base = ref["denominator"] if "denominator" in data.columns else ref["n"]
-    if not shown[groups == reference].iloc[0]:
-        raise CitykitError(f"the reference group {reference!r} is suppressed; choose a larger reference group")
+    if "n_suppressed" in data.columns and kind == "proportion":
+        shown &= ~data["n_suppressed"].astype(bool)
+    base = data["denominator"] if kind == "rate" else data["n"]
+    ref_i = int(np.flatnonzero(groups.to_numpy() == reference)[0])
+    if not shown.iloc[ref_i]:
+        raise CitykitError(
+            f"the reference group {reference!r} is hidden (too few people); choose another reference group "
+            f"(reference=...), or collapse small groups first"
+        )
+    ref_events, ref_base = data["events"].iloc[ref_i], base.iloc[ref_i]
+    adverse = kind == "proportion" and program is not None and program.show_adverse_ratio
 
-    rows = []
-    total_events = float(data["events"].sum()) if shown.all() else math.nan
+    def compare(events, n, ref_e, ref_n) -> Ratio:
+        if kind == "rate":
+            return rate_ratio(int(events), float(n), int(ref_e), float(ref_n), rules.confidence)
+        return proportion_ratio(int(events), int(n), int(ref_e), int(ref_n), rules.confidence)
+
+    total_events = _published_total_events(table)
     bench = pd.Series(benchmark) if benchmark is not None else None
-    no_ratio = Ratio(math.nan, math.nan, math.nan, math.nan)
+    rows = []
     for i, group in enumerate(groups):
-        if not shown.iloc[i]:
-            rows.append((group, *([math.nan] * 4), False, *([math.nan] * 4)))
-            continue
-        rr = no_ratio
-        if group != reference:
-            rr = rate_ratio(float(data["events"].iloc[i]), float(base.iloc[i]), float(ref["events"]), float(ref_base), rules.confidence)
-        di = no_ratio
-        if bench is not None and group in bench.index and not math.isnan(total_events):
-            di = disproportionality_index(float(data["events"].iloc[i]), total_events, float(bench[group]), float(bench.sum()), rules.confidence)
-        rows.append((group, rr.estimate, rr.low, rr.high, rr.p_value, rr.corrected, di.estimate, di.low, di.high, di.p_value))
-    result = pd.DataFrame.from_records(
-        rows,
-        columns=[column, "rate_ratio", "rr_low", "rr_high", "rr_p", "rr_corrected", "dp_index", "di_low", "di_high", "di_p"],
-    )
+        rr = ad = di = NO_RATIO
+        if shown.iloc[i]:
+            events, n = data["events"].iloc[i], base.iloc[i]
+            if group != reference:
+                rr = compare(events, n, ref_events, ref_base)
+                if adverse:
+                    ad = proportion_ratio(int(n - events), int(n), int(ref_base - ref_events), int(ref_base), rules.confidence)
+            if bench is not None and group in bench.index and not math.isnan(total_events):
+                di = disproportionality_index(float(events), total_events, float(bench[group]), float(bench.sum()), rules.confidence)
+        rows.append((group, rr.estimate, rr.low, rr.high, rr.p_value, rr.corrected, rr.method,
+                     ad.estimate, ad.low, ad.high, ad.p_value, di.estimate, di.low, di.high, di.p_value))
+    result = pd.DataFrame.from_records(rows, columns=[
+        column, "rate_ratio", "rr_low", "rr_high", "rr_p", "rr_corrected", "rr_method",
+        "adverse_ratio", "adverse_low", "adverse_high", "adverse_p", "dp_index", "di_low", "di_high", "di_p",
+    ])
+    result["ratio_kind"] = kind
     result["rr_p_adjusted"] = adjust_p_values(result["rr_p"], method)
     beyond = (result["rate_ratio"] <= rules.notable_below) | (result["rate_ratio"] >= rules.notable_above)
     result["notable"] = beyond & (result["rr_p_adjusted"] < rules.alpha)
+    if adverse:
+        result["adverse_p_adjusted"] = adjust_p_values(result["adverse_p"], method)
+    else:
+        result = result.drop(columns=["adverse_ratio", "adverse_low", "adverse_high", "adverse_p"])
     if bench is not None:
         result["di_p_adjusted"] = adjust_p_values(result["di_p"], method)
     else:
         result = result.drop(columns=["dp_index", "di_low", "di_high", "di_p"])
     n_tests = int(result["rr_p"].notna().sum())
-    notes = [
-        f"Rate ratios against {reference} with 95% intervals exp(ln RR ± 1.96·√(1/a + 1/b)).",
-        rules.correction_footnote.format(
-            method_label=CORRECTION_LABELS.get(method, method),
-            n_tests=n_tests,
-            ratio_below=rules.notable_below,
-            ratio_above=rules.notable_above,
-            alpha=rules.alpha,
-        ),
-    ]
+    if kind == "proportion":
+        small = f" (Koopman score interval when a group has fewer than {rules.small_group_below})" if (
+            rules.small_group_below and rules.small_group_method != rules.proportion_method) else ""
+        what = f"of the {program.favourable.lower()} share" if program else "of proportions"
+        first = (f"Ratios {what} against {reference}, with 95% Katz log intervals "
+                 f"exp(ln RR ± 1.96·√(1/a − 1/n₁ + 1/b − 1/n₂)){small}.")
+    else:
+        first = (f"Rate ratios against {reference} with 95% intervals exp(ln RR ± 1.96·√(1/a + 1/b)) "
+                 f"for Poisson counts. {rules.overdispersion_note}")
+    notes = [first]
+    if adverse:
+        notes.append(f"The {program.adverse.lower()} ratio beside it is the same comparison for the adverse outcome; "
+                     f"the four-fifths screen ({rules.notable_below}) reads the {program.favourable.lower()} ratio.")
+    notes.append(rules.correction_footnote.format(
+        method_label=CORRECTION_LABELS.get(method, method), n_tests=n_tests,
+        ratio_below=rules.notable_below, ratio_above=rules.notable_above, alpha=rules.alpha,
+    ))
     if result["rr_corrected"].any():
-        notes.append(rules.zero_events_note)
+        notes.append(rules.zero_cells_note if kind == "proportion" else rules.zero_events_note)
     if bench is not None:
-        notes.append("Disproportionality index: the group's share of events ÷ its share of the benchmark population.")
+        notes.append("Disproportionality index: the group's share of events ÷ its share of the benchmark population, "
+                     "with the Wilson 95% interval of the share divided by the benchmark share.")
     if (~shown).any():
-        notes.append("Groups with suppressed counts are not compared (a ratio would reveal them).")
+        notes.append("Groups with hidden counts are not compared (a ratio would reveal them).")
     notes.append(f"Standard: {std.title}, version {std.version}.")
-    return DisaggregatedTable(result, [column], notes, std.version, table.title, table.tables, table.suppression_mark)
+    return DisaggregatedTable(result, [column], notes, std.version, table.title, table.tables, table.suppression_mark,
+                              1.0, table.measure, table.complementary_mark)
+
+
+def _published_total_events(table: DisaggregatedTable) -> float:
+    """All groups' events as published (the Total row of the table's grid), NaN when hidden."""
+    if not table.tables:
+        data = table.data
+        return float(data["events"].sum()) if data["events"].notna().all() else math.nan
+    grid = table.tables[-1]  # the "alone" grid when there are two
+    if "events" not in grid.values.columns or grid.suppressed.at[suppression.TOTAL, "events"]:
+        return math.nan
+    return float(grid.values.at[suppression.TOTAL, "events"])
+
+
+def neighborhood_loss(
+    df: pd.DataFrame, by: str = RACE_ALONE, *, standard: DisaggregationStandard | None = None
+) -> pd.DataFrame:
+    """Per group, the share of its published person-level records whose neighborhood was
+    generalised away by k-anonymity (neighborhood null): neighborhood figures undercount exactly
+    these people, so every neighborhood-level table of people says so (`loss_footnote`).
+
+    `df` is the published table (every neighborhood, before any neighborhood filter); `by` a
+    column or "race_alone". Columns: group, records, without_neighborhood, share.
+    """
+    std = standard or load_disaggregation()
+    groups = race_alone(df, standard=std) if by == RACE_ALONE else df[by]
+    lost = df["neighborhood"].isna()
+    frame = pd.DataFrame({"group": groups.astype(str).to_numpy(), "lost": lost.to_numpy()})
+    result = frame.groupby("group", sort=False)["lost"].agg(records="size", without_neighborhood="sum").reset_index()
+    result["share"] = result["without_neighborhood"] / result["records"]
+    return result.sort_values("share", ascending=False, ignore_index=True)
+
+
+def loss_footnote(loss: pd.DataFrame, *, at_least: float = 0.0) -> str:
+    """The footnote a neighborhood-level table of people carries: per group, the share of its
+    records whose neighborhood was generalised away to protect privacy."""
+    shown = loss[loss["share"] >= at_least]
+    parts = ", ".join(f"{row.group} {row.share:.1%}" for row in shown.itertuples())
+    return (
+        "Neighborhood figures leave out people whose neighborhood was generalised away to protect them "
+        f"(k-anonymity), share of each group's records: {parts or 'none'}. Groups with a large share are "
+        "undercounted in every neighborhood."
+    )
 
 
 def _default_reference(column: str, groups: pd.Series, std: DisaggregationStandard) -> str:

@@ -63,21 +63,64 @@ class SmallCellRules:
     audit_not_covered: str
     unstable_max_events: int
     unstable_footnote: str
+    complementary_display: str = "†"
+    complementary_footnote: str = ""
+    complementary_method: str = "fewest_people"  # or "smallest_in_line" (the greedy choice)
+    uniform_outcome_max_n: int = 0  # a group of at most this many, all with one outcome, is hidden whole
+    outcome_rule: str = ""  # the attribute-disclosure rule, as the standard states it (once)
 
     def is_small(self, count: float) -> bool:
         return self.min_suppressed <= count <= self.max_suppressed
 
 
 @dataclass(frozen=True)
+class Collapse:
+    """An allowed collapse, applied before suppression: `pool_small` pools the values of `column`
+    with fewer than `min_n` people (per row of the table) into `into`; `map_column` replaces
+    `column` by the coarser column `into` (neighborhoods into council districts)."""
+
+    name: str
+    kind: str
+    column: str
+    into: str
+    footnote: str
+    min_n: int = 0
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program's outcomes: the favourable one (the four-fifths screen reads its ratio) and the
+    adverse one; `decided` the outcomes that count in the denominator."""
+
+    name: str
+    measure: str
+    favourable: str
+    adverse: str
+    decided: tuple[str, ...]
+    kind: str  # "proportion" (binomial) or "rate" (Poisson over exposure)
+    show_adverse_ratio: bool = True
+
+
+@dataclass(frozen=True)
 class DisparityRules:
     reference_group: dict[str, str]
     confidence: float
-    zero_events_note: str
+    zero_events_note: str  # rate ratios (Poisson)
     notable_below: float
     notable_above: float
     alpha: float
     correction: str  # a statsmodels multipletests method: "holm" or "fdr_bh"
     correction_footnote: str
+    proportion_method: str = "log"  # Katz log interval for a ratio of two proportions
+    small_group_method: str = "log"  # e.g. "score" (Koopman) when a group is smaller than:
+    small_group_below: int = 0
+    zero_cells_note: str = ""  # proportion ratios
+    overdispersion_note: str = ""  # rate ratios
+    programs: dict[str, Program] = field(default_factory=dict)
+
+    def program_for(self, measure: str) -> Program | None:
+        """The program whose measure column is `measure` (e.g. "approved"), if the standard declares one."""
+        return next((p for p in self.programs.values() if p.measure == measure), None)
 
 
 @dataclass(frozen=True)
@@ -102,6 +145,8 @@ class DisaggregationStandard:
     sensitive_request_types: tuple[str, ...]
     disparity: DisparityRules
     path: Path
+    collapses: dict[str, Collapse] = field(default_factory=dict)
+    changelog: tuple[tuple[str, tuple[str, ...]], ...] = ()
     raw: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
 
     @property
@@ -174,6 +219,7 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
     unstable = privacy["unstable_rates"]
     kanon = privacy["k_anonymity"]
     disparity = raw["disparity"]
+    ratio = disparity["measures"]["proportion_ratio"]
     cat = lambda d: Category(code=d["code"], label=d["label"])  # noqa: E731
 
     steps = tuple(
@@ -217,6 +263,13 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             audit_not_covered=complementary["not_covered"],
             unstable_max_events=unstable["max_events_flagged"],
             unstable_footnote=unstable["footnote"],
+            complementary_display=small["complementary_display"],
+            complementary_footnote=small["complementary_footnote"],
+            complementary_method=complementary.get("method", "fewest_people"),
+            uniform_outcome_max_n=int(privacy["outcome_disclosure"]["uniform_outcome_max_n"]),
+            outcome_rule=privacy["outcome_disclosure"]["rule"].format(
+                max_n=privacy["outcome_disclosure"]["uniform_outcome_max_n"]
+            ),
         ),
         k_anonymity=KAnonymityRules(
             k=kanon["k"], quasi_identifiers=tuple(kanon["quasi_identifiers"]), steps=steps
@@ -224,8 +277,25 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
         sensitive_request_types=tuple(privacy["sensitive_request_types"]),
         disparity=DisparityRules(
             reference_group=dict(disparity["reference_group"]),
-            confidence=float(disparity["measures"]["rate_ratio"]["confidence"]),
+            confidence=float(ratio["confidence"]),
             zero_events_note=disparity["measures"]["rate_ratio"].get("zero_events", ""),
+            proportion_method=ratio["method"],
+            small_group_method=ratio.get("small_group_method", ratio["method"]),
+            small_group_below=int(ratio.get("small_group_below", 0)),
+            zero_cells_note=ratio["zero_cells"],
+            overdispersion_note=disparity["measures"]["rate_ratio"]["overdispersion"],
+            programs={
+                name: Program(
+                    name=name,
+                    measure=p["measure"],
+                    favourable=p["favourable"],
+                    adverse=p["adverse"],
+                    decided=tuple(p["decided"]),
+                    kind=p["kind"],
+                    show_adverse_ratio=bool(p.get("show_adverse_ratio", True)),
+                )
+                for name, p in disparity["programs"].items()
+            },
             notable_below=float(disparity["notable"]["ratio_below"]),
             notable_above=float(disparity["notable"]["ratio_above"]),
             alpha=float(disparity["notable"]["alpha"]),
@@ -233,6 +303,11 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             correction_footnote=disparity["multiple_comparisons"]["footnote"],
         ),
         path=path,
+        collapses={
+            name: Collapse(name, c["kind"], c["column"], c["into"], c["footnote"], int(c.get("min_n", 0)))
+            for name, c in privacy.get("collapses", {}).items()
+        },
+        changelog=tuple((c["version"], tuple(c["changes"])) for c in raw.get("changelog", ())),
         raw=raw,
     )
 
@@ -269,6 +344,10 @@ def _check_consistency(std: DisaggregationStandard) -> None:
                 fail(key, f"step {step.step!r} changes {column!r}, which is not a quasi-identifier")
         if step.kind == "multiracial" and "race" not in qis:
             fail(key, "a multiracial step needs 'race' among the quasi-identifiers")
+    for name, program in std.disparity.programs.items():
+        for outcome in (program.favourable, program.adverse):
+            if outcome not in program.decided:
+                fail(f"disparity.programs.{name}", f"outcome {outcome!r} is not one of its decided outcomes")
     age_map = [s for s in std.k_anonymity.steps if s.kind == "map" and s.column == "age_band"]
     for step in age_map:
         unknown = set(step.mapping) - set(std.age_bands)

@@ -4,9 +4,23 @@
     audit(tables, relations).passed                                  # each hidden count ranges widely
 
 Counts from the standard's `min_suppressed` to `max_suppressed` are suppressed (zeros shown), then
-complementary entries until no suppressed entry can be narrowed, by linear programmes over every
-table published with it, to a range below the standard's `min_feasible_range`. The thresholds come
-from `curriculum/standards/disaggregation.yml` (`citykit.standards.load_disaggregation`).
+complementary entries until no hidden small count can be narrowed, by linear programmes over every
+table published with it, beyond what its mark says. The thresholds come from
+`curriculum/standards/disaggregation.yml` (`citykit.standards.load_disaggregation`).
+
+Tables of outcomes (`outcome_columns`: each row is a group, each such column one outcome, the Total
+column the group's size) follow the standard's attribute-disclosure rule
+(`privacy.outcome_disclosure`): no outcome, not even a zero, of a group whose size is hidden, and a
+small group whose members all share one outcome is hidden whole.
+
+Two marks (`marks`): the primary one ("≤10") only on counts from 1 to 10, the complementary one
+("†") on every other hidden cell. The audit reads them as a reader would: "≤10" is 1 to 10, "†" is
+above 10, except an outcome beside a hidden group size, which may be 0.
+
+Complementary cells are chosen to hide the fewest people (`scipy.optimize.milp`: every additive line
+holding a hidden cell needs a second one; re-solved with a cut while the audit finds an exposed
+cell), then each complementary cell the audit does not need is shown again. Written here because no
+library at hand does cell suppression; the audit is the standard LP range computation.
 """
 
 from __future__ import annotations
@@ -38,11 +52,32 @@ class PublishedTable:
     suppressed: pd.DataFrame
     rows_add_up: bool = True
     columns_add_up: bool = True
+    outcome_columns: tuple = ()  # interior columns that are outcomes of the row's group (Total = its size)
 
     @property
     def shown(self) -> pd.DataFrame:
         """The values as published: suppressed entries are <NA>."""
         return self.values.astype("Int64").mask(self.suppressed)
+
+    def outcome_of_hidden_group(self) -> pd.DataFrame:
+        """Boolean frame: outcome cells whose row's Total (the group's size) is hidden."""
+        flags = pd.DataFrame(False, index=self.values.index, columns=self.values.columns)
+        if self.outcome_columns and TOTAL in self.values.columns:
+            hidden_size = self.suppressed[TOTAL].to_numpy()
+            for column in self.outcome_columns:
+                flags[column] = hidden_size
+        return flags
+
+    def marks(self, standard: DisaggregationStandard | None = None) -> pd.DataFrame:
+        """The mark each hidden cell carries ("" where shown): the primary mark ("≤10") on a count
+        from 1 to 10, the complementary mark ("†") on every other hidden cell and on every outcome
+        of a group whose size is hidden (whatever its value, so the mark gives nothing away)."""
+        rules = (standard or load_disaggregation()).small_cells
+        small = (self.values >= rules.min_suppressed) & (self.values <= rules.max_suppressed)
+        primary = self.suppressed & small & ~self.outcome_of_hidden_group()
+        marks = pd.DataFrame("", index=self.values.index, columns=self.values.columns)
+        marks = marks.mask(self.suppressed, rules.complementary_display)
+        return marks.mask(primary, rules.display)
 
 
 @dataclass(frozen=True)
@@ -74,10 +109,11 @@ class AuditReport:
 
     def __str__(self) -> str:
         verdict = "passed" if self.passed else f"FAILED for {len(self.exposed)} entries"
+        sensitive = int(self.cells["sensitive"].sum()) if len(self.cells) else 0
         return (
-            f"suppression audit {verdict}: {len(self.cells)} suppressed entries, each must range over "
-            f"at least {self.min_feasible_range:g} ({self.linear_programs} linear programmes). "
-            f"Not covered: {self.not_covered}"
+            f"suppression audit {verdict}: {len(self.cells)} hidden entries, {sensitive} of them counts from 0 to "
+            f"10 that must each range over at least {self.min_feasible_range:g} given the marks and totals "
+            f"({self.linear_programs} linear programmes). Not covered: {self.not_covered}"
         )
 
 
@@ -87,12 +123,19 @@ def count_table(
     *,
     total_row: pd.Series | None = None,
     rows_add_up: bool = True,
+    outcome_columns: Iterable = (),
 ) -> PublishedTable:
     """A `PublishedTable` from interior counts, with the Total column (row sums) and Total row.
 
     The Total row is the column sums, or `total_row` (indexed by the columns; its Total is the
     grand total) when the rows overlap (`rows_add_up=False`, e.g. "alone or in combination").
+    `outcome_columns`: the columns are the outcomes of each row's group (e.g. approved, denied),
+    so the attribute-disclosure rule applies.
     """
+    outcome_columns = tuple(outcome_columns)
+    unknown = [c for c in outcome_columns if c not in counts.columns]
+    if unknown:
+        raise CitykitError(f"table {name!r}: outcome columns {unknown} are not among its columns")
     if counts.isna().any().any():
         raise CitykitError(f"table {name!r} has missing counts; fill zeros explicitly")
     values = counts.astype("int64").copy()
@@ -107,14 +150,36 @@ def count_table(
             bottom[TOTAL] = bottom.drop(TOTAL).sum()
     values.loc[TOTAL] = bottom.astype("int64")
     values = values.astype("int64")
-    return PublishedTable(name, values, pd.DataFrame(False, index=values.index, columns=values.columns), rows_add_up)
+    hidden = pd.DataFrame(False, index=values.index, columns=values.columns)
+    return PublishedTable(name, values, hidden, rows_add_up, True, outcome_columns)
 
 
 def primary_suppression(table: PublishedTable, *, standard: DisaggregationStandard | None = None) -> PublishedTable:
-    """Suppress every entry (margins included) from 1 to 10; zeros stay shown."""
+    """Suppress every entry (margins included) from 1 to 10; zeros stay shown. In a table of
+    outcomes, also the attribute-disclosure rule: every outcome of a group whose size is hidden
+    (zeros included), and the whole row of a group of at most `uniform_outcome_max_n` people who
+    all share one outcome."""
     rules = (standard or load_disaggregation()).small_cells
     small = (table.values >= rules.min_suppressed) & (table.values <= rules.max_suppressed)
-    return PublishedTable(table.name, table.values, table.suppressed | small, table.rows_add_up, table.columns_add_up)
+    suppressed = table.suppressed | small
+    if table.outcome_columns:
+        size = table.values[TOTAL]
+        outcomes = table.values[list(table.outcome_columns)]
+        uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & outcomes.eq(size, axis=0).any(axis=1)
+        suppressed.loc[uniform, :] = True
+    result = PublishedTable(table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns)
+    _hide_outcomes_of_hidden_groups(result)
+    return result
+
+
+def _hide_outcomes_of_hidden_groups(table: PublishedTable) -> bool:
+    """Hide every outcome cell of a row whose size is hidden; True if anything changed."""
+    flags = table.outcome_of_hidden_group()
+    new = flags & ~table.suppressed
+    if not new.to_numpy().any():
+        return False
+    table.suppressed |= flags
+    return True
 
 
 def suppress(
@@ -125,10 +190,10 @@ def suppress(
 ) -> list[PublishedTable]:
     """Primary plus complementary suppression of tables published together.
 
-    Counts 1–10 are suppressed (zeros shown). Then, while a suppressed entry's feasible range
-    (by `audit`) is narrower than the standard's `min_feasible_range`, the smallest non-zero
-    published entry in its row or column (else in its table, else anywhere) is suppressed too.
-    Suppressing more only widens ranges, so entries once protected are not re-checked.
+    Counts 1–10 are suppressed (zeros shown), with the attribute-disclosure rule for tables of
+    outcomes. Then complementary cells, by the standard's method: `fewest_people` (an integer
+    programme, then pruning; see the module docstring) or `smallest_in_line` (greedy: while a hidden
+    count is exposed, the smallest published non-zero entry in its row or column).
     """
     std = standard or load_disaggregation()
     group = [tables] if isinstance(tables, PublishedTable) else list(tables)
@@ -136,7 +201,18 @@ def suppress(
     relations = tuple(relations)
     if not std.small_cells.complementary:
         return group
+    forced = {t.name: t.suppressed.copy() for t in group}
+    if std.small_cells.complementary_method == "fewest_people" and _milp_complements(group, relations, std):
+        _prune(group, relations, std, forced)
+        return group
+    _greedy_complements(group, relations, std)
+    return group
+
+
+def _greedy_complements(group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard) -> None:
     _protect_lone_suppressions(group)
+    for t in group:
+        _hide_outcomes_of_hidden_groups(t)
     protected: set[tuple[str, object, object]] = set()
     by_name = {t.name: t for t in group}
     for _ in range(sum(t.values.size for t in group) + 1):
@@ -144,17 +220,143 @@ def suppress(
         protected |= {(c.table, c.row, c.column) for c in cells.itertuples() if c.protected}
         exposed = cells.loc[~cells["protected"]]
         if exposed.empty:
-            return group
+            return
         chosen: set[tuple[str, object, object]] = set()
         for cell in exposed.itertuples():
             pick = _complement(group, cell.table, cell.row, cell.column, chosen)
             if pick is not None:
                 chosen.add(pick)
-        if not chosen:
-            break
+        if not chosen:  # everything that could be hidden is: the audit reports what is left
+            return
         for table_name, row, column in chosen:
             by_name[table_name].suppressed.loc[row, column] = True
+        for t in group:
+            _hide_outcomes_of_hidden_groups(t)
     raise WorkFailed("complementary suppression could not protect every suppressed entry")  # pragma: no cover
+
+
+def _lines(t: PublishedTable) -> list[list[tuple[object, object]]]:
+    """The additive lines of a table (each a list of (row, column) whose entries sum up)."""
+    lines = []
+    if t.columns_add_up:
+        lines += [[(r, c) for c in t.values.columns] for r in t.values.index]
+    if t.rows_add_up:
+        lines += [[(r, c) for r in t.values.index] for c in t.values.columns]
+    return lines
+
+
+def _milp_complements(
+    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard, max_rounds: int = 40
+) -> bool:
+    """Complementary cells hiding the fewest people: minimise the people in the hidden cells
+    subject to every additive line with a hidden cell holding at least two, an outcome of a hidden
+    group hidden with it, and a cut per round while the audit still finds an exposed cell. Applies
+    the solution and returns True when the audit passes; False (nothing changed) otherwise."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    candidates: list[tuple[str, object, object]] = []
+    cost: list[float] = []
+    for t in group:
+        for (r, c), v in t.values.where(~t.suppressed).stack().dropna().items():
+            size_shown = TOTAL in t.values.columns and not t.suppressed.at[r, TOTAL] and t.values.at[r, TOTAL] > 0
+            if v > 0 or (c in t.outcome_columns and size_shown):
+                candidates.append((t.name, r, c))
+                cost.append(float(v) + (0.5 if TOTAL in (r, c) else 0.0) + 1e-3)
+    if not candidates:
+        return _ranges(group, relations, std)[0]["protected"].all()
+    index = {key: i for i, key in enumerate(candidates)}
+    rows: list[np.ndarray] = []
+    lows: list[float] = []
+    highs: list[float] = []
+
+    def add(coefs: dict[int, float], low: float, high: float = np.inf) -> None:
+        row = np.zeros(len(candidates))
+        for i, v in coefs.items():
+            row[i] += v
+        rows.append(row), lows.append(low), highs.append(high)
+
+    for t in group:
+        for line in _lines(t):
+            # a hidden cell needs a second hidden cell in each of its additive lines
+            for r, c in line:
+                others = [(r2, c2) for r2, c2 in line if (r2, c2) != (r, c)]
+                fixed = sum(bool(t.suppressed.at[r2, c2]) for r2, c2 in others)
+                free = {index[(t.name, r2, c2)]: 1.0 for r2, c2 in others if (t.name, r2, c2) in index}
+                if t.suppressed.at[r, c]:
+                    if fixed == 0 and free:
+                        add(free, 1.0)
+                elif (t.name, r, c) in index and fixed == 0 and free:
+                    add({**free, index[(t.name, r, c)]: -1.0}, 0.0)
+        if t.outcome_columns:
+            for r in t.values.index:
+                total = index.get((t.name, r, TOTAL))
+                if total is None:
+                    continue
+                for c in t.outcome_columns:
+                    cell = index.get((t.name, r, c))
+                    if cell is not None:  # hiding a group's size hides its outcomes
+                        add({cell: 1.0, total: -1.0}, 0.0)
+                    zero = t.values.at[r, c] == 0
+                    if cell is not None and zero:  # a zero outcome is hidden only with its group's size
+                        add({cell: 1.0, total: -1.0}, -np.inf, 0.0)
+    original = {t.name: t.suppressed.copy() for t in group}
+    for _ in range(max_rounds):
+        constraints = LinearConstraint(np.array(rows), lows, highs) if rows else ()
+        result = milp(np.array(cost), integrality=np.ones(len(candidates)), bounds=Bounds(0, 1), constraints=constraints)
+        if result.status != 0:
+            break
+        for t in group:
+            t.suppressed = original[t.name].copy()
+        chosen = {candidates[i] for i in np.nonzero(result.x > 0.5)[0]}
+        by_name = {t.name: t for t in group}
+        for name, r, c in chosen:
+            by_name[name].suppressed.loc[r, c] = True
+        cells, _ = _ranges(group, relations, std, quick=True)
+        exposed = cells.loc[~cells["protected"]]
+        if exposed.empty:
+            return True
+        # cut: one more published cell in a line of an exposed cell's table that holds a hidden cell
+        for table_name in set(exposed["table"]):
+            t = by_name[table_name]
+            near = {
+                index[(t.name, r, c)]: 1.0
+                for line in _lines(t) if any(t.suppressed.at[r2, c2] for r2, c2 in line)
+                for r, c in line if (t.name, r, c) in index and (t.name, r, c) not in chosen
+            }
+            if not near:  # anything not yet hidden, in any table
+                near = {i: 1.0 for i, key in enumerate(candidates) if key not in chosen}
+            if not near:
+                break
+            add(near, 1.0)
+    for t in group:
+        t.suppressed = original[t.name]
+    return False
+
+
+def _prune(
+    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard, forced: dict[str, pd.DataFrame]
+) -> None:
+    """Show again each complementary cell (largest first) whose hiding the audit does not need."""
+    extra = []
+    for t in group:
+        mask = t.suppressed & ~forced[t.name]
+        for (r, c), hidden in mask.stack().items():
+            if hidden:
+                extra.append((float(t.values.at[r, c]), t.name, r, c))
+    by_name = {t.name: t for t in group}
+    for _, name, r, c in sorted(extra, key=lambda e: e[0], reverse=True):
+        t = by_name[name]
+        before = {g.name: g.suppressed.copy() for g in group}
+        t.suppressed.loc[r, c] = False
+        if c == TOTAL and t.outcome_columns:  # a shown size lets its outcomes be considered again
+            for oc in t.outcome_columns:
+                if not forced[name].at[r, oc]:
+                    t.suppressed.loc[r, oc] = False
+        for g in group:
+            _hide_outcomes_of_hidden_groups(g)
+        if not _ranges(group, relations, std, quick=True)[0]["protected"].all():
+            for g in group:
+                g.suppressed = before[g.name]
 
 
 def audit(
@@ -168,9 +370,12 @@ def audit(
     Each suppressed entry's minimum and maximum come from linear programmes
     (`scipy.optimize.linprog`, HiGHS) over: each table's additive rows and columns against their
     totals, the `relations` linking tables (a table and its subtotals; "alone" beside "alone or in
-    combination"), and bounds — a suppressed entry is at least 1, since zeros are always shown
-    (at least 0 if the standard shows no zeros). An entry is protected when max − min ≥ the
-    standard's `min_feasible_range`. Tables published in other reports or months are not covered.
+    combination"), and bounds from the marks, as a reader knows them: "≤10" is 1 to 10, "†" is
+    above 10, except an outcome of a group whose size is hidden, which may be 0 (zeros are shown
+    otherwise; all hidden entries at least 0 if the standard shows no zeros). Every hidden count
+    from 0 to 10 ("≤10" entries, and outcomes of hidden groups, zeros included) must stay unknown:
+    its feasible range at least the standard's `min_feasible_range` wide. Hidden entries above 10
+    need no protection of their own (`sensitive` False). Tables published in other reports or months are not covered.
     """
     std = standard or load_disaggregation()
     group = [tables] if isinstance(tables, PublishedTable) else list(tables)
@@ -179,7 +384,7 @@ def audit(
     return AuditReport(cells, rules.min_feasible_range, rules.audit_not_covered, programs)
 
 
-AUDIT_COLUMNS = ["table", "row", "column", "value", "low", "high", "width", "protected"]
+AUDIT_COLUMNS = ["table", "row", "column", "value", "mark", "low", "high", "width", "sensitive", "protected"]
 
 
 def _ranges(
@@ -191,14 +396,27 @@ def _ranges(
     quick: bool = False,
 ) -> tuple[pd.DataFrame, int]:
     """Min and max of each suppressed entry not in `skip`. `quick` stops once the verdict is known
-    (max unbounded: protected; max − lower bound too small: exposed), leaving `low` approximate."""
+    and leaves out entries that need no protection, leaving `low` approximate."""
     from scipy.optimize import linprog
 
     rules = std.small_cells
     index: dict[tuple[str, object, object], int] = {}
+    mark_of: dict[tuple[str, object, object], str] = {}
+    bounds: list[tuple[float, float | None]] = []
     for t in group:
+        marks = t.marks(std)
+        hidden_group = t.outcome_of_hidden_group()
         for row, column in zip(*np.nonzero(t.suppressed.to_numpy())):
-            index[(t.name, t.values.index[row], t.values.columns[column])] = len(index)
+            r, c = t.values.index[row], t.values.columns[column]
+            key = (t.name, r, c)
+            index[key] = len(index)
+            mark_of[key] = marks.at[r, c]
+            if not rules.show_zeros or hidden_group.at[r, c]:
+                bounds.append((0.0, None))
+            elif mark_of[key] == rules.display:
+                bounds.append((float(rules.min_suppressed), float(rules.max_suppressed)))
+            else:
+                bounds.append((float(rules.max_suppressed + 1), None))
     if not index:
         return pd.DataFrame(columns=AUDIT_COLUMNS), 0
 
@@ -220,13 +438,12 @@ def _ranges(
             ub_rows.append(coefs), ub_rhs.append(target)
         else:
             ub_rows.append(-coefs), ub_rhs.append(-target)
-    lower = float(rules.min_suppressed) if rules.show_zeros else 0.0
     problem = {
         "A_eq": np.array(eq_rows) if eq_rows else None,
         "b_eq": np.array(eq_rhs) if eq_rows else None,
         "A_ub": np.array(ub_rows) if ub_rows else None,
         "b_ub": np.array(ub_rhs) if ub_rows else None,
-        "bounds": [(lower, None)] * len(index),
+        "bounds": bounds,
         "method": "highs",
     }
     threshold = rules.min_feasible_range - 1e-9
@@ -245,18 +462,24 @@ def _ranges(
     for key, i in index.items():
         if key in skip:
             continue
+        value = int(by_name[key[0]].values.loc[key[1], key[2]])
+        sensitive = value <= rules.max_suppressed
+        if quick and not sensitive:
+            continue
+        lower = bounds[i][0]
         high = solve(-1.0, i)
         programs += 1
         high = np.inf if high is None else high
-        if quick and (high == np.inf or high - lower < threshold):
-            low = lower
+        if quick and sensitive and high == np.inf:
+            low, ok = lower, True
+        elif quick and sensitive and high < lower + threshold:
+            low, ok = lower, False
         else:
             low = solve(1.0, i)
             programs += 1
             low = lower if low is None else low
-        width = high - low
-        value = int(by_name[key[0]].values.loc[key[1], key[2]])
-        records.append((*key, value, low, high, width, bool(width >= threshold)))
+            ok = not sensitive or high - low >= threshold
+        records.append((*key, value, mark_of[key], low, high, high - low, sensitive, bool(ok)))
     return pd.DataFrame.from_records(records, columns=AUDIT_COLUMNS), programs
 
 
