@@ -1,6 +1,6 @@
 """Cohort autograding against plain nbgrader: 30 submissions of module 04 (time to close).
 
-    .venv/bin/python benchmarks/bench_grading.py [--learners 30] [--workers N] [--repeat 1]
+    .venv/bin/python benchmarks/bench_grading.py [--learners 30] [--workers N] [--repeat 1] [--quick]
 
 Builds a course copy in a temporary folder with module 04, generates the student version and files
 `--learners` submissions (solutions, blanks and solutions with one mistake, in turn). Then, `--repeat`
@@ -85,7 +85,10 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=30)
     parser.add_argument("--workers", type=int, default=default_workers(), help="default: cores + 1")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="3 learners, one run: checks the benchmark runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.learners, args.repeat = 3, 1
     with tempfile.TemporaryDirectory(prefix="citykit-bench-grading-") as tmp:
         base = Path(tmp)
         plain_root, students = make_course(base / "plain", args.learners)

@@ -1,11 +1,14 @@
 """Import speed and peak memory on a large synthetic export in the SF311 warehouse and NYC 311 layouts.
 
-    .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311] [--repeat 3]
+    .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311] [--repeat 3] [--quick]
 
 Writes the export (with the real files' dirt: 0,0 coordinates, spelling variants, free text with
 quoted line breaks, duplicate ids) to a temporary folder, then runs `citykit data import` in a child
 process (`--repeat` times, each into a fresh home) and reports the median rows per second and the
-largest peak resident memory of the child beside the file size.
+largest peak resident memory of the child beside the file size. Beside it, in the same run, DuckDB
+converts the same file to parquet (`COPY (FROM read_csv(...)) TO ... (FORMAT parquet)`, every column
+as text, in a child process too): the floor an import could reach, printed as a ratio. `--quick`
+(CI) runs 20,000 rows of each layout once, to prove the benchmark still runs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 TYPES = ["Street and Sidewalk Cleaning", "Graffiti", "Abandoned Vehicle", "Streetlights", "Sewer Issues", "Noise Report"]
@@ -65,7 +69,7 @@ def _chunk(rows: int, first_id: int, layout: str, rng: np.random.Generator) -> p
             "source": rng.choice(["Phone", "Web", "Mobile/Open311"], rows), "latitude": lat, "longitude": lon,
         }  # fmt: skip
     else:
-        us = lambda t: pa.compute.strftime(pa.array(t.astype("datetime64[s]")), "%m/%d/%Y %I:%M:%S %p").to_numpy(zero_copy_only=False)  # noqa: E731
+        us = lambda t: pc.strftime(pa.array(t.astype("datetime64[s]")), "%m/%d/%Y %I:%M:%S %p").to_numpy(zero_copy_only=False)  # noqa: E731
         columns = {
             "Unique Key": ids, "Created Date": us(created), "Closed Date": np.where(open_, "", us(closed)),
             "Agency": "DSNY", "Complaint Type": types, "Descriptor": "", "Incident Zip": "10001",
@@ -84,7 +88,10 @@ def main() -> None:
     parser.add_argument("--layout", nargs="+", default=["sf311_warehouse", "nyc311"])
     parser.add_argument("--dir", type=Path, default=None, help="where to write the exports (default: a temporary folder)")
     parser.add_argument("--repeat", type=int, default=1, help="imports of each export; the median speed is printed")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, one run: checks the benchmark runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeat = 20_000, 1
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for layout in args.layout:
             path = Path(tmp) / f"{layout}.csv"
@@ -95,8 +102,20 @@ def main() -> None:
                 "t=time.perf_counter(); r=import_requests(sys.argv[1], sys.argv[2], name='bench');"
                 "print(r.rows_read, time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
             )
-            speeds, peaks = [], []
+            duck = (
+                "import sys, time, duckdb; t=time.perf_counter(); con=duckdb.connect();"
+                "con.execute(\"COPY (FROM read_csv(?, all_varchar=true)) TO '\" + sys.argv[2] + \"' (FORMAT parquet)\", [sys.argv[1]]);"
+                "n=con.execute('SELECT count(*) FROM read_parquet(?)', [sys.argv[2]]).fetchone()[0];"
+                "print(n, time.perf_counter()-t)"
+            )
+            speeds, peaks, duck_speeds = [], [], []
             for run in range(args.repeat):
+                target = Path(tmp) / f"duckdb_{layout}_{run}.parquet"
+                out = subprocess.run([sys.executable, "-c", duck, str(path), str(target)], capture_output=True, text=True,
+                                     check=True)  # fmt: skip
+                duck_rows, duck_seconds = out.stdout.split()
+                duck_speeds.append(float(duck_rows) / float(duck_seconds))
+                target.unlink()
                 env = {**os.environ, "CITYKIT_HOME": str(Path(tmp) / f"home_{layout}_{run}")}
                 out = subprocess.run([sys.executable, "-c", code, layout, str(path)], env=env, capture_output=True,
                                      text=True, check=True)  # fmt: skip
@@ -108,6 +127,9 @@ def main() -> None:
             runs = ", ".join(f"{v:,.0f}" for v in speeds)
             print(f"{layout}: {int(rows):,} rows, {size:,.0f} MB CSV: median {statistics.median(speeds):,.0f} rows/s "
                   f"(runs: {runs}), peak memory {max(peaks):,.0f} MB", flush=True)  # fmt: skip
+            floor = statistics.median(duck_speeds)
+            print(f"{layout}: DuckDB CSV -> parquet (all text) median {floor:,.0f} rows/s; "
+                  f"ratio import/DuckDB: {statistics.median(speeds) / floor:.2f} (target >= 0.30)", flush=True)
             path.unlink()
 
 

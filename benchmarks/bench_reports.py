@@ -1,7 +1,7 @@
 """Report speed: a batch of neighborhood reports against the plain tools, a one-run breakdown, large scale.
 
     .venv/bin/python benchmarks/bench_reports.py [REPORT] [--count 24] [--workers N] [--repeat 3]
-        [--skip-cli] [--skip-large] [--large-home DIR]
+        [--skip-cli] [--skip-large] [--large-home DIR] [--quick]
 
 REPORT defaults to 12-service-performance (04-time-to-close while that notebook does not exist).
 Every method runs the same production-contract notebook for the same `--count` neighborhoods and
@@ -213,7 +213,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of every method; medians are printed")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--large-home", default=None, help="CITYKIT_HOME holding riverton_large (default: the kit's)")
+    parser.add_argument("--quick", action="store_true", help="2 reports, one run, no large city: checks it runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.repeat, args.skip_large = 2, 1, True
     report = args.report or default_report()
     hoods = neighborhoods(args.count)
     print(f"report {report}, {len(hoods)} neighborhood reports, {args.workers} workers, {os.cpu_count()} cores")
