@@ -24,6 +24,7 @@ import pandas as pd
 
 from citykit.data import comparisons as stats
 from citykit.data import registry
+from citykit.data.load import load
 from citykit.data.periods import Period, parse_period
 from citykit.data.query import connect
 from citykit.standards.reader import load_metrics
@@ -80,7 +81,7 @@ class Comparison:
             + (f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
                if self.previous_share_at_current_mix is not None else "")
             + f": {_say(v['on_time'])}.",
-            f"- *Closed requests only* ({self.rules['time_to_close']['closed_only_label']}): median "
+            f"- *{self.rules['time_to_close']['closed_only_label'].capitalize()}:* median "
             f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days; on time "
             f"{_pct(c.closed_only_on_time)} against {_pct(p.closed_only_on_time)}.",
         ]
@@ -95,8 +96,29 @@ class Comparison:
                 lines.append(f"- **Largest fall beyond normal variation:** {down.name}, {int(down['volume change']):+,} "
                              f"requests ({int(down['volume before']):,} to {int(down['volume now']):,}).")
         else:
-            lines.append(f"- **By request type:** no type's volume changed beyond normal variation.")
+            lines.append("- **By request type:** no type's volume changed beyond normal variation.")
         return "\n".join(lines)
+
+
+    def type_table(self) -> pd.DataFrame:
+        """Waits by request type for the page: Kaplan-Meier medians now and before, the closed requests
+        behind them and the verdict, slowest first; a type with fewer than `min_closed_to_compare`
+        closed requests in either period is marked "too few to compare" and listed last, never ranked."""
+        t = self.by_type.assign(
+            closed=self.by_type[["closed now", "closed before"]].min(axis=1),
+            verdict=self.by_type.get("median verdict", self.by_type["median note"]),
+        )  # fmt: skip
+        ranked = stats.rank_with_minimum(t, "median now", "closed", self.rules["min_closed_to_compare"],
+                                         self.rules["noise"]["too_few_label"])  # fmt: skip
+        shown = pd.DataFrame({
+            "Requests": ranked["volume now"].astype(int),
+            "Closed by now": ranked["closed now"].astype(int),
+            "Median days (open counted as waiting)": ranked["median now"].round(1),
+            "Closed before (same follow-up)": ranked["closed before"].astype(int),
+            "Median days before": ranked["median before"].round(1),
+            "Median change": ranked["verdict"],
+        })  # fmt: skip
+        return shown.rename_axis("Request type")
 
 
 def _rel(now: float, before: float) -> str:
@@ -126,8 +148,6 @@ def _source(dataset: str, start: dt.date, end: dt.date):
         con.execute(f"CREATE VIEW rows AS SELECT {columns} FROM read_parquet('{ds.table_path('service_requests').as_posix()}') "
                     f"WHERE {window}")
     else:
-        from citykit.data.load import load
-
         frame = load("service_requests", dataset=dataset, period=Period("window", start, end), columns=columns.split(", "))
         con.register("rows", frame)
     return con
@@ -251,7 +271,7 @@ def _by_type(volume, waits, history, n, days, rules, common) -> pd.DataFrame:
     out = pd.DataFrame({"volume now": table[n - 1], "volume before": table[n - 2]})
     out["volume change"] = out["volume now"] - out["volume before"]
     verdicts = []
-    for t, row in table.iterrows():
+    for _type, row in table.iterrows():
         past = row[history]
         limits = stats.laney_limits(past, [days] * len(past), days, "u", noise["sigma"]) if len(past) >= 2 and past.sum() else None
         v = stats.judge(row[n - 1] / days, row[n - 2] / days, limits, noise["min_change"]["volume_relative"], relative=True,

@@ -26,6 +26,7 @@ from citykit.standards.reader import load_metrics
 
 DAY = pd.Timedelta(days=1)
 TOLERANCE = 1e-10  # S(t) at exactly 1 - p, computed as a product of fractions
+BATCH_CELLS = 4_000_000  # bootstrap replicates x requests computed at once (bounds the memory, ~32 MB an array)
 
 
 def rules() -> dict[str, Any]:
@@ -91,11 +92,24 @@ class _Sorted:
     def median(self, weights: np.ndarray) -> float | None:
         """The Kaplan-Meier median with frequency weights: the product over distinct times of
         (1 - closed there / still waiting there)."""
-        at_risk = np.cumsum(weights[::-1])[::-1][self.first]
-        events = np.bincount(self.group, weights=weights * self.closed, minlength=len(self.times))
-        keep = events > 0
-        surv = np.cumprod(1.0 - events[keep] / at_risk[keep])
-        return quantile_from_curve(self.times[keep], surv, 0.5)
+        return self.medians(np.asarray(weights, float)[None, :])[0]
+
+    def medians(self, weights: np.ndarray) -> list[float | None]:
+        """One Kaplan-Meier median per row of `weights` (replicates x requests, in sorted order),
+        computed for all rows at once: events = closed weights summed within each distinct time
+        (contiguous, as the rows are sorted), at risk = all weight less the weight of earlier times."""
+        if weights.shape[1] == 0:
+            return [None] * len(weights)
+        starts = np.flatnonzero(self.first)
+        here = np.add.reduceat(weights, starts, axis=1)  # weight at each distinct time
+        events = np.add.reduceat(weights * self.closed, starts, axis=1)
+        at_risk = weights.sum(axis=1, keepdims=True) - (np.cumsum(here, axis=1) - here)  # waiting at t or later
+        hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
+        surv = np.cumprod(1.0 - hazard, axis=1)  # a time without events multiplies by 1
+        reached = surv <= 0.5 + TOLERANCE
+        found = reached.any(axis=1)
+        first = reached.argmax(axis=1)
+        return [float(self.times[i]) if ok else None for i, ok in zip(first, found, strict=True)]
 
 
 def weighted_km_median(frame: pd.DataFrame, weights: np.ndarray | None = None) -> float | None:
@@ -120,14 +134,20 @@ def bootstrap_median_difference(
     point = [s.median(np.ones(len(s.days))) for s in sets]
     if None in point:
         return None, None
-    draws, failed = [], 0
-    for _ in range(replicates):
-        medians = [s.median(np.bincount(rng.integers(0, len(s.days), len(s.days)), minlength=len(s.days)).astype(float))
-                   for s in sets]  # fmt: skip
-        if None in medians:
-            failed += 1
-            continue
-        draws.append(medians[0] - medians[1])
+    # each replicate's resampling counts, drawn replicate by replicate (current, then previous) as a
+    # plain loop would draw them; the medians of a batch of replicates computed at once
+    medians: list[list[float | None]] = [[], []]
+    batch = max(1, BATCH_CELLS // max(len(sets[0].days), len(sets[1].days), 1))
+    for lo in range(0, replicates, batch):
+        size = min(batch, replicates - lo)
+        counts = [np.empty((size, len(s.days))) for s in sets]
+        for r in range(size):
+            for s, c in zip(sets, counts, strict=True):
+                c[r] = np.bincount(rng.integers(0, len(s.days), len(s.days)), minlength=len(s.days))
+        for k, (s, c) in enumerate(zip(sets, counts, strict=True)):
+            medians[k] += s.medians(c)
+    draws = [a - b for a, b in zip(*medians, strict=True) if a is not None and b is not None]
+    failed = replicates - len(draws)
     if len(draws) < 2 or failed > 0.05 * replicates:
         return None, None
     half = norm.ppf(1 - (1 - level) / 2) * float(np.std(draws, ddof=1))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from citykit.data import registry
+from citykit.data.periods import latest_complete
 from citykit.errors import CitykitError
 
 
@@ -22,8 +23,7 @@ class DatasetSummary:
 
 
 def summarize(name: str, score: bool = True) -> DatasetSummary:
-    from citykit.data.periods import latest_complete
-    from citykit.data.query import connect
+    from citykit.data.query import connect  # duckdb and pandas: not on the CLI's start-up path
 
     ds = registry.get(name)
     if not ds.exists():
@@ -41,7 +41,7 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
     periods = ", ".join(latest_complete(kind, ds.as_of).label for kind in ("month", "quarter", "year"))
     verdict = ""
     if score and ds.kind == "parquet":
-        from citykit.data.quality import check_dataset
+        from citykit.data.quality import check_dataset  # the quality checks (jsonschema, pandas): only when scoring
 
         try:
             card = check_dataset(name)

@@ -188,7 +188,7 @@ def install_kernel_hooks() -> None:
     from IPython import get_ipython
     from matplotlib.figure import Figure
 
-    import citykit.data.load  # noqa: F401
+    import citykit.data.load  # a warm import, paid in the kernel only, never by the runner  # noqa: F401
 
     try:
         import seaborn  # noqa: F401
