@@ -15,6 +15,7 @@ content): a page language, one h1 and a heading outline, header cells on tables,
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import io
 import json
 import re
@@ -134,11 +135,24 @@ def ensure_alt_text(nb) -> None:
                 )
 
 
-def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, Any] | None, generated: str) -> str:
-    """Markdown stating the report's parameters and the data's as-of date, shown under the title."""
+def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, Any] | None, generated: str,
+                     period: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """Markdown stating the report's parameters, its period (labelled "partial (to DATE)" when it runs
+    past the data's as-of date, with the same days of the period before that it is compared with)
+    and the data's as-of date."""
     empty = {"neighborhood": "citywide", "period": "all periods"}
-    shown = " · ".join(f"{k} = {empty.get(k, 'none') if v is None else v}" for k, v in parameters.items())
+    shown = " · ".join(
+        f"{k} = {empty.get(k, 'none') if v is None else (period['title'] if period and v == period['label'] else v)}"
+        for k, v in parameters.items()
+    )
     lines = [f"**Parameters:** {shown or 'none'}  "]
+    if period:
+        before = period["compared_with"]
+        lines.append(
+            f"**Period:** {period['title']}: {_day(period['start'])} to {_day(period['last_day'])}"
+            + (f"; a comparison with the period before uses the same days of it, {_day(before['start'])} to "
+               f"{_day(before['last_day'])}" if period.get("partial") else "") + "  "
+        )  # fmt: skip
     if dataset:
         lines.append(
             f"**Data:** {dataset.get('title') or dataset['name']}, as of {dataset['as_of']}"
@@ -146,6 +160,12 @@ def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, 
         )
     lines.append(f"**Generated:** {generated}")
     return "\n".join(lines)
+
+
+def _day(iso: str) -> str:
+    """`2025-10-01` -> `1 October 2025`."""
+    day = dt.date.fromisoformat(iso)
+    return f"{day.day} {day:%B %Y}"
 
 
 def render_html(nb, title: str, header_markdown: str) -> str:

@@ -9,8 +9,10 @@
    table recording installed).
 3. Outputs go to `--out`, by default the archive `reports/<report>/<parameters>/<as-of>/`:
    `NAME.ipynb` (executed), `NAME.html` (no code), `tables/NN-name.csv` and `NAME.xlsx` (every
-   DataFrame the report displayed), `manifest.json` (parameters, dataset and fingerprint, package
-   versions, start, duration, status; never a secret), and `NAME.pdf` with `pdf=True`.
+   DataFrame the report displayed), `manifest.json` (parameters, dataset and fingerprint, the
+   period as run with its first and last day, "partial (to DATE)" when it runs past the as-of date
+   and the days it is compared with, package versions, start, duration, status; never a secret),
+   and `NAME.pdf` with `pdf=True`. The page's header states the same period.
    Everything is built in a staging folder beside `out` and moved in only when the whole run
    succeeded; a failed run leaves the previous report intact, keeps its executed notebook and
    manifest in `<out>.failed/`, and raises `WorkFailed` naming the cell and the error.
@@ -61,6 +63,7 @@ from citykit.reports.params import (
     module_parameters,
     notebook_parameters,
     parameters_slug,
+    period_info,
     validate,
 )
 
@@ -293,7 +296,7 @@ def _cell_seconds(nb) -> dict[int, float]:
 
 def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf: bool):
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    header = header_cell_text(report.title, values, manifest.get("dataset"), generated)
+    header = header_cell_text(report.title, values, manifest.get("dataset"), generated, manifest.get("period"))
     html = staging / f"{report.name}.html"
     html.write_text(render_html(executed, report.title, header), encoding="utf-8")
     tables = write_tables(collect_tables(executed), staging / "tables", staging / f"{report.name}.xlsx")
@@ -337,6 +340,7 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -> dict[str, Any]:
     dataset = dataset_of(values, report.parameters)
+    period = next((values.get(s.name) for s in report.parameters if s.type == "period"), None)
     return {
         "report": report.name,
         "title": report.title,
@@ -344,6 +348,8 @@ def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -
         "source_sha256": hashlib.sha256(report.source.read_bytes()).hexdigest(),
         "parameters": {k: _redact(v) for k, v in values.items()},
         "dataset": dataset_info(dataset) if dataset else None,
+        # the period as run: its days, "partial (to DATE)" when it runs past the as-of date, and what it is compared with
+        "period": period_info(period, dataset) if period is not None else None,
         "versions": _versions(),
         "started": started_at.isoformat(timespec="seconds"),
         "seconds": None,
