@@ -49,7 +49,10 @@ def find_course(start: Path | None = None) -> Path | None:
 
 
 def course_root() -> Path:
-    """The course folder, or a one-line error naming `citykit init` when there is none."""
+    """The course folder, or a one-line error naming `citykit init` when there is none.
+
+    Once found from the working directory it is exported as `CITYKIT_COURSE`, so the kernels and
+    workers this process starts in other folders (report runs, graders) read the same course."""
     root = find_course()
     if root is None:
         raise NoCourse(
@@ -58,16 +61,14 @@ def course_root() -> Path:
         )
     if not _is_course(root):
         raise NoCourse(f"{COURSE_ENV}={root} is not a course folder (no {COURSE_MARKER.as_posix()}); see `citykit init`")
+    os.environ[COURSE_ENV] = str(root)
     return root
 
 
 def pin_course() -> Path | None:
-    """Export the course found from here as `CITYKIT_COURSE`, so kernels and workers started
-    elsewhere (report runs, graders) read the same course. Returns it, or None outside a course."""
-    root = find_course()
-    if root is not None:
-        os.environ[COURSE_ENV] = str(root)
-    return root
+    """Export the course found from here as `CITYKIT_COURSE` (see `course_root`) when there is one;
+    None outside a course, where only commands that need no course can run."""
+    return course_root() if find_course() is not None else None
 
 
 def citykit_home() -> Path:
