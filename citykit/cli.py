@@ -146,7 +146,7 @@ def course_list(args: argparse.Namespace) -> int:
 def lab(args: argparse.Namespace) -> int:
     from citykit.lessons.lab import run_lab
 
-    return run_lab(instructor=args.instructor, port=args.port)
+    return run_lab(instructor=args.instructor, port=args.port, student=args.student)
 
 
 # --- grade ------------------------------------------------------------------------------------
@@ -162,11 +162,20 @@ def grade_generate(args: argparse.Namespace) -> int:
 
 def grade_setup(args: argparse.Namespace) -> int:
     from citykit.grading.assignments import setup
-    from citykit.grading.cohort import Limits, cohort_file
+    from citykit.grading.cohort import Limits, PastDueDate, cohort_file
 
     limits = Limits(cell_timeout=args.cell_timeout, notebook_cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb)
-    cohort = setup(args.cohort, args.roster, due=dict(args.due), late_policy=args.late_policy, limits=limits,
-                   db_url=args.db_url or "", workers=args.workers)  # fmt: skip
+    options = dict(due=dict(args.due), late_policy=args.late_policy, limits=limits, db_url=args.db_url or "",
+                   workers=args.workers, timezone=args.timezone, lms_assignments=dict(args.lms_id))  # fmt: skip
+    try:
+        cohort = setup(args.cohort, args.roster, past_due_ok=args.yes, **options)
+    except PastDueDate as past:
+        if sys.stdin.isatty():
+            if input(f"{past}\nset up the cohort anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+                raise
+        else:  # a script: go on, loudly
+            print(f"warning: {str(past).replace('confirm with --yes', 'pass --yes to confirm')}", file=sys.stderr)
+        cohort = setup(args.cohort, args.roster, past_due_ok=True, **options)
     version = cohort.course_version.get("git_commit") or cohort.course_version["content_hash"]
     print(f"cohort {cohort.name}: {len(cohort.learners)} learners, course version {version}; written to {cohort_file(cohort.name)}")
     return 0
@@ -182,16 +191,43 @@ def grade_release(args: argparse.Namespace) -> int:
 def grade_collect(args: argparse.Namespace) -> int:
     from citykit.grading.assignments import collect, collect_zips
 
-    students = collect_zips(args.module, args.zips) if args.zips else collect(args.module)
+    if args.zips:
+        print(collect_zips(args.module, args.zips).summary())
+        return 0
+    students = collect(args.module)
     print(f"{len(students)} submission(s) collected: {', '.join(students)}")
     return 0
 
 
-def grade_lint(args: argparse.Namespace) -> int:
-    from citykit.grading.config import assignment_id
-    from citykit.grading.lint import lint_assignment
+def grade_submit(args: argparse.Namespace) -> int:
+    from citykit.grading.assignments import hand_in
 
-    found = lint_assignment(assignment_id(args.module), args.student or None)
+    done = hand_in(args.module, args.student, lms=args.lms)
+    if args.lms:
+        print(f"upload this file to your learning platform, as it is named: {done}")
+    else:
+        print(f"submitted {done.name.split('+')[1]} as {args.student} through the course exchange ({done.name})")
+    return 0
+
+
+def grade_answers(args: argparse.Namespace) -> int:
+    from citykit.grading.answers import written_answers
+
+    print(f"written answers beside the model answer (instructors only): {written_answers(args.module)}")
+    return 0
+
+
+def grade_lint(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from citykit.grading.config import assignment_id
+    from citykit.grading.lint import hidden_message_problems, lint_assignment
+
+    assignment = assignment_id(args.module)
+    for source in sorted((paths.notebooks_dir() / assignment).glob("*.ipynb")):
+        for problem in hidden_message_problems(nbformat.read(source, as_version=4)):
+            print(f"source {source.name}: {problem}")
+    found = lint_assignment(assignment, args.student or None)
     for student, problems in sorted(found.items()):
         print(f"{student}: " + ("ok" if not problems else "; ".join(("CANNOT GRADE: " if p.fatal else "") + p.message for p in problems)))
     return 0
@@ -221,10 +257,16 @@ def grade_feedback(args: argparse.Namespace) -> int:
 
 
 def grade_export(args: argparse.Namespace) -> int:
-    from citykit.grading.export import export
+    from citykit.grading.export import export, not_graded_yet
 
     nbgrader_csv, canvas_csv = export(args.out)
     print(f"nbgrader grades: {nbgrader_csv}\nCanvas gradebook import: {canvas_csv}")
+    pending = not_graded_yet()
+    if pending:
+        who = ", ".join(f"{student} ({assignment})" for assignment, student, _ in pending[:8])
+        print(f"warning: {len(pending)} submission(s) have written answers not graded yet; their scores leave "
+              f"those points out: {who}{' ...' if len(pending) > 8 else ''} (grade them in `citykit lab --instructor`)",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -279,8 +321,8 @@ def report_run(args: argparse.Namespace) -> int:
 
 
 def report_batch(args: argparse.Namespace) -> int:
-    from citykit.reports.batch import run_batch
     from citykit.errors import WorkFailed
+    from citykit.reports.batch import run_batch
 
     result = run_batch(
         args.name, args.over, args.values or None, dict(args.parameters), out=args.out, workers=args.workers,
@@ -356,8 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     course.add_parser("list", help="modules in order, with objectives and minutes").set_defaults(func=course_list)
 
-    p = commands.add_parser("lab", help="JupyterLab on the released course (token always on)")
+    p = commands.add_parser("lab", help="JupyterLab: a learner's own workspace, or formgrader (token always on)")
     p.add_argument("--instructor", action="store_true", help="open the grading folder with formgrader")
+    p.add_argument("--student", default=None, metavar="ID", help="the learner's roster id (default: your user name)")
     p.add_argument("--port", type=int, default=8888)
     p.set_defaults(func=lab)
 
@@ -377,14 +420,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=4096, help="memory (address space) per graded notebook")
     p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
     p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: one more than the cores)")
+    p.add_argument("--timezone", default="UTC", help="time zone of due dates without an offset (IANA: America/Chicago)")
+    p.add_argument("--lms-id", type=_key_value, action="append", default=[], metavar="MODULE=ID",
+                   help="the LMS's assignment id of a module (Canvas export headers); repeat per module")
+    p.add_argument("--yes", action="store_true", help="accept a due date that is already past")
     p.set_defaults(func=grade_setup)
     p = grade.add_parser("release", help="release a student version through nbgrader's exchange")
     p.add_argument("module")
     p.set_defaults(func=grade_release)
     p = grade.add_parser("collect", help="collect submissions from the exchange, or from an LMS download folder")
     p.add_argument("module")
-    p.add_argument("--zips", type=Path, default=None, metavar="FOLDER", help="LMS download folder of zips/notebooks named <student_id>_..._<notebook>.ipynb")
+    p.add_argument("--zips", type=Path, default=None, metavar="FOLDER",
+                   help="an LMS download folder (Canvas, Moodle, Blackboard zips or notebooks), matched to the roster")
     p.set_defaults(func=grade_collect)
+    p = grade.add_parser("submit", help="(a learner) hand a module in from your lab workspace, as the lab's Submit does")
+    p.add_argument("module")
+    p.add_argument("--student", required=True, metavar="ID", help="your roster id")
+    p.add_argument("--lms", action="store_true", help="no exchange (a laptop): write the file to upload to the LMS")
+    p.set_defaults(func=grade_submit)
+    p = grade.add_parser("answers", help="the model answer beside every learner's written answer (instructors)")
+    p.add_argument("module")
+    p.set_defaults(func=grade_answers)
     p = grade.add_parser("lint", help="check submissions before grading, in plain language")
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat)")
@@ -393,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
     p.add_argument("--workers", type=int, default=None, help="grading processes (default: the cohort's; one more than the cores)")
-    p.add_argument("--force", action="store_true", help="regrade everyone (after a test fix) and report changed scores")
+    p.add_argument("--force", action="store_true", help="regrade everyone and report changed scores (newer submissions "
+                   "and changed tests are regraded without it)")
     p.set_defaults(func=grade_autograde)
     p = grade.add_parser("feedback", help="HTML feedback per learner, without hidden tests")
     p.add_argument("module")

@@ -28,12 +28,12 @@ c.CourseDirectory.source_with_tests_directory = "grading/source_with_tests"
 # both timeouts, the pinned kernel, restored missing cells and the late policy.
 apply_to_config(c, REPO)
 
-# LMS downloads (`citykit grade collect --zips FOLDER`): files named `<student_id>_<anything>_<notebook>.ipynb`
-# or `<student_id>_<notebook>.ipynb`, as most LMS exports name them (see citykit.grading.collect_zips).
+# LMS downloads (`citykit grade collect --zips FOLDER`, or `nbgrader zip_collect`): files as Canvas,
+# Moodle or Blackboard name them, matched to the roster's LMS ids or student ids; a file no learner
+# matches is reported and left out (see citykit.grading.lms). Each file keeps its zip entry's time.
 c.ZipCollectApp.collect_directory_structure = "grading/downloaded/{assignment_id}/{collect_step}"
-c.FileNameCollectorPlugin.named_regexp = (  # matched against the whole path of each extracted file
-    r".*[/\\](?P<student_id>[A-Za-z0-9][A-Za-z0-9.-]*)_(?:[^/\\]*_)?(?P<file_id>[^_/\\]+\.ipynb)$"
-)
+c.ZipCollectApp.collector_plugin = "citykit.grading.lms.RosterCollector"
+c.ZipCollectApp.extractor_plugin = "citykit.grading.lms.TimedExtractor"
 
 # Student versions: the standard stubs, and no outputs from the authoring run.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

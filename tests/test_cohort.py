@@ -77,7 +77,7 @@ EXPECTED = {
 
 def learner_notebooks(released: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode | str]:
     subs: dict[str, nbformat.NotebookNode | str] = {
-        "correct": answered(released, RIGHT),
+        "correct": answered(released, {**RIGHT, "why": "The values are spread evenly, so both are 4.5."}),
         "partial": answered(released, {**RIGHT, "mean": "mean_value = total / (len(values) + 1)"}),
         "blank": released,
         "late": answered(released, RIGHT),
@@ -162,11 +162,21 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
     (root / "notebooks" / SUMS).mkdir(parents=True)
     nbformat.write(sums_source(), root / "notebooks" / SUMS / f"{SUMS}.ipynb")
     limits = cohorts.Limits(cell_timeout=17, notebook_cpu_seconds=90, memory_mb=1000)
-    made = setup("spring-2026", write_roster(tmp_path / "r.csv", ["ana", "ben"]), course_root=root,
-                         due={"sums": "2026-03-01"}, late_policy="zero", limits=limits)  # fmt: skip
+    roster = write_roster(tmp_path / "r.csv", ["ana", "ben"])
+    with pytest.raises(cohorts.PastDueDate, match="already past"):
+        setup("spring-2026", roster, course_root=root, due={"sums": "2026-03-01"})
+    made = setup("spring-2026", roster, course_root=root, due={"sums": "2026-03-01"}, late_policy="zero",
+                 limits=limits, past_due_ok=True, lms_assignments={"sums": "12345"})  # fmt: skip
     loaded = cohorts.load_cohort(course_root=root)
     assert loaded == made and loaded.student_ids == ["ana", "ben"]
-    assert loaded.due == {SUMS: "2026-03-01T23:59:59+00:00"}
+    assert loaded.due == {SUMS: "2026-03-01T23:59:59+00:00"} and loaded.lms_assignments == {SUMS: "12345"}
+    chicago = setup("spring-2026", roster, course_root=root, due={"sums": "2031-03-01"}, timezone="America/Chicago")
+    assert chicago.due == {SUMS: "2031-03-01T23:59:59-06:00"} and chicago.lms_assignments == {SUMS: "12345"}
+    with pytest.raises(CitykitError, match="time zone"):
+        setup("spring-2026", roster, course_root=root, timezone="Mars/Olympus")
+    made = setup("spring-2026", roster, course_root=root, due={"sums": "2026-03-01"}, late_policy="zero",
+                 limits=limits, past_due_ok=True)
+    loaded = cohorts.load_cohort(course_root=root)
     assert len(loaded.course_version["content_hash"]) == len("sha256:") + 16
     # the copy nbgrader and formgrader read in grading/ gives the same settings as citykit's loader
     from traitlets.config.loader import PyFileConfigLoader
@@ -199,7 +209,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
     nbformat.write(sums_source(), source)
     shutil.copytree(paths.notebooks_dir() / M04, root / "notebooks" / M04)
     roster = write_roster(tmp_path / "roster.csv", sorted([*EXPECTED, "broken"]))
-    setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero",
+    setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero", lms_assignments={"sums": "777"},
                   limits=cohorts.Limits(cell_timeout=15, notebook_cpu_seconds=300, memory_mb=4096))  # fmt: skip
 
     generate(None, course_root=root)
@@ -223,7 +233,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
 
     everyone = sorted((set(EXPECTED) | {"broken"}) - {"zipper"})
     assert collect(SUMS, course_root=root) == everyone
-    assert collect_zips(SUMS, downloads, course_root=root) == sorted([*everyone, "zipper"])
+    assert collect_zips(SUMS, downloads, course_root=root).students == sorted([*everyone, "zipper"])
     assert collect(M04, course_root=root) == ["blank", "correct"]
     late = root / "grading" / "submitted" / "late" / SUMS / "timestamp.txt"
     late.write_text("2030-01-02 09:00:00.000000 UTC", encoding="utf-8")  # after the due date
@@ -271,38 +281,65 @@ def test_cohort_end_to_end(tmp_path, riverton):
     sequential = sequential[sequential["student"] != "broken"].reset_index(drop=True)  # a failed run's empty rows
     pd.testing.assert_frame_equal(autograded, sequential)
 
-    # a test fix: regrading with --force regrades everyone and names whose score changed
+    # a test fix, no `generate`: the student version is regenerated and everyone graded with the old
+    # test is regraded; the cohort file records which version graded whom
+    old_version = cohorts.load_cohort(course_root=root).graded[SUMS]["correct"]
     nbformat.write(sums_source(mean_tolerance="1e-9"), source)
-    generate(SUMS, course_root=root)
-    again = autograde_cohort(SUMS, workers=2, force=True, course_root=root, progress=False)
-    assert set(again.scores) == set(EXPECTED)
+    again = autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
+    assert again.regenerated and set(again.scores) == set(EXPECTED) and set(again.regraded) == set(EXPECTED)
     assert again.changed == {"partial": (5.0, 2.0)}
+    assert "1e-9" not in (root / "grading" / "release" / SUMS / f"{SUMS}.ipynb").read_text(encoding="utf-8")
+    graded_with = cohorts.load_cohort(course_root=root).graded[SUMS]
+    assert set(graded_with.values()) == {again_version := graded_with["correct"]} and again_version != old_version
     skipped = autograde_cohort(SUMS, ["correct"], course_root=root, progress=False)
-    assert skipped.skipped == ["correct"] and not skipped.changed
+    assert skipped.skipped == ["correct"] and not skipped.changed and not skipped.regenerated
+    forced = autograde_cohort(SUMS, ["correct"], force=True, course_root=root, progress=False)
+    assert forced.regraded == {"correct": "--force"} and "no score changed" in forced.summary()
+    # a resubmission is regraded without --force
+    fixed = tmp_path / "work" / "partial-again" / f"{SUMS}.ipynb"
+    fixed.parent.mkdir(parents=True)
+    nbformat.write(answered(released, RIGHT), fixed)
+    exchange_submit(SUMS, "partial", fixed, course_root=root)
+    collect(SUMS, course_root=root)
+    resubmitted = autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
+    assert resubmitted.regraded == {"partial": "a newer submission"} and resubmitted.changed == {"partial": (2.0, 5.0)}
+    assert "partial" not in resubmitted.skipped and "correct" in resubmitted.skipped
 
     # feedback: each exercise's points and the visible advice, never hidden-test source
     pages = feedback(SUMS, course_root=root)
-    assert len(pages) == len(EXPECTED)
+    assert len(pages) == len(EXPECTED) + 1  # and a page for the broken notebook, saying why
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert not any(line in html for line in HIDDEN_LINES), page
-        assert "sum-of-values" in html and "Your points" in html
-    partial = (root / "grading" / "feedback" / "partial" / SUMS / f"{SUMS}.html").read_text(encoding="utf-8")
-    assert "a hidden test failed" in partial and "2 of 6" in partial
-    tampered = (root / "grading" / "feedback" / "tampered" / SUMS / f"{SUMS}.html").read_text(encoding="utf-8")
-    assert "a hidden test failed" in tampered
+        if "broken" not in str(page):
+            assert "sum-of-values" in html and "Your points" in html
+    page_of = {s: (root / "grading" / "feedback" / s / SUMS / f"{SUMS}.html").read_text(encoding="utf-8")
+               for s in ("partial", "tampered", "loop", "broken", "correct")}  # fmt: skip
+    # a written answer waiting for the instructor is "not graded yet", not 0; a blank one scores 0
+    assert "5 of 6 (1 points of written answers not graded yet" in page_of["correct"]
+    assert "not graded yet" not in page_of["partial"]
+    assert "A hidden check of `mean-of-values` failed" in page_of["tampered"]
+    assert "restored the original" in page_of["tampered"]
+    assert "This cell ran longer than 15 s" in page_of["loop"] and "KeyboardInterrupt" not in page_of["loop"]
+    assert "not valid JSON" in page_of["broken"] and "submit it again" in page_of["broken"]
     # what plain nbgrader renders as feedback, the autograded notebook, shows the hidden tests
-    plain = (root / "grading" / "autograded" / "partial" / SUMS / f"{SUMS}.ipynb").read_text(encoding="utf-8")
+    plain = (root / "grading" / "autograded" / "tampered" / SUMS / f"{SUMS}.ipynb").read_text(encoding="utf-8")
     assert all(json.dumps(line)[1:-1] in plain for line in HIDDEN_LINES)
 
     # export: nbgrader's CSV and Canvas's gradebook import
     nbgrader_csv, canvas_csv = export(course_root=root)
     assert {"assignment", "student_id", "score", "late_submission_penalty"} <= set(pd.read_csv(nbgrader_csv).columns)
-    canvas = pd.read_csv(canvas_csv, dtype=str, keep_default_na=False)
-    assert list(canvas.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", SUMS, M04]
+    assert canvas_csv.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads accented names right
+    from citykit.grading.export import not_graded_yet
+
+    assert [(a, s) for a, s, _ in not_graded_yet(root)] == [(SUMS, "correct"), (M04, "correct")]
+    canvas = pd.read_csv(canvas_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    # Canvas matches "Name (id)" to its assignment; a module without an LMS id keeps its name
+    assert list(canvas.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", f"{SUMS} (777)", M04]
+    canvas = canvas.rename(columns={f"{SUMS} (777)": SUMS})
     assert canvas.iloc[0]["Student"].strip() == "Points Possible" and float(canvas.iloc[0][SUMS]) == 6
     by_name = canvas.iloc[1:].set_index("Student")
-    assert by_name.loc["Learner, Partial", SUMS] == "2.0" and by_name.loc["Learner, Late", SUMS] == "0.0"
+    assert by_name.loc["Learner, Partial", SUMS] == "5.0" and by_name.loc["Learner, Late", SUMS] == "0.0"
     assert by_name.loc["Learner, Broken", SUMS] == "" and by_name.loc["Learner, Correct", M04] == f"{m04_points:.1f}"
     assert by_name.loc["Learner, Correct", "ID"] == "102" and by_name.loc["Learner, Correct", "Section"] == "Cohort A"
 

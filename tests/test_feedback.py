@@ -1,4 +1,7 @@
-"""Feedback without hidden tests: `citykit.grading.feedback.strip_hidden_tests` on graded notebooks."""
+"""Feedback without hidden tests: `citykit.grading.feedback.strip_hidden_tests` on graded notebooks.
+
+Visible advice always reaches the learner; a hidden check names its exercise and its kind of mistake,
+never its code or a value it computed."""
 
 from __future__ import annotations
 
@@ -7,45 +10,70 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from citykit.grading.feedback import HIDDEN_FAILED, HIDDEN_NOTE, strip_hidden_tests
 
-HIDDEN = "assert abs(share - expected_share) < 1e-9"
-ADVICE = "share_within_sla should be between 0 and 1: divide by the number of closed requests"
+ADVICE = ("Your median_days_by_type is 3.2 days above the median for Pothole (a mean? .mean()): that is the "
+          "mean. Medians resist a few requests open for a year, so use .median()")
+HIDDEN_MESSAGE = "Your closed table does not hold exactly the closed requests that count"
+VISIBLE = f'check.same(median_days_by_type, name="median", advice={ADVICE!r})'
+BODY = (f"{VISIBLE}\n"  # line 1
+        "### BEGIN HIDDEN TESTS\n"  # line 2
+        "_n = _db.sql('SELECT count(*) FROM counted').fetchone()[0]\n"  # line 3
+        f"assert len(closed) == _n, f'expected {{_n}} closed requests, got {{len(closed)}}'\n"  # line 4
+        f"assert abs(share - _share) < 1e-9, f'{HIDDEN_MESSAGE} (share {{share:.4f}}, expected about {{_share:.4f}})'\n"  # 5
+        "assert (share > 0\n"  # line 6
+        ")\n"  # line 7: a hidden line as short as `)`
+        "### END HIDDEN TESTS")  # fmt: skip
 
 
-def graded_cell(source: str, *outputs, grade_id="share"):
+def graded_cell(*outputs, grade_id="share", source=BODY):
     meta = {"nbgrader": {"grade": True, "grade_id": grade_id, "locked": True, "points": 2, "schema_version": 3,
                          "solution": False, "task": False}}  # fmt: skip
     return new_code_cell(source, metadata=meta, outputs=list(outputs))
 
 
-def error(evalue: str, *traceback: str):
-    return new_output("error", ename="AssertionError", evalue=evalue, traceback=list(traceback))
+def error(evalue: str, line: int, ename="AssertionError"):
+    return new_output("error", ename=ename, evalue=evalue, traceback=[
+        "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+        f"Cell \x1b[0;32mIn[7], line {line}\x1b[0m\n\x1b[0;32m----> {line}\x1b[0m {BODY.splitlines()[line - 1]}",
+        f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])  # fmt: skip
 
 
 def graded_notebook():
-    visible = f'assert 0 <= share <= 1, "{ADVICE}"'
-    body = f"{visible}\n### BEGIN HIDDEN TESTS\nexpected_share = 0.25\n{HIDDEN}\n### END HIDDEN TESTS"
     cells = [
-        new_code_cell("share = 1.5", outputs=[]),
-        graded_cell(body, error(ADVICE, "\x1b[0;31m---\x1b[0m", f"----> 1 {visible}", f"AssertionError: {ADVICE}")),
-        graded_cell(body, error("", "Traceback", f"----> 4 {HIDDEN}", "AssertionError: "), grade_id="share-2"),
-        graded_cell(body, error(HIDDEN), new_output("stream", name="stdout", text=f"checking {HIDDEN}\n"), grade_id="share-3"),
+        new_code_cell("while True:\n    pass", outputs=[error("", 1, "KeyboardInterrupt")]),
+        graded_cell(error(ADVICE, 1)),
+        graded_cell(error("expected 227305 closed requests, got 1200", 4), grade_id="count"),
+        graded_cell(error(f"{HIDDEN_MESSAGE} (share 0.8120, expected about 0.7904)", 5), grade_id="share-2"),
+        graded_cell(error("", 6), new_output("stream", name="stdout", text="checking 0.7904\n"), grade_id="bare"),
     ]
     return new_notebook(cells=cells)
 
 
-def test_hidden_source_and_tracebacks_are_removed_and_advice_kept():
-    nb = strip_hidden_tests(graded_notebook())
+def test_visible_advice_is_kept_even_when_it_contains_a_hidden_line():
+    nb = strip_hidden_tests(graded_notebook(), cell_timeout=30)
+    visible = nb.cells[1]
+    assert visible.outputs[0].evalue == ADVICE
+    assert visible.outputs[0].traceback == [f"AssertionError: {ADVICE}"]
+    assert visible.source.startswith("check.same(") and visible.source.endswith(HIDDEN_NOTE)
+
+
+def test_hidden_checks_name_the_exercise_and_never_show_their_code_or_values():
+    nb = strip_hidden_tests(graded_notebook(), cell_timeout=30)
     text = nbformat.writes(nb)
-    assert HIDDEN not in text and "expected_share" not in text and "HIDDEN TESTS" not in text
-    visible_failure, bare_assert, echoing = nb.cells[1:]
-    assert visible_failure.source.endswith(HIDDEN_NOTE) and visible_failure.source.startswith("assert 0 <= share")
-    assert visible_failure.outputs[0].evalue == ADVICE
-    assert visible_failure.outputs[0].traceback == [f"AssertionError: {ADVICE}"]
-    assert bare_assert.outputs[0].evalue == HIDDEN_FAILED
-    assert echoing.outputs[0].evalue == HIDDEN_FAILED and "hidden" in echoing.outputs[1].text
-    assert nb.cells[0].source == "share = 1.5"  # other cells untouched
+    for leaked in ("227305", "0.7904", "SELECT count", "_share", "HIDDEN TESTS", "1e-9"):
+        assert leaked not in text, leaked
+    count, share, bare = (c.outputs[0].evalue for c in nb.cells[2:])
+    assert count == "A hidden check of `count` failed: expected … closed requests, got …"
+    assert share == f"A hidden check of `share-2` failed: {HIDDEN_MESSAGE} (share …, expected about …)"
+    assert bare == HIDDEN_FAILED.format(grade_id="bare")
+    assert "hidden" in nb.cells[4].outputs[1].text
+
+
+def test_a_timed_out_cell_says_so_in_plain_words():
+    looping = strip_hidden_tests(graded_notebook(), cell_timeout=30).cells[0].outputs[0]
+    assert looping.evalue.startswith("This cell ran longer than 30 s") and "KeyboardInterrupt" not in str(looping)
 
 
 def test_plain_nbgrader_output_would_show_the_hidden_test():
     """The reason for the function: the graded notebook nbgrader's feedback renders holds the test."""
-    assert HIDDEN in nbformat.writes(graded_notebook())
+    text = nbformat.writes(graded_notebook())
+    assert "SELECT count" in text and "227305" in text

@@ -1,4 +1,5 @@
-"""citykit.lab: learners reach released notebooks only, always with a token."""
+"""citykit.lab: a learner works in a workspace of their own (the cohort's exchange, read-only references,
+no way out of it), always with a token; instructors get formgrader."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from citykit.lessons import lab
 from citykit.errors import CitykitError
+from citykit.lessons import lab
 
 MODULE = "04-time-to-close"
 
 
-def test_learner_command_serves_the_release_folder_without_formgrader(monkeypatch, tmp_path):
+def test_learner_command_serves_the_learners_workspace_without_formgrader(monkeypatch, tmp_path):
     monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
-    command = lab.lab_command(course_root=tmp_path, port=8899)
-    assert f"--ServerApp.root_dir={tmp_path / 'grading' / 'release'}" in command
+    command = lab.lab_command(course_root=tmp_path, port=8899, student="maria_g")
+    assert f"--ServerApp.root_dir={tmp_path / 'grading' / 'workspaces' / 'maria_g'}" in command
+    assert "--ServerApp.terminals_enabled=False" in command
     assert "--no-browser" in command and "--ServerApp.port=8899" in command
     assert "--allow-root" not in command
     assert "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False" in command
@@ -40,7 +42,7 @@ def test_token_is_required(tmp_path):
     with pytest.raises(CitykitError, match="token"):
         lab.lab_environment("")
     with pytest.raises(CitykitError, match="citykit grade generate"):
-        lab.start_lab(course_root=tmp_path)
+        lab.start_lab(course_root=tmp_path, student="maria_g")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -57,8 +59,8 @@ def get(url: str, token: str | None) -> int:
         return error.code
 
 
-@pytest.mark.slow
-def test_learner_server_lists_released_notebooks_and_nothing_else(tmp_path):
+def _course(tmp_path: Path) -> tuple[Path, Path]:
+    """A course with a generated (not released) module, a solution and raw data beside it."""
     released = tmp_path / "grading" / "release" / MODULE / f"{MODULE}.ipynb"
     solution = tmp_path / "notebooks" / MODULE / f"{MODULE}.ipynb"
     raw = tmp_path / "datasets" / "raw" / "riverton" / "export.csv"
@@ -67,8 +69,39 @@ def test_learner_server_lists_released_notebooks_and_nothing_else(tmp_path):
         nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
     raw.parent.mkdir(parents=True)
     raw.write_text("caller_name,phone\nAda,555-0100\n")
+    guides = tmp_path / "curriculum" / "guides"
+    guides.mkdir(parents=True)
+    (guides / "data-dictionary.md").write_text("# Data dictionary\n")
+    (tmp_path / "curriculum" / "standards").mkdir()
+    (tmp_path / "curriculum" / "standards" / "metrics.yml").write_text("metrics: {}\n")
+    return solution, raw
 
-    server = lab.start_lab(course_root=tmp_path, quiet=True)
+
+def test_a_workspace_holds_references_and_practice_copies_and_never_overwrites(tmp_path):
+    _course(tmp_path)
+    workspace = lab.prepare_workspace("maria_g", tmp_path)
+    assert (workspace / MODULE / f"{MODULE}.ipynb").is_file()  # generated, not released: a practice copy
+    reference = workspace / "curriculum" / "standards" / "metrics.yml"
+    assert reference.is_file() and not reference.is_symlink() and not reference.stat().st_mode & 0o222
+    config = (workspace / "nbgrader_config.py").read_text()
+    assert "c.CourseDirectory.student_id = 'maria_g'" in config
+    assert f"c.Exchange.root = {str(tmp_path.resolve() / 'grading' / 'exchange')!r}" in config
+    (workspace / MODULE / f"{MODULE}.ipynb").write_text("my work")
+    lab.prepare_workspace("maria_g", tmp_path)
+    assert (workspace / MODULE / f"{MODULE}.ipynb").read_text() == "my work"
+    other = lab.prepare_workspace("chloe", tmp_path)
+    assert (other / MODULE / f"{MODULE}.ipynb").read_text() != "my work"
+    with pytest.raises(CitykitError, match="may use only"):
+        lab.prepare_workspace("../maria", tmp_path)
+
+
+@pytest.mark.slow
+def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
+    solution, raw = _course(tmp_path)
+    workspace = lab.prepare_workspace("maria_g", tmp_path)
+    (workspace / "escape").symlink_to(tmp_path / "notebooks")  # a link made by kernel code, say
+
+    server = lab.start_lab(course_root=tmp_path, quiet=True, student="maria_g")
     try:
         server.wait_ready()
         token, api = server.token, f"{server.url}api/contents"
@@ -76,19 +109,35 @@ def test_learner_server_lists_released_notebooks_and_nothing_else(tmp_path):
         with urllib.request.urlopen(request, timeout=10) as response:
             listing = json.load(response)
         assert [item["name"] for item in listing["content"]] == [f"{MODULE}.ipynb"]
+        request = urllib.request.Request(api, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            top = sorted(item["name"] for item in json.load(response)["content"])
+        assert "nbgrader_config.py" not in top and {MODULE, "curriculum"} <= set(top)
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", token) == 200
+        assert get(f"{api}/curriculum/guides/data-dictionary.md", token) == 200  # the references are there
         for path in (
             f"../../notebooks/{MODULE}/{MODULE}.ipynb",
             f"%2E%2E/%2E%2E/notebooks/{MODULE}/{MODULE}.ipynb",
             "../../datasets/raw/riverton/export.csv",
+            f"escape/{MODULE}/{MODULE}.ipynb",  # the symlink leads out: not served
             f"{solution}",
             f"{raw}",
         ):
             assert get(f"{api}/{path}", token) in (403, 404), path
+        save = urllib.request.Request(f"{api}/curriculum/standards/metrics.yml", method="PUT",
+                                      data=json.dumps({"type": "file", "format": "text", "content": "x"}).encode(),
+                                      headers={"Authorization": f"token {token}"})  # fmt: skip
+        try:
+            urllib.request.urlopen(save, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as error:
+            status = error.code
+        assert status == 403 and "metrics: {}" in (workspace / "curriculum" / "standards" / "metrics.yml").read_text()
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", None) == 403
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", "wrong-token") == 403
         assert get(f"{server.url}lab/tree/{MODULE}", None) == 302  # the lab page asks to log in
         assert get(f"{server.url}formgrader", token) == 404  # instructors only
+        assert get(f"{server.url}api/terminals", token) in (403, 404)  # no shell out of the workspace
         page = urllib.request.Request(f"{server.url}lab", headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(page, timeout=20) as response:
             html = response.read().decode()

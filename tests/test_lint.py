@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_helpers import nbg
 
 from citykit.grading.lint import DeduplicateCells, lint_assignment, lint_notebook
-from notebook_helpers import nbg
 
 
 def released_version() -> nbformat.NotebookNode:
@@ -115,3 +115,37 @@ def test_deduplicate_cells_keeps_the_last_copy_and_drops_the_others_metadata():
     fixed, _ = DeduplicateCells().preprocess(nb, {})
     assert "nbgrader" not in fixed.cells[1].metadata and fixed.cells[1].source == "total = 0"
     assert fixed.cells[2].metadata["nbgrader"]["grade_id"] == "total"
+
+
+# ---------------------------------------------------------------------------------- hidden-test messages
+
+
+def _hidden_cell(body: str) -> nbformat.NotebookNode:
+    source = f'assert total > 0, "Your total should be positive: add the values."\n### BEGIN HIDDEN TESTS\n{body}\n### END HIDDEN TESTS'
+    return new_notebook(cells=[new_code_cell(source, metadata=nbg("sum-of-values", grade=True, locked=True, points=3))])
+
+
+def test_hidden_messages_that_give_the_answer_away_or_advise_nothing_are_found():
+    from citykit.grading.lint import hidden_message_problems
+
+    leaking = _hidden_cell("_n = sum(values)\nassert total == _n, f'expected {_n}, got {total}'")
+    assert hidden_message_problems(leaking) == ["`sum-of-values` line 4: the message shows _n, a value the hidden "
+                                                "test computed"]  # fmt: skip
+    bare = _hidden_cell("assert total == sum(values)")
+    assert "without a message" in hidden_message_problems(bare)[0]
+    advising = _hidden_cell(
+        "_n = sum(values)\nassert total == _n, 'Your total leaves some values out.'\n"
+        "for _g in ['a']:\n    assert _g, f'Your total is wrong for group {_g!r}.'\n"
+        "_wrong = [v for v in values if v < 0]\nassert not _wrong, f'These are negative: {_wrong[:3]}'"
+    )
+    assert hidden_message_problems(advising) == []
+
+
+def test_every_modules_hidden_tests_advise_without_giving_the_answer_away():
+    from citykit import paths
+    from citykit.grading.lint import hidden_message_problems
+
+    found = {nb.name: hidden_message_problems(nbformat.read(nb, as_version=4))
+             for nb in sorted(paths.notebooks_dir().glob("*/*.ipynb"))}  # fmt: skip
+    assert len(found) >= 15
+    assert not {name: problems for name, problems in found.items() if problems}

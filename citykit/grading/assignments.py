@@ -8,6 +8,7 @@ See grading/README.md for the instructor's view; `citykit.grading.config` for th
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from citykit.grading.config import (
     load_config,
     nbgrader_api,
     nbgrader_api_for,
+    record_generated,
     submitted_students,
 )
 from citykit.lessons.course import module_folders
@@ -44,6 +46,7 @@ def generate(module: str | None = None, *, course_root: Path | None = None) -> l
         api = nbgrader_api(course_root)
         for assignment in assignments:
             check_result(api.generate_assignment(assignment, force=True, create=True), f"generating {assignment}")
+            record_generated(assignment, course_root)
             released += sorted((root / "grading" / "release" / assignment).glob("*.ipynb"))
     return released
 
@@ -112,17 +115,23 @@ def setup(
     limits: Limits | None = None,
     db_url: str = "",
     workers: int = 0,
+    timezone: str = "UTC",
+    lms_assignments: dict[str, str] | None = None,
+    past_due_ok: bool = False,
 ) -> Cohort:
     """Validate the roster, write the cohort file and prepare the course for it: nbgrader's config
     beside a course copy, the exchange folder (world-writable, as nbgrader's docs set it), the
-    learners and due dates in the gradebook."""
+    learners and due dates in the gradebook. `lms_assignments` maps modules to the LMS's assignment
+    ids (the Canvas export's column headers); a due date already past needs `past_due_ok`."""
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
     root = course_root_of(course_root)
     due = {assignment_id(module, course_root): when for module, when in (due or {}).items()}
+    lms = {assignment_id(module, course_root): str(lms_id) for module, lms_id in (lms_assignments or {}).items()}
     cohort = setup_cohort(name, roster, course_root=root, due=due, late_policy=late_policy,  # type: ignore[arg-type]
-                          limits=limits, db_url=db_url, workers=workers)  # fmt: skip
+                          limits=limits, db_url=db_url, workers=workers, timezone=timezone,
+                          lms_assignments=lms, past_due_ok=past_due_ok)  # fmt: skip
     config_file = root / "grading" / CONFIG_FILE
     if not config_file.exists():  # a course copy: `nbgrader` and formgrader run there read this file
         shutil.copyfile(paths.grading_dir() / CONFIG_FILE, config_file)
@@ -182,29 +191,123 @@ def collect(module: str, *, course_root: Path | None = None) -> list[str]:
     return submitted_students(assignment, course_root)
 
 
-def collect_zips(module: str, downloads: Path, *, course_root: Path | None = None) -> list[str]:
-    """Collect an LMS download folder (zips or notebooks named `<student_id>_..._<notebook>.ipynb`)
-    with nbgrader's zip collector — the route for Windows laptops, where the exchange does not work."""
+@dataclass
+class Collected:
+    """What `collect_zips` filed: who, how each file matched, and the files no learner matched."""
+
+    assignment: str
+    students: list[str] = field(default_factory=list)  # everyone with a submission of the assignment now
+    matched: dict[str, str] = field(default_factory=dict)  # file name -> student_id (by which id)
+    unmatched: list[str] = field(default_factory=list)  # file names that matched no learner: not collected
+
+    def summary(self) -> str:
+        lines = [f"{self.assignment}: {len(self.matched)} file(s) matched to the roster; "
+                 f"{len(self.students)} submission(s) in grading/submitted: {', '.join(self.students)}"]  # fmt: skip
+        lines += [f"  {name} -> {who}" for name, who in sorted(self.matched.items())]
+        if self.unmatched:
+            lines.append(f"  NOT COLLECTED, no learner of the roster matches ({len(self.unmatched)}): "
+                         + ", ".join(self.unmatched)
+                         + " - add their canvas_id / moodle_id / blackboard_id to the roster and collect again")  # fmt: skip
+        return "\n".join(lines)
+
+
+def collect_zips(module: str, downloads: Path, *, course_root: Path | None = None) -> Collected:
+    """Collect an LMS download folder (zips or notebooks, as Canvas, Moodle or Blackboard name them)
+    with nbgrader's zip collector, matching each file to a learner of the roster by the roster's LMS
+    ids or student id (see `citykit.grading.lms`) — the route for laptops without the exchange."""
+    import datetime as dt
+
     from nbgrader.apps.zipcollectapp import ZipCollectApp
     from nbgrader.coursedir import CourseDirectory
 
+    from citykit.grading.cohort import load_cohort, zone
+    from citykit.grading.lms import RosterCollector, TimedExtractor
+
+    root = course_root_of(course_root)
     assignment = assignment_id(module, course_root)
     downloads = Path(downloads)
     if not downloads.is_dir():
         raise CitykitError(f"no download folder at {downloads}")
+    cohort = load_cohort(course_root=root)
+    notebooks = [p.name for p in sorted((root / "grading" / "release" / assignment).glob("*.ipynb"))]
+    if not notebooks:
+        raise CitykitError(f"{assignment} has no student version yet; run `citykit grade generate {module}` first")
     config = load_config(course_root)
-    archive = course_root_of(course_root) / "grading" / "downloaded" / assignment / "archive"
+    archive = root / "grading" / "downloaded" / assignment / "archive"
     shutil.rmtree(archive, ignore_errors=True)
-    shutil.copytree(downloads, archive)
+    shutil.copytree(downloads, archive)  # copy2: loose files keep their modification time
+    tz = zone(cohort.timezone)
     with grader_env():
         app = ZipCollectApp(config=config)
         app.coursedir = CourseDirectory(config=config, parent=app)
         app.coursedir.assignment_id = assignment
         app.force = True
+        app.init_plugins()
+        app.extractor_plugin_inst = TimedExtractor(parent=app)
+        app.extractor_plugin_inst.tz = tz
+        collector = RosterCollector(parent=app)
+        collector.learners, collector.notebooks, collector.tz = list(cohort.learners), notebooks, tz
+        due = cohort.due.get(assignment)
+        collector.due = dt.datetime.fromisoformat(due) if due else None
+        app.collector_plugin_inst = collector
         try:
-            app.init_plugins()
             app.extract_archive_files()
             app.process_extracted_files()
         except SystemExit:
             raise WorkFailed(f"collecting {assignment} from {downloads} failed; see the messages above") from None
-    return submitted_students(assignment, course_root)
+    return Collected(
+        assignment,
+        submitted_students(assignment, course_root),
+        {name: f"{m.student_id} (by {m.by}{', late' if m.late else ''}{f', resubmission {m.attempt}' if m.attempt else ''})"
+         for name, m in collector.matched.items()},
+        sorted(collector.unmatched),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- a learner hands in
+
+
+def hand_in(module: str, student: str, *, lms: bool = False, course_root: Path | None = None) -> Path:
+    """What the lab's Submit button does, from the learner's workspace (`citykit lab --student ID`):
+    nbgrader's exchange submit as `student`; return the inbound submission. With `lms` (a laptop
+    without the exchange), write the notebook for the LMS upload instead, named
+    `<student_id>_<notebook>` so the LMS collection matches it to the roster; return that file."""
+    import nbformat
+
+    from citykit.lessons.lab import WORKSPACE_CONFIG, prepare_workspace
+
+    assignment = assignment_id(module, course_root)
+    workspace = prepare_workspace(student, course_root)
+    folder = workspace / assignment
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if not notebooks:
+        raise CitykitError(f"{assignment} is not in your workspace ({folder}); fetch it in the lab's Assignments "
+                           "tab first")  # fmt: skip
+    for notebook in notebooks:
+        try:
+            nbformat.validate(nbformat.read(notebook, as_version=4))
+        except Exception as error:
+            raise CitykitError(f"{notebook.name} is not a valid notebook ({type(error).__name__}); open it in the "
+                               "lab, save it and hand it in again") from None  # fmt: skip
+    if lms:
+        out = workspace / "for-upload"
+        out.mkdir(exist_ok=True)
+        for notebook in notebooks:
+            shutil.copyfile(notebook, out / f"{student}_{notebook.name}")
+        return out / f"{student}_{notebooks[0].name}"
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log, temp_attrs
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(WORKSPACE_CONFIG, path=str(workspace)).load_config()
+    if not Path(config.Exchange.root, config.CourseDirectory.course_id, "outbound", assignment).is_dir():
+        raise CitykitError(f"{assignment} is not released through the exchange; hand it in with --lms "
+                           "and upload the file, or ask your instructor to release it")  # fmt: skip
+    with grader_env():
+        api = NbGraderAPI(CourseDirectory(config=config), config=config)
+        with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
+            app = api.exchange.Submit(coursedir=api.coursedir, authenticator=api.authenticator, parent=api)
+            check_result(capture_log(app), f"submitting {assignment} as {student}")
+    inbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "inbound"
+    return max(inbound.glob(f"{student}+{assignment}+*"), key=lambda p: p.stat().st_mtime)

@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citykit.errors import CitykitError, WorkFailed
-from citykit.grading.cohort import Limits
+from citykit.grading.cohort import Limits, record_graded
 from citykit.grading.config import (
     assignment_id,
     check_result,
     course_root_of,
+    generated_hashes,
     grader_env,
     load_config,
     nbgrader_api,
     nbgrader_api_for,
+    source_hash,
     sqlite_file,
     submitted_students,
 )
@@ -54,12 +56,18 @@ class CohortGrades:
     max_score: float = 0.0
     not_graded: dict[str, str] = field(default_factory=dict)  # learner -> why, in plain language
     problems: dict[str, list[Problem]] = field(default_factory=dict)  # learner -> lint problems
-    changed: dict[str, tuple[float, float]] = field(default_factory=dict)  # --force: old -> new (graded before)
-    skipped: list[str] = field(default_factory=list)  # already graded (no --force)
+    changed: dict[str, tuple[float, float]] = field(default_factory=dict)  # regraded: old -> new (graded before)
+    skipped: list[str] = field(default_factory=list)  # already graded, nothing new (no --force)
+    regraded: dict[str, str] = field(default_factory=dict)  # graded before and graded again: why
+    regenerated: bool = False  # the source changed since `generate`: the student version was regenerated
     seconds: float = 0.0
 
     def summary(self) -> str:
-        lines = [f"{self.assignment}: graded {len(self.scores)} learner(s) in {self.seconds:.1f} s"]
+        lines = []
+        if self.regenerated:
+            lines.append(f"{self.assignment}: its source changed since the student version was generated; "
+                         "regenerated it first (graded with the changed tests)")  # fmt: skip
+        lines.append(f"{self.assignment}: graded {len(self.scores)} learner(s) in {self.seconds:.1f} s")
         for student, score in sorted(self.scores.items()):
             lines.append(f"  {student}: {score:g} / {self.max_score:g}")
         for student, problems in sorted(self.problems.items()):
@@ -68,9 +76,13 @@ class CohortGrades:
         for student, why in sorted(self.not_graded.items()):
             lines.append(f"  {student}: NOT GRADED - {why}")
         if self.skipped:
-            lines.append(f"  already graded, skipped (use --force to regrade): {', '.join(self.skipped)}")
+            lines.append(f"  already graded, nothing new, skipped (--force regrades): {', '.join(self.skipped)}")
+        for student, why in sorted(self.regraded.items()):
+            lines.append(f"  regraded {student}: {why}")
         for student, (old, new) in sorted(self.changed.items()):
             lines.append(f"  score changed for {student}: {old:g} -> {new:g}")
+        if self.regraded and not self.changed:
+            lines.append("  no score changed")
         return "\n".join(lines)
 
 
@@ -92,9 +104,11 @@ def autograde_cohort(
 ) -> CohortGrades:
     """Lint, then autograde every submitted learner (or `students`) in parallel; see the module's doc.
 
-    Broken submissions (not valid JSON) are reported in `not_graded`, not fatal. Without `force`,
-    learners already autograded are skipped; with it everyone is regraded and `changed` lists whose
-    score moved (after a test fix).
+    When the assignment's source changed since its student version was generated (a test fix), the
+    student version is regenerated first. Broken submissions (not valid JSON) are reported in
+    `not_graded`, not fatal. Without `force`, a learner already autograded is skipped unless their
+    submission is newer than their grading or they were graded with another version of the source;
+    with it everyone is regraded. `changed` lists whose score moved.
     """
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -110,6 +124,12 @@ def autograde_cohort(
     grades = CohortGrades(assignment)
     if not chosen:
         raise CitykitError(f"no submissions of {assignment} in {root / 'grading' / 'submitted'}; collect first")
+    version = source_hash(assignment, course_root)
+    if generated_hashes(course_root).get(assignment) != version:
+        from citykit.grading.assignments import generate
+
+        generate(assignment, course_root=course_root)
+        grades.regenerated = True
 
     with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
         try:
@@ -125,10 +145,19 @@ def autograde_cohort(
         if fatal:
             grades.not_graded[student] = "; ".join(p.message for p in fatal)
     queue = [s for s in chosen if s not in grades.not_graded]
-    if not force:
-        grades.skipped = [s for s in queue if (root / "grading" / "autograded" / s / assignment).is_dir()]
-        queue = [s for s in queue if s not in grades.skipped]
-    before = _scores(assignment, queue, course_root) if force else {}
+    graded_with = _graded_versions(assignment, course_root)
+    for student in queue:
+        if not (root / "grading" / "autograded" / student / assignment).is_dir():
+            continue
+        why = _why_regrade(root, assignment, student, graded_with.get(student), version)
+        if why:
+            grades.regraded[student] = why
+        elif force:
+            grades.regraded[student] = "--force"
+        else:
+            grades.skipped.append(student)
+    queue = [s for s in queue if s not in grades.skipped]
+    before = _scores(assignment, list(grades.regraded), course_root)
 
     workers = max(1, min(workers or default_workers(), len(queue) or 1))
     private = workers > 1 and sqlite_file(config.CourseDirectory.db_url) is not None
@@ -144,12 +173,36 @@ def autograde_cohort(
                     _store_autogrades(gradebook, assignment, student, record)
     graded = [s for s in queue if s not in grades.not_graded]
     grades.scores = _scores(assignment, graded + grades.skipped, course_root)
-    if force:
-        grades.changed = {
-            s: (before[s], grades.scores[s]) for s in graded if s in before and before[s] != grades.scores[s]
-        }
+    grades.changed = {
+        s: (before[s], grades.scores[s]) for s in graded if s in before and before[s] != grades.scores.get(s)
+    }
+    record_graded(assignment, {s: version for s in graded}, root)
     grades.seconds = time.perf_counter() - started
     return grades
+
+
+def _graded_versions(assignment: str, course_root: Path | None) -> dict[str, str]:
+    from citykit.grading.cohort import load_cohort
+
+    try:
+        return load_cohort(course_root=course_root_of(course_root)).graded.get(assignment, {})
+    except CitykitError:
+        return {}
+
+
+def _why_regrade(root: Path, assignment: str, student: str, graded_version: str | None, version: str) -> str:
+    """Why an already autograded learner must be graded again ("" = no reason)."""
+    submitted, autograded = (root / "grading" / folder / student / assignment for folder in ("submitted", "autograded"))
+    stamps = [folder / "timestamp.txt" for folder in (submitted, autograded)]
+    if all(p.exists() for p in stamps) and stamps[0].read_text().strip() != stamps[1].read_text().strip():
+        return "a newer submission"
+    newest_submitted = max((p.stat().st_mtime for p in submitted.glob("*.ipynb")), default=0)
+    newest_graded = max((p.stat().st_mtime for p in autograded.glob("*.ipynb")), default=0)
+    if newest_submitted > newest_graded:
+        return "a newer submission"
+    if graded_version is not None and graded_version != version:
+        return f"graded with another version of the tests ({graded_version} -> {version})"
+    return ""
 
 
 def _run_queue(assignment, queue, workers, private, root, scratch, env, progress):

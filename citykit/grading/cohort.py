@@ -7,7 +7,8 @@
 is the active one; `CITYKIT_COHORT=NAME` picks another.
 
 Roster CSV columns: `student_id`, `first_name`, `last_name` (required); `email`, `section`,
-`sis_user_id`, `sis_login_id`, `canvas_id` (optional, used by the Canvas export).
+`sis_user_id`, `sis_login_id`, `canvas_id` (optional, used by the Canvas export); `canvas_id`,
+`moodle_id` and `blackboard_id` match LMS downloads to learners (`citykit.grading.lms`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from citykit import paths
 from citykit.errors import CitykitError
 
 REQUIRED_COLUMNS = ("student_id", "first_name", "last_name")
-OPTIONAL_COLUMNS = ("email", "section", "sis_user_id", "sis_login_id", "canvas_id")
+OPTIONAL_COLUMNS = ("email", "section", "sis_user_id", "sis_login_id", "canvas_id", "moodle_id", "blackboard_id")
 # nbgrader uses the id as a folder name and in exchange file names (`id+assignment+timestamp`)
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ACTIVE_FILE = ".active"
@@ -41,7 +42,9 @@ class Learner:
     section: str = ""
     sis_user_id: str = ""
     sis_login_id: str = ""
-    canvas_id: str = ""
+    canvas_id: str = ""  # Canvas user id: the number in Canvas's download names and its gradebook's ID column
+    moodle_id: str = ""  # Moodle participant id (the number in Moodle's download names)
+    blackboard_id: str = ""  # Blackboard username (in Blackboard's download names)
 
     @property
     def sortable_name(self) -> str:
@@ -69,6 +72,9 @@ class Cohort:
     limits: Limits = Limits()
     db_url: str = ""  # empty: SQLite at grading/gradebook.db
     workers: int = 0  # grading processes; 0 = one more than the machine's cores
+    timezone: str = "UTC"  # due dates without an offset are in this zone (an IANA name: America/Chicago)
+    lms_assignments: dict[str, str] = field(default_factory=dict)  # assignment -> the LMS's assignment id
+    graded: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> learner -> course version
 
     @property
     def student_ids(self) -> list[str]:
@@ -158,19 +164,38 @@ def cohort_file(name: str, course_root: Path | None = None) -> Path:
     return cohorts_dir(course_root) / f"{name}.yml"
 
 
-def _parse_due(text: str) -> str:
+class PastDueDate(CitykitError):
+    """A due date already past (setup asks for confirmation)."""
+
+
+def zone(name: str) -> dt.tzinfo:
+    """A time zone by IANA name (`UTC`, `America/Chicago`)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return dt.UTC if name in ("", "UTC") else ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CitykitError(f"unknown time zone {name!r}; use an IANA name such as UTC or America/Chicago") from None
+
+
+def parse_due(text: str, timezone: str = "UTC") -> str:
+    """An ISO due date-time; a date alone is due at 23:59:59 of that day, a time without an offset is
+    in the cohort's time zone."""
     try:
         moment = dt.datetime.fromisoformat(str(text))
     except ValueError:
         raise CitykitError(f"due date {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     if len(str(text)) == 10:  # a date alone: due at the end of that day
         moment += dt.timedelta(days=1) - dt.timedelta(seconds=1)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(timezone))
     return moment.isoformat()
 
 
-def write_cohort(cohort: Cohort, course_root: Path | None = None) -> Path:
+_parse_due = parse_due
+
+
+def write_cohort(cohort: Cohort, course_root: Path | None = None, *, activate: bool = True) -> Path:
     import yaml
 
     path = cohort_file(cohort.name, course_root)
@@ -179,8 +204,22 @@ def write_cohort(cohort: Cohort, course_root: Path | None = None) -> Path:
     record["learners"] = [{k: v for k, v in learner.items() if v} for learner in record["learners"]]
     header = "# citykit cohort (written by `citykit grade setup`; edit limits, due dates or late_policy here)\n"
     path.write_text(header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    (path.parent / ACTIVE_FILE).write_text(cohort.name + "\n", encoding="utf-8")
+    if activate:
+        (path.parent / ACTIVE_FILE).write_text(cohort.name + "\n", encoding="utf-8")
     return path
+
+
+def record_graded(assignment: str, versions: dict[str, str], course_root: Path | None = None) -> None:
+    """Note in the active cohort file which version of the assignment's source graded each learner."""
+    from dataclasses import replace
+
+    try:
+        cohort = load_cohort(course_root=course_root)
+    except CitykitError:
+        return  # no cohort: nothing to record in
+    graded = {a: dict(who) for a, who in cohort.graded.items()}
+    graded.setdefault(assignment, {}).update(versions)
+    write_cohort(replace(cohort, graded=graded), course_root, activate=False)
 
 
 def active_name(course_root: Path | None = None) -> str | None:
@@ -224,22 +263,44 @@ def setup_cohort(
     limits: Limits | None = None,
     db_url: str = "",
     workers: int = 0,
+    timezone: str = "UTC",
+    lms_assignments: dict[str, str] | None = None,
+    past_due_ok: bool = False,
 ) -> Cohort:
-    """Validate the roster and write the cohort file (the active cohort from now on)."""
+    """Validate the roster and write the cohort file (the active cohort from now on). A due date
+    already past is refused unless `past_due_ok` (the CLI's `--yes`)."""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", name):
         raise CitykitError(f"cohort name {name!r} may use only letters, digits, _ and -")
     if late_policy not in ("none", "zero"):
         raise CitykitError(f"late policy must be none or zero, not {late_policy!r}")
+    zone(timezone)
+    due_dates = {assignment: parse_due(when, timezone) for assignment, when in (due or {}).items()}
+    now = dt.datetime.now(dt.UTC)
+    past = [f"{a} ({when})" for a, when in due_dates.items() if dt.datetime.fromisoformat(when) < now]
+    if past and not past_due_ok:
+        raise PastDueDate(
+            f"due date already past: {', '.join(past)}; every submission would be late. "
+            "Check the dates, or confirm with --yes"
+        )
+    previous = None
+    if cohort_file(name, course_root).exists():
+        try:
+            previous = load_cohort(name, course_root)
+        except CitykitError:
+            previous = None
     cohort = Cohort(
         name=name,
         learners=tuple(read_roster(roster)),
         course_version=course_version(course_root),
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        due={assignment: _parse_due(when) for assignment, when in (due or {}).items()},
+        due=due_dates,
         late_policy=late_policy,
         limits=limits or Limits(),
         db_url=db_url,
         workers=max(0, int(workers)),
+        timezone=timezone,
+        lms_assignments={**(previous.lms_assignments if previous else {}), **(lms_assignments or {})},
+        graded=previous.graded if previous else {},
     )
     write_cohort(cohort, course_root)
     return cohort

@@ -56,6 +56,39 @@ def submitted_students(assignment: str, course_root: Path | None = None) -> list
     return sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir())
 
 
+GENERATED_FILE = "generated.json"  # in grading/: the source hash each student version was generated from
+
+
+def source_hash(assignment: str, course_root: Path | None = None) -> str:
+    """A hash of an assignment's source folder (`notebooks/<assignment>/`): its notebooks and data files."""
+    import hashlib
+
+    folder = course_root_of(course_root) / "notebooks" / assignment
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and ".ipynb_checkpoints" not in file.parts and "__pycache__" not in file.parts:
+            digest.update(str(file.relative_to(folder)).encode())
+            digest.update(file.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def generated_hashes(course_root: Path | None = None) -> dict[str, str]:
+    """The source hash each assignment's student version was generated from."""
+    import json
+
+    file = course_root_of(course_root) / "grading" / GENERATED_FILE
+    return json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+
+
+def record_generated(assignment: str, course_root: Path | None = None) -> None:
+    import json
+
+    hashes = generated_hashes(course_root)
+    hashes[assignment] = source_hash(assignment, course_root)
+    file = course_root_of(course_root) / "grading" / GENERATED_FILE
+    file.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def sqlite_file(db_url: str) -> Path | None:
     """The file of a SQLite gradebook URL (None for another database)."""
     return Path(db_url.removeprefix("sqlite:///")) if db_url.startswith("sqlite:///") else None

@@ -11,6 +11,28 @@ from citykit.grading.config import course_root_of, grader_env, load_config
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 
 
+def canvas_header(assignment: str, lms_assignments: dict[str, str]) -> str:
+    """Canvas matches an imported column to an existing assignment by "Name (id)"; without the id an
+    import creates a new assignment."""
+    lms_id = lms_assignments.get(assignment)
+    return f"{assignment} ({lms_id})" if lms_id else assignment
+
+
+def not_graded_yet(course_root: Path | None = None) -> list[tuple[str, str, float]]:
+    """(assignment, student, points) of written answers not graded by hand yet, per submission."""
+    from nbgrader.api import Gradebook
+
+    pending = []
+    with grader_env(), Gradebook(load_config(course_root).CourseDirectory.db_url) as gradebook:
+        for assignment in gradebook.assignments:
+            for submission in assignment.submissions:
+                points = sum(float(g.max_score) for nb in submission.notebooks for g in nb.grades
+                             if g.needs_manual_grade and g.manual_score is None)  # fmt: skip
+                if points:
+                    pending.append((assignment.name, submission.student.id, points))
+    return sorted(pending)
+
+
 def canvas_gradebook(course_root: Path | None = None):
     """Canvas's gradebook import table: its five identity columns, one column per assignment, and the
     "Points Possible" row first. Scores are after late penalties; learners come from the cohort roster
@@ -19,9 +41,10 @@ def canvas_gradebook(course_root: Path | None = None):
     from nbgrader.api import Gradebook, MissingEntry
 
     try:
-        learners = list(load_cohort(course_root=course_root_of(course_root)).learners)
+        cohort = load_cohort(course_root=course_root_of(course_root))
+        learners, lms = list(cohort.learners), cohort.lms_assignments
     except CitykitError:
-        learners = None
+        learners, lms = None, {}
     with grader_env(), Gradebook(load_config(course_root).CourseDirectory.db_url) as gradebook:
         assignments = sorted(gradebook.assignments, key=lambda a: a.name)
         if learners is None:
@@ -39,11 +62,13 @@ def canvas_gradebook(course_root: Path | None = None):
                     continue
                 row[a.name] = round(float(submission.score) - float(submission.late_submission_penalty or 0), 2)
             rows.append(row)
-    return pd.DataFrame(rows, columns=[*CANVAS_COLUMNS, *(a.name for a in assignments)])
+    table = pd.DataFrame(rows, columns=[*CANVAS_COLUMNS, *(a.name for a in assignments)])
+    return table.rename(columns={a.name: canvas_header(a.name, lms) for a in assignments})
 
 
 def export(out: Path | None = None, *, course_root: Path | None = None) -> tuple[Path, Path]:
-    """nbgrader's grades CSV and a Canvas gradebook import CSV, in `out` (default grading/export/)."""
+    """nbgrader's grades CSV and a Canvas gradebook import CSV (UTF-8 with a BOM, so Excel reads
+    accented names), in `out` (default grading/export/). See `not_graded_yet` for what they lack."""
     from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
 
@@ -55,5 +80,5 @@ def export(out: Path | None = None, *, course_root: Path | None = None) -> tuple
         plugin = CsvExportPlugin(config=config)
         plugin.to = str(nbgrader_csv)
         plugin.export(gradebook)
-    canvas_gradebook(course_root).to_csv(canvas_csv, index=False)
+    canvas_gradebook(course_root).to_csv(canvas_csv, index=False, encoding="utf-8-sig")
     return nbgrader_csv, canvas_csv

@@ -166,3 +166,61 @@ def lint_assignment(
         folder = root / "grading" / "submitted" / student / assignment
         found[student] = [p for nb in notebooks for p in lint_notebook(folder / nb.name, nb, student)]
     return found
+
+
+# ---------------------------------------------------------------------------------- the sources' hidden tests
+
+
+def hidden_message_problems(nb) -> list[str]:
+    """Hidden tests whose failure would not advise the learner, or would show the expected answer: a
+    bare `assert` (no message naming the exercise and the kind of mistake), and a message whose
+    f-string shows a value the hidden test computed and compares the answer with (feedback masks
+    digits, but a category name would still give the answer away). A `for` loop's variable (the
+    group being checked) and a list of what went wrong may be named. `nb` is a source notebook."""
+    import ast
+
+    begin, end = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+    problems = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or begin not in cell.source:
+            continue
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "?")
+        lines, inside, hidden = cell.source.splitlines(), False, set()
+        for number, line in enumerate(lines, 1):
+            inside = (inside or begin in line) and end not in line
+            if inside and begin not in line:
+                hidden.add(number)
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError as error:
+            problems.append(f"`{grade_id}`: the test cell is not valid Python ({error.msg})")
+            continue
+        computed, looped = set(), set()
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) not in hidden:
+                continue
+            if isinstance(node, ast.For | ast.comprehension):
+                looped |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                computed |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) not in hidden:
+                continue
+            if isinstance(node, ast.Assert) and node.msg is None:
+                problems.append(f"`{grade_id}` line {node.lineno}: a hidden assert without a message; name the "
+                                "exercise and the kind of mistake")  # fmt: skip
+            if not isinstance(node, ast.Assert) or node.msg is None:
+                continue
+            compared = {n.id for c in ast.walk(node.test) if isinstance(c, ast.Compare)
+                        for n in ast.walk(c) if isinstance(n, ast.Name)}  # fmt: skip
+            for message in [node.msg]:
+                for value in ast.walk(message):
+                    if isinstance(value, ast.FormattedValue):
+                        names = {n.id for n in ast.walk(value.value) if isinstance(n, ast.Name)}
+                        if names & (computed - looped) & compared:
+                            problems.append(
+                                f"`{grade_id}` line {node.lineno}: the message shows "
+                                f"{ast.unparse(value.value)}, a value the hidden test computed"
+                            )
+    return problems
