@@ -118,6 +118,27 @@ def test_mistakes_are_named_by_visible_tests_or_caught_by_hidden_ones(course, tm
     assert "share_within_sla" in errors["share-within-sla"]["evalue"]  # from the hidden comparison
 
 
+def test_a_backlog_of_the_period_only_is_named(course, tmp_path):
+    """metrics.yml: the backlog is every request open at the as-of date, whatever its creation date; counting
+    only the period's open requests fails the visible test with advice, and only that test."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    cell = by_id["backlog"]
+    solution = 'still_open = every_request[every_request["status"].isin(["Open", "In Progress"]) & ~every_request["is_duplicate"]]'
+    assert solution in cell.source
+    cell.source = cell.source.replace(solution, solution.replace("every_request", "requests"))
+    submission = tmp_path / f"{MODULE}.ipynb"
+    nbformat.write(nb, submission)
+    submit(MODULE, "period-only", submission, course_root=course)
+    points, max_points = autograded_points(course, "period-only")
+    assert points == max_points - nbgrader_meta(by_id["backlog-age-buckets"])["points"]
+    graded = nbformat.read(course / "grading" / "autograded" / "period-only" / MODULE / f"{MODULE}.ipynb", as_version=4)
+    errors = {nbgrader_meta(c).get("grade_id"): o["evalue"] for c in graded.cells for o in c.get("outputs", [])
+              if o.output_type == "error"}  # fmt: skip
+    assert set(errors) == {"backlog-age-buckets"}
+    assert "whatever its creation date" in errors["backlog-age-buckets"]
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("sample", ["sf", "baltimore"])
 def test_runs_as_a_report_on_a_real_sample(tmp_path, monkeypatch, sample):

@@ -39,7 +39,7 @@ def test_common_mistakes_fail_visible_tests_that_name_them(course, tmp_path):
             ' + pd.to_timedelta(requests["request_type"].map(SLA_DAYS), unit="D"))\n'
             'has_target = requests[target.notna() & requests["status"].ne("Cancelled")]'
             '.assign(target=target)')),
-        "open-by-agency": ('requests["status"].isin(OPEN_STATUSES)', 'requests["status"].eq("Open")'),
+        "open-by-agency": ('every_request["status"].isin(OPEN_STATUSES)', 'every_request["status"].eq("Open")'),
     }, advice={
         "agency-summary": "those are means",
         "sla-share-by-type": "counts open requests as missed",
@@ -51,6 +51,16 @@ def test_closed_request_counts_from_every_request_are_named(course, tmp_path):
     check_named_mistakes(course, MODULE, tmp_path, student="counted-all", edits={
         "agency-table": ('closed.groupby("agency").agg(', 'requests.assign(days_to_close=0.0).groupby("agency").agg('),
     }, advice={"agency-summary": "counts every request"})
+
+
+def test_a_backlog_of_the_period_only_is_named(course, tmp_path):
+    """metrics.yml: the backlog is every request open at the as-of date, whatever its creation date."""
+    check_named_mistakes(course, MODULE, tmp_path, student="period-only", edits={
+        "open-by-agency": ('is_open = every_request["status"].isin(OPEN_STATUSES) & ~every_request["is_duplicate"]\n'
+                           'open_by_agency = (\n    every_request[is_open]',
+                           'is_open = requests["status"].isin(OPEN_STATUSES) & ~requests["is_duplicate"]\n'
+                           'open_by_agency = (\n    requests[is_open]'),
+    }, advice={"open-beside-closed": "whatever its creation date"})
 
 
 @pytest.mark.parametrize("parameters", [{}, {"period": "2024-Q3", "neighborhood": "Millbrook"}])

@@ -215,7 +215,8 @@ def test_service_performance_for_one_neighborhood_states_its_figures(riverton, t
     result = run_report("service-performance", {"neighborhood": hood, "period": "2025-Q3"}, tmp_path)
     text = _markdown_outputs(result.notebook)
     # the period before a calendar quarter is the previous calendar quarter (April to June)
-    assert f"**Requests:** {now:,}, {(now - before) / before:+.1%} against {before:,}" in text
+    assert f"**Requests:** {now:,} against {before:,} ({(now - before) / before:+.1%})" in text
+    assert "Compared with 01 Apr 2025 to 30 Jun 2025" in text
     assert f"**{hood}** files" in text
     check_report_html("12-service-performance", result.html.read_text(encoding="utf-8"))
 

@@ -71,8 +71,9 @@ class Comparison:
         lines = [
             f"Compared with {p.period.start:%d %b %Y} to {p.period.last_day:%d %b %Y}"
             + (" (the same days of the period before; this period is partial)" if c.period.partial else "")
-            + f", as it stood {follow} days after its end, as this period has had (requests closed later "
-            "count as still open).",
+            + (f", as it stood {follow} days after its end, as long as this period has had"
+               if follow else ", as it stood at its end, as this period stands now")
+            + " (requests closed later count as still open).",
             f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {_say(v['volume'])}.",
             f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
             f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}.",
