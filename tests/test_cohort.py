@@ -343,6 +343,14 @@ def test_cohort_end_to_end(tmp_path, riverton):
     assert by_name.loc["Learner, Broken", SUMS] == "" and by_name.loc["Learner, Correct", M04] == f"{m04_points:.1f}"
     assert by_name.loc["Learner, Correct", "ID"] == "102" and by_name.loc["Learner, Correct", "Section"] == "Cohort A"
 
+    # the model answer beside every learner's written answer (formgrader has no place for it)
+    from citykit.grading.answers import written_answers
+
+    answers = written_answers(SUMS, course_root=root).read_text(encoding="utf-8")
+    assert answers.index("Model answer") < answers.index("Why is the mean not the median here?")
+    assert "The values are spread evenly" in answers and answers.count('class="learner"') == len(EXPECTED) + 1
+    assert "correct <small>not graded yet" in answers and "partial <small>0 / 1 - blank" in answers
+
     # formgrader (`citykit lab --instructor`) reads the cohort's gradebook
     import urllib.request
 
