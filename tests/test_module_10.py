@@ -58,6 +58,37 @@ def test_runs_as_a_report_without_code(riverton, tmp_path, parameters):
     assert "flag_placeholder_coords" in html and "95% Wilson" in html
 
 
+def test_neighborhoods_are_ranked_by_a_test_of_the_difference_not_by_overlap(riverton, tmp_path):
+    """The report calls a neighborhood below or above the rest of the city only when the Holm-corrected
+    test of the difference of the two shares says so (statsmodels here, a hand formula in the notebook)."""
+    import csv
+
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    from citykit.lessons import reference
+
+    check_production_run(MODULE, {}, tmp_path)
+    with open(next((tmp_path / "tables").glob("*each-neighborhood-against-the-rest*.csv")), encoding="utf-8") as f:
+        shown = {row["Neighborhood"]: row["Verdict"] for row in csv.DictReader(f)}
+    counts = reference.connect("riverton", "2025").sql(
+        "SELECT neighborhood, count(*) AS n, count(*) FILTER (WHERE on_time) AS k FROM counted "
+        "WHERE on_time IS NOT NULL AND neighborhood IS NOT NULL GROUP BY 1 ORDER BY 1").df()
+    n, k = counts["n"].sum(), counts["k"].sum()
+    p = [test_proportions_2indep(r.k, r.n, k - r.k, n - r.n, method="wald", compare="diff").pvalue for r in counts.itertuples()]
+    adjusted = multipletests(p, method="holm")[1]
+    expected = {
+        r.neighborhood: ("cannot be told apart" if q >= 0.05 else
+                         "below the rest of the city" if r.k / r.n < (k - r.k) / (n - r.n) else "above the rest of the city")
+        for r, q in zip(counts.itertuples(), adjusted)
+    }
+    assert shown == expected
+    assert set(shown.values()) >= {"below the rest of the city", "above the rest of the city"}
+    source = "\n".join(c.source for c in __import__("nbformat").read(
+        __import__("notebook_helpers").source_notebook(MODULE), as_version=4).cells)
+    assert "when intervals overlap, do not rank" not in source and "where\nintervals overlap, the neighborhoods cannot be told apart" not in source
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("sample", ["sf", "baltimore"])
 def test_without_households_or_applications_the_report_keeps_what_the_requests_carry(tmp_path, monkeypatch, sample):
