@@ -236,14 +236,16 @@ def _figures(con, period: Period, cutoff: pd.Timestamp, volume, due, idx: int, c
     w["request_type"] = rows["request_type"].to_numpy()
     q = stats.km_quantiles(w["days"], w["closed"])
     closed = w["closed"].to_numpy()
-    on_time_closed = (pd.to_datetime(rows["closed_at"]) <= pd.to_datetime(rows["due"])).to_numpy()[closed]
+    due_at = pd.to_datetime(rows["due"])
+    with_due = closed & due_at.notna().to_numpy()  # a request with no due date and no target for its type is left out
+    on_time_closed = (pd.to_datetime(rows["closed_at"]) <= due_at).to_numpy()[with_due]
     d = due[due["idx"] == idx]
     return dict(
         period=period, cutoff=cutoff, volume=int(volume.loc[volume["idx"] == idx, "n"].sum()), waiting=len(w),
         closed=int(closed.sum()), median=q[0.5], p90=q[0.9],
         closed_only_median=float(np.median(w["days"][closed])) if closed.any() else None,
         due=int(d["due"].sum()), on_time=int(d["on_time"].sum()),
-        closed_only_on_time=float(on_time_closed.mean()) if closed.any() else None, waits=w,
+        closed_only_on_time=float(on_time_closed.mean()) if len(on_time_closed) else None, waits=w,
     )  # fmt: skip
 
 
