@@ -239,6 +239,7 @@ def collect_zips(module: str, downloads: Path, *, course_root: Path | None = Non
     tz = zone(cohort.timezone)
     with grader_env():
         app = ZipCollectApp(config=config)
+        app.log.setLevel("ERROR")  # the summary says what matched, what did not and why
         app.coursedir = CourseDirectory(config=config, parent=app)
         app.coursedir.assignment_id = assignment
         app.force = True
