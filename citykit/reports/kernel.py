@@ -219,6 +219,7 @@ def install_kernel_hooks() -> None:
 
         table = TableFormatter(parent=shell.display_formatter)
         table.for_type(pd.DataFrame, table_payload)
+        table.for_type_by_name("citykit.standards.equity", "DisaggregatedTable", lambda t: table_payload(t.display_frame().set_index(t.by)))  # as shown: "≤10", "†"
         formatters[TABLE_MIME] = table
     _rc_snapshot = dict(matplotlib.rcParams)
 
