@@ -60,9 +60,9 @@ MISTAKES: dict[str, dict[str, tuple[str, str]]] = {
     "13-equity-report": {
         "income-correlation": ('method="spearman"', 'method="pearson"'),
         "decided": ('isin(["Approved", "Denied"])', 'isin(["Approved", "Denied", "Pending", "Withdrawn"])'),
-        "approval-by-race": ('equity.disaggregate(\n    decided, by=["race_alone"], measure="approved", title="Approval rate by race and ethnicity (alone)"\n)',
+        "approval-by-race": ('equity.disaggregate(\n    decided, by=["race_alone"], measure="approved", per=100, collapse="small_groups_to_other", reference=REFERENCE,\n    title="Approval rate by race and ethnicity (alone), per 100 decided applications",\n)',
                              'decided.groupby("language")["approved"].agg(["size", "mean"])'),
-        "language-comparison": ('result["rr_p_adjusted"] < 0.05', 'result["rr_p"] < 0.05'),
+        "language-comparison": ('result.loc[result["rr_p_adjusted"] < 0.05, "language"]', 'result.loc[result["notable"], "language"]'),
     },
     "14-quality-scorecard": {
         "flag-counts": ("count(*) FILTER (WHERE {flag}) AS {flag}", "count({flag}) AS {flag}"),
@@ -81,7 +81,7 @@ ADVICE: dict[str, dict[str, str]] = {
         "rates-and-demographics": "Pearson's correlation",
         "decided-applications": "they have no decision yet",
         "disaggregate-under-standard": "plain pandas table",
-        "corrected-comparisons": "p-values before the correction",
+        "corrected-comparisons": "lists the notable differences",
     },
     "14-quality-scorecard": {
         "flags-by-month": "count(flag) counts every non-missing value",
@@ -110,7 +110,8 @@ def test_source_notebook_follows_the_conventions(module):
     assert len(parameters) == 1
     declared = set(re.findall(r"^(\w+) = ", parameters[0].source, re.M))
     assert declared == {p.name for p in entry.parameters} and "dataset" in declared
-    assert all(p.help and p.type in ("dataset", "period", "neighborhood") for p in entry.parameters)
+    # data parameters, or a value from a stated list (report 13's reference group)
+    assert all(p.help and (p.type in ("dataset", "period", "neighborhood") or p.choices) for p in entry.parameters)
 
     tests = cells_of("test", nb)
     manual = cells_of("manual", nb)
@@ -292,6 +293,122 @@ def test_reports_run_on_an_imported_real_sample(module, sample, tmp_path, monkey
             GROUP BY 1 HAVING closed >= $1 ORDER BY m DESC LIMIT 1
         """, [min_closed_to_compare()]).fetchone()
         assert table_rows(page, slowest) == [[f"{n:,}", f"{closed:,}", f"{median:.1f}"]]
+        # citywide means every request, with or without a neighborhood: the service report's figure
+        citywide = con.execute(f"SELECT median({days}) FROM {requests} WHERE {counted}").fetchone()[0]
+        unplaced = con.execute(f"SELECT count(*) FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NULL").fetchone()[0]
+        assert f"citywide, every request: {citywide:.1f} days" in page
+        assert (f"{unplaced:,} of the period" in page) if unplaced else "Every request of the period has a neighborhood" in page
+        service = run_report("service-performance", {"dataset": name, "period": None}, tmp_path / "service")
+        assert f"median {citywide:.1f} days to close" in service.html.read_text(encoding="utf-8")
         assert "Approval rate" not in page
         manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["left_out"] == [["neighborhoods"], ["program_applications"]]
+
+# ------------------------------------------------------------------ report 13 under standard 1.1.0
+
+
+def _approval_counts(riverton, column_sql: str, period: tuple[str, str], neighborhood: str | None = None):
+    """group -> (approved, denied, decided) from DuckDB on the published parquet (an independent route)."""
+    path = riverton.table_path("program_applications").as_posix()
+    where = f"submitted_at >= DATE '{period[0]}' AND submitted_at < DATE '{period[1]}'"
+    if neighborhood:
+        where += f" AND neighborhood = '{neighborhood}'"
+    rows = duckdb.execute(
+        f"SELECT {column_sql} AS g, count(*) FILTER (WHERE outcome = 'Approved') AS a, "
+        f"count(*) FILTER (WHERE outcome = 'Denied') AS d FROM read_parquet('{path}') WHERE {where} "
+        "AND outcome IN ('Approved', 'Denied') GROUP BY 1").fetchall()
+    return {g: (a, d, a + d) for g, a, d in rows}
+
+
+def _holm_significant(counts: dict, reference: str, groups) -> list[str]:
+    import numpy as np
+    from statsmodels.stats.contingency_tables import Table2x2
+    from statsmodels.stats.multitest import multipletests
+
+    ref = counts[reference]
+    p = [Table2x2(np.array([[counts[g][0], counts[g][1]], [ref[0], ref[1]]])).log_riskratio_pvalue() for g in groups]
+    return sorted(g for g, q in zip(groups, multipletests(p, method="holm")[1]) if q < 0.05)
+
+
+def _alone_sql(code: str) -> str:
+    codes = ("aian", "asian", "black", "hispanic", "mena", "nhpi", "white")
+    return " AND ".join([f"coalesce(race_{code}, false)"] + [f"NOT coalesce(race_{c}, false)" for c in codes if c != code])
+
+
+def test_equity_report_shows_the_corrected_significant_comparisons(riverton, tmp_path):
+    """Language and race: the groups the report calls significant after Holm are those statsmodels'
+    Table2x2 (Katz) finds on DuckDB counts; the denial ratio and both presentations are shown."""
+    result = run_report("equity-report", {"period": "2025"}, tmp_path)
+    page = result.html.read_text(encoding="utf-8")
+    languages = _approval_counts(riverton, "language", ("2025-01-01", "2026-01-01"))
+    others = sorted(g for g in languages if g != "English")
+    expected = _holm_significant(languages, "English", others)
+    assert expected == ["Arabic", "Chinese", "Other", "Spanish", "Vietnamese"]  # the Poisson interval found two
+    assert "Corrected p-value below 0.05:</strong> " + ", ".join(expected) + "." in page
+    labels = {"aian": "American Indian or Alaska Native", "asian": "Asian", "black": "Black or African American",
+              "hispanic": "Hispanic or Latino", "mena": "Middle Eastern or North African",
+              "nhpi": "Native Hawaiian or Pacific Islander", "white": "White"}
+    race = {}
+    for code, label in labels.items():
+        race[label] = _approval_counts(riverton, f"CASE WHEN {_alone_sql(code)} THEN 'x' END", ("2025-01-01", "2026-01-01"))["x"]
+    # the report's race family also holds Multiracial, Not reported and Declined: take its own list of
+    # significant groups and check each against the single-category groups' statsmodels p-values
+    summary = re.search(r"By race and ethnicity, approval shares that differ[^:]*: ([^.]*(?:\.\d+[^.]*)*)\. Notable", html.unescape(page))
+    assert summary, "no race summary"
+    named = re.findall(r"(?:^|; )([A-Z][^;0-9]*?) \d", summary[1])
+    assert "Hispanic or Latino" in named
+    big = _holm_significant(race, "White", [g for g in race if g != "White"])
+    assert "Hispanic or Latino" in big and set(named) & set(race) <= set(big) | {"White"}
+    assert "denied ratio" in page and "alone or in combination" in page and "Approval rate by gender" in page
+    assert "disproportionality" in page
+
+
+def test_equity_report_for_millbrook_q4_marks_only_small_counts(riverton, tmp_path):
+    """No "0 of ≤10" (an outcome beside a hidden size) and "≤10" only on counts from 1 to 10: each
+    mark in the published CSV tables is checked against the DuckDB count it hides."""
+    import csv
+
+    result = run_report("equity-report", {"neighborhood": "Millbrook", "period": "2025-Q4"}, tmp_path)
+    period = ("2025-10-01", "2026-01-01")
+    truth = {
+        "language": _approval_counts(riverton, "language", period, "Millbrook"),
+        "gender": _approval_counts(riverton, "coalesce(gender, 'Not shown (privacy)')", period, "Millbrook"),
+    }
+    labels = {"Hispanic or Latino": "hispanic", "White": "white", "Black or African American": "black", "Asian": "asian"}
+    checked = 0
+    for table in sorted((result.out / "tables").glob("*.csv")):
+        rows = list(csv.DictReader(table.open(encoding="utf-8")))
+        if not rows or "n" not in rows[0]:
+            continue
+        key = next(iter(rows[0]))
+        for row in rows:
+            assert not (row["n"] == "≤10" and row.get("events") == "0"), f"{table.name}: 0 of ≤10 for {row[key]}"
+            if key in truth:
+                counts = truth[key].get(row[key])
+            elif key == "race_alone" and row[key] in labels:
+                counts = _approval_counts(riverton, f"CASE WHEN {_alone_sql(labels[row[key]])} THEN 'x' END", period, "Millbrook").get("x")
+            else:
+                continue
+            approved, _, decided = counts
+            for mark, value in ((row["n"], decided), (row.get("events"), approved)):
+                if mark == "≤10":
+                    assert 1 <= value <= 10, f"{table.name}: ≤10 on a count of {value} ({row[key]})"
+                    checked += 1
+    assert checked > 0  # the selection does hide small counts
+
+
+def test_equity_report_reference_parameter(riverton, tmp_path):
+    from citykit.errors import CitykitError
+    from citykit.reports import params
+    from citykit.standards import load_disaggregation
+
+    entry = find_module("13-equity-report")
+    spec = next(p for p in entry.parameters if p.name == "reference")
+    std = load_disaggregation()
+    assert spec.default == std.disparity.reference_group["race_ethnicity"]  # the standard's reference group
+    assert set(spec.choices) == {c.code for c in std.race_categories} | {std.multiracial.code}
+    with pytest.raises(CitykitError, match="choose one of"):
+        params.validate(entry.parameters, {"reference": "martian"})
+    page = run_report("equity-report", {"period": "2025", "reference": "black"}, tmp_path).html.read_text(encoding="utf-8")
+    assert "Reference group:</strong> Black or African American" in page
+    assert "approved share against Black or African American" in page and "approved share against White" not in page
