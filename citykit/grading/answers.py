@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from citykit.errors import CitykitError
-from citykit.grading.config import assignment_id, course_root_of, submitted_students
+from citykit.grading.config import assignment_id, course_root_of, grader_env, load_config, submitted_students
 
 
 def _written_cells(nb: dict) -> dict[str, dict]:
@@ -41,8 +41,6 @@ def _render(markdown: str) -> str:
 def written_answers(module: str, *, course_root: Path | None = None, out: Path | None = None) -> Path:
     """Write the model-answer page of an assignment; return it."""
     from nbgrader.api import Gradebook, MissingEntry
-
-    from citykit.grading.config import grader_env, load_config
 
     root = course_root_of(course_root)
     assignment = assignment_id(module, course_root)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from citykit import paths
 from citykit.errors import CitykitError, WorkFailed
-from citykit.grading.cohort import Cohort, Limits, setup_cohort
+from citykit.grading.cohort import Cohort, Limits, load_cohort, setup_cohort, zone
 from citykit.grading.config import (
     ANSI_ESCAPE,
     CONFIG_FILE,
@@ -29,6 +29,7 @@ from citykit.grading.config import (
     submitted_students,
 )
 from citykit.lessons.course import module_folders
+from citykit.lessons.lab import WORKSPACE_CONFIG, prepare_workspace
 
 Part = Literal["all", "autograded", "manual"]
 
@@ -220,8 +221,7 @@ def collect_zips(module: str, downloads: Path, *, course_root: Path | None = Non
     from nbgrader.apps.zipcollectapp import ZipCollectApp
     from nbgrader.coursedir import CourseDirectory
 
-    from citykit.grading.cohort import load_cohort, zone
-    from citykit.grading.lms import RosterCollector, TimedExtractor
+    from citykit.grading.lms import RosterCollector, TimedExtractor  # lazy: nbgrader's plugins, only to collect
 
     root = course_root_of(course_root)
     assignment = assignment_id(module, course_root)
@@ -274,8 +274,6 @@ def hand_in(module: str, student: str, *, lms: bool = False, course_root: Path |
     without the exchange), write the notebook for the LMS upload instead, named
     `<student_id>_<notebook>` so the LMS collection matches it to the roster; return that file."""
     import nbformat
-
-    from citykit.lessons.lab import WORKSPACE_CONFIG, prepare_workspace
 
     assignment = assignment_id(module, course_root)
     workspace = prepare_workspace(student, course_root)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citykit.errors import CitykitError, WorkFailed
-from citykit.grading.cohort import Limits, record_graded
+from citykit.grading.assignments import generate
+from citykit.grading.cohort import Limits, load_cohort, record_graded
 from citykit.grading.config import (
     assignment_id,
     check_result,
@@ -126,8 +127,6 @@ def autograde_cohort(
         raise CitykitError(f"no submissions of {assignment} in {root / 'grading' / 'submitted'}; collect first")
     version = source_hash(assignment, course_root)
     if generated_hashes(course_root).get(assignment) != version:
-        from citykit.grading.assignments import generate
-
         generate(assignment, course_root=course_root)
         grades.regenerated = True
 
@@ -182,8 +181,6 @@ def autograde_cohort(
 
 
 def _graded_versions(assignment: str, course_root: Path | None) -> dict[str, str]:
-    from citykit.grading.cohort import load_cohort
-
     try:
         return load_cohort(course_root=course_root_of(course_root)).graded.get(assignment, {})
     except CitykitError:

@@ -22,6 +22,8 @@ from citykit.grading.config import (
     nbgrader_api_for,
     submitted_students,
 )
+from citykit.grading.limits import cohort_limits
+from citykit.grading.lint import lint_assignment
 
 HIDDEN_NOTE = "# (hidden tests ran here at grading; their code is not shown)"
 HIDDEN_FAILED = (
@@ -214,9 +216,6 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
 
     import nbformat
     from nbgrader.api import Gradebook
-
-    from citykit.grading.limits import cohort_limits
-    from citykit.grading.lint import lint_assignment
 
     root = course_root_of(course_root)
     assignment = assignment_id(module, course_root)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nbgrader.plugins.zipcollect import ExtractorPlugin, FileNameCollectorPlugin
 
-from citykit.grading.cohort import Learner
+from citykit.grading.cohort import Learner, load_cohort, zone
 
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 BLACKBOARD_TIME = re.compile(r"_attempt_(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)_")
@@ -120,8 +120,6 @@ class RosterCollector(FileNameCollectorPlugin):
     def _configure_from_cohort(self) -> None:
         """Run by plain `nbgrader zip_collect` (grading/nbgrader_config.py names this plugin): the
         roster, due date and time zone of the active cohort."""
-        from citykit.grading.cohort import load_cohort, zone
-
         coursedir = self.parent.coursedir
         root = Path(coursedir.root)
         cohort = load_cohort(course_root=root)

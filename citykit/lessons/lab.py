@@ -28,6 +28,8 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.grading.cohort import STUDENT_ID, load_cohort
+from citykit.grading.config import load_config
 
 WORKSPACES = "workspaces"  # under grading/
 REFERENCES = ("curriculum/guides/learner.md", "curriculum/guides/glossary.md", "curriculum/guides/data-dictionary.md",
@@ -54,8 +56,6 @@ def workspace_dir(student: str, course_root: Path | None = None) -> Path:
 
 def released_through_exchange(course_root: Path | None = None) -> set[str]:
     """Assignments the instructor released through the cohort's exchange."""
-    from citykit.grading.config import load_config
-
     config = load_config(Path(course_root) if course_root else None)
     outbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "outbound"
     return {p.name for p in outbound.iterdir() if p.is_dir()} if outbound.is_dir() else set()
@@ -67,9 +67,6 @@ def prepare_workspace(student: str, course_root: Path | None = None) -> Path:
     generated but not released through the exchange (never overwriting the learner's work)."""
     import shutil
     import stat
-
-    from citykit.grading.cohort import STUDENT_ID, load_cohort
-    from citykit.grading.config import load_config
 
     root = Path(course_root) if course_root else paths.course_root()
     if not STUDENT_ID.match(student):
