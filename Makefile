@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CITYKIT := $(BIN)/citykit
 DEMO_OUT ?= reports/demo
-TEST_WORKERS ?= auto  # pytest-xdist workers; each test file runs on one worker (kernels idle while starting)
+TEST_WORKERS ?= auto  # pytest-xdist workers; a file (or a module's tests) runs on one worker (kernels idle while starting)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test lint lab lab-instructor bench constraints clean
@@ -29,7 +29,7 @@ demo: setup ## build the synthetic city, generate module 04's student version, r
 	$(CITYKIT) demo --out $(DEMO_OUT)
 
 test: setup lint tests/.node/node_modules/axe-core ## lint, then run the whole test suite (builds the bundled dataset once if needed)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup ## ruff (lint and format check) and the import contracts (layers, no cycles)
 	$(BIN)/ruff check citykit tests benchmarks setup.py

@@ -49,3 +49,28 @@ def course(tmp_path_factory: pytest.TempPathFactory, riverton: registry.Dataset,
     from notebook_helpers import graded_course
 
     return graded_course(tmp_path_factory.mktemp("course"), request.module.MODULE)
+
+
+@pytest.fixture(scope="session")
+def graded_course_of(tmp_path_factory: pytest.TempPathFactory, riverton: registry.Dataset):
+    """`graded_course_of(module)`: a copy of the course holding that module, its student version
+    generated; built once per worker and module (a module's tests share an xdist group)."""
+    from notebook_helpers import graded_course
+
+    built: dict[str, Path] = {}
+
+    def get(module: str) -> Path:
+        if module not in built:
+            built[module] = graded_course(tmp_path_factory.mktemp(f"course-{module[:2]}"), module)
+        return built[module]
+
+    return get
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` distributes by xdist group: a test without one is grouped with its file, so a
+    file's module-scoped fixtures are built once, as with --dist loadfile."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

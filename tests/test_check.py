@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import pandas as pd
 import pytest
 
@@ -76,3 +77,40 @@ def test_same_index_accepts_equal_labels_and_rejects_repeats():
     check.same_index(pd.Series([1, 2], index=["a", "b"]), pd.Series([0, 0], index=["b", "a"]), name="s")
     with pytest.raises(AssertionError, match="repeated"):
         check.same_index(pd.Series([1, 2, 3], index=["a", "b", "a"]), pd.Series([0, 0], index=["a", "b"]), name="s")
+
+
+# -- the chart checks module 09 adds --------------------------------------------------------
+
+
+def test_chart_is_labelled_names_what_is_missing():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.bar(["a", "b"], [1, 2])
+    with pytest.raises(AssertionError, match="has no title and no x-axis label and no y-axis label"):
+        check.chart_is_labelled(ax)
+    ax.set_title("Requests by type")
+    ax.set_xlabel("Request type")
+    with pytest.raises(AssertionError, match=r"^Your chart has no y-axis label;"):
+        check.chart_is_labelled(ax)
+    ax.set_ylabel("  ")  # blank is no label
+    with pytest.raises(AssertionError, match="no y-axis label"):
+        check.chart_is_labelled(ax)
+    ax.set_ylabel("Requests")
+    check.chart_is_labelled(ax)
+    with pytest.raises(AssertionError, match="should be a matplotlib Axes"):
+        check.chart_is_labelled(fig.savefig)
+    plt.close(fig)
+
+
+def test_same_order_names_a_mistaken_order():
+    expected = pd.Series([5, 3, 1], index=["c", "a", "b"])
+    check.same_order(expected.copy(), expected, name="counts")
+    mistakes = {"alphabetical": (expected.sort_index(), "that is sorted by name.")}
+    with pytest.raises(AssertionError, match=r"^Your counts is in the wrong order; that is sorted by name\."):
+        check.same_order(expected.sort_index(), expected, name="counts", mistakes=mistakes)
+    with pytest.raises(AssertionError, match="expected 'c', 'a', 'b' first"):
+        check.same_order(expected.iloc[[1, 0, 2]], expected, name="counts", mistakes=mistakes)
+    with pytest.raises(AssertionError, match="should be a Series"):
+        check.same_order(list(expected), expected, name="counts")

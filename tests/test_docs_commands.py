@@ -20,6 +20,7 @@ the table of every command, what happened and how long it took.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import queue
@@ -220,7 +221,10 @@ ADJUSTMENTS = (
 )  # fmt: skip
 
 
-def placeholders(files: Path, scratch: Path) -> list[tuple[str, str, str]]:
+NEXT_YEAR = (datetime.date.today() + datetime.timedelta(days=365)).isoformat()
+
+
+def placeholders(files: Path, scratch: Path) -> list[tuple[str, object, str]]:
     """(pattern in a documented command, the text the test puts there, the test file behind it)."""
     q = lambda path: shlex.quote(str(path))  # noqa: E731
     return [
@@ -237,6 +241,8 @@ def placeholders(files: Path, scratch: Path) -> list[tuple[str, str, str]]:
         (r"(?<![\w/.-])my-analysis\.ipynb\b", q(files / "my-analysis.ipynb"), "a copy of module 04's notebook"),
         (r"(?<![\w/.-])my-course\b", q(scratch / "my-course"), "a second course folder (the install route)"),
         (r"--student ID\b", f"--student {LEARNERS[0]}", "a learner of the roster"),
+        (r"(?<=--due )([\w-]+)=\d{4}-\d{2}-\d{2}\b", lambda m: f"{m.group(1)}={NEXT_YEAR}",
+         "a due date a year from today: a past one is refused, and the documented example must not expire"),
         (r"postgresql\+psycopg://user:secret@host/db", q(_pg_url() or "postgresql+psycopg://user:secret@host/db"),
          "CITYKIT_TEST_PG_URL"),
     ]  # fmt: skip
@@ -327,7 +333,7 @@ class Runner:
     def substitute(self, command: Command) -> str:
         text = command.text.strip()
         for pattern, value, _ in placeholders(self.files, self.scratch):
-            text = re.sub(pattern, lambda _match, value=value: value, text)
+            text = re.sub(pattern, value if callable(value) else (lambda _match, value=value: value), text)
         text = re.sub(r"^(\.venv/bin/)?(citykit|nbgrader)\b", lambda m: str(BIN / m.group(2)), text)
         if re.match(rf"{re.escape(str(CITYKIT))} (demo|data build)\b", text) and "--scale" not in text:
             text += " --scale tiny"

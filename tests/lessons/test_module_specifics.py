@@ -1,0 +1,238 @@
+"""Tests that one teaching module needs beyond the shared suite in `test_modules.py` (same xdist
+group per module, so each module's graded course is built once)."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+from notebook_helpers import (
+    autograded_points,
+    check_left_out,
+    check_production_run,
+    counted_for_time_to_close,
+    failed_tests,
+    import_real_sample,
+    min_closed_to_compare,
+    nbgrader_meta,
+    real_sample_sql,
+    report_html_has_no_code,
+    source_notebook,
+    submit_notebook,
+    table_rows,
+    with_mistakes,
+)
+
+pytestmark = pytest.mark.slow
+
+# -- 01-loading-data ---------------------------------------------------------------------------
+
+M01 = "01-loading-data"
+
+
+@pytest.mark.xdist_group(M01)
+def test_loading_every_period_is_named_where_it_starts(graded_course_of, tmp_path):
+    """Forgetting period= makes later answers wrong too; the load test says where it started."""
+    course = graded_course_of(M01)
+    nb = with_mistakes(M01, {"load": ("period=period, ", "")})
+    submit_notebook(course, M01, "every-period", nb, tmp_path)
+    points, most = autograded_points(course, M01, "every-period")
+    failures = failed_tests(course, M01, "every-period")
+    assert points < most
+    assert failures["load-requests"].startswith("AssertionError: Your number of rows loaded")
+    assert "that is every period. Pass period=period" in failures["load-requests"]
+
+
+@pytest.mark.xdist_group(M01)
+def test_loading_every_column_is_named(graded_course_of, tmp_path):
+    course = graded_course_of(M01)
+    nb = with_mistakes(M01, {"load": (",\n                        columns=COLUMNS)", ")")})
+    submit_notebook(course, M01, "every-column", nb, tmp_path)
+    autograded_points(course, M01, "every-column")
+    failures = failed_tests(course, M01, "every-column")
+    assert "load only the columns in COLUMNS" in failures["load-requests"]
+
+
+# -- 04-time-to-close --------------------------------------------------------------------------
+
+M04 = "04-time-to-close"
+
+
+@pytest.mark.xdist_group(M04)
+def test_mistakes_are_named_by_visible_tests_or_caught_by_hidden_ones(graded_course_of, tmp_path):
+    """Mean instead of median fails the visible test with advice; a slightly wrong share passes the
+    visible checks and only the hidden test catches it."""
+    course = graded_course_of(M04)
+    nb = nbformat.read(source_notebook(M04), as_version=4)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    median_cell, sla_cell = by_id["median-by-type"], by_id["sla-share"]
+    assert '["days_to_close"].median()' in median_cell.source
+    median_cell.source = median_cell.source.replace('["days_to_close"].median()', '["days_to_close"].mean()')
+    sla_cell.source = sla_cell.source.replace("### END SOLUTION", "share_within_sla *= 0.99\n### END SOLUTION")
+    submit_notebook(course, M04, "mixed", nb, tmp_path)
+
+    points, max_points = autograded_points(course, M04, "mixed")
+    lost = sum(nbgrader_meta(by_id[g])["points"] for g in ("median-days-to-close", "share-within-sla"))
+    assert (points, max_points) == (max_points - lost, max_points)
+    graded = nbformat.read(course / "grading" / "autograded" / "mixed" / M04 / f"{M04}.ipynb", as_version=4)
+    errors = {
+        nbgrader_meta(c).get("grade_id"): o
+        for c in graded.cells
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    }
+    assert set(errors) == {"median-days-to-close", "share-within-sla"}
+    assert "that is the mean" in errors["median-days-to-close"]["evalue"]
+    assert "share_within_sla" in errors["share-within-sla"]["evalue"]  # from the hidden comparison
+
+
+@pytest.mark.xdist_group(M04)
+def test_a_backlog_of_the_period_only_is_named(graded_course_of, tmp_path):
+    """metrics.yml: the backlog is every request open at the as-of date, whatever its creation date; counting
+    only the period's open requests fails the visible test with advice, and only that test."""
+    course = graded_course_of(M04)
+    nb = nbformat.read(source_notebook(M04), as_version=4)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    cell = by_id["backlog"]
+    solution = 'still_open = every_request[every_request["status"].isin(["Open", "In Progress"]) & ~every_request["is_duplicate"]]'
+    assert solution in cell.source
+    cell.source = cell.source.replace(solution, solution.replace("every_request", "requests"))
+    submit_notebook(course, M04, "period-only", nb, tmp_path)
+    points, max_points = autograded_points(course, M04, "period-only")
+    assert points == max_points - nbgrader_meta(by_id["backlog-age-buckets"])["points"]
+    graded = nbformat.read(course / "grading" / "autograded" / "period-only" / M04 / f"{M04}.ipynb", as_version=4)
+    errors = {nbgrader_meta(c).get("grade_id"): o["evalue"] for c in graded.cells for o in c.get("outputs", [])
+              if o.output_type == "error"}  # fmt: skip
+    assert set(errors) == {"backlog-age-buckets"}
+    assert "whatever its creation date" in errors["backlog-age-buckets"]
+
+
+@pytest.mark.xdist_group(M04)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_runs_as_a_report_on_a_real_sample(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(M04, {"dataset": name, "period": None}, tmp_path / "out")
+    requests, con = real_sample_sql(name)
+    busiest, closed, median = con.execute(
+        f"SELECT request_type, count(*) AS n, median(epoch(closed_at - created_at) / 86400) FROM {requests} "
+        f"WHERE {counted_for_time_to_close()} GROUP BY 1 ORDER BY n DESC LIMIT 1"
+    ).fetchone()
+    assert [str(closed), f"{median:.1f}"] in table_rows(page, busiest)
+
+
+# -- 06-rates-per-resident ---------------------------------------------------------------------
+
+M06 = "06-rates-per-resident"
+
+
+@pytest.mark.xdist_group(M06)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_population_the_report_says_so_and_shows_counts_only(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(M06, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods"])
+    assert "Requests per 1,000 residents, by neighborhood" not in page and "<strong>Citywide:</strong>" not in page
+    requests, con = real_sample_sql(name)
+    top, n = con.execute(
+        f"SELECT neighborhood, count(*) AS n FROM {requests} WHERE NOT is_duplicate "
+        "AND neighborhood IS NOT NULL GROUP BY 1 ORDER BY n DESC LIMIT 1"
+    ).fetchone()
+    assert table_rows(page, top) == [[f"{n:,}"]]
+
+
+# -- 08-when-averages-mislead ------------------------------------------------------------------
+
+M08 = "08-when-averages-mislead"
+ADJUSTED = "adjusted_share = shares.mul(weights, axis=0).sum()[TERCILES]"
+
+
+@pytest.mark.xdist_group(M08)
+def test_the_planted_pattern_is_what_the_lesson_says(riverton):
+    """Independently of the notebook: Illegal Dumping's citywide median is within its target while
+    the lowest-income third of neighborhoods waits more than twice as long as the highest."""
+    import duckdb
+
+    from citykit.standards import load_metrics
+
+    requests, hoods = (riverton.table_path(t).as_posix() for t in ("service_requests", "neighborhoods"))
+    valid = (
+        "status = 'Closed' AND NOT is_duplicate AND NOT flag_closed_before_created AND NOT flag_placeholder_date"
+        " AND request_type = 'Illegal Dumping' AND created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'"
+    )
+    days = "epoch(closed_at - created_at) / 86400"
+    citywide = duckdb.execute(f"SELECT median({days}) FROM read_parquet('{requests}') WHERE {valid}").fetchone()[0]
+    by_third = dict(
+        duckdb.execute(f"""
+        WITH h AS (SELECT neighborhood, ntile(3) OVER (ORDER BY median_household_income) AS third FROM read_parquet('{hoods}'))
+        SELECT third, median({days}) FROM read_parquet('{requests}') JOIN h USING (neighborhood) WHERE {valid} GROUP BY 1
+    """).fetchall()
+    )
+    assert citywide <= load_metrics()["sla_days"]["Illegal Dumping"]
+    assert by_third[1] > 2 * by_third[3]
+    text = "\n".join(c.source for c in nbformat.read(source_notebook(M08), as_version=4).cells)
+    assert "more than twice as long" in text
+
+
+@pytest.mark.xdist_group(M08)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_incomes_the_report_compares_neighborhoods_with_the_citywide_median(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    requests, con = real_sample_sql(name)
+    counted = counted_for_time_to_close()
+    request_type = con.execute(
+        f"SELECT request_type FROM {requests} WHERE {counted} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    page = check_production_run(M08, {"dataset": name, "period": None, "request_type": request_type}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods"])
+    assert "by neighborhood income" not in page
+    days = "epoch(closed_at - created_at) / 86400"
+    chosen = f"{counted} AND request_type = $1 AND neighborhood IS NOT NULL"
+    citywide = con.execute(
+        f"SELECT median({days}) FROM {requests} WHERE {counted} AND request_type = $1", [request_type]
+    ).fetchone()[0]
+    slowest, closed, median = con.execute(
+        f"SELECT neighborhood, count(*) AS n, median({days}) AS m FROM {requests} WHERE {chosen} "
+        "GROUP BY 1 HAVING count(*) >= $2 ORDER BY m DESC LIMIT 1",
+        [request_type, min_closed_to_compare()],
+    ).fetchone()
+    assert f"The citywide median is {citywide:.1f} days" in page
+    assert table_rows(page, slowest) == [[f"{closed:,}", f"{median:.1f}", f"{median - citywide:+.1f}"]]
+
+
+# -- 11-capstone -------------------------------------------------------------------------------
+
+M11 = "11-capstone"
+
+
+@pytest.mark.xdist_group(M11)
+def test_a_learners_own_notebook_runs_by_path(riverton, tmp_path):
+    """`citykit report run my-notebook.ipynb -p ...`: the learner's completed copy, outside the course."""
+    import nbformat
+
+    from citykit.reports.run import run_report
+
+    mine = tmp_path / "my-notebook.ipynb"
+    shutil.copyfile(source_notebook(M11), mine)
+    result = run_report(mine, {"neighborhood": "Ironwood", "period": "2025-Q2"}, out=tmp_path / "out")
+    html = result.html.read_text(encoding="utf-8")
+    assert result.name == "my-notebook" and "Ironwood" in html
+    report_html_has_no_code(html, nbformat.read(source_notebook(M11), as_version=4))
+
+
+@pytest.mark.xdist_group(M11)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_runs_as_a_report_on_a_real_sample_and_states_its_quality(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    html = check_production_run(M11, {"dataset": name, "period": None}, tmp_path / "out")
+    assert "Data quality:" in html
+    if sample == "sf":  # 46% of San Francisco's rows have no neighborhood: over the 5% gate
+        assert "provisional" in html and "missing_neighborhood" in html
