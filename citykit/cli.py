@@ -144,9 +144,15 @@ def course_list(args: argparse.Namespace) -> int:
 
 
 def lab(args: argparse.Namespace) -> int:
-    from citykit.lessons.lab import run_lab
+    from citykit.lessons.lab import default_student, run_lab
 
-    return run_lab(instructor=args.instructor, port=args.port, student=args.student)
+    student = None
+    if not args.instructor:
+        from citykit.grading.workspace import prepare_workspace
+
+        student = args.student or default_student()
+        prepare_workspace(student)  # the learner's own workspace, with the cohort's exchange
+    return run_lab(instructor=args.instructor, port=args.port, student=student)
 
 
 # --- grade ------------------------------------------------------------------------------------

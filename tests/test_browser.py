@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from citykit import paths
+from citykit.grading import workspace
 from citykit.lessons import lab
 from citykit.lessons.course import find_module
 
@@ -61,7 +62,7 @@ def test_learner_runs_a_module_in_jupyterlab_without_errors(tmp_path, riverton, 
     notebook_path = _completed_release(tmp_path)
     _render_every_cell(tmp_path / "lab-settings")
     monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "lab-settings"))
-    server = lab.start_lab(course_root=tmp_path, quiet=True)
+    server = workspace.start_learner_lab(course_root=tmp_path, quiet=True)
     artifacts = paths.course_root() / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     code_prompts = ".jp-CodeCell .jp-InputPrompt"

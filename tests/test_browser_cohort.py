@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from citykit import paths
+from citykit.grading import workspace
 from citykit.grading.assignments import collect, generate, release, setup
 from citykit.grading.autograde import autograde_cohort
 from citykit.lessons import lab
@@ -71,7 +72,7 @@ def test_a_learner_fetches_validates_and_submits_in_the_lab_and_is_graded(tmp_pa
     setup("spring", tmp_path / "roster.csv", course_root=root)
     generate("time-to-close", course_root=root)
     release("time-to-close", course_root=root)
-    chloe = lab.prepare_workspace("chloe", root)
+    chloe = workspace.prepare_workspace("chloe", root)
     (chloe / "notes.md").write_text("Chloé's own notes", encoding="utf-8")
     chloe_before = _tree(chloe)
     assert M04 not in chloe_before  # released through the exchange: fetched, not copied in
@@ -80,7 +81,7 @@ def test_a_learner_fetches_validates_and_submits_in_the_lab_and_is_graded(tmp_pa
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps({"windowingMode": "none"}), encoding="utf-8")
     monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "lab-settings"))
-    server = lab.start_lab(course_root=root, student="maria_g", quiet=True)
+    server = workspace.start_learner_lab("maria_g", course_root=root, quiet=True)
     artifacts = paths.course_root() / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     try:
@@ -117,8 +118,8 @@ def test_a_learner_fetches_validates_and_submits_in_the_lab_and_is_graded(tmp_pa
     finally:
         server.stop()
 
-    workspace = lab.workspace_dir("maria_g", root)
-    assert (workspace / M04 / f"{M04}.ipynb").is_file()
+    maria = workspace.workspace_dir("maria_g", root)
+    assert (maria / M04 / f"{M04}.ipynb").is_file()
     assert not (root / "grading" / "release" / M04 / ".ipynb_checkpoints").exists()  # release folder untouched
     assert collect("time-to-close", course_root=root) == ["maria_g"]
     grades = autograde_cohort("time-to-close", workers=1, course_root=root, progress=False)

@@ -14,6 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from citykit.errors import CitykitError
+from citykit.grading import workspace
 from citykit.lessons import lab
 
 MODULE = "04-time-to-close"
@@ -42,6 +43,8 @@ def test_token_is_required(tmp_path):
     with pytest.raises(CitykitError, match="token"):
         lab.lab_environment("")
     with pytest.raises(CitykitError, match="citykit grade generate"):
+        workspace.start_learner_lab("maria_g", course_root=tmp_path)
+    with pytest.raises(CitykitError, match="citykit lab --student maria_g"):
         lab.start_lab(course_root=tmp_path, student="maria_g")
 
 
@@ -79,29 +82,29 @@ def _course(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_a_workspace_holds_references_and_practice_copies_and_never_overwrites(tmp_path):
     _course(tmp_path)
-    workspace = lab.prepare_workspace("maria_g", tmp_path)
-    assert (workspace / MODULE / f"{MODULE}.ipynb").is_file()  # generated, not released: a practice copy
-    reference = workspace / "curriculum" / "standards" / "metrics.yml"
+    ws = workspace.prepare_workspace("maria_g", tmp_path)
+    assert (ws / MODULE / f"{MODULE}.ipynb").is_file()  # generated, not released: a practice copy
+    reference = ws / "curriculum" / "standards" / "metrics.yml"
     assert reference.is_file() and not reference.is_symlink() and not reference.stat().st_mode & 0o222
-    config = (workspace / "nbgrader_config.py").read_text()
+    config = (ws / "nbgrader_config.py").read_text()
     assert "c.CourseDirectory.student_id = 'maria_g'" in config
     assert f"c.Exchange.root = {str(tmp_path.resolve() / 'grading' / 'exchange')!r}" in config
-    (workspace / MODULE / f"{MODULE}.ipynb").write_text("my work")
-    lab.prepare_workspace("maria_g", tmp_path)
-    assert (workspace / MODULE / f"{MODULE}.ipynb").read_text() == "my work"
-    other = lab.prepare_workspace("chloe", tmp_path)
+    (ws / MODULE / f"{MODULE}.ipynb").write_text("my work")
+    workspace.prepare_workspace("maria_g", tmp_path)
+    assert (ws / MODULE / f"{MODULE}.ipynb").read_text() == "my work"
+    other = workspace.prepare_workspace("chloe", tmp_path)
     assert (other / MODULE / f"{MODULE}.ipynb").read_text() != "my work"
     with pytest.raises(CitykitError, match="may use only"):
-        lab.prepare_workspace("../maria", tmp_path)
+        workspace.prepare_workspace("../maria", tmp_path)
 
 
 @pytest.mark.slow
 def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
     solution, raw = _course(tmp_path)
-    workspace = lab.prepare_workspace("maria_g", tmp_path)
-    (workspace / "escape").symlink_to(tmp_path / "notebooks")  # a link made by kernel code, say
+    ws = workspace.prepare_workspace("maria_g", tmp_path)
+    (ws / "escape").symlink_to(tmp_path / "notebooks")  # a link made by kernel code, say
 
-    server = lab.start_lab(course_root=tmp_path, quiet=True, student="maria_g")
+    server = workspace.start_learner_lab("maria_g", course_root=tmp_path, quiet=True)
     try:
         server.wait_ready()
         token, api = server.token, f"{server.url}api/contents"
@@ -132,7 +135,7 @@ def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
             status = 200
         except urllib.error.HTTPError as error:
             status = error.code
-        assert status == 403 and "metrics: {}" in (workspace / "curriculum" / "standards" / "metrics.yml").read_text()
+        assert status == 403 and "metrics: {}" in (ws / "curriculum" / "standards" / "metrics.yml").read_text()
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", None) == 403
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", "wrong-token") == 403
         assert get(f"{server.url}lab/tree/{MODULE}", None) == 302  # the lab page asks to log in

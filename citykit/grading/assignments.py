@@ -28,8 +28,8 @@ from citykit.grading.config import (
     record_generated,
     submitted_students,
 )
+from citykit.grading.workspace import WORKSPACE_CONFIG, prepare_workspace
 from citykit.lessons.course import module_folders
-from citykit.lessons.lab import WORKSPACE_CONFIG, prepare_workspace
 
 Part = Literal["all", "autograded", "manual"]
 

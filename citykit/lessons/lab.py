@@ -1,13 +1,10 @@
 """JupyterLab for the course: each learner works in a workspace of their own; instructors get formgrader.
 
-Learner mode serves the learner's workspace, `grading/workspaces/<student_id>/`, never the
-instructor's release folder: modules arrive there through nbgrader's Assignments tab (Fetch, then
-Validate and Submit, through the cohort's exchange, as the learner's roster id), and the modules the
-instructor generated but has not released through the exchange are copied in for practice. The
-references modules send learners to (the learner guides, data dictionary, glossary and the city's
-standards) are copied in, read-only, at their course paths (`curriculum/...`). The server serves only
-real files under the workspace (no symlink leads out), hides no-one's solutions because none are
-there, and has no terminal. Instructor mode serves `grading/` with nbgrader's formgrader. A token is
+Learner mode serves the learner's workspace, `grading/workspaces/<student_id>/` (made by
+`citykit.grading.workspace`: the cohort's nbgrader settings, read-only references under
+`curriculum/`, practice copies), never the instructor's release folder. The server serves only real
+files under the workspace (no symlink leads out), keeps the references read-only, and has no
+terminal. Instructor mode serves `grading/` with nbgrader's formgrader. A token is
 always required: generated unless given, passed to the server in the environment (never on the
 command line, where other users of the machine could read it) and printed for the user.
 """
@@ -28,12 +25,8 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError
-from citykit.grading.cohort import STUDENT_ID, load_cohort
-from citykit.grading.config import load_config
 
 WORKSPACES = "workspaces"  # under grading/
-REFERENCES = ("curriculum/guides/learner.md", "curriculum/guides/glossary.md", "curriculum/guides/data-dictionary.md",
-              "curriculum/guides/analyst.md", "curriculum/standards")  # fmt: skip
 READ_ONLY_PREFIX = "curriculum/"
 WORKSPACE_CONFIG = "nbgrader_config.py"  # the learner's nbgrader settings, in the workspace (not listed)
 
@@ -48,70 +41,6 @@ def default_student() -> str:
     import getpass
 
     return getpass.getuser()
-
-
-def workspace_dir(student: str, course_root: Path | None = None) -> Path:
-    return (Path(course_root) if course_root else paths.course_root()) / "grading" / WORKSPACES / student
-
-
-def released_through_exchange(course_root: Path | None = None) -> set[str]:
-    """Assignments the instructor released through the cohort's exchange."""
-    config = load_config(Path(course_root) if course_root else None)
-    outbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "outbound"
-    return {p.name for p in outbound.iterdir() if p.is_dir()} if outbound.is_dir() else set()
-
-
-def prepare_workspace(student: str, course_root: Path | None = None) -> Path:
-    """The learner's workspace, made or refreshed: the nbgrader settings of the cohort (exchange, course
-    id, this learner's id), the references (read-only copies), and practice copies of the modules
-    generated but not released through the exchange (never overwriting the learner's work)."""
-    import shutil
-    import stat
-
-    root = Path(course_root) if course_root else paths.course_root()
-    if not STUDENT_ID.match(student):
-        raise CitykitError(f"learner id {student!r} may use only letters, digits, _ . -")
-    try:
-        cohort = load_cohort(course_root=root)
-    except CitykitError:
-        cohort = None
-    if cohort is not None and student not in cohort.student_ids:
-        raise CitykitError(f"{student!r} is not in cohort {cohort.name}'s roster; start the lab with "
-                           "--student YOUR_ID (the id your instructor gave you)")  # fmt: skip
-    workspace = workspace_dir(student, root)
-    workspace.mkdir(parents=True, exist_ok=True)
-    config = load_config(root)
-    exchange = Path(config.Exchange.root)
-    (workspace / WORKSPACE_CONFIG).write_text(
-        "# nbgrader settings of this learner's workspace (written by `citykit lab`; rewritten at each start)\n"
-        "c = get_config()  # noqa: F821\n"
-        f"c.CourseDirectory.course_id = {config.CourseDirectory.course_id!r}\n"
-        f"c.CourseDirectory.student_id = {student!r}\n"
-        f"c.Exchange.root = {str(exchange)!r}\n"
-        f"c.Exchange.assignment_dir = {str(workspace)!r}\n"
-        f"c.Exchange.cache = {str(workspace / '.nbgrader_cache')!r}\n"
-        f"c.Execute.timeout = {int(config.Execute.timeout)}\n"
-        f"c.ExecutePreprocessor.timeout = {int(config.ExecutePreprocessor.timeout)}\n",
-        encoding="utf-8",
-    )  # fmt: skip
-    for reference in REFERENCES:
-        source, target = root / reference, workspace / reference
-        if not source.exists():
-            continue
-        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-        for file in files:
-            copy = target / file.relative_to(source) if source.is_dir() else target
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            if copy.exists():
-                copy.chmod(stat.S_IRUSR | stat.S_IWUSR)
-                copy.unlink()
-            shutil.copyfile(file, copy)  # a real file: nothing in the workspace links out
-            copy.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    released = released_through_exchange(root)
-    for folder in sorted((root / "grading" / "release").glob("*")):
-        if folder.is_dir() and folder.name not in released and not (workspace / folder.name).exists():
-            shutil.copytree(folder, workspace / folder.name, symlinks=False)
-    return workspace
 
 
 def lab_root(instructor: bool = False, course_root: Path | None = None, student: str | None = None) -> Path:
@@ -256,11 +185,11 @@ def start_lab(
         root = lab_root(True, course_root)
         if not root.is_dir():
             raise CitykitError(f"{root} does not exist yet; run `citykit grade generate` first")
-    else:
-        course = Path(course_root) if course_root else paths.course_root()
-        if not (course / "grading" / "release").is_dir() and not released_through_exchange(course):
-            raise CitykitError("no module has a student version yet; run `citykit grade generate` first")
-        root = prepare_workspace(student or default_student(), course_root)
+    else:  # the workspace is made by citykit.grading.workspace.prepare_workspace (`citykit lab` runs it)
+        who = student or default_student()
+        root = lab_root(False, course_root, who)
+        if not (root / WORKSPACE_CONFIG).is_file():
+            raise CitykitError(f"no workspace for {who} yet; open it with `citykit lab --student {who}`")
     port = port or free_port()
     token = token or secrets.token_urlsafe(24)
     output = subprocess.DEVNULL if quiet else None
