@@ -236,3 +236,127 @@ def test_runs_as_a_report_on_a_real_sample_and_states_its_quality(tmp_path, monk
     assert "Data quality:" in html
     if sample == "sf":  # 46% of San Francisco's rows have no neighborhood: over the 5% gate
         assert "provisional" in html and "missing_neighborhood" in html
+
+
+# -- 07-disaggregation -------------------------------------------------------------------------
+
+M07 = "07-disaggregation"
+
+
+@pytest.mark.xdist_group(M07)
+def test_report_compares_shares_with_the_katz_interval_and_shows_denials(riverton, tmp_path):
+    """Hispanic or Latino against White on 2025: the ratio, its Katz interval and the denial ratio come
+    from statsmodels' Table2x2 on DuckDB counts; Holm over the groups compared decides 'survives'."""
+    import duckdb
+    import numpy as np
+    from statsmodels.stats.contingency_tables import Table2x2
+
+    html = check_production_run(M07, {}, tmp_path)
+    path = riverton.table_path("program_applications").as_posix()
+    only = lambda code: " AND ".join(  # noqa: E731
+        [f"coalesce(race_{code}, false)"]
+        + [
+            f"NOT coalesce(race_{c}, false)"
+            for c in ("aian", "asian", "black", "hispanic", "mena", "nhpi", "white")
+            if c != code
+        ]
+    )
+    counts = {}
+    for code in ("hispanic", "white"):
+        counts[code] = duckdb.execute(
+            f"SELECT count(*) FILTER (WHERE outcome = 'Approved'), count(*) FILTER (WHERE outcome = 'Denied') "
+            f"FROM read_parquet('{path}') WHERE submitted_at >= DATE '2025-01-01' AND submitted_at < DATE '2026-01-01' "
+            f"AND {only(code)}"
+        ).fetchone()
+    (a, a_denied), (b, b_denied) = counts["hispanic"], counts["white"]
+    approve = Table2x2(np.array([[a, a_denied], [b, b_denied]]))
+    deny = Table2x2(np.array([[a_denied, a], [b_denied, b]]))
+    low, high = approve.riskratio_confint()
+    expected = (
+        f"approval share ratio {approve.riskratio:.2f} (95% interval {low:.2f}–{high:.2f}), "
+        f"denial ratio {deny.riskratio:.2f}"
+    )
+    assert expected in html
+    assert (
+        high < 1 and "the difference survives the correction" in html
+    )  # Katz finds the gap the Poisson interval missed
+    assert "a real but modest gap" in html
+
+
+@pytest.mark.xdist_group(M07)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_program_records_the_report_says_so(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(M07, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["program_applications"])
+    assert "Applicants by race and ethnicity" not in page and "Approval rates by race" not in page
+
+
+# -- 10-caveats-and-strategy -------------------------------------------------------------------
+
+M10 = "10-caveats-and-strategy"
+
+
+@pytest.mark.xdist_group(M10)
+def test_neighborhoods_are_ranked_by_a_test_of_the_difference_not_by_overlap(riverton, tmp_path):
+    """The report calls a neighborhood below or above the rest of the city only when the Holm-corrected
+    test of the difference of the two shares says so (statsmodels here, a hand formula in the notebook)."""
+    import csv
+
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    from citykit.lessons import reference
+
+    check_production_run(M10, {}, tmp_path)
+    with open(next((tmp_path / "tables").glob("*each-neighborhood-against-the-rest*.csv")), encoding="utf-8") as f:
+        shown = {row["Neighborhood"]: row["Verdict"] for row in csv.DictReader(f)}
+    counts = (
+        reference.connect("riverton", "2025")
+        .sql(
+            "SELECT neighborhood, count(*) AS n, count(*) FILTER (WHERE on_time) AS k FROM counted "
+            "WHERE on_time IS NOT NULL AND neighborhood IS NOT NULL GROUP BY 1 ORDER BY 1"
+        )
+        .df()
+    )
+    n, k = counts["n"].sum(), counts["k"].sum()
+    p = [
+        test_proportions_2indep(r.k, r.n, k - r.k, n - r.n, method="wald", compare="diff").pvalue
+        for r in counts.itertuples()
+    ]
+    adjusted = multipletests(p, method="holm")[1]
+    expected = {
+        r.neighborhood: (
+            "cannot be told apart"
+            if q >= 0.05
+            else "below the rest of the city"
+            if r.k / r.n < (k - r.k) / (n - r.n)
+            else "above the rest of the city"
+        )
+        for r, q in zip(counts.itertuples(), adjusted, strict=True)
+    }
+    assert shown == expected
+    assert set(shown.values()) >= {"below the rest of the city", "above the rest of the city"}
+    source = "\n".join(c.source for c in __import__("nbformat").read(source_notebook(M10), as_version=4).cells)
+    assert (
+        "when intervals overlap, do not rank" not in source
+        and "where\nintervals overlap, the neighborhoods cannot be told apart" not in source
+    )
+
+
+@pytest.mark.xdist_group(M10)
+@pytest.mark.realdata
+@pytest.mark.parametrize("sample", ["sf", "baltimore"])
+def test_without_households_or_applications_the_report_keeps_what_the_requests_carry(tmp_path, monkeypatch, sample):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", sample)
+    page = check_production_run(M10, {"dataset": name, "period": None}, tmp_path / "out")
+    check_left_out(page, name, ["neighborhoods", "program_applications"])
+    assert "Rental Assistance applications per 1,000 households:" not in page
+    requests, con = real_sample_sql(name)
+    placeholders, total = con.execute(
+        f"SELECT count(*) FILTER (WHERE flag_placeholder_coords), count(*) FROM {requests}"
+    ).fetchone()
+    assert table_rows(page, "flag_placeholder_coords")[0][:2] == [f"{placeholders:,}", f"{placeholders / total:.2%}"]

@@ -243,6 +243,83 @@ MODULES: dict[str, Module] = {
         ),
         real_samples=False,  # without population: tested in test_module_specifics.py
     ),
+    "07-disaggregation": Module(
+        ("dataset", "period"),
+        (
+            Mistakes(
+                edits={
+                    "race-counts": (
+                        "alone_counts = equity.race_alone(applications)",
+                        "alone_counts = equity.race_alone_or_in_combination(applications)",
+                    ),
+                    "suppressed-table": (
+                        "published = equity.suppress(counts).shown",
+                        "from citykit import privacy\npublished = privacy.count_table(counts).values",
+                    ),
+                    "approval-ratio": (
+                        "equity.proportion_ratio(a.sum(), len(a), b.sum(), len(b))",
+                        "equity.proportion_ratio(b.sum(), len(b), a.sum(), len(a))",
+                    ),
+                },
+                advice={
+                    "alone-vs-combination": "counts a person in every category they selected",
+                    "suppress-small-cells": "publishing unsuppressed small cells",
+                    "rate-ratio-interval": "Put the group's rate on top",
+                },
+            ),
+            Mistakes(
+                {
+                    "suppressed-table": (
+                        "published = equity.suppress(counts).shown",
+                        "from citykit import privacy\npublished = privacy.primary_suppression(privacy.count_table(counts)).shown",
+                    ),
+                    "approval-ratio": (
+                        "group_of = equity.race_alone(decided)\n"
+                        'a = decided.loc[group_of.eq(GROUP), "approved"]\n'
+                        'b = decided.loc[group_of.eq(REFERENCE), "approved"]\n',
+                        "group_of = equity.race_alone(applications)\n"
+                        'a = applications.loc[group_of.eq(GROUP), "outcome"].eq("Approved")\n'
+                        'b = applications.loc[group_of.eq(REFERENCE), "outcome"].eq("Approved")\n',
+                    ),
+                },
+                {"suppress-small-cells": "primary suppression only", "rate-ratio-interval": "withdrawn and pending"},
+                "primary-only",
+            ),
+            Mistakes(
+                {
+                    "approval-ratio": (
+                        "equity.proportion_ratio(a.sum(), len(a), b.sum(), len(b))",
+                        "equity.proportion_ratio(a.mean(), len(a), b.mean(), len(b))",
+                    )
+                },
+                {"rate-ratio-interval": "you passed rates or shares for counts"},
+                "rates-for-counts",
+            ),
+            Mistakes(
+                {
+                    "approval-ratio": (
+                        "equity.proportion_ratio(a.sum(), len(a), b.sum(), len(b))",
+                        "equity.rate_ratio(a.sum(), len(a), b.sum(), len(b))",
+                    )
+                },
+                {"rate-ratio-interval": "Poisson rate-ratio interval"},
+                "poisson-interval",
+            ),
+        ),
+        tuple(
+            (
+                p,
+                (
+                    "Suppression audit: <strong>passed</strong>",
+                    "alone or in combination (per 100",
+                    "Approval rate by gender",
+                    "Neighborhood figures leave out people whose neighborhood was generalised away",
+                ),
+            )
+            for p in ({}, {"period": "2024-Q2"})
+        ),
+        real_samples=False,  # without program records: tested in test_module_specifics.py
+    ),
     "08-when-averages-mislead": Module(
         ("dataset", "period", "request_type"),
         (
@@ -328,6 +405,33 @@ MODULES: dict[str, Module] = {
             )
             for p in ({}, DEFAULT_RUNS_WITH)
         ),
+    ),
+    "10-caveats-and-strategy": Module(
+        ("dataset", "period"),
+        (
+            Mistakes(
+                edits={
+                    "sla-intervals": ('method="wilson")', 'method="normal")'),
+                    "applications-rate": ('["households"] * 1000', '["population"] * 1000'),
+                    "caveats-table": ('caveats["rows"] / len(requests)', 'caveats["rows"] / len(requests) * 100'),
+                },
+                advice={
+                    "wilson-intervals": "normal-approximation (Wald) interval",
+                    "right-denominator": "divide by households",
+                    "caveat-table": "looks like a percentage",
+                },
+            ),
+            Mistakes(
+                {
+                    "sla-intervals": ("alpha=0.05", "alpha=0.10"),
+                    "caveats-table": ('caveats["rows"] / len(requests)', 'caveats["rows"] / caveats["rows"].sum()'),
+                },
+                {"wilson-intervals": "90% interval", "caveat-table": "divides by the number of flags"},
+                "bases",
+            ),
+        ),
+        tuple((p, ("flag_placeholder_coords", "95% Wilson")) for p in ({}, {"period": "2024-03"})),
+        real_samples=False,  # without households or applications: tested in test_module_specifics.py
     ),
     "11-capstone": Module(
         ("dataset", "period", "neighborhood"),
