@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPORTS = ["12-service-performance", "13-equity-report", "14-quality-scorecard"]
 CHROMIUM = Path("/usr/bin/chromium")
-AXE = Path(__file__).parent / ".node" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).parent.parent / ".node" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
