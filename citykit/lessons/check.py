@@ -250,18 +250,3 @@ def small_cells_hidden(table: Any, *, name: str, low: int | None = None, high: i
             f"values), and the cells that would give them away, with citykit.equity.suppress."
         )
 
-
-def suppression_complementary(table: Any, *, name: str, total: str = "Total") -> None:
-    """Fail when a row or column of a table with margins hides exactly one entry: that entry is its
-    total minus the others (primary suppression without complementary suppression)."""
-    is_kind(table, pd.DataFrame, name=name)
-    hidden = table.isna()
-    for axis, label in ((1, "row"), (0, "column")):
-        lone = hidden.sum(axis=axis).eq(1)
-        if lone.any():
-            where = lone.index[lone.to_numpy()][0]
-            raise AssertionError(
-                f"Your {name} hides a single entry in the {label} {where!r}; anyone can work it out from the "
-                f"{label}'s total. That is primary suppression only: hide a second entry in that {label} "
-                f"(complementary suppression, as citykit.equity.suppress does)."
-            )
