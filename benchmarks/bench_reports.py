@@ -48,7 +48,9 @@ LOAD_MARKERS = ("citykit.load(", "load(", "query(", "read_parquet", ".execute(")
 
 
 def default_report() -> str:
-    return "12-service-performance" if (paths.notebooks_dir() / "12-service-performance").exists() else "04-time-to-close"
+    return (
+        "12-service-performance" if (paths.notebooks_dir() / "12-service-performance").exists() else "04-time-to-close"
+    )
 
 
 def neighborhoods(count: int) -> list[str]:
@@ -78,7 +80,9 @@ def plain_cli(notebook: Path, hoods: list[str], folder: Path) -> tuple[float, li
     started = time.perf_counter()
     for i, hood in enumerate(hoods):
         executed = folder / f"cli-{i:02d}.ipynb"
-        t = timed([str(BIN / "papermill"), str(notebook), str(executed), "-p", "neighborhood", hood, "--no-progress-bar"])
+        t = timed(
+            [str(BIN / "papermill"), str(notebook), str(executed), "-p", "neighborhood", hood, "--no-progress-bar"]
+        )
         t += timed([str(BIN / "jupyter"), "nbconvert", "--to", "html", "--no-input", str(executed)])
         per_report.append(t)
     return time.perf_counter() - started, per_report
@@ -144,7 +148,9 @@ def breakdown(report: str, hood: str, folder: Path) -> None:
             result = run_report(report, {"neighborhood": hood}, folder / f"breakdown-{label[:5]}", kernel=kernel)
             total = time.perf_counter() - started
             t = result.timings
-            load = sum(s for i, s in t["cells"].items() if i >= 0 and any(m in source.cells[i].source for m in LOAD_MARKERS))
+            load = sum(
+                s for i, s in t["cells"].items() if i >= 0 and any(m in source.cells[i].source for m in LOAD_MARKERS)
+            )
             compute = t["run cells"] - load
             accounted = t["kernel start"] + t["imports"] + t["run cells"] + t["render"]
             print(f"  {label:14s} total {total:5.2f} s = kernel start {t['kernel start']:.2f} + imports {t['imports']:.2f}"
@@ -189,7 +195,7 @@ def large_scale(report: str, folder: Path, home: str | None) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, err = child.communicate()
+    _out, err = child.communicate()
     sampler.join()
     seconds = time.perf_counter() - started
     if child.returncode != 0:
@@ -228,11 +234,12 @@ def main() -> int:
             methods.append(("(a) papermill + nbconvert CLI loop", lambda: plain_cli(notebook, hoods, folder)))
         methods += [
             ("(b) in-process papermill + nbconvert", lambda: in_process(notebook, hoods, folder)),
-            ("(c') citykit batch, kernel per report",
-             lambda: citykit_batch(report, hoods, folder, args.workers, reuse=False)),
+            (
+                "(c') citykit batch, kernel per report",
+                lambda: citykit_batch(report, hoods, folder, args.workers, reuse=False),
+            ),
             ("(c) citykit batch (API)", lambda: citykit_batch(report, hoods, folder, args.workers, reuse=True)),
-            ("(c) citykit report batch (CLI)",
-             lambda: (citykit_cli_batch(report, hoods, folder, args.workers), [])),
+            ("(c) citykit report batch (CLI)", lambda: (citykit_cli_batch(report, hoods, folder, args.workers), [])),
         ]
         totals: dict[str, list[float]] = {label: [] for label, _ in methods}
         each: dict[str, list[float]] = {label: [] for label, _ in methods}

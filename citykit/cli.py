@@ -48,7 +48,15 @@ def data_list(args: argparse.Namespace) -> int:
     from citykit.data.inventory import list_datasets
 
     table = Table(title="Datasets (citykit data check NAME for the full scorecard)")
-    for column in ("dataset", "tables (rows)", "as of", "extracted", "requests created", "latest complete periods", "quality"):
+    for column in (
+        "dataset",
+        "tables (rows)",
+        "as of",
+        "extracted",
+        "requests created",
+        "latest complete periods",
+        "quality",
+    ):
         table.add_column(column)
     for d in list_datasets(score=not args.no_check):
         tables = "\n".join(f"{t} ({n:,})" for t, n in d.tables.items())
@@ -71,8 +79,10 @@ def data_import(args: argparse.Namespace) -> int:
         )  # fmt: skip
     print(result.report)
     inferred = ", inferred from the newest record" if result.as_of_inferred else ""
-    print(f"dataset {result.name!r} registered (as of {result.as_of}{inferred}; extracted {result.extract_date}); "
-          f"report saved in {result.folder}")
+    print(
+        f"dataset {result.name!r} registered (as of {result.as_of}{inferred}; extracted {result.extract_date}); "
+        f"report saved in {result.folder}"
+    )
     return 0
 
 
@@ -132,7 +142,7 @@ def course_list(args: argparse.Namespace) -> int:
 
     table = Table(title="citykit course", show_lines=True)
     for column in ("#", "module", "title", "minutes", "objectives", "report"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("#", "module"))  # a slug is typed as shown: never cut
     for m in load_course():
         objectives = "\n".join(f"• {text}" for text in m.objectives.values())
         table.add_row(f"{m.number:02d}", m.slug, m.title, str(m.minutes), objectives, "yes" if m.report else "")
@@ -183,7 +193,9 @@ def grade_setup(args: argparse.Namespace) -> int:
             print(f"warning: {str(past).replace('confirm with --yes', 'pass --yes to confirm')}", file=sys.stderr)
         cohort = setup(args.cohort, args.roster, past_due_ok=True, **options)
     version = cohort.course_version.get("git_commit") or cohort.course_version["content_hash"]
-    print(f"cohort {cohort.name}: {len(cohort.learners)} learners, course version {version}; written to {cohort_file(cohort.name)}")
+    print(
+        f"cohort {cohort.name}: {len(cohort.learners)} learners, course version {version}; written to {cohort_file(cohort.name)}"
+    )
     return 0
 
 
@@ -235,7 +247,10 @@ def grade_lint(args: argparse.Namespace) -> int:
             print(f"source {source.name}: {problem}")
     found = lint_assignment(assignment, args.student or None)
     for student, problems in sorted(found.items()):
-        print(f"{student}: " + ("ok" if not problems else "; ".join(("CANNOT GRADE: " if p.fatal else "") + p.message for p in problems)))
+        print(
+            f"{student}: "
+            + ("ok" if not problems else "; ".join(("CANNOT GRADE: " if p.fatal else "") + p.message for p in problems))
+        )
     return 0
 
 
@@ -349,26 +364,45 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, metavar="ACTION"
     )
     p = data.add_parser("build", help="generate the synthetic city and publish its anonymized tables")
-    p.add_argument("--scale", choices=("tiny", "small", "default", "large"), default="default",
-                   help="tiny and small are quick cities for trying things out (dataset riverton); large is riverton_large")
+    p.add_argument(
+        "--scale",
+        choices=("tiny", "small", "default", "large"),
+        default="default",
+        help="tiny and small are quick cities for trying things out (dataset riverton); large is riverton_large",
+    )
     p.add_argument("--seed", type=int, default=311)
     p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     p.set_defaults(func=data_build)
     p = data.add_parser("check", help="quality scorecard; exit 1 when a gate fails")
     p.add_argument("name", nargs="?", default="riverton", help="dataset name (default: riverton)")
     p.set_defaults(func=data_check)
-    p = data.add_parser("list", help="datasets: tables, rows, as-of and extract dates, periods covered, quality verdict")
+    p = data.add_parser(
+        "list", help="datasets: tables, rows, as-of and extract dates, periods covered, quality verdict"
+    )
     p.add_argument("--no-check", action="store_true", help="skip the quality scorecard (faster)")
     p.set_defaults(func=data_list)
     p = data.add_parser("import", help="a real 311 export -> canonical, anonymized tables (re-import updates)")
-    p.add_argument("source", help="auto, or a source: sf311_portal, sf311_warehouse, baltimore, nyc311, chicago311, la_myla311, boston311")
+    p.add_argument(
+        "source",
+        help="auto, or a source: sf311_portal, sf311_warehouse, baltimore, nyc311, chicago311, la_myla311, boston311",
+    )
     p.add_argument("file", type=Path, help="the exported CSV (never modified)")
     p.add_argument("--name", default=None, help="dataset name (default: the source's name)")
-    p.add_argument("--as-of", default=None, help="the analysis' now, YYYY-MM-DD: ages, backlog, default periods "
-                   "(default: the newest plausible record, labelled inferred)")
-    p.add_argument("--extract-date", default=None, help="the day the export was taken, YYYY-MM-DD, for the "
-                   "timeliness gate (default: the file's modification date)")
-    p.add_argument("--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/resources/mappings/)")
+    p.add_argument(
+        "--as-of",
+        default=None,
+        help="the analysis' now, YYYY-MM-DD: ages, backlog, default periods "
+        "(default: the newest plausible record, labelled inferred)",
+    )
+    p.add_argument(
+        "--extract-date",
+        default=None,
+        help="the day the export was taken, YYYY-MM-DD, for the "
+        "timeliness gate (default: the file's modification date)",
+    )
+    p.add_argument(
+        "--mapping", type=Path, default=None, help="a custom mapping YAML (copy one from citykit/resources/mappings/)"
+    )
     p.set_defaults(func=data_import)
     p = data.add_parser("import-population", help="neighborhood population (canonical neighborhoods columns)")
     p.add_argument("file", type=Path)
@@ -394,8 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="a new or empty folder (with --upgrade: an existing course folder)")
     p.add_argument("--upgrade", action="store_true", help="bring a course folder up to this kit, keeping local edits")
     p.set_defaults(func=init)
-    p = commands.add_parser("demo", help="build the synthetic city, generate module 04's student version, run it as a report")
-    p.add_argument("--scale", choices=("tiny", "small", "default"), default="default", help="size of the synthetic city")
+    p = commands.add_parser(
+        "demo", help="build the synthetic city, generate module 04's student version, run it as a report"
+    )
+    p.add_argument(
+        "--scale", choices=("tiny", "small", "default"), default="default", help="size of the synthetic city"
+    )
     p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/demo/)")
     p.set_defaults(func=demo)
 
@@ -418,17 +456,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=grade_generate)
     p = grade.add_parser("setup", help="validate a roster and write the cohort file (nbgrader's course settings)")
     p.add_argument("--cohort", required=True, help="cohort name, e.g. spring-2026")
-    p.add_argument("--roster", required=True, type=Path, help="CSV: student_id, first_name, last_name[, email, section, sis_user_id, sis_login_id, canvas_id]")
-    p.add_argument("--due", type=_key_value, action="append", default=[], metavar="MODULE=DATE", help="due date (YYYY-MM-DD or ISO time); repeat per module")
-    p.add_argument("--late-policy", choices=("none", "zero"), default="zero", help="late submissions score zero (default) or no penalty")
+    p.add_argument(
+        "--roster",
+        required=True,
+        type=Path,
+        help="CSV: student_id, first_name, last_name[, email, section, sis_user_id, sis_login_id, canvas_id]",
+    )
+    p.add_argument(
+        "--due",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="MODULE=DATE",
+        help="due date (YYYY-MM-DD or ISO time); repeat per module",
+    )
+    p.add_argument(
+        "--late-policy",
+        choices=("none", "zero"),
+        default="zero",
+        help="late submissions score zero (default) or no penalty",
+    )
     p.add_argument("--cell-timeout", type=int, default=120, help="seconds per notebook cell when grading")
     p.add_argument("--cpu-seconds", type=int, default=600, help="CPU seconds per graded notebook")
     p.add_argument("--memory-mb", type=int, default=4096, help="memory (address space) per graded notebook")
     p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
     p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: one more than the cores)")
     p.add_argument("--timezone", default="UTC", help="time zone of due dates without an offset (IANA: America/Chicago)")
-    p.add_argument("--lms-id", type=_key_value, action="append", default=[], metavar="MODULE=ID",
-                   help="the LMS's assignment id of a module (Canvas export headers); repeat per module")
+    p.add_argument(
+        "--lms-id",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="MODULE=ID",
+        help="the LMS's assignment id of a module (Canvas export headers); repeat per module",
+    )
     p.add_argument("--yes", action="store_true", help="accept a due date that is already past")
     p.set_defaults(func=grade_setup)
     p = grade.add_parser("release", help="release a student version through nbgrader's exchange")
@@ -436,10 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=grade_release)
     p = grade.add_parser("collect", help="collect submissions from the exchange, or from an LMS download folder")
     p.add_argument("module")
-    p.add_argument("--zips", type=Path, default=None, metavar="FOLDER",
-                   help="an LMS download folder (Canvas, Moodle, Blackboard zips or notebooks), matched to the roster")
+    p.add_argument(
+        "--zips",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="an LMS download folder (Canvas, Moodle, Blackboard zips or notebooks), matched to the roster",
+    )
     p.set_defaults(func=grade_collect)
-    p = grade.add_parser("submit", help="(a learner) hand a module in from your lab workspace, as the lab's Submit does")
+    p = grade.add_parser(
+        "submit", help="(a learner) hand a module in from your lab workspace, as the lab's Submit does"
+    )
     p.add_argument("module")
     p.add_argument("--student", required=True, metavar="ID", help="your roster id")
     p.add_argument("--lms", action="store_true", help="no exchange (a laptop): write the file to upload to the LMS")
@@ -454,9 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = grade.add_parser("autograde", help="lint, then autograde every submission in parallel (with limits)")
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
-    p.add_argument("--workers", type=int, default=None, help="grading processes (default: the cohort's; one more than the cores)")
-    p.add_argument("--force", action="store_true", help="regrade everyone and report changed scores (newer submissions "
-                   "and changed tests are regraded without it)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="grading processes (default: the cohort's; one more than the cores)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade everyone and report changed scores (newer submissions and changed tests are regraded without it)",
+    )
     p.set_defaults(func=grade_autograde)
     p = grade.add_parser("feedback", help="HTML feedback per learner, without hidden tests")
     p.add_argument("module")
@@ -467,7 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=grade_export)
     p = grade.add_parser("dashboard", help="the cohort dashboard (objectives heatmap, distributions, failed tests)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/dashboard/)")
-    p.add_argument("--need-help-below", type=float, default=0.6, help="share of points under which a learner needs help")
+    p.add_argument(
+        "--need-help-below", type=float, default=0.6, help="share of points under which a learner needs help"
+    )
     p.set_defaults(func=grade_dashboard)
 
     report = commands.add_parser("report", help="run notebooks as production reports").add_subparsers(
@@ -476,8 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parser("list", help="the production reports (report: true in course.yml)").set_defaults(func=report_list)
     p = report.add_parser("params", help="a report's parameters: type, default, allowed values, help")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")
-    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[],
-                   help="dataset=NAME shows the defaults resolved for that dataset (e.g. the default period)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        type=_key_value,
+        action="append",
+        default=[],
+        help="dataset=NAME shows the defaults resolved for that dataset (e.g. the default period)",
+    )
     p.set_defaults(func=report_params)
     p = report.add_parser("run", help="run a module (or a notebook by path) as a report")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")

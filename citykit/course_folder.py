@@ -112,7 +112,9 @@ def init_course(folder: Path, *, upgrade: bool = False) -> InitResult:
                                "create one with `citykit init DIR`")  # fmt: skip
         return _upgrade(folder)
     if is_course:
-        raise CitykitError(f"{folder} is already a course folder; bring it up to this kit with `citykit init --upgrade {folder}`")
+        raise CitykitError(
+            f"{folder} is already a course folder; bring it up to this kit with `citykit init --upgrade {folder}`"
+        )
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CitykitError(f"{folder} exists and is not empty; choose a new or empty folder")
     return _create(folder)

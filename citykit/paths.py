@@ -60,7 +60,9 @@ def course_root() -> Path:
             "create one with `citykit init DIR` and run commands inside it, or set CITYKIT_COURSE"
         )
     if not _is_course(root):
-        raise NoCourse(f"{COURSE_ENV}={root} is not a course folder (no {COURSE_MARKER.as_posix()}); see `citykit init`")
+        raise NoCourse(
+            f"{COURSE_ENV}={root} is not a course folder (no {COURSE_MARKER.as_posix()}); see `citykit init`"
+        )
     os.environ[COURSE_ENV] = str(root)
     return root
 

@@ -43,7 +43,9 @@ def riverton() -> registry.Dataset:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory: pytest.TempPathFactory, riverton: registry.Dataset, request: pytest.FixtureRequest) -> Path:
+def course(
+    tmp_path_factory: pytest.TempPathFactory, riverton: registry.Dataset, request: pytest.FixtureRequest
+) -> Path:
     """A copy of the course holding the test file's `MODULE`, its student version generated;
     shared by that file's tests."""
     from notebook_helpers import graded_course

@@ -131,7 +131,8 @@ def check_hidden_tests(grade_id: str, source: str) -> None:
     assert hidden, f"{grade_id}: no hidden tests"
     code = hidden[1]
     assert "from citykit.lessons import reference as _reference" in code and "_reference.connect(" in code, (
-        f"{grade_id}: hidden tests must query the data through _reference.connect")
+        f"{grade_id}: hidden tests must query the data through _reference.connect"
+    )
     for forbidden in ("citykit.load", "check.ADVICE", "read_parquet", "import duckdb"):
         assert forbidden not in code, f"{grade_id}: hidden test uses {forbidden}"
     assert not re.search(r"\b(?:equity|quality)\.(?!yml\b)\w", code), f"{grade_id}: hidden test uses a library function"
@@ -140,9 +141,12 @@ def check_hidden_tests(grade_id: str, source: str) -> None:
     assert not re.search(r"close_to\([^,()]+,\s*-?\d", code), f"{grade_id}: a pasted number"
     rules = standard("metrics.yml")["time_to_close"]["exclude"]
     for rule in [*rules.get("flags", []), "is_duplicate"]:
-        assert rule not in code, f"{grade_id}: hidden test writes the exclusion rule by hand ({rule}); use the counted view"
+        assert rule not in code, (
+            f"{grade_id}: hidden test writes the exclusion rule by hand ({rule}); use the counted view"
+        )
     assert not re.search(r"""status\s*(?:=|IN)\s*\(?\s*'|\["status"\]\.(?:eq|isin)\(""", code), (
-        f"{grade_id}: hidden test selects statuses by hand; use the counted or backlog view")
+        f"{grade_id}: hidden test selects statuses by hand; use the counted or backlog view"
+    )
 
 
 def check_conventions(module: str, parameter_names: tuple[str, ...] = ("dataset", "period")) -> None:
@@ -203,7 +207,12 @@ def check_full_marks_and_blank(course: Path, module: str) -> None:
 
 
 def check_named_mistakes(
-    course: Path, module: str, tmp_path: Path, edits: dict[str, tuple[str, str]], advice: dict[str, str], student: str = "mistaken"
+    course: Path,
+    module: str,
+    tmp_path: Path,
+    edits: dict[str, tuple[str, str]],
+    advice: dict[str, str],
+    student: str = "mistaken",
 ) -> dict[str, str]:
     """Submit the solution with `edits` (solution grade_id -> (old, new)); every test cell in
     `advice` (test grade_id -> words its message must contain) fails with those words, and no
@@ -269,7 +278,7 @@ def table_rows(page: str, heading: str) -> list[list[str]]:
     return [row for row in cells if row]
 
 
-def real_sample_sql(dataset: str) -> tuple[str, "object"]:
+def real_sample_sql(dataset: str) -> tuple[str, object]:
     """`read_parquet(...)` of an imported dataset's requests, and a DuckDB connection (an independent route)."""
     import duckdb
 

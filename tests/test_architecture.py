@@ -148,9 +148,13 @@ def private_uses(source: str) -> list[str]:
                     problems.extend(f"citykit.{a.name}" for a in node.names if a.name not in public)
                 elif not {f"{node.module}.{a.name}" for a in node.names} <= allowed:
                     problems.append(node.module)
-            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "citykit":
-                if node.attr not in public:
-                    problems.append(f"citykit.{node.attr}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "citykit"
+                and node.attr not in public
+            ):
+                problems.append(f"citykit.{node.attr}")
 
     check(HIDDEN.sub("", source), set())
     if hidden:
@@ -167,7 +171,10 @@ def test_the_public_api_check_catches_deep_imports():
     assert private_uses(hidden) == []
 
 
-NOTEBOOKS = sorted(paths.kit_course().glob("notebooks/*/*.ipynb")) + [paths.kit_course() / "grading" / "dashboard.ipynb"]
+NOTEBOOKS = [
+    *sorted(paths.kit_course().glob("notebooks/*/*.ipynb")),
+    paths.kit_course() / "grading" / "dashboard.ipynb",
+]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
     [("bench_import.py", "ratio import/DuckDB"), ("bench_reports.py", "ratio (a)/(c)"), ("bench_grading.py", "ratio:")],
 )
 def test_benchmark_runs_quick(riverton, script, printed):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert printed in done.stdout, done.stdout[-2000:]

@@ -71,7 +71,21 @@ def test_init_refuses_a_course_or_a_non_empty_folder_and_leaves_nothing_behind(t
 def test_upgrade_replaces_untouched_files_and_keeps_edited_ones(tmp_path, monkeypatch, no_course_env):
     kit = tmp_path / "kit"
     shutil.copytree(paths.kit_course() / "curriculum", kit / "curriculum")
-    shutil.copytree(paths.kit_course() / "grading", kit / "grading", ignore=shutil.ignore_patterns("release", "submitted", "autograded", "feedback", "gradebook.db", "cohorts", "export", "dashboard", "exchange"))
+    shutil.copytree(
+        paths.kit_course() / "grading",
+        kit / "grading",
+        ignore=shutil.ignore_patterns(
+            "release",
+            "submitted",
+            "autograded",
+            "feedback",
+            "gradebook.db",
+            "cohorts",
+            "export",
+            "dashboard",
+            "exchange",
+        ),
+    )
     monkeypatch.setattr(paths, "kit_course", lambda: kit)
     course = init_course(tmp_path / "course").folder
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 def run(args, cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done
 
 
@@ -40,11 +42,17 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYKIT_", "VIRTUAL_ENV", "PYTHONPATH"))}
     env["COLUMNS"] = "200"  # rich tables at full width
     started = time.monotonic()
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(base / "dist"), str(source)], base, env)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(base / "dist"), str(source)], base, env
+    )
     wheel = next((base / "dist").glob("citykit-*.whl"))
     venv = base / "venv"
     run([sys.executable, "-m", "venv", str(venv)], base, env)
-    run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"), str(wheel)], base, env)
+    run(
+        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"), str(wheel)],
+        base,
+        env,
+    )
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     print(f"wheel built and installed in a clean venv in {time.monotonic() - started:.0f} s")
     return venv / "bin", env
@@ -52,9 +60,13 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_outside_a_course_folder_commands_name_citykit_init(installed, tmp_path):
     bin_dir, env = installed
-    done = subprocess.run([bin_dir / "citykit", "course", "list"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [bin_dir / "citykit", "course", "list"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 2
-    assert "citykit init" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert (
+        "citykit init" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_init_build_report_and_grade_from_the_wheel(installed, tmp_path):
@@ -63,14 +75,20 @@ def test_init_build_report_and_grade_from_the_wheel(installed, tmp_path):
     assert not (bin_dir.parent / "lib").joinpath("citykit").exists()  # installed, not a checkout on the path
     run([citykit, "init", "course"], tmp_path, env)
     course = tmp_path / "course"
-    assert (course / "curriculum" / "course.yml").is_file() and (course / "notebooks" / MODULE / f"{MODULE}.ipynb").is_file()
+    assert (course / "curriculum" / "course.yml").is_file() and (
+        course / "notebooks" / MODULE / f"{MODULE}.ipynb"
+    ).is_file()
     listed = run([citykit, "course", "list"], course, env).stdout
     assert "time-to-close" in listed and "quality-scorecard" in listed
 
     run([citykit, "data", "build", "--scale", "tiny"], course, env)
     assert (course / "datasets" / "published" / "riverton" / "service_requests.parquet").is_file()
     out = course / "reports" / "wheel"
-    run([citykit, "report", "run", "time-to-close", "-p", "period=2025-Q4", "--out", str(out)], course / "notebooks", env)
+    run(
+        [citykit, "report", "run", "time-to-close", "-p", "period=2025-Q4", "--out", str(out)],
+        course / "notebooks",
+        env,
+    )
     page = (out / f"{MODULE}.html").read_text(encoding="utf-8")
     assert "Median days to close" in page and "BEGIN SOLUTION" not in page
 
@@ -99,7 +117,9 @@ def test_citykit_processes_skip_the_slow_iri_checker(installed, tmp_path):
     """rfc3987-syntax comes with jupyter_server's dependencies on the wheel route; citykit skips it."""
     bin_dir, env = installed
     python = str(bin_dir / "python")
-    probe = "import sys, nbformat; nbformat.validator.get_validator(); print(sys.modules.get('rfc3987_syntax') is not None)"
+    probe = (
+        "import sys, nbformat; nbformat.validator.get_validator(); print(sys.modules.get('rfc3987_syntax') is not None)"
+    )
     assert run([python, "-c", probe], tmp_path, env).stdout.strip() == "True"  # installed, and plain use loads it
     in_citykit = "from citykit.startup import skip_slow_optional_modules; skip_slow_optional_modules(); " + probe
     assert run([python, "-c", in_citykit], tmp_path, env).stdout.strip() == "False"

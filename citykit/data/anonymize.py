@@ -84,9 +84,7 @@ def read_csv(path: Path, types: dict[str, pa.DataType]) -> pd.DataFrame:
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
     parse = pacsv.ParseOptions(newlines_in_values=True)  # free text may hold line breaks
     table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
-    columns = [
-        col.cast(pa.timestamp("us")) if pa.types.is_timestamp(col.type) else col for col in table.columns
-    ]
+    columns = [col.cast(pa.timestamp("us")) if pa.types.is_timestamp(col.type) else col for col in table.columns]
     table = pa.table(columns, names=table.column_names)
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
@@ -170,14 +168,21 @@ def publish(raw_dir: Path, out_dir: Path) -> PublishSummary:
 
     return PublishSummary(
         out_dir=out_dir,
-        rows={"service_requests": len(requests), "program_applications": len(people),
-              "neighborhoods": len(neighborhoods)},  # fmt: skip
+        rows={
+            "service_requests": len(requests),
+            "program_applications": len(people),
+            "neighborhoods": len(neighborhoods),
+        },
         flags={c: int(requests[c].sum()) for c in SERVICE_REQUESTS if c.startswith("flag_")},
         coordinates_removed=removed,
         k_anonymity={
-            "k": report.k, "quasi_identifiers": list(report.quasi_identifiers), "rows_in": report.rows_in,
-            "rows_out": report.rows_out, "suppressed": report.suppressed,
-            "generalised": dict(report.generalised), "smallest_class": report.smallest_class,
+            "k": report.k,
+            "quasi_identifiers": list(report.quasi_identifiers),
+            "rows_in": report.rows_in,
+            "rows_out": report.rows_out,
+            "suppressed": report.suppressed,
+            "generalised": dict(report.generalised),
+            "smallest_class": report.smallest_class,
             "standard_version": report.standard_version,
-        },  # fmt: skip
+        },
     )

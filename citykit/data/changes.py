@@ -1,4 +1,4 @@
-""""What changed": a period against the one before, with equal follow-up and noise marked.
+""" "What changed": a period against the one before, with equal follow-up and noise marked.
 
     result = compare_periods("riverton", "2025-Q4")
     display(Markdown(result.markdown()))
@@ -71,16 +71,22 @@ class Comparison:
         lines = [
             f"Compared with {p.period.start:%d %b %Y} to {p.period.last_day:%d %b %Y}"
             + (" (the same days of the period before; this period is partial)" if c.period.partial else "")
-            + (f", as it stood {follow} days after its end, as long as this period has had"
-               if follow else ", as it stood at its end, as this period stands now")
+            + (
+                f", as it stood {follow} days after its end, as long as this period has had"
+                if follow
+                else ", as it stood at its end, as this period stands now"
+            )
             + " (requests closed later count as still open).",
             f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {_say(v['volume'])}.",
             f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
             f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}.",
             f"- **On time** (requests due in the period, closed late or still open count as missed): "
             f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
-            + (f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
-               if self.previous_share_at_current_mix is not None else "")
+            + (
+                f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
+                if self.previous_share_at_current_mix is not None
+                else ""
+            )
             + f": {_say(v['on_time'])}.",
             f"- *{self.rules['time_to_close']['closed_only_label'].capitalize()}:* median "
             f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days; on time "
@@ -91,15 +97,18 @@ class Comparison:
             up = moved.sort_values("volume change").iloc[-1]
             down = moved.sort_values("volume change").iloc[0]
             if up["volume change"] > 0:
-                lines.append(f"- **Largest rise beyond normal variation:** {up.name}, {int(up['volume change']):+,} "
-                             f"requests ({int(up['volume before']):,} to {int(up['volume now']):,}).")
+                lines.append(
+                    f"- **Largest rise beyond normal variation:** {up.name}, {int(up['volume change']):+,} "
+                    f"requests ({int(up['volume before']):,} to {int(up['volume now']):,})."
+                )
             if down["volume change"] < 0:
-                lines.append(f"- **Largest fall beyond normal variation:** {down.name}, {int(down['volume change']):+,} "
-                             f"requests ({int(down['volume before']):,} to {int(down['volume now']):,}).")
+                lines.append(
+                    f"- **Largest fall beyond normal variation:** {down.name}, {int(down['volume change']):+,} "
+                    f"requests ({int(down['volume before']):,} to {int(down['volume now']):,})."
+                )
         else:
             lines.append("- **By request type:** no type's volume changed beyond normal variation.")
         return "\n".join(lines)
-
 
     def type_table(self) -> pd.DataFrame:
         """Waits by request type for the page: Kaplan-Meier medians now and before, the closed requests
@@ -142,14 +151,20 @@ def _source(dataset: str, start: dt.date, end: dt.date):
     """A DuckDB connection with a view `rows` of the requests created in [start, end)."""
     ds = registry.get(dataset)
     con = connect()
-    columns = ("created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
-               "flag_closed_before_created, flag_placeholder_date")
+    columns = (
+        "created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
+        "flag_closed_before_created, flag_placeholder_date"
+    )
     window = f"created_at >= TIMESTAMP '{start}' AND created_at < TIMESTAMP '{end}'"
     if ds.kind == "parquet":
-        con.execute(f"CREATE VIEW rows AS SELECT {columns} FROM read_parquet('{ds.table_path('service_requests').as_posix()}') "
-                    f"WHERE {window}")
+        con.execute(
+            f"CREATE VIEW rows AS SELECT {columns} FROM read_parquet('{ds.table_path('service_requests').as_posix()}') "
+            f"WHERE {window}"
+        )
     else:
-        frame = load("service_requests", dataset=dataset, period=Period("window", start, end), columns=columns.split(", "))
+        frame = load(
+            "service_requests", dataset=dataset, period=Period("window", start, end), columns=columns.split(", ")
+        )
         con.register("rows", frame)
     return con
 
@@ -200,7 +215,9 @@ def compare_periods(dataset: str, period: str | Period, neighborhood: str | None
     within = noise["within_label"]
     days = current.days
     vol_hist = volume[volume["idx"].isin(history)].groupby("idx")["n"].sum().reindex(history, fill_value=0)
-    vol_limits = stats.laney_limits(vol_hist, [days] * len(vol_hist), days, "u", noise["sigma"]) if len(vol_hist) >= 2 else None
+    vol_limits = (
+        stats.laney_limits(vol_hist, [days] * len(vol_hist), days, "u", noise["sigma"]) if len(vol_hist) >= 2 else None
+    )
     due_hist = due[due["idx"].isin(history)].groupby("idx")[["due", "on_time"]].sum()
     share_limits = (stats.laney_limits(due_hist["on_time"], due_hist["due"], max(current_f.due, 1), "p", noise["sigma"])
                     if len(due_hist) >= 2 and current_f.due else None)  # fmt: skip
@@ -276,7 +293,11 @@ def _by_type(volume, waits, history, n, days, rules, common) -> pd.DataFrame:
     verdicts = []
     for _type, row in table.iterrows():
         past = row[history]
-        limits = stats.laney_limits(past, [days] * len(past), days, "u", noise["sigma"]) if len(past) >= 2 and past.sum() else None
+        limits = (
+            stats.laney_limits(past, [days] * len(past), days, "u", noise["sigma"])
+            if len(past) >= 2 and past.sum()
+            else None
+        )
         v = stats.judge(row[n - 1] / days, row[n - 2] / days, limits, noise["min_change"]["volume_relative"], relative=True,
                         min_absolute=noise["min_change"]["volume_requests"] / days, **common)  # fmt: skip
         verdicts.append("changed" if v.changed else v.reason)

@@ -137,9 +137,7 @@ def build_city(rng: np.random.Generator) -> City:
     return City(neighborhoods=table[list(NEIGHBORHOODS)], polygons=polygons, outline=outline)
 
 
-def sample_points(
-    rng: np.random.Generator, polygon: Polygon, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+def sample_points(rng: np.random.Generator, polygon: Polygon, n: int) -> tuple[np.ndarray, np.ndarray]:
     """`n` uniform random (lat, lon) points inside `polygon` (rejection sampling in its box)."""
     min_x, min_y, max_x, max_y = polygon.bounds
     share = polygon.area / ((max_x - min_x) * (max_y - min_y))

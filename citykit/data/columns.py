@@ -4,7 +4,15 @@ loader, schemas and notebooks. (pandera schemas in `citykit.data.schema` are bui
 from __future__ import annotations
 
 STATUSES = ("Open", "In Progress", "Closed", "Cancelled")
-CHANNELS = ("Phone", "Web", "App", "Email", "Walk-in", "Social", "Other")  # Other: an export's channel no mapping places
+CHANNELS = (
+    "Phone",
+    "Web",
+    "App",
+    "Email",
+    "Walk-in",
+    "Social",
+    "Other",
+)  # Other: an export's channel no mapping places
 OUTCOMES = ("Approved", "Denied", "Withdrawn", "Pending")
 
 # SPD-15 (2024) minimum categories as indicator-column suffixes, in the standard's order.

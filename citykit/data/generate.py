@@ -291,9 +291,7 @@ def generate_requests(
     variant_rows = _choose(rng, np.ones(n, bool), round(defects["type_variant"] * n))
     variants = {name: type_variants(name) for name in types}
     pick = rng.integers(0, 5, variant_rows.size)
-    request_type[variant_rows] = [
-        variants[t][p % len(variants[t])] for t, p in zip(request_type[variant_rows], pick)
-    ]
+    request_type[variant_rows] = [variants[t][p % len(variants[t])] for t, p in zip(request_type[variant_rows], pick)]
     planted.counts["type_variant"] = int(variant_rows.size)
 
     neighborhood = nb["neighborhood"].to_numpy(dtype=object)[hood]
@@ -471,9 +469,7 @@ def generate_applications(
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     """A portal-style CSV: timestamps to the second, empty cells for nulls."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    columns = [
-        col.cast(pa.timestamp("s")) if pa.types.is_timestamp(col.type) else col for col in table.columns
-    ]
+    columns = [col.cast(pa.timestamp("s")) if pa.types.is_timestamp(col.type) else col for col in table.columns]
     pacsv.write_csv(pa.table(columns, names=table.column_names), path)
 
 
@@ -586,7 +582,13 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 people = people_pools(seed, rng)
                 progress.update(step, description=f"Generating {n_requests:,} service requests")
                 requests, planted = generate_requests(
-                    rng, city, cal, n_requests, dataset.now, people, sla_days(),
+                    rng,
+                    city,
+                    cal,
+                    n_requests,
+                    dataset.now,
+                    people,
+                    sla_days(),
                     standards.load_disaggregation().sensitive_request_types,
                 )
                 progress.update(step, description=f"Generating {n_applications:,} program applications")

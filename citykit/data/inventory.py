@@ -33,7 +33,9 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
     first = last = ""
     if ds.kind == "parquet":
         for table in ds.tables:
-            tables[table] = con.execute(f"SELECT count(*) FROM read_parquet('{ds.table_path(table).as_posix()}')").fetchone()[0]
+            tables[table] = con.execute(
+                f"SELECT count(*) FROM read_parquet('{ds.table_path(table).as_posix()}')"
+            ).fetchone()[0]
         lo, hi = con.execute(
             f"SELECT min(created_at), max(created_at) FROM read_parquet('{ds.table_path('service_requests').as_posix()}')"
         ).fetchone()
@@ -53,4 +55,7 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
 
 def list_datasets(score: bool = True) -> list[DatasetSummary]:
     """Every registered dataset, built-in first, then imports (by name)."""
-    return [summarize(name, score) for name in sorted(registry.all_datasets(), key=lambda n: (n not in registry.builtin_names(), n))]
+    return [
+        summarize(name, score)
+        for name in sorted(registry.all_datasets(), key=lambda n: (n not in registry.builtin_names(), n))
+    ]

@@ -38,7 +38,9 @@ def load(
     return frame
 
 
-def _check_neighborhoods(con: duckdb.DuckDBPyConnection, source: str, dataset: str, neighborhood: str | Sequence[str]) -> None:
+def _check_neighborhoods(
+    con: duckdb.DuckDBPyConnection, source: str, dataset: str, neighborhood: str | Sequence[str]
+) -> None:
     names = [neighborhood] if isinstance(neighborhood, str) else list(neighborhood)
     known = {
         row[0]
@@ -52,7 +54,9 @@ def _check_neighborhoods(con: duckdb.DuckDBPyConnection, source: str, dataset: s
         )
 
 
-def _explain_empty_period(con: duckdb.DuckDBPyConnection, source: str, table: str, dataset: str, period: Period) -> None:
+def _explain_empty_period(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, dataset: str, period: Period
+) -> None:
     """Raise when the period lies outside the data's coverage (an empty filter result is fine)."""
     column = PERIOD_COLUMN[table]
     first, last = con.execute(f'SELECT min("{column}"), max("{column}") FROM {source}').fetchone()

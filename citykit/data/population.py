@@ -69,9 +69,13 @@ def target_dataset(name: str | None) -> registry.Dataset:
     if name is not None:
         ds = registry.get(name)
         if ds.kind != "parquet" or not ds.location.startswith(f"{IMPORTED}/"):
-            raise CitykitError(f"dataset {name!r} is not an imported dataset; import a 311 export first (`citykit data import`)")
+            raise CitykitError(
+                f"dataset {name!r} is not an imported dataset; import a 311 export first (`citykit data import`)"
+            )
         return ds
-    imported = [d for d in registry.all_datasets().values() if d.kind == "parquet" and d.location.startswith(f"{IMPORTED}/")]
+    imported = [
+        d for d in registry.all_datasets().values() if d.kind == "parquet" and d.location.startswith(f"{IMPORTED}/")
+    ]
     if len(imported) != 1:
         names = ", ".join(sorted(d.name for d in imported)) or "none yet"
         raise CitykitError(f"which dataset? pass --name (imported datasets: {names})")
@@ -113,7 +117,9 @@ def import_population(file: Path | str, name: str | None = None) -> TableImport:
     raw.columns = [c.strip() for c in raw.columns]
     missing = [c for c in NEIGHBORHOODS if c not in raw.columns]
     if missing:
-        raise CitykitError(f"{Path(file).name} lacks the neighborhoods columns {', '.join(missing)}; needs: {', '.join(NEIGHBORHOODS)}")
+        raise CitykitError(
+            f"{Path(file).name} lacks the neighborhoods columns {', '.join(missing)}; needs: {', '.join(NEIGHBORHOODS)}"
+        )
     if raw.empty:
         raise CitykitError(f"{Path(file).name} has a header but no rows")
     df = raw[list(NEIGHBORHOODS)].copy()
@@ -157,11 +163,15 @@ def import_boundaries(file: Path | str, name: str | None = None, name_property: 
         raise CitykitError(f"{file.name} is not a GeoJSON file: {str(error).splitlines()[0]}") from None
     features = content.get("features") if isinstance(content, dict) else None
     if not features:
-        raise CitykitError(f"{file.name} has no features; expected a GeoJSON FeatureCollection of neighborhood polygons")
+        raise CitykitError(
+            f"{file.name} has no features; expected a GeoJSON FeatureCollection of neighborhood polygons"
+        )
     props = features[0].get("properties") or {}
     key = name_property or next((p for p in NAME_PROPERTIES if p in props), None)
     if key is None:
-        raise CitykitError(f"{file.name}: which property names the neighborhood? pass --property (properties: {', '.join(props)})")
+        raise CitykitError(
+            f"{file.name}: which property names the neighborhood? pass --property (properties: {', '.join(props)})"
+        )
     out = []
     for i, feature in enumerate(features):
         label = (feature.get("properties") or {}).get(key)
@@ -172,8 +182,12 @@ def import_boundaries(file: Path | str, name: str | None = None, name_property: 
             geometry = shapely.make_valid(geometry)
         min_x, min_y, max_x, max_y = geometry.bounds
         if not (-180 <= min_x <= max_x <= 180 and -90 <= min_y <= max_y <= 90):
-            raise CitykitError(f"{file.name}: feature {label!r} is not in longitude/latitude (WGS84); reproject it first")
-        out.append({"type": "Feature", "properties": {"neighborhood": str(label).strip()}, "geometry": mapping(geometry)})
+            raise CitykitError(
+                f"{file.name}: feature {label!r} is not in longitude/latitude (WGS84); reproject it first"
+            )
+        out.append(
+            {"type": "Feature", "properties": {"neighborhood": str(label).strip()}, "geometry": mapping(geometry)}
+        )
     names = [f["properties"]["neighborhood"] for f in out]
     notes = []
     table = ds.folder / "neighborhoods.parquet"
@@ -211,7 +225,9 @@ def race_indicators(values: pd.Series, codes: dict[str, str | None], separator: 
     the seven category indicators to <NA>, as k-anonymity shows a multiracial person.
     """
     categories = list(RACE_ETHNICITY)
-    out = pd.DataFrame(False, index=values.index, columns=[f"race_{c}" for c in [*categories, "not_reported", "declined"]])
+    out = pd.DataFrame(
+        False, index=values.index, columns=[f"race_{c}" for c in [*categories, "not_reported", "declined"]]
+    )
     multiracial = pd.Series(False, index=values.index)
     unknown: set[str] = set()
     for idx, answer in values.fillna("").items():
@@ -226,7 +242,9 @@ def race_indicators(values: pd.Series, codes: dict[str, str | None], separator: 
             elif code:
                 out.loc[idx, f"race_{code}"] = True
     if unknown:
-        raise CitykitError(f"race/ethnicity answers not in the mapping: {', '.join(map(repr, sorted(unknown)))}; add them to race_codes")
+        raise CitykitError(
+            f"race/ethnicity answers not in the mapping: {', '.join(map(repr, sorted(unknown)))}; add them to race_codes"
+        )
     if multiracial.any():
         for code in categories:
             out[f"race_{code}"] = out[f"race_{code}"].astype("boolean").mask(multiracial, pd.NA)
@@ -244,7 +262,9 @@ def import_applications(file: Path | str, mapping_file: Path | str, name: str | 
     columns: dict[str, str] = spec["columns"]
     missing = [src for src in columns.values() if src not in raw.columns]
     if missing:
-        raise CitykitError(f"{Path(file).name} lacks the mapped columns {', '.join(missing)}; it has: {', '.join(raw.columns)}")
+        raise CitykitError(
+            f"{Path(file).name} lacks the mapped columns {', '.join(missing)}; it has: {', '.join(raw.columns)}"
+        )
     if raw.empty:
         raise CitykitError(f"{Path(file).name} has a header but no rows")
     get = lambda c: raw[columns[c]].str.strip() if c in columns else pd.Series(None, index=raw.index, dtype=object)  # noqa: E731

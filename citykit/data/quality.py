@@ -94,7 +94,11 @@ CATALOG: dict[str, dict[str, tuple[str, str]]] = {
         "duplicate_neighborhood": ("uniqueness", "Extra rows that repeat a neighborhood name"),
     },
 }
-ID_COLUMN = {"service_requests": "request_id", "program_applications": "application_id", "neighborhoods": "neighborhood"}
+ID_COLUMN = {
+    "service_requests": "request_id",
+    "program_applications": "application_id",
+    "neighborhoods": "neighborhood",
+}
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,15 @@ class Scorecard:
         style = {"FAIL": "bold red", "pass": "green", "no gate": "dim"}
         show_rows, show_examples = console.width >= 100, console.width >= 130
         for name in dict.fromkeys(c.table for c in self.checks):
-            table = Table(title=name, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+            table = Table(
+                title=name,
+                title_justify="left",
+                title_style="bold",
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+                collapse_padding=True,
+                show_edge=False,
+            )
             table.add_column("dimension", no_wrap=True)
             table.add_column("check", no_wrap=True)
             for header in ("failing", "of rows", "share", "gate") if show_rows else ("failing", "share", "gate"):
@@ -382,7 +394,10 @@ def _placeholder_year(series: pd.Series) -> pd.Series:
 
 
 def _score_requests(
-    s: _Scorer, now: dt.datetime | None, bounds: tuple[float, float, float, float] | None, known: set[str] | None,
+    s: _Scorer,
+    now: dt.datetime | None,
+    bounds: tuple[float, float, float, float] | None,
+    known: set[str] | None,
     extracted: dt.datetime | None = None,
 ) -> None:
     df = s.df

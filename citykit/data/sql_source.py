@@ -81,7 +81,9 @@ def _connect(env_var: str) -> Connection:
 def schema_name(dataset: str) -> str:
     """The PostgreSQL schema holding a database-backed dataset's tables: its own name."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", dataset):
-        raise CitykitError(f"dataset name {dataset!r} cannot name a database schema; use lower-case letters, digits and _")
+        raise CitykitError(
+            f"dataset name {dataset!r} cannot name a database schema; use lower-case letters, digits and _"
+        )
     return dataset
 
 
@@ -130,10 +132,16 @@ def publish(name: str, env_var: str, as_name: str | None = None) -> PublishResul
                 cur.execute(f'INSERT INTO "{schema}"."{BOUNDARIES_TABLE}" VALUES (%s)', (geojson,))
     registry.register(
         registry.Dataset(
-            name=target, as_of=source.as_of, kind="postgres", location=env_var,
-            title=f"{source.title} (PostgreSQL)", source=source.source, licence=source.licence,
-            synthetic=source.synthetic, tables=source.tables,
-        )  # fmt: skip
+            name=target,
+            as_of=source.as_of,
+            kind="postgres",
+            location=env_var,
+            title=f"{source.title} (PostgreSQL)",
+            source=source.source,
+            licence=source.licence,
+            synthetic=source.synthetic,
+            tables=source.tables,
+        )
     )
     return PublishResult(target, env_var, rows)
 
@@ -153,7 +161,9 @@ def _copy_table(cur, schema: str, table: str, path) -> int:
     total = 0
     with cur.copy(f'COPY "{schema}"."{table}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
         for batch in parquet.iter_batches(batch_size=100_000):
-            rows = pa.Table.from_batches([batch]).append_column(ORDER_COLUMN, pa.array(range(total, total + batch.num_rows), pa.int64()))
+            rows = pa.Table.from_batches([batch]).append_column(
+                ORDER_COLUMN, pa.array(range(total, total + batch.num_rows), pa.int64())
+            )
             buffer = io.BytesIO()
             pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
             copy.write(buffer.getvalue())
@@ -226,7 +236,9 @@ def _fetch(conn: Connection, sql: str, params: list, types: dict[str, pa.DataTyp
 
 def _check_neighborhoods(conn: Connection, source: str, dataset: str, neighborhood: str | Sequence[str]) -> None:
     names = [neighborhood] if isinstance(neighborhood, str) else list(neighborhood)
-    known = {r[0] for r in conn.exec_driver_sql(f"SELECT DISTINCT neighborhood FROM {source} WHERE neighborhood IS NOT NULL")}
+    known = {
+        r[0] for r in conn.exec_driver_sql(f"SELECT DISTINCT neighborhood FROM {source} WHERE neighborhood IS NOT NULL")
+    }
     missing = [n for n in names if n not in known]
     if missing:
         raise CitykitError(

@@ -22,6 +22,7 @@ from citykit.standards import load_disaggregation
 
 __all__ = [
     "ADVICE",
+    "chart_is_labelled",
     "close_to",
     "frame_has_columns",
     "in_range",
@@ -29,15 +30,13 @@ __all__ = [
     "not_mistaken",
     "same_index",
     "same_order",
-    "chart_is_labelled",
 ]
 
 # Advice for mistakes that recur across modules; a test may pass its own as (value, advice).
 ADVICE: dict[str, str] = {
     "mean": "that is the mean. Medians resist a few requests open for a year, so use .median().",
     "open_included": (
-        "that includes requests that are still open (no closed_at). "
-        "Time to close is measured on closed requests only."
+        "that includes requests that are still open (no closed_at). Time to close is measured on closed requests only."
     ),
     "duplicates_included": "that keeps duplicate requests. Drop rows where is_duplicate is true.",
     "cancelled_included": "that keeps cancelled requests. Keep only rows with status 'Closed'.",
@@ -148,9 +147,7 @@ def is_kind(answer: Any, kind: type | tuple[type, ...], *, name: str) -> None:
         raise AssertionError(f"Your {name} should be a {wanted}, but it is a {type(answer).__name__}.")
 
 
-def in_range(
-    answer: Any, low: float, high: float, *, name: str, unit: str = "", advice: str = ""
-) -> None:
+def in_range(answer: Any, low: float, high: float, *, name: str, unit: str = "", advice: str = "") -> None:
     """Fail when a number (or any value of a Series) lies outside [low, high]."""
     values = _as_float_array(answer).ravel()
     outside = values[(values < low) | (values > high) | np.isnan(values)]
@@ -185,9 +182,7 @@ def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     if missing:
         parts.append(f"it lacks {', '.join(map(repr, missing[:show]))}{' ...' if len(missing) > show else ''}")
     if extra:
-        parts.append(
-            f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}"
-        )
+        parts.append(f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}")
     if not parts:
         parts.append("some labels are repeated")
     raise AssertionError(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")
@@ -218,8 +213,11 @@ def chart_is_labelled(ax: Any, *, name: str = "chart") -> None:
         raise AssertionError(f"Your {name} should be a matplotlib Axes (the ax of fig, ax = plt.subplots()).")
     missing = [
         what
-        for what, text in (("a title", ax.get_title()), ("an x-axis label", ax.get_xlabel()),
-                           ("a y-axis label", ax.get_ylabel()))
+        for what, text in (
+            ("a title", ax.get_title()),
+            ("an x-axis label", ax.get_xlabel()),
+            ("a y-axis label", ax.get_ylabel()),
+        )
         if not str(text).strip()
     ]
     if missing:
@@ -249,4 +247,3 @@ def small_cells_hidden(table: Any, *, name: str, low: int | None = None, high: i
             f"unsuppressed small cells ({low} to {high} people) can identify someone. Hide them (missing "
             f"values), and the cells that would give them away, with citykit.equity.suppress."
         )
-

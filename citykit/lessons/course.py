@@ -152,7 +152,7 @@ def data_dictionary_markdown(datapackage: Path | None = None) -> str:
     lines = [
         "# Data dictionary",
         "",
-        f"<!-- Generated from datasets/datapackage.json by citykit.lessons.course.data_dictionary_markdown(); "
+        "<!-- Generated from datasets/datapackage.json by citykit.lessons.course.data_dictionary_markdown(); "
         "do not edit by hand. -->",
         "",
         f"**{_cell(package.get('title', package.get('name', '')))}**"

@@ -22,7 +22,8 @@ DuckDB from the registry's paths.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import duckdb
 import yaml
@@ -109,7 +110,9 @@ def connect(
             where += [f"(getvariable('period_start') IS NULL OR {column} >= getvariable('period_start'))",
                       f"(getvariable('period_end') IS NULL OR {column} < getvariable('period_end'))"]  # fmt: skip
             where.append("(getvariable('neighborhood') IS NULL OR neighborhood = getvariable('neighborhood'))")
-        con.execute(f"CREATE VIEW {VIEWS[table]} AS SELECT * FROM {source}" + (" WHERE " + " AND ".join(where) if where else ""))
+        con.execute(
+            f"CREATE VIEW {VIEWS[table]} AS SELECT * FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+        )
     if "service_requests" in wanted:
         _request_views(con, standard("metrics.yml"))
     return con
@@ -157,7 +160,7 @@ def _request_views(con: duckdb.DuckDBPyConnection, metrics: dict[str, Any]) -> N
     ]
     con.execute(f"""
         CREATE VIEW counted AS
-        WITH kept AS (SELECT * FROM requests WHERE {' AND '.join(counts)}),
+        WITH kept AS (SELECT * FROM requests WHERE {" AND ".join(counts)}),
         targeted AS (
             SELECT kept.*, epoch(closed_at - created_at) / 86400 AS days_to_close,
                    coalesce(due_at, created_at + to_microseconds(CAST(round(sla.days * 86400000000) AS BIGINT))) AS target_at
@@ -171,7 +174,7 @@ def _request_views(con: duckdb.DuckDBPyConnection, metrics: dict[str, Any]) -> N
         CREATE VIEW backlog AS
         WITH aged AS (
             SELECT *, floor(epoch(getvariable('now') - created_at) / 86400) AS age_days
-            FROM requests WHERE {' AND '.join(still_open)})
+            FROM requests WHERE {" AND ".join(still_open)})
         SELECT aged.*, (SELECT b.label FROM backlog_buckets b
                         WHERE aged.age_days >= b.min_days AND (b.max_days IS NULL OR aged.age_days <= b.max_days)
                         ORDER BY b.position LIMIT 1) AS age_bucket

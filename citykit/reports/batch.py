@@ -140,12 +140,22 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     kernel = _worker_kernel(task.get("reuse", True))
     try:
-        result = run_report(task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel)
+        result = run_report(
+            task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel
+        )
     except CitykitError as error:
-        return {"status": "failed", "error": str(error).split("; executed notebook kept in")[0], "seconds": time.perf_counter() - started}
-    except Exception as error:  # noqa: BLE001 - one broken run must not end the batch
+        return {
+            "status": "failed",
+            "error": str(error).split("; executed notebook kept in")[0],
+            "seconds": time.perf_counter() - started,
+        }
+    except Exception as error:
         kernel.shutdown()
-        return {"status": "failed", "error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - started}
+        return {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "seconds": time.perf_counter() - started,
+        }
     return {"status": "succeeded", "html": str(result.html), "seconds": time.perf_counter() - started}
 
 
@@ -203,7 +213,11 @@ def _on_pool(tasks: list[dict], workers: int, reuse: bool, advance) -> list[dict
             try:
                 outcomes[i] = future.result()
             except Exception as error:  # a worker process died
-                outcomes[i] = {"status": "failed", "error": f"worker died: {type(error).__name__}: {error}", "seconds": 0.0}
+                outcomes[i] = {
+                    "status": "failed",
+                    "error": f"worker died: {type(error).__name__}: {error}",
+                    "seconds": 0.0,
+                }
             advance(tasks[i], outcomes[i])
     return outcomes  # type: ignore[return-value]
 
@@ -219,14 +233,21 @@ def _on_dask(address: str, tasks: list[dict], advance) -> list[dict]:
         raise CitykitError(f"cannot reach the Dask scheduler at {address}: {error}") from None
     outcomes: list[dict | None] = [None] * len(tasks)
     try:
-        futures = [client.submit(run_one, task, pure=False, key=f"citykit-report-{i}-{time.time_ns()}") for i, task in enumerate(tasks)]
+        futures = [
+            client.submit(run_one, task, pure=False, key=f"citykit-report-{i}-{time.time_ns()}")
+            for i, task in enumerate(tasks)
+        ]
         index = {f.key: i for i, f in enumerate(futures)}
         for future in as_completed(futures):
             i = index[future.key]
             try:
                 outcomes[i] = future.result()
             except Exception as error:
-                outcomes[i] = {"status": "failed", "error": f"Dask worker error: {type(error).__name__}: {error}", "seconds": 0.0}
+                outcomes[i] = {
+                    "status": "failed",
+                    "error": f"Dask worker error: {type(error).__name__}: {error}",
+                    "seconds": 0.0,
+                }
             advance(tasks[i], outcomes[i])
     finally:
         client.close()

@@ -59,12 +59,12 @@ class ProductionContract(Preprocessor):
     """Remove lesson-only cells, and cells needing tables the dataset lacks (one note in their place);
     record each kept cell's source index in `metadata.citykit`."""
 
-    training_tag = Unicode(TRAINING_TAG, help="Tag marking lesson-only cells nbgrader does not know.").tag(
-        config=True
-    )
+    training_tag = Unicode(TRAINING_TAG, help="Tag marking lesson-only cells nbgrader does not know.").tag(config=True)
 
     available_tables = List(
-        Unicode(), default_value=None, allow_none=True,
+        Unicode(),
+        default_value=None,
+        allow_none=True,
         help="Tables the run's dataset holds; cells requiring others are left out (None: keep all).",
     ).tag(config=True)
     dataset = Unicode("", help="The run's dataset, named in the notes on what was left out.").tag(config=True)
@@ -101,14 +101,14 @@ class ProductionContract(Preprocessor):
         for table in missing:
             holds, command = how_to_add(table, self.dataset or "NAME")
             how = f" Add it with `{command}` and run the report again." if command else ""
-            lines.append(f"**Left out here:** this part needs {holds} (the `{table}` table), which dataset "
-                         f"`{self.dataset}` does not have.{how}")
+            lines.append(
+                f"**Left out here:** this part needs {holds} (the `{table}` table), which dataset "
+                f"`{self.dataset}` does not have.{how}"
+            )
         return new_markdown_cell("> " + "\n>\n> ".join(lines), metadata={"citykit": {"left_out": missing}})
 
 
-def apply_contract(
-    nb: NotebookNode, available_tables: list[str] | None = None, dataset: str = ""
-) -> NotebookNode:
+def apply_contract(nb: NotebookNode, available_tables: list[str] | None = None, dataset: str = "") -> NotebookNode:
     """A copy of `nb` with the lesson-only cells removed (the input is left untouched).
 
     available_tables: the tables of the run's dataset; cells requiring any other are left out,

@@ -45,9 +45,13 @@ def figure_alt(fig: Any) -> str:
         parts.append(suptitle)
     for ax in fig.get_axes():
         title = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t)
-        labels = [f"{axis} axis: {label}" for axis, label in (("horizontal", ax.get_xlabel()), ("vertical", ax.get_ylabel())) if label]
+        labels = [
+            f"{axis} axis: {label}"
+            for axis, label in (("horizontal", ax.get_xlabel()), ("vertical", ax.get_ylabel()))
+            if label
+        ]
         if title or labels:
-            parts.append("; ".join([title.replace("\n", ", ")] + labels if title else labels))
+            parts.append("; ".join([title.replace("\n", ", "), *labels] if title else labels))
     text = ". ".join(p.strip() for p in parts if p.strip())
     return f"Chart: {text}" if text else ""
 
@@ -55,7 +59,11 @@ def figure_alt(fig: Any) -> str:
 def table_payload(df: Any) -> dict | None:
     """The table record of a displayed DataFrame: its name (if published) and its CSV text."""
     try:
-        return {"name": df.attrs.get(TABLE_ATTR), "csv": df.to_csv(), "index_levels": df.index.nlevels,
-                "header_rows": df.columns.nlevels}
+        return {
+            "name": df.attrs.get(TABLE_ATTR),
+            "csv": df.to_csv(),
+            "index_levels": df.index.nlevels,
+            "header_rows": df.columns.nlevels,
+        }
     except Exception:  # a table we cannot record must never break the report
         return None

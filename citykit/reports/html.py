@@ -156,7 +156,8 @@ def header_cell_text(title: str, parameters: dict[str, Any], dataset: dict[str, 
     if dataset:
         lines.append(
             f"**Data:** {dataset.get('title') or dataset['name']}, as of {dataset['as_of']}"
-            + (" (synthetic)" if dataset.get("synthetic") else "") + "  "
+            + (" (synthetic)" if dataset.get("synthetic") else "")
+            + "  "
         )
     lines.append(f"**Generated:** {generated}")
     return "\n".join(lines)
@@ -231,11 +232,13 @@ def print_pdf(html: Path, pdf: Path, timeout: float = 120) -> None:
 def index_page(title: str, rows: list[dict[str, str]], summary: str) -> str:
     """An accessible index of a batch: one h1, a table with header cells, links to each report."""
     body = "\n".join(
-        "<tr><th scope=\"row\">{value}</th><td>{status}</td><td>{seconds}</td><td>{link}</td></tr>".format(
+        '<tr><th scope="row">{value}</th><td>{status}</td><td>{seconds}</td><td>{link}</td></tr>'.format(
             value=escape(r["value"]),
             status=escape(r["status"]),
             seconds=escape(r["seconds"]),
-            link=f'<a href="{escape(r["href"])}">{escape(r["label"])}</a>' if r.get("href") else escape(r.get("error", "")),
+            link=f'<a href="{escape(r["href"])}">{escape(r["label"])}</a>'
+            if r.get("href")
+            else escape(r.get("error", "")),
         )
         for r in rows
     )

@@ -25,7 +25,9 @@ from citykit.reports.figures import TABLE_MIME, figure_alt, table_payload
 
 KERNEL_NAME = "python3"
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
-PRELUDE = "import citykit.reports.kernel as _citykit_kernel\n_citykit_kernel.install_kernel_hooks()\ndel _citykit_kernel\n"
+PRELUDE = (
+    "import citykit.reports.kernel as _citykit_kernel\n_citykit_kernel.install_kernel_hooks()\ndel _citykit_kernel\n"
+)
 RESET = "import citykit.reports.kernel as _citykit_kernel\n_citykit_kernel.reset_kernel_state()\n"
 ENGINE = "citykit"  # the papermill engine name that runs on a ReportKernel
 # The kernel draws with the inline backend, whatever the runner's environment says: a server or cron
@@ -183,17 +185,14 @@ def install_kernel_hooks() -> None:
     global _rc_snapshot
     import duckdb  # noqa: F401  (warm imports: paid once per kernel, not once per report)
     import matplotlib
-    import matplotlib.pyplot  # noqa: F401  (activates the inline backend before we wrap it)
+    import matplotlib.pyplot
     import pandas as pd
+    import seaborn  # noqa: F401  (a warm import: every report draws with it)
     from IPython import get_ipython
     from matplotlib.figure import Figure
 
     import citykit.data.load  # a warm import, paid in the kernel only, never by the runner  # noqa: F401
 
-    try:
-        import seaborn  # noqa: F401
-    except ImportError:
-        pass
     shell = get_ipython()
     if shell is None:
         return
@@ -219,7 +218,9 @@ def install_kernel_hooks() -> None:
 
         table = TableFormatter(parent=shell.display_formatter)
         table.for_type(pd.DataFrame, table_payload)
-        table.for_type_by_name("citykit.standards.equity", "DisaggregatedTable", lambda t: table_payload(t.display_frame().set_index(t.by)))  # as shown: "≤10", "†"
+        table.for_type_by_name(
+            "citykit.standards.equity", "DisaggregatedTable", lambda t: table_payload(t.display_frame().set_index(t.by))
+        )  # as shown: "≤10", "†"
         formatters[TABLE_MIME] = table
     _rc_snapshot = dict(matplotlib.rcParams)
 

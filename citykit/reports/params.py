@@ -17,6 +17,7 @@ problem, so a bad value never reaches a kernel.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import re
 import tempfile
@@ -188,9 +189,7 @@ def check_period(text: str, dataset: str | None) -> str:
     if dataset is not None:
         first, last = coverage(dataset)
         if first is not None and not (period.start <= last and period.end > first):
-            raise CitykitError(
-                f"period {period.label} is outside dataset {dataset!r}, which covers {first} to {last}"
-            )
+            raise CitykitError(f"period {period.label} is outside dataset {dataset!r}, which covers {first} to {last}")
     return period.label
 
 
@@ -229,9 +228,9 @@ def _coverage(version: tuple):
     ds = registry.get(dataset)
     if ds.kind == "parquet":
         path = ds.table_path("service_requests").as_posix()
-        first, last = load.connect().execute(
-            f"SELECT min(created_at), max(created_at) FROM read_parquet('{path}')"
-        ).fetchone()
+        first, last = (
+            load.connect().execute(f"SELECT min(created_at), max(created_at) FROM read_parquet('{path}')").fetchone()
+        )
     else:
         frame = load.load("service_requests", dataset=dataset, columns=["created_at"])
         first, last = frame["created_at"].min(), frame["created_at"].max()
@@ -296,7 +295,9 @@ def describe(specs: Sequence[ParamSpec], given: Mapping[str, Any] | None = None)
     for s in specs:
         default = "" if s.default is None else str(s.default)
         if s.type == "period" and s.default is not None and LATEST.fullmatch(str(s.default).strip()):
-            default = f"{check_period(str(s.default), dataset)} ({s.default} before {dataset or 'riverton'}'s as-of date)"
+            default = (
+                f"{check_period(str(s.default), dataset)} ({s.default} before {dataset or 'riverton'}'s as-of date)"
+            )
         if s.choices is not None:
             allowed = ", ".join(map(str, s.choices))
         else:
@@ -306,8 +307,7 @@ def describe(specs: Sequence[ParamSpec], given: Mapping[str, Any] | None = None)
                 "neighborhood": "a neighborhood of the dataset, or empty for citywide",
                 "bool": "true or false",
             }.get(s.type, "any " + s.type)
-        rows.append({"name": s.name, "type": s.type, "default": default,
-                     "allowed": allowed, "help": s.help})
+        rows.append({"name": s.name, "type": s.type, "default": default, "allowed": allowed, "help": s.help})
     return rows
 
 
@@ -320,10 +320,8 @@ def parameters_slug(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> st
     dataset = dataset_of(values, specs)
     for s in specs:  # a "latest quarter" default names the period it resolves to for this dataset
         if s.type == "period" and s.default is not None and LATEST.fullmatch(str(s.default).strip()):
-            try:
+            with contextlib.suppress(CitykitError):
                 defaults[s.name] = check_period(str(s.default), dataset)
-            except CitykitError:
-                pass
     parts = [
         f"{slugify(k)}={slugify(v)}"
         for k, v in sorted(values.items())

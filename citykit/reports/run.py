@@ -29,6 +29,7 @@ before showing it, or set `alt` in the cell's metadata (`citykit.reports.figures
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -175,7 +176,7 @@ def run_report(
     timeout: seconds for the whole run; a kernel still busy then is killed (`WorkFailed`).
     kernel: a ReportKernel to run in (a batch worker's); by default a fresh one, shut down after.
     """
-    started_at = dt.datetime.now(dt.timezone.utc)
+    started_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     report, values = prepare(name_or_path, parameters)
     if pdf and find_chromium() is None:
@@ -196,7 +197,10 @@ def run_report(
         tables, pdf_path = _write_outputs(report, values, executed, staging, manifest, pdf)
         timings["render"] = time.perf_counter() - rendered
         manifest.update(status="succeeded", seconds=round(time.perf_counter() - started, 3))
-        manifest["outputs"] = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()) + [MANIFEST]
+        manifest["outputs"] = [
+            *sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()),
+            MANIFEST,
+        ]
         (staging / MANIFEST).write_text(manifest_json(manifest), encoding="utf-8")
         _move_into_place(staging, out)
         shutil.rmtree(out.parent / f"{out.name}.failed", ignore_errors=True)  # superseded by this good run
@@ -384,16 +388,11 @@ def _hash_files(files: list[Path]) -> str:
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in VERSIONED:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
-        except PackageNotFoundError:
-            pass
     return found
 
 
 def _redact(value: Any) -> Any:
     """Passwords in URL-like text become `***` (a manifest never holds a secret)."""
     return SECRET_URL.sub(r"\1***@", value) if isinstance(value, str) else value
-
-
-

@@ -57,9 +57,7 @@ def race_alone(df: pd.DataFrame, *, standard: DisaggregationStandard | None = No
     return pd.Series(pd.Categorical(values, categories=list(labels.values())), index=df.index, name=RACE_COLUMN)
 
 
-def race_alone_or_in_combination(
-    df: pd.DataFrame, *, standard: DisaggregationStandard | None = None
-) -> pd.Series:
+def race_alone_or_in_combination(df: pd.DataFrame, *, standard: DisaggregationStandard | None = None) -> pd.Series:
     """Each person once per category selected: a long categorical Series indexed by `df`'s index.
 
     People with no category appear once as Declined or Not reported; people whose categories
@@ -106,7 +104,9 @@ def single_select(
     for code in reversed(priority):
         chosen = chosen.mask(selected[code], std.race_labels[code])
     result = result.where(chosen.isna(), chosen)
-    return pd.Series(pd.Categorical(result, categories=list(std.race_labels.values())), index=df.index, name=RACE_COLUMN)
+    return pd.Series(
+        pd.Categorical(result, categories=list(std.race_labels.values())), index=df.index, name=RACE_COLUMN
+    )
 
 
 def _indicators(df: pd.DataFrame, codes: Sequence[str]) -> np.ndarray:
@@ -158,7 +158,9 @@ def _whole(value, name: str) -> int:
     except (TypeError, ValueError):
         raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {value!r}") from None
     if not math.isfinite(number) or number < 0 or number != int(number):
-        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {value!r}; pass counts, not rates or shares")
+        raise CitykitError(
+            f"{name} must be a count (a whole number ≥ 0), got {value!r}; pass counts, not rates or shares"
+        )
     return int(number)
 
 
@@ -185,7 +187,9 @@ def proportion_ratio(a, n_a, b, n_b, confidence: float | None = None, method: st
     a, n_a, b, n_b = (_whole(v, name) for v, name in ((a, "a"), (n_a, "n_a"), (b, "b"), (n_b, "n_b")))
     for events, n, name in ((a, n_a, "a"), (b, n_b, "b")):
         if events > n:
-            raise CitykitError(f"{name} = {events} is more than its group of {n}: pass events and group sizes (0 ≤ a ≤ n)")
+            raise CitykitError(
+                f"{name} = {events} is more than its group of {n}: pass events and group sizes (0 ≤ a ≤ n)"
+            )
     if n_a == 0 or n_b == 0 or (a == 0 and b == 0):
         return NO_RATIO
     if method is None:
@@ -195,7 +199,9 @@ def proportion_ratio(a, n_a, b, n_b, confidence: float | None = None, method: st
         raise CitykitError(f"proportion_ratio method must be 'log' or 'score', got {method!r}")
     alpha = 1 - confidence
     if method == "score" and not (a == n_a and b == n_b):
-        low, high = confint_proportions_2indep(a, n_a, b, n_b, method="score", compare="ratio", alpha=alpha, correction=False)
+        low, high = confint_proportions_2indep(
+            a, n_a, b, n_b, method="score", compare="ratio", alpha=alpha, correction=False
+        )
         test = test_proportions_2indep(a, n_a, b, n_b, method="score", compare="ratio", correction=False)
         estimate = (a / n_a) / (b / n_b) if b else math.inf
         low = 0.0 if a == 0 else max(float(np.real(low)), 0.0)
@@ -235,14 +241,20 @@ def rate_ratio(events_a, exposure_a, events_b, exposure_b, confidence: float | N
         return NO_RATIO
     corrected = a == 0 or b == 0
     a_, b_ = (a + 0.5, b + 0.5) if corrected else (a, b)
-    low, high = confint_poisson_2indep(a_, exposure_a, b_, exposure_b, method="wald-log", compare="ratio", alpha=1 - confidence)
+    low, high = confint_poisson_2indep(
+        a_, exposure_a, b_, exposure_b, method="wald-log", compare="ratio", alpha=1 - confidence
+    )
     test = test_poisson_2indep(a_, exposure_a, b_, exposure_b, method="wald-log", compare="ratio")
     estimate = (a_ / exposure_a) / (b_ / exposure_b)
     return Ratio(float(estimate), float(low), float(high), float(test.pvalue), corrected, "wald-log")
 
 
 def disproportionality_index(
-    events_group: float, events_total: float, benchmark_group: float, benchmark_total: float, confidence: float | None = None
+    events_group: float,
+    events_total: float,
+    benchmark_group: float,
+    benchmark_total: float,
+    confidence: float | None = None,
 ) -> Ratio:
     """A group's share of the outcome ÷ its share of the benchmark population.
 
@@ -326,7 +338,9 @@ class DisaggregatedTable:
             kind = d["ratio_kind"].iloc[0] if "ratio_kind" in d.columns and len(d) else "rate"
             label = "ratio of proportions" if kind == "proportion" else "rate ratio"
             shown[label] = [fmt(v) for v in d["rate_ratio"]]
-            shown["95% interval"] = ["" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["rr_low"], d["rr_high"])]
+            shown["95% interval"] = [
+                "" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["rr_low"], d["rr_high"])
+            ]
             shown["corrected p"] = ["" if pd.isna(p) else f"{p:.3g}" for p in d["rr_p_adjusted"]]
             if "adverse_ratio" in d.columns:
                 shown[f"{self.adverse_label} ratio"] = [fmt(v) for v in d["adverse_ratio"]]
@@ -335,7 +349,9 @@ class DisaggregatedTable:
                 ]
             if "dp_index" in d.columns:
                 shown["disproportionality"] = [fmt(v) for v in d["dp_index"]]
-                shown["DI 95% interval"] = ["" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["di_low"], d["di_high"])]
+                shown["DI 95% interval"] = [
+                    "" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["di_low"], d["di_high"])
+                ]
             shown["notable"] = ["yes" if v else "" for v in d["notable"]]
         return shown
 
@@ -480,7 +496,11 @@ def _collapse(
             by = [rule.into if c == rule.column else c for c in by]
             notes.append(rule.footnote)
             continue
-        keep = reference if reference is not None else std.race_labels.get(std.disparity.reference_group.get("race_ethnicity", ""))
+        keep = (
+            reference
+            if reference is not None
+            else std.race_labels.get(std.disparity.reference_group.get("race_ethnicity", ""))
+        )
         others = [c for c in by if c != rule.column]
         values = frame[rule.column].astype(object)
         sizes = frame.groupby([*others, rule.column], observed=True, dropna=False)[rule.column].transform("size")
@@ -489,7 +509,9 @@ def _collapse(
         if not members:
             continue
         dtype = frame[rule.column].dtype
-        categories = list(dtype.categories) if isinstance(dtype, pd.CategoricalDtype) else sorted(set(values.astype(str)))
+        categories = (
+            list(dtype.categories) if isinstance(dtype, pd.CategoricalDtype) else sorted(set(values.astype(str)))
+        )
         column = pd.Categorical(values.mask(pooled, rule.into), categories=[*categories, rule.into])
         frame = frame.assign(**{rule.column: column})
         notes.append(rule.footnote.format(members=", ".join(members)))
@@ -549,7 +571,10 @@ def _suppress_counts(
     grid, alone_grid = grid.reindex(rows, fill_value=0), alone_grid.reindex(rows, fill_value=0)
     alone = suppression.count_table(alone_grid, name="alone", outcome_columns=outcomes)
     combined = suppression.count_table(
-        grid, name="in combination", total_row=alone.values.loc[suppression.TOTAL], rows_add_up=False,
+        grid,
+        name="in combination",
+        total_row=alone.values.loc[suppression.TOTAL],
+        rows_add_up=False,
         outcome_columns=outcomes,
     )
     # one set of relations per combination of the other `by` columns
@@ -571,7 +596,9 @@ def _suppress_counts(
     return tables
 
 
-def suppress(counts: pd.DataFrame | suppression.PublishedTable, *, standard: DisaggregationStandard | None = None) -> suppression.PublishedTable:
+def suppress(
+    counts: pd.DataFrame | suppression.PublishedTable, *, standard: DisaggregationStandard | None = None
+) -> suppression.PublishedTable:
     """Primary plus complementary suppression of one 2-D table of counts of people.
 
     A DataFrame of interior counts gets its Total row and column first. Returns the
@@ -665,15 +692,52 @@ def disparities(
             if group != reference:
                 rr = compare(events, n, ref_events, ref_base)
                 if adverse:
-                    ad = proportion_ratio(int(n - events), int(n), int(ref_base - ref_events), int(ref_base), rules.confidence)
+                    ad = proportion_ratio(
+                        int(n - events), int(n), int(ref_base - ref_events), int(ref_base), rules.confidence
+                    )
             if bench is not None and group in bench.index and not math.isnan(total_events):
-                di = disproportionality_index(float(events), total_events, float(bench[group]), float(bench.sum()), rules.confidence)
-        rows.append((group, rr.estimate, rr.low, rr.high, rr.p_value, rr.corrected, rr.method,
-                     ad.estimate, ad.low, ad.high, ad.p_value, di.estimate, di.low, di.high, di.p_value))
-    result = pd.DataFrame.from_records(rows, columns=[
-        column, "rate_ratio", "rr_low", "rr_high", "rr_p", "rr_corrected", "rr_method",
-        "adverse_ratio", "adverse_low", "adverse_high", "adverse_p", "dp_index", "di_low", "di_high", "di_p",
-    ])
+                di = disproportionality_index(
+                    float(events), total_events, float(bench[group]), float(bench.sum()), rules.confidence
+                )
+        rows.append(
+            (
+                group,
+                rr.estimate,
+                rr.low,
+                rr.high,
+                rr.p_value,
+                rr.corrected,
+                rr.method,
+                ad.estimate,
+                ad.low,
+                ad.high,
+                ad.p_value,
+                di.estimate,
+                di.low,
+                di.high,
+                di.p_value,
+            )
+        )
+    result = pd.DataFrame.from_records(
+        rows,
+        columns=[
+            column,
+            "rate_ratio",
+            "rr_low",
+            "rr_high",
+            "rr_p",
+            "rr_corrected",
+            "rr_method",
+            "adverse_ratio",
+            "adverse_low",
+            "adverse_high",
+            "adverse_p",
+            "dp_index",
+            "di_low",
+            "di_high",
+            "di_p",
+        ],
+    )
     result["ratio_kind"] = kind
     result["rr_p_adjusted"] = adjust_p_values(result["rr_p"], method)
     beyond = (result["rate_ratio"] <= rules.notable_below) | (result["rate_ratio"] >= rules.notable_above)
@@ -688,32 +752,58 @@ def disparities(
         result = result.drop(columns=["dp_index", "di_low", "di_high", "di_p"])
     n_tests = int(result["rr_p"].notna().sum())
     if kind == "proportion":
-        small = f" (Koopman score interval when a group has fewer than {rules.small_group_below})" if (
-            rules.small_group_below and rules.small_group_method != rules.proportion_method) else ""
+        small = (
+            f" (Koopman score interval when a group has fewer than {rules.small_group_below})"
+            if (rules.small_group_below and rules.small_group_method != rules.proportion_method)
+            else ""
+        )
         what = f"of the {program.favourable.lower()} share" if program else "of proportions"
-        first = (f"Ratios {what} against {reference}, with 95% Katz log intervals "
-                 f"exp(ln RR ± 1.96·√(1/a − 1/n₁ + 1/b − 1/n₂)){small}.")
+        first = (
+            f"Ratios {what} against {reference}, with 95% Katz log intervals "
+            f"exp(ln RR ± 1.96·√(1/a − 1/n₁ + 1/b − 1/n₂)){small}."
+        )
     else:
-        first = (f"Rate ratios against {reference} with 95% intervals exp(ln RR ± 1.96·√(1/a + 1/b)) "
-                 f"for Poisson counts. {rules.overdispersion_note}")
+        first = (
+            f"Rate ratios against {reference} with 95% intervals exp(ln RR ± 1.96·√(1/a + 1/b)) "
+            f"for Poisson counts. {rules.overdispersion_note}"
+        )
     notes = [first]
     if adverse:
-        notes.append(f"The {program.adverse.lower()} ratio beside it is the same comparison for the adverse outcome; "
-                     f"the four-fifths screen ({rules.notable_below}) reads the {program.favourable.lower()} ratio.")
-    notes.append(rules.correction_footnote.format(
-        method_label=CORRECTION_LABELS.get(method, method), n_tests=n_tests,
-        ratio_below=rules.notable_below, ratio_above=rules.notable_above, alpha=rules.alpha,
-    ))
+        notes.append(
+            f"The {program.adverse.lower()} ratio beside it is the same comparison for the adverse outcome; "
+            f"the four-fifths screen ({rules.notable_below}) reads the {program.favourable.lower()} ratio."
+        )
+    notes.append(
+        rules.correction_footnote.format(
+            method_label=CORRECTION_LABELS.get(method, method),
+            n_tests=n_tests,
+            ratio_below=rules.notable_below,
+            ratio_above=rules.notable_above,
+            alpha=rules.alpha,
+        )
+    )
     if result["rr_corrected"].any():
         notes.append(rules.zero_cells_note if kind == "proportion" else rules.zero_events_note)
     if bench is not None:
-        notes.append("Disproportionality index: the group's share of events ÷ its share of the benchmark population, "
-                     "with the Wilson 95% interval of the share divided by the benchmark share.")
+        notes.append(
+            "Disproportionality index: the group's share of events ÷ its share of the benchmark population, "
+            "with the Wilson 95% interval of the share divided by the benchmark share."
+        )
     if (~shown).any():
         notes.append("Groups with hidden counts are not compared (a ratio would reveal them).")
     notes.append(f"Standard: {std.title}, version {std.version}.")
-    return DisaggregatedTable(result, [column], notes, std.version, table.title, table.tables, table.suppression_mark,
-                              1.0, table.measure, table.complementary_mark)
+    return DisaggregatedTable(
+        result,
+        [column],
+        notes,
+        std.version,
+        table.title,
+        table.tables,
+        table.suppression_mark,
+        1.0,
+        table.measure,
+        table.complementary_mark,
+    )
 
 
 def _published_total_events(table: DisaggregatedTable) -> float:

@@ -104,9 +104,7 @@ def k_anonymize(
     return out, report
 
 
-def _quasi_identifier_columns(
-    df: pd.DataFrame, requested: list[str] | None, std: DisaggregationStandard
-) -> list[str]:
+def _quasi_identifier_columns(df: pd.DataFrame, requested: list[str] | None, std: DisaggregationStandard) -> list[str]:
     def expand(names: Iterable[str]) -> list[str]:
         cols: list[str] = []
         for name in names:

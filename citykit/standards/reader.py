@@ -271,9 +271,7 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
                 max_n=privacy["outcome_disclosure"]["uniform_outcome_max_n"]
             ),
         ),
-        k_anonymity=KAnonymityRules(
-            k=kanon["k"], quasi_identifiers=tuple(kanon["quasi_identifiers"]), steps=steps
-        ),
+        k_anonymity=KAnonymityRules(k=kanon["k"], quasi_identifiers=tuple(kanon["quasi_identifiers"]), steps=steps),
         sensitive_request_types=tuple(privacy["sensitive_request_types"]),
         disparity=DisparityRules(
             reference_group=dict(disparity["reference_group"]),

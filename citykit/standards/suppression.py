@@ -167,7 +167,9 @@ def primary_suppression(table: PublishedTable, *, standard: DisaggregationStanda
         outcomes = table.values[list(table.outcome_columns)]
         uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & outcomes.eq(size, axis=0).any(axis=1)
         suppressed.loc[uniform, :] = True
-    result = PublishedTable(table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns)
+    result = PublishedTable(
+        table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns
+    )
     _hide_outcomes_of_hidden_groups(result)
     return result
 
@@ -209,7 +211,9 @@ def suppress(
     return group
 
 
-def _greedy_complements(group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard) -> None:
+def _greedy_complements(
+    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard
+) -> None:
     _protect_lone_suppressions(group)
     for t in group:
         _hide_outcomes_of_hidden_groups(t)
@@ -302,7 +306,9 @@ def _milp_complements(
     original = {t.name: t.suppressed.copy() for t in group}
     for _ in range(max_rounds):
         constraints = LinearConstraint(np.array(rows), lows, highs) if rows else ()
-        result = milp(np.array(cost), integrality=np.ones(len(candidates)), bounds=Bounds(0, 1), constraints=constraints)
+        result = milp(
+            np.array(cost), integrality=np.ones(len(candidates)), bounds=Bounds(0, 1), constraints=constraints
+        )
         if result.status != 0:
             break
         for t in group:
@@ -320,8 +326,10 @@ def _milp_complements(
             t = by_name[table_name]
             near = {
                 index[(t.name, r, c)]: 1.0
-                for line in _lines(t) if any(t.suppressed.at[r2, c2] for r2, c2 in line)
-                for r, c in line if (t.name, r, c) in index and (t.name, r, c) not in chosen
+                for line in _lines(t)
+                if any(t.suppressed.at[r2, c2] for r2, c2 in line)
+                for r, c in line
+                if (t.name, r, c) in index and (t.name, r, c) not in chosen
             }
             if not near:  # anything not yet hidden, in any table
                 near = {i: 1.0 for i, key in enumerate(candidates) if key not in chosen}
@@ -334,7 +342,10 @@ def _milp_complements(
 
 
 def _prune(
-    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard, forced: dict[str, pd.DataFrame]
+    group: list[PublishedTable],
+    relations: tuple[Relation, ...],
+    std: DisaggregationStandard,
+    forced: dict[str, pd.DataFrame],
 ) -> None:
     """Show again each complementary cell (largest first) whose hiding the audit does not need."""
     extra = []

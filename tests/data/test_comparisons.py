@@ -131,8 +131,12 @@ def duckdb_backlog(ds, neighborhood=None):
 
 def split(series):
     labels = list(series.index)
-    over_90 = int(series[[l for l, b in zip(labels, load_metrics()["backlog"]["buckets"]) if b["min"] > 90]].sum())
-    over_365 = int(series[[l for l, b in zip(labels, load_metrics()["backlog"]["buckets"]) if b["min"] > 365]].sum())
+    over_90 = int(
+        series[[label for label, b in zip(labels, load_metrics()["backlog"]["buckets"]) if b["min"] > 90]].sum()
+    )
+    over_365 = int(
+        series[[label for label, b in zip(labels, load_metrics()["backlog"]["buckets"]) if b["min"] > 365]].sum()
+    )
     return int(series.sum()), over_90, over_365, int(series.iloc[0])
 
 

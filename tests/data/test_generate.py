@@ -215,7 +215,7 @@ def test_planted_defects_are_counted_and_flagged(riverton_small):
     raw = raw_requests(riverton_small)
     pub = published(riverton_small, "service_requests")
     planted = build_info(riverton_small / "published" / "riverton")["planted"]
-    n = len(raw)
+    len(raw)
 
     placeholder_date = raw["closed_at"].dt.year == 1900
     before = (raw["closed_at"] < raw["created_at"]) & ~placeholder_date

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import citykit
+from citykit import paths
 from citykit.cli import main
 from citykit.data import registry
-from citykit import paths
 from citykit.data.importers import REPORT_FILE, import_requests, imported_dir
 from citykit.errors import CitykitError
 
@@ -28,67 +28,284 @@ ISO = "%Y-%m-%d %H:%M:%S"
 # Per source: its headers (as the portals publish them), date format, and raw values to use.
 LAYOUTS = {
     "nyc311": dict(
-        header=["Unique Key", "Created Date", "Closed Date", "Agency", "Agency Name", "Complaint Type", "Descriptor",
-                "Location Type", "Incident Zip", "Incident Address", "City", "Status", "Due Date",
-                "Resolution Description", "Community Board", "Borough", "Open Data Channel Type", "Latitude", "Longitude"],
-        fields=dict(id="Unique Key", created="Created Date", closed="Closed Date", agency="Agency", type="Complaint Type",
-                    status="Status", channel="Open Data Channel Type", nbhd="Community Board", lat="Latitude",
-                    lon="Longitude", address="Incident Address", zip="Incident Zip"),
-        fmt=US, status=("Closed", "Closed"), channel=("ONLINE", "Web"), point=(40.7128, -74.0060),
+        header=[
+            "Unique Key",
+            "Created Date",
+            "Closed Date",
+            "Agency",
+            "Agency Name",
+            "Complaint Type",
+            "Descriptor",
+            "Location Type",
+            "Incident Zip",
+            "Incident Address",
+            "City",
+            "Status",
+            "Due Date",
+            "Resolution Description",
+            "Community Board",
+            "Borough",
+            "Open Data Channel Type",
+            "Latitude",
+            "Longitude",
+        ],
+        fields=dict(
+            id="Unique Key",
+            created="Created Date",
+            closed="Closed Date",
+            agency="Agency",
+            type="Complaint Type",
+            status="Status",
+            channel="Open Data Channel Type",
+            nbhd="Community Board",
+            lat="Latitude",
+            lon="Longitude",
+            address="Incident Address",
+            zip="Incident Zip",
+        ),
+        fmt=US,
+        status=("Closed", "Closed"),
+        channel=("ONLINE", "Web"),
+        point=(40.7128, -74.0060),
     ),
     "chicago311": dict(
-        header=["SR_NUMBER", "SR_TYPE", "SR_SHORT_CODE", "OWNER_DEPARTMENT", "STATUS", "ORIGIN", "CREATED_DATE",
-                "LAST_MODIFIED_DATE", "CLOSED_DATE", "DUPLICATE", "LEGACY_RECORD", "PARENT_SR_NUMBER",
-                "COMMUNITY_AREA", "WARD", "LATITUDE", "LONGITUDE"],
-        fields=dict(id="SR_NUMBER", created="CREATED_DATE", closed="CLOSED_DATE", agency="OWNER_DEPARTMENT",
-                    type="SR_TYPE", status="STATUS", channel="ORIGIN", nbhd="COMMUNITY_AREA", district="WARD",
-                    lat="LATITUDE", lon="LONGITUDE"),
-        fmt=US, status=("Completed", "Closed"), channel=("Internet", "Web"), point=(41.8781, -87.6298),
+        header=[
+            "SR_NUMBER",
+            "SR_TYPE",
+            "SR_SHORT_CODE",
+            "OWNER_DEPARTMENT",
+            "STATUS",
+            "ORIGIN",
+            "CREATED_DATE",
+            "LAST_MODIFIED_DATE",
+            "CLOSED_DATE",
+            "DUPLICATE",
+            "LEGACY_RECORD",
+            "PARENT_SR_NUMBER",
+            "COMMUNITY_AREA",
+            "WARD",
+            "LATITUDE",
+            "LONGITUDE",
+        ],
+        fields=dict(
+            id="SR_NUMBER",
+            created="CREATED_DATE",
+            closed="CLOSED_DATE",
+            agency="OWNER_DEPARTMENT",
+            type="SR_TYPE",
+            status="STATUS",
+            channel="ORIGIN",
+            nbhd="COMMUNITY_AREA",
+            district="WARD",
+            lat="LATITUDE",
+            lon="LONGITUDE",
+        ),
+        fmt=US,
+        status=("Completed", "Closed"),
+        channel=("Internet", "Web"),
+        point=(41.8781, -87.6298),
     ),
     "la_myla311": dict(
-        header=["SRNumber", "CreatedDate", "UpdatedDate", "ActionTaken", "Owner", "RequestType", "Status",
-                "RequestSource", "ServiceDate", "ClosedDate", "Address", "ZipCode", "Latitude", "Longitude", "CD",
-                "NCName", "PolicePrecinct"],
-        fields=dict(id="SRNumber", created="CreatedDate", closed="ClosedDate", agency="Owner", type="RequestType",
-                    status="Status", channel="RequestSource", nbhd="NCName", district="CD", lat="Latitude",
-                    lon="Longitude", address="Address", zip="ZipCode"),
-        fmt=US, status=("Closed", "Closed"), channel=("Mobile App", "App"), point=(34.0522, -118.2437),
+        header=[
+            "SRNumber",
+            "CreatedDate",
+            "UpdatedDate",
+            "ActionTaken",
+            "Owner",
+            "RequestType",
+            "Status",
+            "RequestSource",
+            "ServiceDate",
+            "ClosedDate",
+            "Address",
+            "ZipCode",
+            "Latitude",
+            "Longitude",
+            "CD",
+            "NCName",
+            "PolicePrecinct",
+        ],
+        fields=dict(
+            id="SRNumber",
+            created="CreatedDate",
+            closed="ClosedDate",
+            agency="Owner",
+            type="RequestType",
+            status="Status",
+            channel="RequestSource",
+            nbhd="NCName",
+            district="CD",
+            lat="Latitude",
+            lon="Longitude",
+            address="Address",
+            zip="ZipCode",
+        ),
+        fmt=US,
+        status=("Closed", "Closed"),
+        channel=("Mobile App", "App"),
+        point=(34.0522, -118.2437),
     ),
     "boston311": dict(
-        header=["case_enquiry_id", "open_dt", "sla_target_dt", "closed_dt", "on_time", "case_status",
-                "closure_reason", "case_title", "subject", "reason", "type", "queue", "department", "location",
-                "neighborhood", "city_council_district", "location_zipcode", "latitude", "longitude", "source"],
-        fields=dict(id="case_enquiry_id", created="open_dt", closed="closed_dt", agency="department", type="type",
-                    status="case_status", channel="source", nbhd="neighborhood", district="city_council_district",
-                    lat="latitude", lon="longitude", address="location", zip="location_zipcode"),
-        fmt=ISO, status=("Closed", "Closed"), channel=("Constituent Call", "Phone"), point=(42.3601, -71.0589),
+        header=[
+            "case_enquiry_id",
+            "open_dt",
+            "sla_target_dt",
+            "closed_dt",
+            "on_time",
+            "case_status",
+            "closure_reason",
+            "case_title",
+            "subject",
+            "reason",
+            "type",
+            "queue",
+            "department",
+            "location",
+            "neighborhood",
+            "city_council_district",
+            "location_zipcode",
+            "latitude",
+            "longitude",
+            "source",
+        ],
+        fields=dict(
+            id="case_enquiry_id",
+            created="open_dt",
+            closed="closed_dt",
+            agency="department",
+            type="type",
+            status="case_status",
+            channel="source",
+            nbhd="neighborhood",
+            district="city_council_district",
+            lat="latitude",
+            lon="longitude",
+            address="location",
+            zip="location_zipcode",
+        ),
+        fmt=ISO,
+        status=("Closed", "Closed"),
+        channel=("Constituent Call", "Phone"),
+        point=(42.3601, -71.0589),
     ),
     "baltimore": dict(
-        header=["SRRecordID", "ServiceRequestNum", "SRType", "MethodReceived", "CreatedDate", "SRStatus",
-                "StatusDate", "DueDate", "CloseDate", "Agency", "Address", "ZipCode", "Neighborhood",
-                "CouncilDistrict", "PoliceDistrict", "Latitude", "Longitude"],
-        fields=dict(id="ServiceRequestNum", created="CreatedDate", closed="CloseDate", agency="Agency", type="SRType",
-                    status="SRStatus", channel="MethodReceived", nbhd="Neighborhood", district="CouncilDistrict",
-                    lat="Latitude", lon="Longitude", address="Address", zip="ZipCode"),
-        fmt=US, status=("Closed", "Closed"), channel=("API", "App"), point=(39.2904, -76.6122),
+        header=[
+            "SRRecordID",
+            "ServiceRequestNum",
+            "SRType",
+            "MethodReceived",
+            "CreatedDate",
+            "SRStatus",
+            "StatusDate",
+            "DueDate",
+            "CloseDate",
+            "Agency",
+            "Address",
+            "ZipCode",
+            "Neighborhood",
+            "CouncilDistrict",
+            "PoliceDistrict",
+            "Latitude",
+            "Longitude",
+        ],
+        fields=dict(
+            id="ServiceRequestNum",
+            created="CreatedDate",
+            closed="CloseDate",
+            agency="Agency",
+            type="SRType",
+            status="SRStatus",
+            channel="MethodReceived",
+            nbhd="Neighborhood",
+            district="CouncilDistrict",
+            lat="Latitude",
+            lon="Longitude",
+            address="Address",
+            zip="ZipCode",
+        ),
+        fmt=US,
+        status=("Closed", "Closed"),
+        channel=("API", "App"),
+        point=(39.2904, -76.6122),
     ),
     "sf311_portal": dict(
-        header=["service_request_id", "requested_datetime", "closed_date", "updated_datetime", "status_description",
-                "status_notes", "agency_responsible", "service_name", "service_subtype", "service_details", "address",
-                "supervisor_district", "analysis_neighborhood", "police_district", "source", "lat", "long"],
-        fields=dict(id="service_request_id", created="requested_datetime", closed="closed_date",
-                    agency="agency_responsible", type="service_name", status="status_description", channel="source",
-                    nbhd="analysis_neighborhood", district="supervisor_district", lat="lat", lon="long", address="address"),
-        fmt=US, status=("Closed", "Closed"), channel=("Mobile/Open311", "App"), point=(37.7749, -122.4194),
+        header=[
+            "service_request_id",
+            "requested_datetime",
+            "closed_date",
+            "updated_datetime",
+            "status_description",
+            "status_notes",
+            "agency_responsible",
+            "service_name",
+            "service_subtype",
+            "service_details",
+            "address",
+            "supervisor_district",
+            "analysis_neighborhood",
+            "police_district",
+            "source",
+            "lat",
+            "long",
+        ],
+        fields=dict(
+            id="service_request_id",
+            created="requested_datetime",
+            closed="closed_date",
+            agency="agency_responsible",
+            type="service_name",
+            status="status_description",
+            channel="source",
+            nbhd="analysis_neighborhood",
+            district="supervisor_district",
+            lat="lat",
+            lon="long",
+            address="address",
+        ),
+        fmt=US,
+        status=("Closed", "Closed"),
+        channel=("Mobile/Open311", "App"),
+        point=(37.7749, -122.4194),
     ),
     "sf311_warehouse": dict(
-        header=["unique_key", "created_date", "closed_date", "resolution_action_updated_date", "status", "status_notes",
-                "agency_name", "category", "complaint_type", "descriptor", "incident_address", "supervisor_district",
-                "neighborhood", "location", "source", "media_url", "latitude", "longitude", "police_district"],
-        fields=dict(id="unique_key", created="created_date", closed="closed_date", agency="agency_name", type="category",
-                    status="status", channel="source", nbhd="neighborhood", district="supervisor_district",
-                    lat="latitude", lon="longitude", address="incident_address"),
-        fmt="%Y-%m-%d %H:%M:%S+00:00", status=("Closed", "Closed"), channel=("Twitter", "Social"),
+        header=[
+            "unique_key",
+            "created_date",
+            "closed_date",
+            "resolution_action_updated_date",
+            "status",
+            "status_notes",
+            "agency_name",
+            "category",
+            "complaint_type",
+            "descriptor",
+            "incident_address",
+            "supervisor_district",
+            "neighborhood",
+            "location",
+            "source",
+            "media_url",
+            "latitude",
+            "longitude",
+            "police_district",
+        ],
+        fields=dict(
+            id="unique_key",
+            created="created_date",
+            closed="closed_date",
+            agency="agency_name",
+            type="category",
+            status="status",
+            channel="source",
+            nbhd="neighborhood",
+            district="supervisor_district",
+            lat="latitude",
+            lon="longitude",
+            address="incident_address",
+        ),
+        fmt="%Y-%m-%d %H:%M:%S+00:00",
+        status=("Closed", "Closed"),
+        channel=("Twitter", "Social"),
         point=(37.7749, -122.4194),
     ),
 }
@@ -122,7 +339,9 @@ def base_row(source: str, i: int, **overrides) -> dict[str, str]:
     return row
 
 
-def write_csv(path: Path, header: list[str], rows: list[dict[str, str]], delimiter: str = ",", encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path, header: list[str], rows: list[dict[str, str]], delimiter: str = ",", encoding: str = "utf-8"
+) -> Path:
     with path.open("w", newline="", encoding=encoding) as fh:
         writer = csv.DictWriter(fh, fieldnames=header, delimiter=delimiter)
         writer.writeheader()
@@ -315,11 +534,11 @@ def test_duplicate_column_names(tmp_path, home):
     rows = [list(base_row("baltimore", i).values()) for i in range(3)]
     unused = tmp_path / "unused.csv"  # a repeated column the mapping does not read: fine
     with unused.open("w", newline="") as fh:
-        csv.writer(fh).writerows([header + ["PoliceDistrict"], *[r + ["X"] for r in rows]])
+        csv.writer(fh).writerows([[*header, "PoliceDistrict"], *[[*r, "X"] for r in rows]])
     assert import_requests("baltimore", unused, name="dupok").rows == 3
     used = tmp_path / "used.csv"  # a repeated column it needs: ambiguous
     with used.open("w", newline="") as fh:
-        csv.writer(fh).writerows([header + ["SRType"], *[r + ["Other"] for r in rows]])
+        csv.writer(fh).writerows([[*header, "SRType"], *[[*r, "Other"] for r in rows]])
     with pytest.raises(CitykitError, match="SRType more than once"):
         import_requests("baltimore", used, name="bad")
     nothing_left(home, "bad")
@@ -337,7 +556,7 @@ def test_quoted_line_breaks_stay_in_one_record(tmp_path):
 def test_unmapped_status_is_an_error_that_names_it(tmp_path, home):
     rows = [base_row("baltimore", i) for i in range(3)]
     rows[2]["SRStatus"] = "Escalated"
-    with pytest.raises(CitykitError, match="'Escalated' \\(1 rows\\).*--mapping FILE"):
+    with pytest.raises(CitykitError, match=r"'Escalated' \(1 rows\).*--mapping FILE"):
         import_requests("baltimore", export(tmp_path, "baltimore", rows), name="bad")
     nothing_left(home, "bad")
 
@@ -356,7 +575,10 @@ def test_custom_mapping_file(tmp_path):
     mapping = tmp_path / "mytown.yml"
     mapping.write_text(yaml.safe_dump(spec))
     header = ["Ticket" if h == "ServiceRequestNum" else h for h in LAYOUTS["baltimore"]["header"]]
-    rows = [{("Ticket" if k == "ServiceRequestNum" else k): v for k, v in base_row("baltimore", i).items()} for i in range(3)]
+    rows = [
+        {("Ticket" if k == "ServiceRequestNum" else k): v for k, v in base_row("baltimore", i).items()}
+        for i in range(3)
+    ]
     path = write_csv(tmp_path / "mytown.csv", header, rows)
     result = import_requests("auto", path, mapping_file=mapping)
     assert (result.name, result.rows) == ("mytown", 3)
@@ -391,9 +613,13 @@ def test_a_failed_reimport_keeps_the_previous_dataset(tmp_path):
 
 
 def test_another_source_cannot_overwrite_a_dataset(tmp_path):
-    import_requests("baltimore", export(tmp_path, "baltimore", [base_row("baltimore", i) for i in range(2)]), name="town")
+    import_requests(
+        "baltimore", export(tmp_path, "baltimore", [base_row("baltimore", i) for i in range(2)]), name="town"
+    )
     with pytest.raises(CitykitError, match="can only update a boston311 dataset"):
-        import_requests("boston311", export(tmp_path, "boston311", [base_row("boston311", 0)], name="b.csv"), name="town")
+        import_requests(
+            "boston311", export(tmp_path, "boston311", [base_row("boston311", 0)], name="b.csv"), name="town"
+        )
 
 
 def test_bundled_dataset_names_are_refused(tmp_path):

@@ -23,22 +23,30 @@ def tiny_city(tmp_path, monkeypatch):
     frame["request_id"] = [f"R{i:06d}" for i in range(n)]
     frame["created_at"] = created.astype("datetime64[us]")
     frame["closed_at"] = (created + pd.to_timedelta(rng.integers(1, 400, n), unit="h")).astype("datetime64[us]")
-    frame["neighborhood"] = rng.choice(NEIGHBORHOODS + [None], n)
+    frame["neighborhood"] = rng.choice([*NEIGHBORHOODS, None], n)
     frame["request_type"] = rng.choice(["Pothole", "Noise Complaint"], n)
     frame["latitude"] = rng.normal(41.5, 0.01, n)
     folder = tmp_path / "published" / "tiny"
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "service_requests.parquet", index=False)
     registry.register(
-        registry.Dataset(name="tiny", as_of=pd.Timestamp("2025-12-31").date(), location="published/tiny",
-                         tables=("service_requests",))
+        registry.Dataset(
+            name="tiny",
+            as_of=pd.Timestamp("2025-12-31").date(),
+            location="published/tiny",
+            tables=("service_requests",),
+        )
     )
     return frame
 
 
 @pytest.mark.parametrize(
     "period, start, end",
-    [("2025", "2025-01-01", "2026-01-01"), ("2024-Q3", "2024-07-01", "2024-10-01"), ("2025-02", "2025-02-01", "2025-03-01")],
+    [
+        ("2025", "2025-01-01", "2026-01-01"),
+        ("2024-Q3", "2024-07-01", "2024-10-01"),
+        ("2025-02", "2025-02-01", "2025-03-01"),
+    ],
 )
 def test_period_filter_equals_pandas(tiny_city, period, start, end):
     loaded = citykit.load("service_requests", dataset="tiny", period=period)
@@ -47,8 +55,12 @@ def test_period_filter_equals_pandas(tiny_city, period, start, end):
 
 
 def test_neighborhood_and_columns_are_pushed_down(tiny_city):
-    loaded = citykit.load("service_requests", dataset="tiny", neighborhood=["Bellmoor", "Dunmore"],
-                          columns=["request_id", "neighborhood", "created_at"])
+    loaded = citykit.load(
+        "service_requests",
+        dataset="tiny",
+        neighborhood=["Bellmoor", "Dunmore"],
+        columns=["request_id", "neighborhood", "created_at"],
+    )
     expected = tiny_city[tiny_city.neighborhood.isin(["Bellmoor", "Dunmore"])]
     assert list(loaded.columns) == ["request_id", "neighborhood", "created_at"]
     assert sorted(loaded.request_id) == sorted(expected.request_id)
@@ -59,15 +71,16 @@ def test_works_from_any_working_directory(tiny_city, tmp_path, monkeypatch):
     elsewhere = tmp_path / "some" / "other" / "folder"
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
-    assert len(citykit.load("service_requests", dataset="tiny", neighborhood="Ashgrove")) == (
-        tiny_city.neighborhood == "Ashgrove"
-    ).sum()
+    assert (
+        len(citykit.load("service_requests", dataset="tiny", neighborhood="Ashgrove"))
+        == (tiny_city.neighborhood == "Ashgrove").sum()
+    )
 
 
 def test_unknown_names_list_the_valid_choices(tiny_city):
     with pytest.raises(CitykitError, match="Ashgrove, Bellmoor, Cedar Flats, Dunmore"):
         citykit.load("service_requests", dataset="tiny", neighborhood="Atlantis")
-    with pytest.raises(CitykitError, match="registered datasets: .*tiny"):
+    with pytest.raises(CitykitError, match=r"registered datasets: .*tiny"):
         citykit.load("service_requests", dataset="gotham")
     with pytest.raises(CitykitError, match="choose one of: service_requests"):
         citykit.load("parking_tickets", dataset="tiny")
@@ -82,15 +95,23 @@ def test_a_period_outside_the_data_names_its_coverage(tiny_city):
 
 
 def test_a_covered_period_that_matches_nothing_is_just_empty(tiny_city):
-    frame = citykit.load("service_requests", dataset="tiny", period="2025-03-01/2025-03-01", neighborhood="Ashgrove",
-                         columns=["request_id"])
+    frame = citykit.load(
+        "service_requests",
+        dataset="tiny",
+        period="2025-03-01/2025-03-01",
+        neighborhood="Ashgrove",
+        columns=["request_id"],
+    )
     mask = (tiny_city.neighborhood == "Ashgrove") & (tiny_city.created_at.dt.date == pd.Timestamp("2025-03-01").date())
     assert len(frame) == mask.sum()
 
 
 def test_a_table_an_export_lacks_is_named_with_how_to_add_it(tiny_city):
-    with pytest.raises(CitykitError, match=r"^dataset 'tiny' has no neighborhoods \(population by neighborhood\); "
-                       r"add it with `citykit data import-population FILE --name tiny`$"):
+    with pytest.raises(
+        CitykitError,
+        match=r"^dataset 'tiny' has no neighborhoods \(population by neighborhood\); "
+        r"add it with `citykit data import-population FILE --name tiny`$",
+    ):
         citykit.load("neighborhoods", dataset="tiny")
     with pytest.raises(CitykitError, match=r"has no program_applications .*`citykit data import-applications FILE"):
         citykit.load("program_applications", dataset="tiny")

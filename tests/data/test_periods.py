@@ -49,8 +49,12 @@ def test_bad_periods_say_what_is_accepted(text):
 @pytest.mark.parametrize(
     "kind, as_of, label",
     [
-        ("year", "2025-12-31", "2025"), ("year", "2025-12-30", "2024"), ("quarter", "2025-12-31", "2025-Q4"),
-        ("quarter", "2025-02-06", "2024-Q4"), ("month", "2018-01-01", "2017-12"), ("month", "2019-03-31", "2019-03"),
+        ("year", "2025-12-31", "2025"),
+        ("year", "2025-12-30", "2024"),
+        ("quarter", "2025-12-31", "2025-Q4"),
+        ("quarter", "2025-02-06", "2024-Q4"),
+        ("month", "2018-01-01", "2017-12"),
+        ("month", "2019-03-31", "2019-03"),
     ],
 )
 def test_the_default_is_the_latest_complete_period_before_the_as_of(kind, as_of, label):

@@ -82,7 +82,10 @@ def square(x: float, y: float) -> dict:
 
 
 def test_boundaries_are_normalised_and_bound_the_city(tmp_path, town):
-    features = [{"type": "Feature", "properties": {"NAME": n}, "geometry": square(-76.62 + i * 0.01, 39.28)} for i, n in enumerate(NAMES)]
+    features = [
+        {"type": "Feature", "properties": {"NAME": n}, "geometry": square(-76.62 + i * 0.01, 39.28)}
+        for i, n in enumerate(NAMES)
+    ]
     path = tmp_path / "b.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     result = import_boundaries(path, name=town)
@@ -105,7 +108,13 @@ def test_boundaries_that_are_not_polygons_are_refused(tmp_path, town):
 
 
 def test_race_answers_become_multi_select_indicators():
-    codes = {"Asian": "asian", "White": "white", "Declined": "declined", "": "not_reported", "Two or more races": "multiracial"}
+    codes = {
+        "Asian": "asian",
+        "White": "white",
+        "Declined": "declined",
+        "": "not_reported",
+        "Two or more races": "multiracial",
+    }
     out = race_indicators(pd.Series(["Asian; White", "Declined", None, "White", "Two or more races"]), codes)
     assert out["race_asian"].tolist()[:4] == [True, False, False, False]
     assert out["race_white"].tolist()[:4] == [True, False, False, True]
@@ -154,7 +163,9 @@ def test_applications_are_k_anonymized_and_drop_personal_columns(tmp_path, town)
     assert len(df) == result.rows and 0 < len(df) <= n
     text = df.astype(str).to_string()
     assert "Person 1" not in text and "555-0100" not in text
-    quasi = ["neighborhood", "council_district", "age_band", "gender"] + [c for c in df.columns if c.startswith("race_")]
+    quasi = ["neighborhood", "council_district", "age_band", "gender"] + [
+        c for c in df.columns if c.startswith("race_")
+    ]
     sizes = df.groupby(quasi, dropna=False).size()
     assert sizes.min() >= 5  # k = 5 in the standard
     # a kept row's outcome and submission date are the raw ones (rows are generalised, not altered)

@@ -72,7 +72,10 @@ def test_report_aggregates_are_identical(published):
 
 def test_errors_match_the_parquet_loader(published):
     name, _, _ = published
-    for kwargs, says in [({"neighborhood": "Gotham"}, "unknown neighborhood 'Gotham'"), ({"period": "1999"}, "the data covers")]:
+    for kwargs, says in [
+        ({"neighborhood": "Gotham"}, "unknown neighborhood 'Gotham'"),
+        ({"period": "1999"}, "the data covers"),
+    ]:
         with pytest.raises(CitykitError, match=says):
             citykit.load("service_requests", name, **kwargs)
 

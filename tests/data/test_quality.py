@@ -207,7 +207,7 @@ def test_gates_compare_share_with_the_limit():
     frame.loc[3, "neighborhood"] = None  # 4 of 30
     card = score(frame, gates=gates)
     assert not card.passed and [c.name for c in card.failed] == ["missing_neighborhood"]
-    with pytest.raises(WorkFailed, match="missing_neighborhood 13.33%"):
+    with pytest.raises(WorkFailed, match=r"missing_neighborhood 13\.33%"):
         card.raise_if_failed()
     ungated = score(frame, gates={})
     assert ungated.passed and ungated.get("missing_neighborhood").verdict() == "no gate"
@@ -230,7 +230,7 @@ def test_quality_yml_gates_every_listed_check_with_a_reason():
 def test_unknown_check_in_the_gates_file_is_an_error(tmp_path):
     path = tmp_path / "quality.yml"
     path.write_text("gates:\n  service_requests:\n    placeholder_coord: {max_share: 0.1}\n")
-    with pytest.raises(CitykitError, match="unknown check service_requests.placeholder_coord"):
+    with pytest.raises(CitykitError, match=r"unknown check service_requests\.placeholder_coord"):
         load_gates(path)
     path.write_text("gates:\n  service_requests:\n    placeholder_coords: {limit: 0.1}\n")
     with pytest.raises(CitykitError, match="max_share or max_days"):
@@ -292,8 +292,11 @@ APPLICATION_CASES = {
     "unknown neighborhood": (lambda f: _at(f, 2, neighborhood="Atlantis"), {"unknown_neighborhood": {"A02"}}),
     "bad outcome": (lambda f: _at(f, 3, outcome="Maybe"), {"invalid_outcome": {"A03"}}),
     "age band and gender outside the standard (wider bands and null are fine)": (
-        lambda f: [_at(f, 1, age_band="25 to 34", gender="F"), _at(f, 2, age_band="18-34", gender=None),
-                   _at(f, 3, age_band=None, gender="Nonbinary or another gender")],
+        lambda f: [
+            _at(f, 1, age_band="25 to 34", gender="F"),
+            _at(f, 2, age_band="18-34", gender=None),
+            _at(f, 3, age_band=None, gender="Nonbinary or another gender"),
+        ],
         {"invalid_age_band": {"A01"}, "invalid_gender": {"A01"}},
     ),
     "multiracial by generalisation is recorded": (
@@ -374,9 +377,16 @@ def tiny_dataset(tmp_path, monkeypatch):
     neighborhoods().to_parquet(folder / "neighborhoods.parquet")
     west, south, east, north = BOUNDS
     square = [[[west, south], [east, south], [east, north], [west, north], [west, south]]]
-    geojson = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"neighborhood": "all"}, "geometry": {"type": "Polygon", "coordinates": square}}
-    ]}
+    geojson = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"neighborhood": "all"},
+                "geometry": {"type": "Polygon", "coordinates": square},
+            }
+        ],
+    }
     (folder / "boundaries.geojson").write_text(json.dumps(geojson))
     registry.register(registry.Dataset(name="tiny", as_of=AS_OF, location="published/tiny"))
     return "tiny"

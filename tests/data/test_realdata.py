@@ -27,7 +27,10 @@ def imported(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYKIT_HOME", str(home))
         hashes = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (SF, BALTIMORE)}
-        results = {"sf": import_requests("auto", SF, name="sf"), "baltimore": import_requests("auto", BALTIMORE, name="baltimore")}
+        results = {
+            "sf": import_requests("auto", SF, name="sf"),
+            "baltimore": import_requests("auto", BALTIMORE, name="baltimore"),
+        }
         yield results, hashes, mp
 
 
@@ -87,14 +90,18 @@ def test_baltimore_counts_match_the_raw_file(imported):
     # median days to close by type, as the metric defines it, equals plain pandas on the raw file
     # closed and not a duplicate: "Closed" and "Closed (Transferred)" (closed here, handed on)
     keep = r["SRStatus"].isin(["Closed", "Closed (Transferred)"]) & closed.ge(created)
-    expected = ((closed - created)[keep] / pd.Timedelta(days=1)).groupby(r.loc[keep, "SRType"].str.split().str.join(" ")).median()
+    expected = (
+        ((closed - created)[keep] / pd.Timedelta(days=1))
+        .groupby(r.loc[keep, "SRType"].str.split().str.join(" "))
+        .median()
+    )
     ok = df.status.eq("Closed") & ~df.is_duplicate & ~df.flag_closed_before_created & ~df.flag_placeholder_date
     got = ((df.closed_at - df.created_at)[ok] / pd.Timedelta(days=1)).groupby(df.loc[ok, "request_type"]).median()
     pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
 
 
 def test_load_filters_and_scorecards_run_on_both_samples(imported):
-    _, _, mp = imported
+    _, _, _mp = imported
     for name in ("sf", "baltimore"):
         ds = registry.get(name)
         year = str(ds.as_of.year)

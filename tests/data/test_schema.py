@@ -94,8 +94,14 @@ FRAMES = {"service_requests": requests, "neighborhoods": neighborhoods, "program
 @pytest.mark.parametrize("table", FRAMES)
 def test_valid_tables_pass_unchanged(table):
     frame = FRAMES[table]()
-    assert tuple(frame.columns) == {"service_requests": SERVICE_REQUESTS, "neighborhoods": NEIGHBORHOODS,
-                                    "program_applications": PROGRAM_APPLICATIONS}[table]
+    assert (
+        tuple(frame.columns)
+        == {
+            "service_requests": SERVICE_REQUESTS,
+            "neighborhoods": NEIGHBORHOODS,
+            "program_applications": PROGRAM_APPLICATIONS,
+        }[table]
+    )
     pd.testing.assert_frame_equal(validate(frame, table), frame)
 
 
@@ -112,7 +118,11 @@ def test_nullable_columns_accept_missing_values():
     frame = requests()
     frame["council_district"] = frame["council_district"].astype("Int64")
     frame.loc[0, ["neighborhood", "council_district", "latitude", "longitude", "closed_at"]] = [
-        None, pd.NA, np.nan, np.nan, pd.NaT,
+        None,
+        pd.NA,
+        np.nan,
+        np.nan,
+        pd.NaT,
     ]
     frame.loc[0, "status"] = "Open"
     validate(frame, "service_requests")

@@ -103,8 +103,15 @@ def test_a_learner_fetches_validates_and_submits_in_the_lab_and_is_graded(tmp_pa
                 # the learner answers (the lab's editor saves through this same contents API)
                 path = f"{M04}/{M04}.ipynb"
                 student_version = _api(server, path)["content"]
-                _api(server, path, {"type": "notebook", "format": "json",
-                                    "content": _answered(student_version, root / "notebooks" / M04 / f"{M04}.ipynb")})
+                _api(
+                    server,
+                    path,
+                    {
+                        "type": "notebook",
+                        "format": "json",
+                        "content": _answered(student_version, root / "notebooks" / M04 / f"{M04}.ipynb"),
+                    },
+                )
 
                 fetched.get_by_text(M04).first.click()  # unfolds the assignment's notebooks
                 fetched.get_by_role("button", name="Validate").first.click()

@@ -38,20 +38,26 @@ def sums_source(mean_tolerance: str = "1") -> nbformat.NotebookNode:
     """Two exercises; the hidden test of the second is too lenient (`< 1`) until it is fixed."""
     cells = [
         new_code_cell("values = [3, 4, 5, 6]", metadata=nbg("setup", locked=True)),
-        new_code_cell("### BEGIN SOLUTION\ntotal = sum(values)\n### END SOLUTION", metadata=nbg("total", solution=True)),
+        new_code_cell(
+            "### BEGIN SOLUTION\ntotal = sum(values)\n### END SOLUTION", metadata=nbg("total", solution=True)
+        ),
         new_code_cell(
             'assert isinstance(total, int), "total should be a whole number: add the values with sum(values)"\n'
             "### BEGIN HIDDEN TESTS\nassert total == 3 + 4 + 5 + 6\n### END HIDDEN TESTS",
             metadata=nbg("sum-of-values", grade=True, locked=True, points=2),
         ),
-        new_code_cell("### BEGIN SOLUTION\nmean_value = total / len(values)\n### END SOLUTION",
-                      metadata=nbg("mean", solution=True)),  # fmt: skip
+        new_code_cell(
+            "### BEGIN SOLUTION\nmean_value = total / len(values)\n### END SOLUTION",
+            metadata=nbg("mean", solution=True),
+        ),
         new_code_cell(
             f'assert mean_value > 0, "{MEAN_ADVICE}"\n### BEGIN HIDDEN TESTS\n'
             f"assert abs(mean_value - sum(values) / len(values)) < {mean_tolerance}\n### END HIDDEN TESTS",
             metadata=nbg("mean-of-values", grade=True, locked=True, points=3),
         ),
-        new_markdown_cell("Why is the mean not the median here?", metadata=nbg("why", grade=True, solution=True, points=1)),
+        new_markdown_cell(
+            "Why is the mean not the median here?", metadata=nbg("why", grade=True, solution=True, points=1)
+        ),
     ]
     return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                               "language": "python"}})  # fmt: skip
@@ -140,7 +146,7 @@ def test_roster_problems_name_the_rows(tmp_path):
     assert "rows 2, 4: duplicate student_id 'ana'" in message
     assert "row 5: student_id 'cy d'" in message
     (tmp_path / "cols.csv").write_text("id,name\n1,Ana\n", encoding="utf-8")
-    with pytest.raises(CitykitError, match="lacks the column.*student_id, first_name, last_name"):
+    with pytest.raises(CitykitError, match=r"lacks the column.*student_id, first_name, last_name"):
         cohorts.read_roster(tmp_path / "cols.csv")
 
 
@@ -174,14 +180,24 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
     assert chicago.due == {SUMS: "2031-03-01T23:59:59-06:00"} and chicago.lms_assignments == {SUMS: "12345"}
     with pytest.raises(CitykitError, match="time zone"):
         setup("spring-2026", roster, course_root=root, timezone="Mars/Olympus")
-    made = setup("spring-2026", roster, course_root=root, due={"sums": "2026-03-01"}, late_policy="zero",
-                 limits=limits, past_due_ok=True)
+    made = setup(
+        "spring-2026",
+        roster,
+        course_root=root,
+        due={"sums": "2026-03-01"},
+        late_policy="zero",
+        limits=limits,
+        past_due_ok=True,
+    )
     loaded = cohorts.load_cohort(course_root=root)
     assert len(loaded.course_version["content_hash"]) == len("sha256:") + 16
     # the copy nbgrader and formgrader read in grading/ gives the same settings as citykit's loader
     from traitlets.config.loader import PyFileConfigLoader
 
-    for config in (load_config(root), PyFileConfigLoader("nbgrader_config.py", path=str(root / "grading")).load_config()):
+    for config in (
+        load_config(root),
+        PyFileConfigLoader("nbgrader_config.py", path=str(root / "grading")).load_config(),
+    ):
         assert config.CourseDirectory.db_url == f"sqlite:///{root.resolve() / 'grading' / 'gradebook.db'}"
         assert config.Execute.timeout == 17 and config.ExecutePreprocessor.timeout == 17
         assert config.Execute.kernel_name == "python3" and config.OverwriteCells.add_missing_cells is True
@@ -189,7 +205,9 @@ def test_cohort_file_sets_nbgrader_config(tmp_path):
     assert (root / "grading" / "exchange").stat().st_mode & 0o777 == 0o777
     with sqlite3.connect(root / "grading" / "gradebook.db") as db:
         assert db.execute("SELECT id, first_name, lms_user_id FROM student ORDER BY id").fetchall() == [
-            ("ana", "Ana", "100"), ("ben", "Ben", "101")]
+            ("ana", "Ana", "100"),
+            ("ben", "Ben", "101"),
+        ]
         assert db.execute("SELECT name, duedate FROM assignment").fetchall() == [(SUMS, "2026-03-01 23:59:59.000000")]
     # the course version changes with the course
     (root / "notebooks" / SUMS / "notes.md").write_text("more", encoding="utf-8")
@@ -222,7 +240,9 @@ def test_cohort_end_to_end(tmp_path, riverton):
     for student, nb in learner_notebooks(released).items():
         file = tmp_path / "work" / student / f"{SUMS}.ipynb"
         file.parent.mkdir(parents=True)
-        file.write_text(nb if isinstance(nb, str) else json.dumps(nb, indent=1), encoding="utf-8")  # as saved, ids and all
+        file.write_text(
+            nb if isinstance(nb, str) else json.dumps(nb, indent=1), encoding="utf-8"
+        )  # as saved, ids and all
         if student == "zipper":  # a Windows laptop: the LMS download route
             with zipfile.ZipFile(downloads / "zipper.zip", "w") as archive:
                 archive.write(file, f"zipper_12345_{SUMS}.ipynb")
@@ -254,7 +274,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
 
     result = autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
     assert set(result.not_graded) == {"broken"} and "not valid JSON" in result.not_graded["broken"]
-    m04 = autograde_cohort(M04, workers=2, course_root=root, progress=False)
+    autograde_cohort(M04, workers=2, course_root=root, progress=False)
     source04 = nbformat.read(paths.notebooks_dir() / M04 / f"{M04}.ipynb", as_version=4)
     m04_points = sum(c.metadata["nbgrader"]["points"] for c in source04.cells
                      if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
@@ -268,7 +288,11 @@ def test_cohort_end_to_end(tmp_path, riverton):
     graded_hog = nbformat.read(root / "grading" / "autograded" / "hog" / SUMS / f"{SUMS}.ipynb", as_version=4)
     assert any(o.get("ename") == "MemoryError" for c in graded_hog.cells for o in c.get("outputs", []))
     graded_loop = nbformat.read(root / "grading" / "autograded" / "loop" / SUMS / f"{SUMS}.ipynb", as_version=4)
-    assert any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for c in graded_loop.cells for o in c.get("outputs", []))
+    assert any(
+        o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt")
+        for c in graded_loop.cells
+        for o in c.get("outputs", [])
+    )
 
     # plain nbgrader, one learner after another (its API runs the same converter as `nbgrader autograde`)
     with limited_kernels(course_root=sequential_root), grader_env():

@@ -10,8 +10,10 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from citykit.grading.feedback import HIDDEN_FAILED, HIDDEN_NOTE, strip_hidden_tests
 
-ADVICE = ("Your median_days_by_type is 3.2 days above the median for Pothole (a mean? .mean()): that is the "
-          "mean. Medians resist a few requests open for a year, so use .median()")
+ADVICE = (
+    "Your median_days_by_type is 3.2 days above the median for Pothole (a mean? .mean()): that is the "
+    "mean. Medians resist a few requests open for a year, so use .median()"
+)
 HIDDEN_MESSAGE = "Your closed table does not hold exactly the closed requests that count"
 VISIBLE = f'check.same(median_days_by_type, name="median", advice={ADVICE!r})'
 BODY = (f"{VISIBLE}\n"  # line 1

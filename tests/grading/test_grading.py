@@ -29,8 +29,9 @@ def sums_notebook(total_source: str = "total = sum(values)") -> nbformat.Noteboo
         ),
         new_markdown_cell("Sums add.", metadata=nbg("why", grade=True, solution=True, points=1)),
     ]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
+    return new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
 
 
 @pytest.fixture(scope="module")

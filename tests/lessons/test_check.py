@@ -56,7 +56,9 @@ def test_close_to_reports_missing_and_extra_labels():
 
 def test_in_range_flags_a_percentage():
     check.in_range(0.87, 0, 1, name="share")
-    with pytest.raises(AssertionError, match=r"Your share is 87, outside the possible range 0 to 1; that looks like a percentage"):
+    with pytest.raises(
+        AssertionError, match=r"Your share is 87, outside the possible range 0 to 1; that looks like a percentage"
+    ):
         check.in_range(87.0, 0, 1, name="share", advice=check.ADVICE["percent"])
     with pytest.raises(AssertionError, match=r"Your days has a value -2 days, outside the possible range 0 to 10\."):
         check.in_range(pd.Series([1.0, -2.0]), 0, 10, name="days", unit="days")

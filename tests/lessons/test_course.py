@@ -37,6 +37,8 @@ def test_every_graded_cell_assesses_a_stated_objective():
         }
         assert grade_ids, f"{module.slug} has no graded cells"
         unmapped = grade_ids - set(module.assessments)
-        assert not unmapped, f"{module.slug}: graded cells {sorted(unmapped)} are not mapped to objectives in course.yml"
+        assert not unmapped, (
+            f"{module.slug}: graded cells {sorted(unmapped)} are not mapped to objectives in course.yml"
+        )
         unknown = set(module.assessments.values()) - set(module.objectives)
         assert not unknown, f"{module.slug}: assessments name unknown objectives {sorted(unknown)}"

@@ -11,8 +11,8 @@ import pytest
 
 from citykit import paths
 from citykit.cli import build_parser
-from citykit.lessons.course import data_dictionary_markdown, datapackage_file, load_course
 from citykit.data.columns import TABLE_COLUMNS
+from citykit.lessons.course import data_dictionary_markdown, datapackage_file, load_course
 
 GUIDES = paths.curriculum_dir() / "guides"
 NAMES = ("learner.md", "instructor.md", "analyst.md", "glossary.md", "data-dictionary.md")
@@ -29,8 +29,7 @@ def test_every_guide_exists():
 
 def test_committed_data_dictionary_is_the_generated_text():
     assert _guide("data-dictionary.md") == data_dictionary_markdown(), (
-        "curriculum/guides/data-dictionary.md is stale: regenerate it with "
-        "citykit.course.data_dictionary_markdown()"
+        "curriculum/guides/data-dictionary.md is stale: regenerate it with citykit.course.data_dictionary_markdown()"
     )
 
 
@@ -91,6 +90,15 @@ def test_glossary_is_alphabetical_and_covers_the_course_words():
     assert terms == sorted(terms, key=str.casefold), "keep the glossary in alphabetical order"
     assert len(terms) == len(set(terms))
     words = " ".join(terms).casefold()
-    for needed in ("as-of date", "median", "flag", "k-anonymity", "alt text", "service-level target",
-                   "production-run contract", "disaggregation", "data quality dimensions"):
+    for needed in (
+        "as-of date",
+        "median",
+        "flag",
+        "k-anonymity",
+        "alt text",
+        "service-level target",
+        "production-run contract",
+        "disaggregation",
+        "data quality dimensions",
+    ):
         assert needed in words, f"the glossary lacks {needed!r}"

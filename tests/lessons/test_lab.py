@@ -56,7 +56,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def get(url: str, token: str | None) -> int:
     headers = {"Authorization": f"token {token}"} if token else {}
     try:
-        with urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        with urllib.request.build_opener(NoRedirect).open(
+            urllib.request.Request(url, headers=headers), timeout=10
+        ) as r:
             return r.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -144,7 +146,9 @@ def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
         page = urllib.request.Request(f"{server.url}lab", headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(page, timeout=20) as response:
             html = response.read().decode()
-        config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)[1])
+        config = json.loads(
+            re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)[1]
+        )
         assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]  # no news prompt
 
         def setting_default(plugin: str, name: str):

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from citykit.reports.batch import plan, run_batch
 from citykit.cli import main
 from citykit.errors import CitykitError
+from citykit.reports.batch import plan, run_batch
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 

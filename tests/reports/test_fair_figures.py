@@ -22,11 +22,11 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_helpers import import_real_sample, table_rows
 
 from citykit.data import registry
 from citykit.reports.run import run_report
 from citykit.standards import load_metrics
-from notebook_helpers import import_real_sample, table_rows
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from citykit.cli import main
-from citykit.lessons.course import find_module
 from citykit.errors import CitykitError
+from citykit.lessons.course import find_module
 from citykit.reports.params import (
     ParamSpec,
     allowed_values,
@@ -49,7 +49,9 @@ def test_a_neighborhood_slug_or_case_variant_becomes_its_name(specs, hoods):
 
 
 def test_unknown_neighborhood_names_the_choices(specs, hoods):
-    with pytest.raises(CitykitError, match=rf"unknown neighborhood 'Atlantis' in dataset 'riverton'; choose from: {hoods[0]}"):
+    with pytest.raises(
+        CitykitError, match=rf"unknown neighborhood 'Atlantis' in dataset 'riverton'; choose from: {hoods[0]}"
+    ):
         validate(specs, {"neighborhood": "Atlantis"})
 
 
@@ -57,7 +59,10 @@ def test_period_must_overlap_the_data(specs, riverton):
     path = riverton.table_path("service_requests").as_posix()
     first, last = duckdb.execute(f"SELECT min(created_at), max(created_at) FROM read_parquet('{path}')").fetchone()
     before = str(first.year - 1)
-    with pytest.raises(CitykitError, match=rf"period {before} is outside dataset 'riverton', which covers {first:%Y-%m-%d} to {last:%Y-%m-%d}"):
+    with pytest.raises(
+        CitykitError,
+        match=rf"period {before} is outside dataset 'riverton', which covers {first:%Y-%m-%d} to {last:%Y-%m-%d}",
+    ):
         validate(specs, {"period": before})
     assert validate(specs, {"period": f"{last.year}-q4"})["period"] == f"{last.year}-Q4"
     with pytest.raises(CitykitError, match="not understood"):
@@ -65,7 +70,9 @@ def test_period_must_overlap_the_data(specs, riverton):
 
 
 def test_unknown_parameter_and_dataset(specs):
-    with pytest.raises(CitykitError, match=r"unknown parameter 'colour' for report; its parameters: dataset, period, neighborhood"):
+    with pytest.raises(
+        CitykitError, match=r"unknown parameter 'colour' for report; its parameters: dataset, period, neighborhood"
+    ):
         validate(specs, {"colour": "red"})
     with pytest.raises(CitykitError, match="unknown dataset 'atlantis'"):
         validate(specs, {"dataset": "atlantis"})

@@ -18,12 +18,6 @@ from pathlib import Path
 import duckdb
 import nbformat
 import pytest
-
-from citykit.grading.assignments import submit
-from citykit.lessons.course import find_module
-from citykit.data import registry
-from citykit.reports.contract import lesson_only_reason
-from citykit.reports.run import run_report
 from notebook_helpers import (
     autograded_points,
     by_grade_id,
@@ -43,6 +37,12 @@ from notebook_helpers import (
     table_rows,
     with_mistakes,
 )
+
+from citykit.data import registry
+from citykit.grading.assignments import submit
+from citykit.lessons.course import find_module
+from citykit.reports.contract import lesson_only_reason
+from citykit.reports.run import run_report
 
 pytestmark = pytest.mark.slow
 
@@ -286,23 +286,33 @@ def test_reports_run_on_an_imported_real_sample(module, sample, tmp_path, monkey
         requests, con = real_sample_sql(name)
         days = "epoch(closed_at - created_at) / 86400"
         counted = counted_for_time_to_close()
-        slowest, n, closed, median = con.execute(f"""
+        slowest, n, closed, median = con.execute(
+            f"""
             SELECT neighborhood, count(*), count(*) FILTER (WHERE {counted}) AS closed,
                    median({days}) FILTER (WHERE {counted}) AS m
             FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NOT NULL
             GROUP BY 1 HAVING closed >= $1 ORDER BY m DESC LIMIT 1
-        """, [min_closed_to_compare()]).fetchone()
+        """,
+            [min_closed_to_compare()],
+        ).fetchone()
         assert table_rows(page, slowest) == [[f"{n:,}", f"{closed:,}", f"{median:.1f}"]]
         # citywide means every request, with or without a neighborhood: the service report's figure
         citywide = con.execute(f"SELECT median({days}) FROM {requests} WHERE {counted}").fetchone()[0]
-        unplaced = con.execute(f"SELECT count(*) FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NULL").fetchone()[0]
+        unplaced = con.execute(
+            f"SELECT count(*) FROM {requests} WHERE NOT is_duplicate AND neighborhood IS NULL"
+        ).fetchone()[0]
         assert f"citywide, every request: {citywide:.1f} days" in page
-        assert (f"{unplaced:,} of the period" in page) if unplaced else "Every request of the period has a neighborhood" in page
+        assert (
+            (f"{unplaced:,} of the period" in page)
+            if unplaced
+            else "Every request of the period has a neighborhood" in page
+        )
         service = run_report("service-performance", {"dataset": name, "period": None}, tmp_path / "service")
         assert f"median {citywide:.1f} days to close" in service.html.read_text(encoding="utf-8")
         assert "Approval rate" not in page
         manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["left_out"] == [["neighborhoods"], ["program_applications"]]
+
 
 # ------------------------------------------------------------------ report 13 under standard 1.1.0
 
@@ -316,7 +326,8 @@ def _approval_counts(riverton, column_sql: str, period: tuple[str, str], neighbo
     rows = duckdb.execute(
         f"SELECT {column_sql} AS g, count(*) FILTER (WHERE outcome = 'Approved') AS a, "
         f"count(*) FILTER (WHERE outcome = 'Denied') AS d FROM read_parquet('{path}') WHERE {where} "
-        "AND outcome IN ('Approved', 'Denied') GROUP BY 1").fetchall()
+        "AND outcome IN ('Approved', 'Denied') GROUP BY 1"
+    ).fetchall()
     return {g: (a, d, a + d) for g, a, d in rows}
 
 
@@ -332,7 +343,9 @@ def _holm_significant(counts: dict, reference: str, groups) -> list[str]:
 
 def _alone_sql(code: str) -> str:
     codes = ("aian", "asian", "black", "hispanic", "mena", "nhpi", "white")
-    return " AND ".join([f"coalesce(race_{code}, false)"] + [f"NOT coalesce(race_{c}, false)" for c in codes if c != code])
+    return " AND ".join(
+        [f"coalesce(race_{code}, false)"] + [f"NOT coalesce(race_{c}, false)" for c in codes if c != code]
+    )
 
 
 def test_equity_report_shows_the_corrected_significant_comparisons(riverton, tmp_path):
@@ -345,15 +358,26 @@ def test_equity_report_shows_the_corrected_significant_comparisons(riverton, tmp
     expected = _holm_significant(languages, "English", others)
     assert expected == ["Arabic", "Chinese", "Other", "Spanish", "Vietnamese"]  # the Poisson interval found two
     assert "Corrected p-value below 0.05:</strong> " + ", ".join(expected) + "." in page
-    labels = {"aian": "American Indian or Alaska Native", "asian": "Asian", "black": "Black or African American",
-              "hispanic": "Hispanic or Latino", "mena": "Middle Eastern or North African",
-              "nhpi": "Native Hawaiian or Pacific Islander", "white": "White"}
+    labels = {
+        "aian": "American Indian or Alaska Native",
+        "asian": "Asian",
+        "black": "Black or African American",
+        "hispanic": "Hispanic or Latino",
+        "mena": "Middle Eastern or North African",
+        "nhpi": "Native Hawaiian or Pacific Islander",
+        "white": "White",
+    }
     race = {}
     for code, label in labels.items():
-        race[label] = _approval_counts(riverton, f"CASE WHEN {_alone_sql(code)} THEN 'x' END", ("2025-01-01", "2026-01-01"))["x"]
+        race[label] = _approval_counts(
+            riverton, f"CASE WHEN {_alone_sql(code)} THEN 'x' END", ("2025-01-01", "2026-01-01")
+        )["x"]
     # the report's race family also holds Multiracial, Not reported and Declined: take its own list of
     # significant groups and check each against the single-category groups' statsmodels p-values
-    summary = re.search(r"By race and ethnicity, approval shares that differ[^:]*: ([^.]*(?:\.\d+[^.]*)*)\. Notable", html.unescape(page))
+    summary = re.search(
+        r"By race and ethnicity, approval shares that differ[^:]*: ([^.]*(?:\.\d+[^.]*)*)\. Notable",
+        html.unescape(page),
+    )
     assert summary, "no race summary"
     named = re.findall(r"(?:^|; )([A-Z][^;0-9]*?) \d", summary[1])
     assert "Hispanic or Latino" in named
@@ -374,7 +398,12 @@ def test_equity_report_for_millbrook_q4_marks_only_small_counts(riverton, tmp_pa
         "language": _approval_counts(riverton, "language", period, "Millbrook"),
         "gender": _approval_counts(riverton, "coalesce(gender, 'Not shown (privacy)')", period, "Millbrook"),
     }
-    labels = {"Hispanic or Latino": "hispanic", "White": "white", "Black or African American": "black", "Asian": "asian"}
+    labels = {
+        "Hispanic or Latino": "hispanic",
+        "White": "white",
+        "Black or African American": "black",
+        "Asian": "asian",
+    }
     checked = 0
     for table in sorted((result.out / "tables").glob("*.csv")):
         rows = list(csv.DictReader(table.open(encoding="utf-8")))
@@ -386,7 +415,9 @@ def test_equity_report_for_millbrook_q4_marks_only_small_counts(riverton, tmp_pa
             if key in truth:
                 counts = truth[key].get(row[key])
             elif key == "race_alone" and row[key] in labels:
-                counts = _approval_counts(riverton, f"CASE WHEN {_alone_sql(labels[row[key]])} THEN 'x' END", period, "Millbrook").get("x")
+                counts = _approval_counts(
+                    riverton, f"CASE WHEN {_alone_sql(labels[row[key]])} THEN 'x' END", period, "Millbrook"
+                ).get("x")
             else:
                 continue
             approved, _, decided = counts
@@ -409,6 +440,8 @@ def test_equity_report_reference_parameter(riverton, tmp_path):
     assert set(spec.choices) == {c.code for c in std.race_categories} | {std.multiracial.code}
     with pytest.raises(CitykitError, match="choose one of"):
         params.validate(entry.parameters, {"reference": "martian"})
-    page = run_report("equity-report", {"period": "2025", "reference": "black"}, tmp_path).html.read_text(encoding="utf-8")
+    page = run_report("equity-report", {"period": "2025", "reference": "black"}, tmp_path).html.read_text(
+        encoding="utf-8"
+    )
     assert "Reference group:</strong> Black or African American" in page
     assert "approved share against Black or African American" in page and "approved share against White" not in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 import subprocess
@@ -30,8 +31,16 @@ KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "languag
 
 
 def nbg(grade: bool, solution: bool, task: bool = False) -> dict:
-    return {"nbgrader": {"grade": grade, "solution": solution, "task": task, "locked": False,
-                         "grade_id": f"g{grade}{solution}{task}", "schema_version": 3}}
+    return {
+        "nbgrader": {
+            "grade": grade,
+            "solution": solution,
+            "task": task,
+            "locked": False,
+            "grade_id": f"g{grade}{solution}{task}",
+            "schema_version": 3,
+        }
+    }
 
 
 def tiny_notebook(*cells) -> nbformat.NotebookNode:
@@ -99,7 +108,11 @@ def test_contract_leaves_out_cells_needing_tables_the_dataset_lacks_with_one_not
 
     kept = apply_contract(nb, available_tables=["service_requests"], dataset="sf")
     notes = [c for c in kept.cells if "left_out" in c.metadata.get("citykit", {})]
-    assert [c.metadata["citykit"]["left_out"] for c in notes] == [["neighborhoods"], ["program_applications"], ["neighborhoods"]]
+    assert [c.metadata["citykit"]["left_out"] for c in notes] == [
+        ["neighborhoods"],
+        ["program_applications"],
+        ["neighborhoods"],
+    ]
     assert [c.source for c in kept.cells if c not in notes] == ["setup", "For readers"]
     assert all(c.cell_type == "markdown" and source_index(c) is None for c in notes)
     assert "`citykit data import-population FILE --name sf`" in notes[0].source and "`sf`" in notes[0].source
@@ -148,7 +161,11 @@ def test_module_04_writes_every_output(module04, riverton):
         [f"{MODULE}.html", f"{MODULE}.ipynb", f"{MODULE}.xlsx", "manifest.json", "tables"]
     )
     executed = nbformat.read(result.notebook, as_version=4)
-    assert executed.metadata.papermill.parameters == {"dataset": "riverton", "period": "2025", "neighborhood": neighborhood}
+    assert executed.metadata.papermill.parameters == {
+        "dataset": "riverton",
+        "period": "2025",
+        "neighborhood": neighborhood,
+    }
     assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
     assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in executed.cells)
 
@@ -166,16 +183,21 @@ def test_module_04_writes_every_output(module04, riverton):
 @pytest.mark.slow
 def test_module_04_tables_match_an_independent_sql_route(module04):
     result, neighborhood, table = module04
-    expected = duckdb.execute(
-        f"""SELECT request_type, count(*) AS closed_requests,
+    expected = (
+        duckdb.execute(
+            f"""SELECT request_type, count(*) AS closed_requests,
                    median(epoch(closed_at - created_at) / 86400.0) AS median_days
             FROM read_parquet('{table}')
             WHERE neighborhood = ? AND created_at >= DATE '2025-01-01' AND created_at < DATE '2026-01-01'
               AND status = 'Closed' AND closed_at IS NOT NULL AND NOT is_duplicate
               AND NOT flag_closed_before_created AND NOT flag_placeholder_date
             GROUP BY request_type""",
-        [neighborhood],
-    ).df().set_index("request_type").sort_index()
+            [neighborhood],
+        )
+        .df()
+        .set_index("request_type")
+        .sort_index()
+    )
     csv = next(p for p in result.tables if "median-days" in p.name)
     got = pd.read_csv(csv, index_col=0).sort_index()
     assert list(got.index) == list(expected.index)
@@ -194,7 +216,7 @@ def test_module_04_html_is_for_readers_and_accessible(module04):
     assert '<html lang="en">' in page
     assert len(re.findall(r"<h1[ >]", page)) == 1
     levels = [int(n) for n in re.findall(r"<h([1-6])[ >]", page)]
-    assert levels[0] == 1 and all(b - a <= 2 for a, b in zip(levels, levels[1:]))  # an outline, h1 first
+    assert levels[0] == 1 and all(b - a <= 2 for a, b in itertools.pairwise(levels))  # an outline, h1 first
     images = re.findall(r"<img\b[^>]*>", page)
     assert images and all(re.search(r'\balt="[^"]{10,}"', img) for img in images)
     assert any("Median days to close by request type" in img for img in images)  # alt from the figure's title
@@ -236,7 +258,10 @@ def test_a_failing_report_names_its_cell_and_keeps_the_previous_report(tmp_path)
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert {"daily.ipynb", "daily.html", "manifest.json"} <= set(before)
 
-    with pytest.raises(WorkFailed, match=r"report daily failed: cell 3 \(print\(10 / divisor\)\) raised ZeroDivisionError: division by zero"):
+    with pytest.raises(
+        WorkFailed,
+        match=r"report daily failed: cell 3 \(print\(10 / divisor\)\) raised ZeroDivisionError: division by zero",
+    ):
         run_report(bad, {"divisor": 0}, out)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "good", "out", "out.failed"]  # no staging left
@@ -301,7 +326,10 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
         "Bar chart: b has twice the requests of a.",
     ]
     assert [p.name for p in result.tables] == [  # long headings are cut at a word, to 40 characters at most
-        "01-counts-by-type.csv", "02-ten-times.csv", "03-how-long-residents-waited-and-how-often.csv"]
+        "01-counts-by-type.csv",
+        "02-ten-times.csv",
+        "03-how-long-residents-waited-and-how-often.csv",
+    ]
     assert pd.read_csv(result.tables[1], index_col=0)["requests"].tolist() == [10, 20]
     assert len(re.findall(r"<h1[ >]", page)) == 1 and "weeks = 3" in page
 

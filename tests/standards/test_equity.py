@@ -43,7 +43,15 @@ def people(*selections: list[str]) -> pd.DataFrame:
 
 
 def test_alone_and_in_combination_by_hand():
-    df = people(["asian"], ["asian", "white"], ["black"], ["hispanic", "black", "white"], ["not_reported"], ["declined"], ["white"])
+    df = people(
+        ["asian"],
+        ["asian", "white"],
+        ["black"],
+        ["hispanic", "black", "white"],
+        ["not_reported"],
+        ["declined"],
+        ["white"],
+    )
     alone = equity.race_alone(df)
     assert alone.tolist() == ["Asian", MULTI, "Black or African American", MULTI, "Not reported", "Declined", "White"]
     assert alone.value_counts().sum() == len(df)  # "alone" sums to N
@@ -103,7 +111,9 @@ def test_wilson_interval_with_no_people_is_missing():
     assert math.isnan(low[0]) and math.isnan(high[0])
 
 
-@pytest.mark.parametrize(("a", "n_a", "b", "n_b"), [(30, 1000, 20, 1500), (3, 12, 40, 90), (1, 2, 1, 3), (250, 900, 300, 1000)])
+@pytest.mark.parametrize(
+    ("a", "n_a", "b", "n_b"), [(30, 1000, 20, 1500), (3, 12, 40, 90), (1, 2, 1, 3), (250, 900, 300, 1000)]
+)
 def test_rate_ratio_matches_statsmodels(a, n_a, b, n_b):
     result = equity.rate_ratio(a, n_a, b, n_b)
     low, high = poisson_rates.confint_poisson_2indep(a, n_a, b, n_b, method="wald-log", compare="ratio")
@@ -270,9 +280,14 @@ def test_disparities_against_reference_with_holm():
     white = data.loc["White"]
     black = data.loc["Black or African American"]
     # approval is a share of people: the ratio of two proportions (Katz), statsmodels' Table2x2
-    low, high = Table2x2(np.array([
-        [int(black["events"]), int(black["n"] - black["events"])], [int(white["events"]), int(white["n"] - white["events"])],
-    ])).riskratio_confint()
+    low, high = Table2x2(
+        np.array(
+            [
+                [int(black["events"]), int(black["n"] - black["events"])],
+                [int(white["events"]), int(white["n"] - white["events"])],
+            ]
+        )
+    ).riskratio_confint()
     assert result.loc["Black or African American", "rr_low"] == pytest.approx(low)
     assert result.loc["Black or African American", "rr_high"] == pytest.approx(high)
     assert bool(result.loc["Black or African American", "notable"])

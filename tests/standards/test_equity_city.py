@@ -78,8 +78,13 @@ def people_in_shown_rates(period: str, collapse=None) -> float:
 
 
 # measured after the change (standard 1.1.0); before it: 57.3% for 2025 and 18.4% for 2025-Q4
-@pytest.mark.parametrize(("period", "collapse", "floor"), [
-    ("2025", None, 0.872), ("2025-Q4", None, 0.459), ("2025-Q4", "small_groups_to_other", 0.508),
-])
+@pytest.mark.parametrize(
+    ("period", "collapse", "floor"),
+    [
+        ("2025", None, 0.872),
+        ("2025-Q4", None, 0.459),
+        ("2025-Q4", "small_groups_to_other", 0.508),
+    ],
+)
 def test_share_of_neighborhood_group_approval_rates_shown_does_not_fall(period, collapse, floor):
     assert people_in_shown_rates(period, collapse) >= floor - 0.0005

@@ -22,7 +22,13 @@ GENDERS = ["Woman", "Man", "Nonbinary", "Another gender", "Declined"]
 
 
 def person(i: int, neighborhood: str, district: int, age: str, gender: str, races: list[str]) -> dict:
-    row = {"application_id": i, "neighborhood": neighborhood, "council_district": district, "age_band": age, "gender": gender}
+    row = {
+        "application_id": i,
+        "neighborhood": neighborhood,
+        "council_district": district,
+        "age_band": age,
+        "gender": gender,
+    }
     for col in RACE_COLS:
         row[col] = col.removeprefix("race_") in races
     return row
@@ -164,7 +170,7 @@ def test_k_anonymity_property(n, seed, k):
 def test_forty_thousand_rows_in_a_couple_of_seconds():
     df = applications(40_000, seed=7, neighborhoods=40)
     started = time.perf_counter()
-    out, report = kanonymity.k_anonymize(df)
+    out, _report = kanonymity.k_anonymize(df)
     elapsed = time.perf_counter() - started
     assert group_sizes(out).min() >= 5
     assert elapsed < 5, f"k_anonymize took {elapsed:.1f} s for 40,000 rows"
@@ -193,16 +199,20 @@ def reader_bounds(marks: np.ndarray, outcome_columns: int = 0):
     """What a reader knows of each hidden entry from its printed mark (the standard's meaning):
     "≤10" is 1 to 10; "†" is above 10, except an outcome (the first `outcome_columns` columns) in a
     row whose size (last column) is hidden, which may be anything from 0."""
+
     def bounds(i, j):
         if marks[i, j] == "≤10":
             return (1, 10)
         if j < outcome_columns and marks[i, -1] != "":
             return (0, None)
         return (11, None)
+
     return bounds
 
 
-def independent_ranges(values: np.ndarray, suppressed: np.ndarray, bounds_of=None) -> list[tuple[int, int, float, float]]:
+def independent_ranges(
+    values: np.ndarray, suppressed: np.ndarray, bounds_of=None
+) -> list[tuple[int, int, float, float]]:
     """Min/max of each suppressed entry of a (rows+1)×(cols+1) grid with totals, written from
     scratch: one LP variable per grid entry, published entries fixed by their bounds, hidden ones
     bounded by `bounds_of(i, j)` (default: at least 1)."""
@@ -221,9 +231,7 @@ def independent_ranges(values: np.ndarray, suppressed: np.ndarray, bounds_of=Non
         col[var(r - 1, j)] = -1
         a_eq.append(col), b_eq.append(0)
     bounds_of = bounds_of or (lambda i, j: (1, None))
-    bounds = [
-        bounds_of(i, j) if suppressed[i, j] else (values[i, j], values[i, j]) for i in range(r) for j in range(c)
-    ]
+    bounds = [bounds_of(i, j) if suppressed[i, j] else (values[i, j], values[i, j]) for i in range(r) for j in range(c)]
     ranges = []
     for i, j in zip(*np.nonzero(suppressed)):
         objective = np.zeros(n)
@@ -239,8 +247,13 @@ count_values = st.one_of(st.just(0), st.integers(1, 10), st.integers(11, 60), st
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.integers(1, 6).flatmap(lambda r: st.integers(1, 5).flatmap(
-    lambda c: st.lists(st.lists(count_values, min_size=c, max_size=c), min_size=r, max_size=r))))
+@given(
+    st.integers(1, 6).flatmap(
+        lambda r: st.integers(1, 5).flatmap(
+            lambda c: st.lists(st.lists(count_values, min_size=c, max_size=c), min_size=r, max_size=r)
+        )
+    )
+)
 def test_suppression_property(cells):
     counts = pd.DataFrame(cells, columns=[f"c{j}" for j in range(len(cells[0]))])
     table = suppression.suppress(suppression.count_table(counts))[0]
@@ -308,7 +321,9 @@ def test_subtotal_tables_are_suppressed_and_audited_together():
     relations = suppression.subtotal_relations(detail, subtotal, {"d1": ["n1", "n2"], "d2": ["n3", "n4"]})
     # suppressing only within the detail table (its cheapest partner, n3, is in the other district)
     # leaves n1 recoverable from the district subtotal
-    alone = suppression.suppress(suppression.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[0]
+    alone = suppression.suppress(suppression.count_table(detail.values.drop(index="Total", columns="Total"), "detail"))[
+        0
+    ]
     linked_audit = suppression.audit([alone, suppression.primary_suppression(subtotal)], relations)
     assert not linked_audit.passed
     together = suppression.suppress([detail, subtotal], relations)
@@ -339,8 +354,12 @@ def test_notebooks_reach_every_privacy_method_through_citykit_privacy():
     assert exposed["primary_suppression"] is suppression.primary_suppression
     assert exposed["k_anonymize"] is kanonymity.k_anonymize
     assert exposed["blank_sensitive_coordinates"] is sensitive.blank_sensitive_coordinates
-    public = {n for module in (kanonymity, sensitive, suppression) for n, v in vars(module).items()
-              if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
+    public = {
+        n
+        for module in (kanonymity, sensitive, suppression)
+        for n, v in vars(module).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+    }
     assert public <= set(exposed)
 
 
@@ -349,7 +368,8 @@ def test_notebooks_reach_every_privacy_method_through_citykit_privacy():
 
 outcome_rows = st.lists(
     st.tuples(st.one_of(st.integers(0, 12), st.integers(0, 80)), st.one_of(st.integers(0, 12), st.integers(0, 80))),
-    min_size=1, max_size=6,
+    min_size=1,
+    max_size=6,
 ).filter(lambda rows: sum(a + b for a, b in rows) > 0)
 
 

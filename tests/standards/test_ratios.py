@@ -66,11 +66,17 @@ def koopman_by_inversion(a, n_a, b, n_b, confidence=0.95):
         def negative_loglik(p_b):
             p_a = theta * p_b
             eps = 1e-300
-            return -(a * math.log(p_a + eps) + (n_a - a) * math.log(1 - p_a + eps)
-                     + b * math.log(p_b + eps) + (n_b - b) * math.log(1 - p_b + eps))
+            return -(
+                a * math.log(p_a + eps)
+                + (n_a - a) * math.log(1 - p_a + eps)
+                + b * math.log(p_b + eps)
+                + (n_b - b) * math.log(1 - p_b + eps)
+            )
+
         upper = min(1.0, 1.0 / theta)
-        p_b = minimize_scalar(negative_loglik, bounds=(1e-12, upper - 1e-12), method="bounded",
-                              options={"xatol": 1e-14}).x
+        p_b = minimize_scalar(
+            negative_loglik, bounds=(1e-12, upper - 1e-12), method="bounded", options={"xatol": 1e-14}
+        ).x
         p_a = theta * p_b
         observed = [a, n_a - a, b, n_b - b]
         expected = [n_a * p_a, n_a * (1 - p_a), n_b * p_b, n_b * (1 - p_b)]
@@ -160,8 +166,12 @@ def test_disparities_pick_the_ratio_by_the_declared_kind_and_show_the_adverse_ra
     result = equity.disparities(table, reference="White").data.set_index("group")
     counts = df.groupby("group")["approved"].agg(["sum", "size"])
     black, white = counts.loc["Black or African American"], counts.loc["White"]
-    favourable = Table2x2(np.array([[black["sum"], black["size"] - black["sum"]], [white["sum"], white["size"] - white["sum"]]]))
-    adverse = Table2x2(np.array([[black["size"] - black["sum"], black["sum"]], [white["size"] - white["sum"], white["sum"]]]))
+    favourable = Table2x2(
+        np.array([[black["sum"], black["size"] - black["sum"]], [white["sum"], white["size"] - white["sum"]]])
+    )
+    adverse = Table2x2(
+        np.array([[black["size"] - black["sum"], black["sum"]], [white["size"] - white["sum"], white["sum"]]])
+    )
     row = result.loc["Black or African American"]
     assert row["ratio_kind"] == "proportion"
     assert (row["rr_low"], row["rr_high"]) == tuple(pytest.approx(v) for v in favourable.riskratio_confint())
@@ -169,7 +179,9 @@ def test_disparities_pick_the_ratio_by_the_declared_kind_and_show_the_adverse_ra
     assert row["adverse_ratio"] > 1 > row["rate_ratio"]
     # requests per resident: a rate over exposure, compared as Poisson counts
     requests = pd.DataFrame({"neighborhood": ["A"] * 300 + ["B"] * 500, "flag": [True] * 800})
-    rates = equity.disaggregate(requests, by=["neighborhood"], measure="flag", denominator={"A": 10_000, "B": 12_000}, people=False)
+    rates = equity.disaggregate(
+        requests, by=["neighborhood"], measure="flag", denominator={"A": 10_000, "B": 12_000}, people=False
+    )
     by_rate = equity.disparities(rates, reference="B").data.set_index("neighborhood")
     assert by_rate.loc["A", "ratio_kind"] == "rate"
     assert by_rate.loc["A", "rr_low"] == pytest.approx(equity.rate_ratio(300, 10_000, 500, 12_000).low)

@@ -77,14 +77,29 @@ def break_standard(tmp_path, monkeypatch, edit):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c["privacy"]["k_anonymity"].__setitem__("k", "five"), r"privacy\.k_anonymity\.k: 'five' is not of type 'integer'"),
+        (
+            lambda c: c["privacy"]["k_anonymity"].__setitem__("k", "five"),
+            r"privacy\.k_anonymity\.k: 'five' is not of type 'integer'",
+        ),
         (lambda c: c["privacy"].pop("sensitive_request_types"), r"privacy: 'sensitive_request_types' is required"),
         (lambda c: c.__setitem__("colour", "blue"), r"colour.*remove it or check its spelling"),
-        (lambda c: c["disparity"]["multiple_comparisons"].__setitem__("method", "bonferonni"), r"disparity\.multiple_comparisons\.method"),
+        (
+            lambda c: c["disparity"]["multiple_comparisons"].__setitem__("method", "bonferonni"),
+            r"disparity\.multiple_comparisons\.method",
+        ),
         (lambda c: c["privacy"]["small_cells"].__setitem__("max_suppressed", 0), r"max_suppressed"),
-        (lambda c: c["disparity"]["reference_group"].__setitem__("race_ethnicity", "martian"), r"reference_group\.race_ethnicity: 'martian'"),
-        (lambda c: c["privacy"]["k_anonymity"]["generalisation_order"][0].__setitem__("columns", ["ward"]), r"generalisation_order\.0: .*'ward'"),
-        (lambda c: c["race_ethnicity"]["mappings"]["census_style"].__setitem__("Klingon", "klingon"), r"maps to unknown code 'klingon'"),
+        (
+            lambda c: c["disparity"]["reference_group"].__setitem__("race_ethnicity", "martian"),
+            r"reference_group\.race_ethnicity: 'martian'",
+        ),
+        (
+            lambda c: c["privacy"]["k_anonymity"]["generalisation_order"][0].__setitem__("columns", ["ward"]),
+            r"generalisation_order\.0: .*'ward'",
+        ),
+        (
+            lambda c: c["race_ethnicity"]["mappings"]["census_style"].__setitem__("Klingon", "klingon"),
+            r"maps to unknown code 'klingon'",
+        ),
     ],
 )
 def test_malformed_standard_fails_with_one_clear_line(tmp_path, monkeypatch, edit, message):
@@ -102,7 +117,9 @@ def test_invalid_yaml_and_missing_file(tmp_path, monkeypatch):
     with pytest.raises(CitykitError, match="not valid YAML at line"):
         standards.load_disaggregation()
     (folder / "disaggregation.yml").unlink()
-    assert standards.load_disaggregation().path.parent == paths.kit_standards_dir()  # the kit's, when the course has none
+    assert (
+        standards.load_disaggregation().path.parent == paths.kit_standards_dir()
+    )  # the kit's, when the course has none
     monkeypatch.setattr(paths, "kit_standards_dir", lambda: tmp_path / "no-kit")
     with pytest.raises(CitykitError, match="standard not found"):
         standards.load_disaggregation()

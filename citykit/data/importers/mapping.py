@@ -103,7 +103,9 @@ def _mapping(raw: dict[str, Any], path: Path) -> Mapping:
     columns = raw.get("columns") or {}
     unknown = [c for c in columns if c not in CANONICAL_INPUTS]
     if unknown:
-        raise CitykitError(f"mapping {path.name}: unknown canonical columns {', '.join(unknown)}; use: {', '.join(CANONICAL_INPUTS)}")
+        raise CitykitError(
+            f"mapping {path.name}: unknown canonical columns {', '.join(unknown)}; use: {', '.join(CANONICAL_INPUTS)}"
+        )
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise CitykitError(f"mapping {path.name}: needs columns for {', '.join(missing)}")

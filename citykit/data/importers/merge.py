@@ -123,8 +123,9 @@ def publish(result: ImportResult, mapping: Mapping, file: Path, staging: Path) -
         target.rename(old)
     staging.rename(target)
     try:
-        registry.register(dataset_entry(result.name, result.as_of, mapping, target, result.extract_date,
-                                        result.as_of_inferred))
+        registry.register(
+            dataset_entry(result.name, result.as_of, mapping, target, result.extract_date, result.as_of_inferred)
+        )
     except BaseException:
         target.rename(staging)
         if old.exists():

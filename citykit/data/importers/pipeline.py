@@ -28,6 +28,7 @@ from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
 from citykit.standards.sensitive import blank_sensitive_coordinates
 
+
 @dataclass(frozen=True)
 class ImportDates:
     extract: dt.date  # the day the export was taken
@@ -78,7 +79,9 @@ def import_requests(
     repeated = sorted({c for c in header.columns if header.columns.count(c) > 1})
     used_twice = [c for c in repeated if c in found.values()]
     if used_twice:
-        raise CitykitError(f"{file.name} has the column {', '.join(used_twice)} more than once; which one holds the data is ambiguous")
+        raise CitykitError(
+            f"{file.name} has the column {', '.join(used_twice)} more than once; which one holds the data is ambiguous"
+        )
 
     name = name or mapping.source
     _check_name(name, mapping)

@@ -58,8 +58,9 @@ def score(
     """The quality scorecard of the final table: its one-line summary, and the report's table."""
     if rows > SCORECARD_MAX_ROWS:
         return "", "(large import: run `citykit data check NAME` for the full scorecard)"
-    card = scorecard(pd.read_parquet(final), "service_requests", as_of, bounds=mapping.bounds,
-                     extract_date=extract_date)
+    card = scorecard(
+        pd.read_parquet(final), "service_requests", as_of, bounds=mapping.bounds, extract_date=extract_date
+    )
     frame = card.to_frame()
     lines = [f"| {r.dimension} | {r.name} | {r.failing:,} | {r.share:.2%} | {r.result} |" for r in frame.itertuples()
              if r.value is None or pd.isna(r.value)]  # fmt: skip
@@ -73,12 +74,18 @@ def _dates(result: ImportResult) -> list[str]:
     """The two dates, each with where it came from."""
     lines = []
     if result.extract_date is not None:
-        source = "given with --extract-date" if result.extract_date_given else (
-            "the file's own modification date, as no --extract-date was given")
+        source = (
+            "given with --extract-date"
+            if result.extract_date_given
+            else ("the file's own modification date, as no --extract-date was given")
+        )
         lines.append(f"- Extract date: {result.extract_date} ({source}); timeliness measures the newest "
                      "record against it")  # fmt: skip
-    how = ("inferred: the newest record that is not a placeholder and not after the extract date; "
-           "give --as-of to set it") if result.as_of_inferred else "given with --as-of"
+    how = (
+        ("inferred: the newest record that is not a placeholder and not after the extract date; give --as-of to set it")
+        if result.as_of_inferred
+        else "given with --as-of"
+    )
     lines.append(f"- As-of date: {result.as_of} ({how}); every \"now\" in an analysis of this dataset: "
                  "ages, backlog, default periods")  # fmt: skip
     if result.after_extract:
