@@ -287,6 +287,19 @@ def adjust_p_values(p_values: Sequence[float], method: str | None = None) -> np.
     return adjusted
 
 
+def format_ratio(value: float, digits: int = 2) -> str:
+    """A ratio as shown: 2 decimals, 3 when 2 would print a value on the standard's screening
+    thresholds (0.8, 1.25) that is not exactly there (0.8008 is "0.801", not "0.80")."""
+    if value is None or pd.isna(value):
+        return ""
+    rules = load_disaggregation().disparity
+    text = f"{value:.{digits}f}"
+    for edge in (rules.notable_below, rules.notable_above):
+        if float(text) == round(edge, digits) and value != edge:
+            return f"{value:.{digits + 1}f}"
+    return text
+
+
 # -- the tidy disaggregated table --------------------------------------------------------------
 
 
@@ -306,9 +319,13 @@ class DisaggregatedTable:
     per: float = 1.0
     measure: str | None = None
     complementary_mark: str = "†"
+    pools: dict[str, list[str]] = field(default_factory=dict)  # "Other groups" -> the groups pooled into it
+    relations: list[suppression.Relation] = field(default_factory=list, repr=False)  # between `tables`
+    note: str = ""  # why a comparison could not be made (e.g. the reference group's outcome is hidden)
 
     def audit(self) -> suppression.AuditReport:
-        return suppression.audit(self.tables)
+        """The suppression audit of every table published with this one, with the relations between them."""
+        return suppression.audit(self.tables, self.relations)
 
     def display_frame(self) -> pd.DataFrame:
         """Strings as shown: "≤10" for suppressed counts, "—" for suppressed rates, "*" unstable."""
@@ -334,12 +351,12 @@ class DisaggregatedTable:
                 for lo, hi, s in zip(d["rate_low"], d["rate_high"], d["rate_suppressed"])
             ]
         if "rate_ratio" in d.columns:
-            fmt = lambda v: "" if pd.isna(v) else f"{v:.2f}"  # noqa: E731
+            fmt = format_ratio
             kind = d["ratio_kind"].iloc[0] if "ratio_kind" in d.columns and len(d) else "rate"
             label = "ratio of proportions" if kind == "proportion" else "rate ratio"
             shown[label] = [fmt(v) for v in d["rate_ratio"]]
             shown["95% interval"] = [
-                "" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["rr_low"], d["rr_high"])
+                "" if pd.isna(lo) else f"{fmt(lo)}–{fmt(hi)}" for lo, hi in zip(d["rr_low"], d["rr_high"])
             ]
             shown["corrected p"] = ["" if pd.isna(p) else f"{p:.3g}" for p in d["rr_p_adjusted"]]
             if "adverse_ratio" in d.columns:
@@ -353,6 +370,8 @@ class DisaggregatedTable:
                     "" if pd.isna(lo) else f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(d["di_low"], d["di_high"])
                 ]
             shown["notable"] = ["yes" if v else "" for v in d["notable"]]
+        if self.title:  # the name of the table's CSV file and workbook sheet in a report
+            shown.attrs["citykit_table"] = self.title
         return shown
 
     @property
@@ -385,9 +404,18 @@ def disaggregate(
     title: str = "",
     collapse: str | Sequence[str] | None = None,
     reference: str | None = None,
+    alongside: DisaggregatedTable | None = None,
     standard: DisaggregationStandard | None = None,
 ) -> DisaggregatedTable:
     """Counts and rates by group, under the standard.
+
+    `alongside`: for `by=["race_in_combination"]`, the "alone" table of the same people published
+    on the same page (`disaggregate(df, by=["race_alone"], ...)`, pooled or not). The two are
+    suppressed and audited together, with what a reader can work out from the pair
+    (`suppression.combination_relations`): Declined and Not reported are the same people in both,
+    a count alone is at most its count in combination, people with two or more categories add
+    at least two selections, and a number hidden in one is never printed in the other. The
+    `alongside` table's suppression is extended in place: display both after this call.
 
     `collapse`: the name(s) of allowed collapses in the standard (`privacy.collapses`), applied
     before suppression and footnoted: "small_groups_to_other" pools the race and ethnicity groups
@@ -416,7 +444,7 @@ def disaggregate(
     if measure is not None and measure not in df.columns:
         raise CitykitError(f"measure column {measure!r} is not in the table")
     frame, notes = _with_group_columns(df, by, std)
-    frame, by, collapse_notes = _collapse(frame, by, collapse, reference, std)
+    frame, by, collapse_notes, pools = _collapse(frame, by, collapse, reference, std)
     notes += collapse_notes
     missing = [c for c in by if c not in frame.columns]
     if missing:
@@ -437,30 +465,30 @@ def disaggregate(
         data["unstable"] = events <= rules.unstable_max_events
 
     published: list[suppression.PublishedTable] = []
+    relations: list[suppression.Relation] = []
+    if alongside is not None and (by != [RACE_IN_COMBINATION] or not people):
+        raise CitykitError('alongside= pairs an "alone or in combination" table (by=["race_in_combination"]) '
+                           "with the \"alone\" table of the same people")
     if people:
-        published = _suppress_counts(frame if RACE_IN_COMBINATION not in by else df, counts, by, measure, std)
-        labels = _labels(counts, by)
-        mask = published[0].suppressed.loc[labels]
-        marks = published[0].marks(std).loc[labels]
-        n_column = "Total" if measure is not None else "count"
-        n_mask = mask[n_column].to_numpy()
-        data["n_suppressed"] = n_mask
-        data["n_mark"] = marks[n_column].to_numpy()
-        data["n"] = data["n"].astype("Int64").mask(n_mask)
-        if measure is not None:
-            data["events_suppressed"] = mask["events"].to_numpy()
-            data["events_mark"] = marks["events"].to_numpy()
-            data["events"] = data["events"].astype("Int64").mask(data["events_suppressed"])
-        if has_rate:
-            from_counts = data["events_suppressed"] if measure is not None else data["n_suppressed"]
-            data["rate_suppressed"] = from_counts | (data["n_suppressed"] if denominator is None else False)
-            for column in ("rate", "rate_low", "rate_high"):
-                data[column] = data[column].mask(data["rate_suppressed"])
+        if alongside is not None:
+            published, relations = _suppress_with_alone(df, counts, alongside, measure, std)
+        elif RACE_IN_COMBINATION in by:
+            published, relations = _suppress_counts(df, counts, by, measure, std)
+        else:
+            published = suppression.suppress(
+                suppression.count_table(
+                    _grid(counts, by, measure), name="table", outcome_columns=_outcomes(measure)
+                ),
+                standard=std,
+            )
+        _apply_suppression(data, published[0], _labels(counts, by), measure, denominator is not None, std)
         notes.append(rules.footnote)
         if any((t.marks(std) == rules.complementary_display).to_numpy().any() for t in published):
             notes.append(rules.complementary_footnote)
         if measure is not None:
             notes.append(f"Outcomes of small groups: {rules.outcome_rule}")
+        if alongside is not None:
+            notes.append(_together_note(std))
         notes.append(f"Suppression audit: {rules.audit_not_covered}")
     else:
         if has_rate:
@@ -470,9 +498,68 @@ def disaggregate(
         notes.append(rules.unstable_footnote)
     interval = "95% Wilson score intervals. " if has_rate else ""
     notes.append(f"{interval}Standard: {std.title}, version {std.version}.")
-    return DisaggregatedTable(
-        data, by, notes, std.version, title, published, rules.display, per, measure, rules.complementary_display
+    result = DisaggregatedTable(
+        data, by, notes, std.version, title, published, rules.display, per, measure, rules.complementary_display,
+        pools, relations,
     )
+    if alongside is not None:  # its suppression, extended with this table's: the pair is audited as one
+        alone = published[1]
+        _apply_suppression(
+            alongside.data, alone, _labels(alongside.data, alongside.by), measure, "denominator" in alongside.data, std
+        )
+        alongside.tables, alongside.relations = published, relations
+        extra = [rules.complementary_footnote] if (alone.marks(std) == rules.complementary_display).to_numpy().any() else []
+        extra.append(_together_note(std))
+        at = next((i for i, n in enumerate(alongside.footnotes) if n.startswith("Suppression audit:")), len(alongside.footnotes))
+        alongside.footnotes[at:at] = [n for n in extra if n not in alongside.footnotes]
+    return result
+
+
+def _together_note(std: DisaggregationStandard) -> str:
+    return (
+        'The "alone" and the "alone or in combination" tables are suppressed and audited together: a reader '
+        "cannot work out a hidden count of one from the other (Declined and Not reported are the same people "
+        "in both, and a number hidden in one is hidden in the other)."
+    )
+
+
+def _outcomes(measure: str | None) -> list[str]:
+    return ["events", "no events"] if measure is not None else []
+
+
+def _apply_suppression(
+    data: pd.DataFrame,
+    table: suppression.PublishedTable,
+    labels: list[str],
+    measure: str | None,
+    has_denominator: bool,
+    std: DisaggregationStandard,
+) -> None:
+    """Write a suppressed grid's verdict into a tidy table (in place): flags, marks, hidden counts
+    and the rates computed from them."""
+    mask = table.suppressed.loc[labels]
+    marks = table.marks(std).loc[labels]
+    n_column = suppression.TOTAL if measure is not None else "count"
+    true_n = table.values.loc[labels, n_column].to_numpy()
+    n_mask = mask[n_column].to_numpy()
+    data["n_suppressed"] = n_mask
+    data["n_mark"] = marks[n_column].to_numpy()
+    data["n"] = pd.array(true_n, dtype="Int64")
+    data["n"] = data["n"].mask(n_mask)
+    if measure is not None:
+        data["events_suppressed"] = mask["events"].to_numpy()
+        data["events_mark"] = marks["events"].to_numpy()
+        data["events"] = pd.array(table.values.loc[labels, "events"].to_numpy(), dtype="Int64")
+        data["events"] = data["events"].mask(data["events_suppressed"])
+    if "rate" in data.columns:
+        events = table.values.loc[labels, "events" if measure is not None else n_column].to_numpy()
+        base = data["denominator"].to_numpy(dtype=float) if has_denominator else true_n.astype(float)
+        rate = np.where(base > 0, events / np.where(base > 0, base, 1), np.nan)
+        low, high = wilson_interval(events, np.nan_to_num(base), std.disparity.confidence)
+        from_counts = data["events_suppressed"] if measure is not None else data["n_suppressed"]
+        data["rate_suppressed"] = from_counts | (False if has_denominator else data["n_suppressed"])
+        for column, values in (("rate", rate), ("rate_low", low), ("rate_high", high)):
+            data[column] = pd.Series(values, index=data.index).mask(data["rate_suppressed"])
 
 
 OTHER_GROUPS_KIND = "pool_small"
@@ -480,10 +567,16 @@ OTHER_GROUPS_KIND = "pool_small"
 
 def _collapse(
     frame: pd.DataFrame, by: list[str], collapse, reference: str | None, std: DisaggregationStandard
-) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Apply the standard's allowed collapses named in `collapse`; returns frame, by, footnotes."""
+) -> tuple[pd.DataFrame, list[str], list[str], dict[str, list[str]]]:
+    """Apply the standard's allowed collapses named in `collapse`; returns frame, by, footnotes and
+    the pools made (pool label -> the groups pooled into it).
+
+    A pool never takes the reference group, nor Not reported or Declined (unknown race and
+    ethnicity is not a race group), and needs two groups or more in a row of the table: a "pool"
+    of one group would only rename it."""
     names = [collapse] if isinstance(collapse, str) else list(collapse or [])
     notes: list[str] = []
+    pools: dict[str, list[str]] = {}
     for name in names:
         rule = std.collapses.get(name)
         if rule is None:
@@ -503,8 +596,18 @@ def _collapse(
         )
         others = [c for c in by if c != rule.column]
         values = frame[rule.column].astype(object)
+        never = {keep, *(std.race_labels.get(code, code) for code in rule.never)}
         sizes = frame.groupby([*others, rule.column], observed=True, dropna=False)[rule.column].transform("size")
-        pooled = (sizes < rule.min_n) & (values != keep)
+        pooled = (sizes < rule.min_n) & ~values.isin(never)
+        # a pool needs two groups or more in its row of the table
+        kinds = (
+            frame.assign(_g=values.where(pooled))
+            .groupby(others, observed=True, dropna=False)["_g"]
+            .transform("nunique")
+            if others
+            else pd.Series(values[pooled].nunique(), index=frame.index)
+        )
+        pooled &= kinds >= max(rule.min_members, 1)
         members = sorted(set(values[pooled].astype(str)))
         if not members:
             continue
@@ -512,15 +615,21 @@ def _collapse(
         categories = (
             list(dtype.categories) if isinstance(dtype, pd.CategoricalDtype) else sorted(set(values.astype(str)))
         )
+        if not others:  # every member is pooled whole: its own row would only show 0
+            categories = [c for c in categories if c not in members]
         column = pd.Categorical(values.mask(pooled, rule.into), categories=[*categories, rule.into])
         frame = frame.assign(**{rule.column: column})
-        notes.append(rule.footnote.format(members=", ".join(members)))
-    return frame, by, notes
+        pools[rule.into] = members
+        people = int(pooled.sum())
+        notes.append(rule.footnote.format(members=", ".join(members), n=f"{people:,}"))
+    return frame, by, notes, pools
 
 
 def _count(frame: pd.DataFrame, by: list[str], measure: str | None) -> pd.DataFrame:
+    """Counts by group; every category of a categorical `by` column is a row, 0 included (the
+    standard shows zeros: a count of 0 people reveals no one)."""
     events = frame[measure].fillna(False).astype(bool) if measure is not None else False
-    grouped = frame.assign(_events=events).groupby(by, observed=True, dropna=False, sort=True)
+    grouped = frame.assign(_events=events).groupby(by, observed=False, dropna=False, sort=True)
     counts = grouped.agg(n=("_events", "size"), events=("_events", "sum")).reset_index()
     return counts if measure is not None else counts.drop(columns="events")
 
@@ -536,7 +645,10 @@ def _with_group_columns(df: pd.DataFrame, by: list[str], std: DisaggregationStan
         notes.append(std.presentation_footnotes["alone"])
     if RACE_IN_COMBINATION in by:
         long = race_alone_or_in_combination(df, standard=std)
-        frame = df.loc[long.index].assign(**{RACE_IN_COMBINATION: long.to_numpy()})
+        if not (long == std.multiracial.label).any():  # in combination, Multiracial holds only generalised rows
+            kept = [c for c in long.cat.categories if c != std.multiracial.label]
+            long = pd.Series(pd.Categorical(long, categories=kept), index=long.index, name=long.name)
+        frame = df.loc[long.index].assign(**{RACE_IN_COMBINATION: long.array})
         notes.append(std.presentation_footnotes["alone_or_in_combination"])
     return frame, notes
 
@@ -557,12 +669,10 @@ def _grid(counts: pd.DataFrame, by: list[str], measure: str | None) -> pd.DataFr
 
 def _suppress_counts(
     df: pd.DataFrame, counts: pd.DataFrame, by: list[str], measure: str | None, std: DisaggregationStandard
-) -> list[suppression.PublishedTable]:
-    """Suppress the grid; an "alone or in combination" grid goes with its "alone" grid."""
+) -> tuple[list[suppression.PublishedTable], list[suppression.Relation]]:
+    """Suppress an "alone or in combination" grid with its "alone" grid (not published here)."""
     grid = _grid(counts, by, measure)
-    outcomes = ["events", "no events"] if measure is not None else []
-    if RACE_IN_COMBINATION not in by:
-        return suppression.suppress(suppression.count_table(grid, name="table", outcome_columns=outcomes), standard=std)
+    outcomes = _outcomes(measure)
     alone_by = [RACE_ALONE if c == RACE_IN_COMBINATION else c for c in by]
     alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
     alone_counts = _count(alone_frame, alone_by, measure)
@@ -587,13 +697,71 @@ def _suppress_counts(
         parts.insert(position, race)
         return " / ".join(parts)
 
+    unknown = [std.not_reported.label, std.declined.label]
     relations = []
     for rest in others:
         relations += suppression.combination_relations(
-            alone, combined, [row(lab, rest) for lab in labels], row(std.multiracial.label, rest)
+            alone,
+            combined,
+            [row(lab, rest) for lab in labels],
+            row(std.multiracial.label, rest),
+            same=[row(lab, rest) for lab in unknown],
         )
     tables = suppression.suppress([combined, alone], relations, standard=std)
-    return tables
+    return tables, relations
+
+
+def _suppress_with_alone(
+    df: pd.DataFrame,
+    counts: pd.DataFrame,
+    alongside: DisaggregatedTable,
+    measure: str | None,
+    std: DisaggregationStandard,
+) -> tuple[list[suppression.PublishedTable], list[suppression.Relation]]:
+    """Suppress an "alone or in combination" grid together with the published "alone" table of the
+    same people (`alongside`, pooled or not): [in combination, alone, pooled groups (unpublished)]."""
+    if alongside.by != [RACE_ALONE] or alongside.measure != measure or not alongside.tables:
+        raise CitykitError(
+            'alongside= takes the "alone" table of the same people: disaggregate(df, by=["race_alone"]) with the '
+            f"same measure ({measure!r})"
+        )
+    outcomes = _outcomes(measure)
+    first = alongside.tables[1] if alongside.tables[0].name == "in combination" else alongside.tables[0]
+    alone_grid = first.values.drop(index=suppression.TOTAL, columns=suppression.TOTAL)
+    if int(first.values.at[suppression.TOTAL, suppression.TOTAL]) != len(df):
+        raise CitykitError(
+            f'alongside= must be the "alone" table of the same people: it counts '
+            f"{int(first.values.at[suppression.TOTAL, suppression.TOTAL]):,}, this table {len(df):,}"
+        )
+    alone = suppression.count_table(alone_grid, name="alone", outcome_columns=outcomes)
+    grid = _grid(counts, [RACE_IN_COMBINATION], measure)
+    combined = suppression.count_table(
+        grid,
+        name="in combination",
+        total_row=alone.values.loc[suppression.TOTAL],
+        rows_add_up=False,
+        outcome_columns=outcomes,
+    )
+    group = [combined, alone]
+    members = None
+    pooled = {into: list(m) for into, m in alongside.pools.items() if into in alone_grid.index}
+    if pooled:  # the pooled groups' own "alone" counts: not published, kept unknown by the audit
+        frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
+        member_counts = _grid(_count(frame, [RACE_ALONE], measure), [RACE_ALONE], measure)
+        names = sorted({m for ms in pooled.values() for m in ms})
+        members = suppression.unpublished_table(member_counts.reindex(names, fill_value=0), "pooled groups")
+        group.append(members)
+    labels = [c.label for c in std.race_categories]
+    relations = suppression.combination_relations(
+        alone,
+        combined,
+        labels,
+        std.multiracial.label,
+        same=[std.not_reported.label, std.declined.label],
+        pools=pooled,
+        members=members,
+    )
+    return suppression.suppress(group, relations, standard=std), relations
 
 
 def suppress(
@@ -669,11 +837,7 @@ def disparities(
         shown &= ~data["n_suppressed"].astype(bool)
     base = data["denominator"] if kind == "rate" else data["n"]
     ref_i = int(np.flatnonzero(groups.to_numpy() == reference)[0])
-    if not shown.iloc[ref_i]:
-        raise CitykitError(
-            f"the reference group {reference!r} is hidden (too few people); choose another reference group "
-            f"(reference=...), or collapse small groups first"
-        )
+    reference_note = "" if shown.iloc[ref_i] else _hidden_reference_note(table, ref_i, reference, kind, std)
     ref_events, ref_base = data["events"].iloc[ref_i], base.iloc[ref_i]
     adverse = kind == "proportion" and program is not None and program.show_adverse_ratio
 
@@ -682,22 +846,24 @@ def disparities(
             return rate_ratio(int(events), float(n), int(ref_e), float(ref_n), rules.confidence)
         return proportion_ratio(int(events), int(n), int(ref_e), int(ref_n), rules.confidence)
 
-    total_events = _published_total_events(table)
-    bench = pd.Series(benchmark) if benchmark is not None else None
+    bench = pd.Series(benchmark, dtype=float) if benchmark is not None else None
+    known_events, di_note = (
+        _known_total_events(table, bench, std) if bench is not None else (math.nan, "")
+    )
     rows = []
     for i, group in enumerate(groups):
         rr = ad = di = NO_RATIO
         if shown.iloc[i]:
             events, n = data["events"].iloc[i], base.iloc[i]
-            if group != reference:
+            if group != reference and not reference_note:
                 rr = compare(events, n, ref_events, ref_base)
                 if adverse:
                     ad = proportion_ratio(
                         int(n - events), int(n), int(ref_base - ref_events), int(ref_base), rules.confidence
                     )
-            if bench is not None and group in bench.index and not math.isnan(total_events):
+            if bench is not None and group in bench.index and not math.isnan(known_events):
                 di = disproportionality_index(
-                    float(events), total_events, float(bench[group]), float(bench.sum()), rules.confidence
+                    float(events), known_events, float(bench[group]), float(bench.sum()), rules.confidence
                 )
         rows.append(
             (
@@ -767,43 +933,99 @@ def disparities(
             f"Rate ratios against {reference} with 95% intervals exp(ln RR ± 1.96·√(1/a + 1/b)) "
             f"for Poisson counts. {rules.overdispersion_note}"
         )
-    notes = [first]
-    if adverse:
+    notes = [reference_note] if reference_note else [first]
+    if adverse and not reference_note:
         notes.append(
             f"The {program.adverse.lower()} ratio beside it is the same comparison for the adverse outcome; "
             f"the four-fifths screen ({rules.notable_below}) reads the {program.favourable.lower()} ratio."
         )
-    notes.append(
-        rules.correction_footnote.format(
-            method_label=CORRECTION_LABELS.get(method, method),
-            n_tests=n_tests,
-            ratio_below=rules.notable_below,
-            ratio_above=rules.notable_above,
-            alpha=rules.alpha,
+    if n_tests:
+        notes.append(
+            rules.correction_footnote.format(
+                method_label=CORRECTION_LABELS.get(method, method),
+                n_tests=n_tests,
+                ratio_below=rules.notable_below,
+                ratio_above=rules.notable_above,
+                alpha=rules.alpha,
+            )
         )
-    )
     if result["rr_corrected"].any():
         notes.append(rules.zero_cells_note if kind == "proportion" else rules.zero_events_note)
     if bench is not None:
-        notes.append(
-            "Disproportionality index: the group's share of events ÷ its share of the benchmark population, "
-            "with the Wilson 95% interval of the share divided by the benchmark share."
-        )
+        notes.append(di_note or std.disparity.di_footnote)
     if (~shown).any():
         notes.append("Groups with hidden counts are not compared (a ratio would reveal them).")
     notes.append(f"Standard: {std.title}, version {std.version}.")
+    outcome = program.favourable.lower() if program else (table.measure or "events")
+    what = {RACE_ALONE: "race and ethnicity (alone)", RACE_IN_COMBINATION: "race and ethnicity (in combination)"}
+    title = f"Differences between groups: {outcome} share by {what.get(column, column.replace('_', ' '))}, against {reference}"
     return DisaggregatedTable(
         result,
         [column],
         notes,
         std.version,
-        table.title,
+        title,
         table.tables,
         table.suppression_mark,
         1.0,
         table.measure,
         table.complementary_mark,
+        dict(table.pools),
+        list(table.relations),
+        reference_note,
     )
+
+
+def _hidden_reference_note(
+    table: DisaggregatedTable, i: int, reference: str, kind: str, std: DisaggregationStandard
+) -> str:
+    """Why no group is compared with the reference group: what of it is hidden, and why."""
+    data = table.data
+    rules = std.small_cells
+    n_hidden = bool(data["n_suppressed"].iloc[i]) if "n_suppressed" in data.columns else False
+    what, mark = (
+        ("number of people", data["n_mark"].iloc[i])
+        if n_hidden or kind == "rate"
+        else (f"{(table.measure or 'event')} count", data["events_mark"].iloc[i])
+    )
+    if not n_hidden and kind == "proportion":
+        size = f"its {int(data['n'].iloc[i]):,} people are shown, but "
+    else:
+        size = ""
+    why = (
+        "a count from 1 to 10" if mark == rules.display
+        else "hidden so that a small count elsewhere cannot be worked out, or the outcome of a small group read"
+    )
+    return (
+        f"No ratios against the reference group {reference}: {size}its {what} is hidden ({mark}: {why}), and a "
+        f"ratio would reveal it. Choose another reference group (reference=...) to compare groups."
+    )
+
+
+def _known_total_events(
+    table: DisaggregatedTable, bench: pd.Series, std: DisaggregationStandard
+) -> tuple[float, str]:
+    """The events of the people whose group has a benchmark (for race and ethnicity: a known race,
+    Not reported and Declined left out), as published, and the footnote of the index. NaN when the
+    published figures do not give it (a hidden count would be revealed)."""
+    data = table.data
+    column = table.by[0]
+    groups = data[column].astype(str)
+    known = groups.isin(bench.index)
+    unknown_labels = ", ".join(sorted(set(groups[~known & (data["n"].fillna(1) > 0)]))) or "none"
+    base = std.disparity.di_footnote
+    events_hidden = data.get("events_suppressed", pd.Series(False, index=data.index)).astype(bool)
+    if not events_hidden[known].any():
+        total = float(data.loc[known, "events"].astype(float).sum())
+    else:
+        grand = _published_total_events(table)
+        if math.isnan(grand) or events_hidden[~known].any():
+            return math.nan, (
+                f"{base} Not shown here: with a group's count hidden, the events of the people of known "
+                "group could not be given without revealing it."
+            )
+        total = grand - float(data.loc[~known, "events"].astype(float).sum())
+    return total, f"{base} Left out of both shares (no benchmark group): {unknown_labels}."
 
 
 def _published_total_events(table: DisaggregatedTable) -> float:
@@ -811,7 +1033,8 @@ def _published_total_events(table: DisaggregatedTable) -> float:
     if not table.tables:
         data = table.data
         return float(data["events"].sum()) if data["events"].notna().all() else math.nan
-    grid = table.tables[-1]  # the "alone" grid when there are two
+    published = [t for t in table.tables if t.published]
+    grid = next((t for t in published if t.name == "alone"), published[-1])  # the "alone" grid when there are two
     if "events" not in grid.values.columns or grid.suppressed.at[suppression.TOTAL, "events"]:
         return math.nan
     return float(grid.values.at[suppression.TOTAL, "events"])
@@ -836,14 +1059,17 @@ def neighborhood_loss(
     return result.sort_values("share", ascending=False, ignore_index=True)
 
 
-def loss_footnote(loss: pd.DataFrame, *, at_least: float = 0.0) -> str:
+def loss_footnote(loss: pd.DataFrame, *, at_least: float = 0.0, base: str = "") -> str:
     """The footnote a neighborhood-level table of people carries: per group, the share of its
-    records whose neighborhood was generalised away to protect privacy."""
+    records whose neighborhood was generalised away to protect privacy. `base` says which records
+    the shares are of (e.g. "all applications citywide in the period, every outcome") when it
+    differs from the table's own people."""
     shown = loss[loss["share"] >= at_least]
     parts = ", ".join(f"{row.group} {row.share:.1%}" for row in shown.itertuples())
+    of = f" (base: {base})" if base else ""
     return (
         "Neighborhood figures leave out people whose neighborhood was generalised away to protect them "
-        f"(k-anonymity), share of each group's records: {parts or 'none'}. Groups with a large share are "
+        f"(k-anonymity), share of each group's records{of}: {parts or 'none'}. Groups with a large share are "
         "undercounted in every neighborhood."
     )
 

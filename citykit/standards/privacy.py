@@ -16,8 +16,10 @@ from citykit.standards.suppression import (
     combination_relations,
     count_table,
     primary_suppression,
+    same_entries,
     subtotal_relations,
     suppress,
+    unpublished_table,
 )
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "k_anonymize",
     "primary_suppression",
     "race_columns",
+    "same_entries",
     "subtotal_relations",
     "suppress",
+    "unpublished_table",
 ]

@@ -85,6 +85,8 @@ class Collapse:
     into: str
     footnote: str
     min_n: int = 0
+    never: tuple[str, ...] = ()  # codes never pooled (pool_small)
+    min_members: int = 1  # a pool needs at least this many groups (pool_small)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class DisparityRules:
     zero_cells_note: str = ""  # proportion ratios
     overdispersion_note: str = ""  # rate ratios
     programs: dict[str, Program] = field(default_factory=dict)
+    di_footnote: str = ""  # the disproportionality index: what it divides, over which people
 
     def program_for(self, measure: str) -> Program | None:
         """The program whose measure column is `measure` (e.g. "approved"), if the standard declares one."""
@@ -299,10 +302,14 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             alpha=float(disparity["notable"]["alpha"]),
             correction=disparity["multiple_comparisons"]["method"],
             correction_footnote=disparity["multiple_comparisons"]["footnote"],
+            di_footnote=disparity["measures"]["disproportionality_index"].get("footnote", ""),
         ),
         path=path,
         collapses={
-            name: Collapse(name, c["kind"], c["column"], c["into"], c["footnote"], int(c.get("min_n", 0)))
+            name: Collapse(
+                name, c["kind"], c["column"], c["into"], c["footnote"], int(c.get("min_n", 0)),
+                tuple(c.get("never", ())), int(c.get("min_members", 1)),
+            )
             for name, c in privacy.get("collapses", {}).items()
         },
         changelog=tuple((c["version"], tuple(c["changes"])) for c in raw.get("changelog", ())),

@@ -53,6 +53,7 @@ class PublishedTable:
     rows_add_up: bool = True
     columns_add_up: bool = True
     outcome_columns: tuple = ()  # interior columns that are outcomes of the row's group (Total = its size)
+    published: bool = True  # False: counts a reader does not see but that must stay unknown (pooled groups)
 
     @property
     def shown(self) -> pd.DataFrame:
@@ -73,9 +74,11 @@ class PublishedTable:
         from 1 to 10, the complementary mark ("†") on every other hidden cell and on every outcome
         of a group whose size is hidden (whatever its value, so the mark gives nothing away)."""
         rules = (standard or load_disaggregation()).small_cells
+        marks = pd.DataFrame("", index=self.values.index, columns=self.values.columns)
+        if not self.published:
+            return marks
         small = (self.values >= rules.min_suppressed) & (self.values <= rules.max_suppressed)
         primary = self.suppressed & small & ~self.outcome_of_hidden_group()
-        marks = pd.DataFrame("", index=self.values.index, columns=self.values.columns)
         marks = marks.mask(self.suppressed, rules.complementary_display)
         return marks.mask(primary, rules.display)
 
@@ -154,12 +157,27 @@ def count_table(
     return PublishedTable(name, values, hidden, rows_add_up, True, outcome_columns)
 
 
+def unpublished_table(counts: pd.DataFrame, name: str) -> PublishedTable:
+    """Counts that are not published but must stay unknown, e.g. the groups pooled into "Other
+    groups": each row's cells add up to its Total; every cell is a variable of the audit, from 0 up
+    (no mark tells a reader anything), and must range as widely as a hidden small count if it is
+    from 0 to 10. `combination_relations(..., members=...)` links them to the published tables."""
+    if counts.isna().any().any():
+        raise CitykitError(f"table {name!r} has missing counts; fill zeros explicitly")
+    values = counts.astype("int64").copy()
+    values[TOTAL] = values.sum(axis=1)
+    hidden = pd.DataFrame(True, index=values.index, columns=values.columns)
+    return PublishedTable(name, values, hidden, rows_add_up=False, columns_add_up=True, published=False)
+
+
 def primary_suppression(table: PublishedTable, *, standard: DisaggregationStandard | None = None) -> PublishedTable:
     """Suppress every entry (margins included) from 1 to 10; zeros stay shown. In a table of
     outcomes, also the attribute-disclosure rule: every outcome of a group whose size is hidden
     (zeros included), and the whole row of a group of at most `uniform_outcome_max_n` people who
     all share one outcome."""
     rules = (standard or load_disaggregation()).small_cells
+    if not table.published:
+        return table
     small = (table.values >= rules.min_suppressed) & (table.values <= rules.max_suppressed)
     suppressed = table.suppressed | small
     if table.outcome_columns:
@@ -168,7 +186,8 @@ def primary_suppression(table: PublishedTable, *, standard: DisaggregationStanda
         uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & outcomes.eq(size, axis=0).any(axis=1)
         suppressed.loc[uniform, :] = True
     result = PublishedTable(
-        table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns
+        table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns,
+        table.published,
     )
     _hide_outcomes_of_hidden_groups(result)
     return result
@@ -201,22 +220,64 @@ def suppress(
     group = [tables] if isinstance(tables, PublishedTable) else list(tables)
     group = [primary_suppression(t, standard=std) for t in group]
     relations = tuple(relations)
+    twins = same_entries(relations)
+    _hide_twins(group, twins)
     if not std.small_cells.complementary:
         return group
     forced = {t.name: t.suppressed.copy() for t in group}
-    if std.small_cells.complementary_method == "fewest_people" and _milp_complements(group, relations, std):
-        _prune(group, relations, std, forced)
+    if std.small_cells.complementary_method == "fewest_people" and _milp_complements(group, relations, std, twins):
+        _prune(group, relations, std, forced, twins)
         return group
-    _greedy_complements(group, relations, std)
+    _greedy_complements(group, relations, std, twins)
     return group
 
 
+def same_entries(relations: Iterable[Relation]) -> dict[tuple[str, object, object], set]:
+    """Entries that are the same number in two tables published together (a relation
+    `a − b == 0`, e.g. Declined in the "alone" and the "alone or in combination" table): a number
+    hidden in one is never printed in the other. Entry -> the entries equal to it."""
+    twins: dict[tuple[str, object, object], set] = {}
+    for relation in relations:
+        if relation.sense != "==" or relation.rhs != 0 or len(relation.terms) != 2:
+            continue
+        (c1, *k1), (c2, *k2) = relation.terms
+        if c1 + c2 != 0 or c1 == 0:
+            continue
+        a, b = tuple(k1), tuple(k2)
+        twins.setdefault(a, set()).add(b)
+        twins.setdefault(b, set()).add(a)
+    return twins
+
+
+def _hide_twins(group: list[PublishedTable], twins: dict) -> bool:
+    """Hide every published entry equal to a hidden one (and the outcomes of groups so hidden),
+    until nothing changes; True if anything did."""
+    by_name = {t.name: t for t in group}
+    changed_any = False
+    changed = True
+    while changed:
+        changed = False
+        for key, others in twins.items():
+            t = by_name.get(key[0])
+            if t is None or not t.suppressed.at[key[1], key[2]]:
+                continue
+            for name, r, c in others:
+                other = by_name.get(name)
+                if other is not None and not other.suppressed.at[r, c]:
+                    other.suppressed.loc[r, c] = True
+                    changed = True
+        for t in group:
+            changed |= _hide_outcomes_of_hidden_groups(t)
+        changed_any |= changed
+    return changed_any
+
+
 def _greedy_complements(
-    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard
+    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard, twins: dict | None = None
 ) -> None:
+    twins = twins or {}
     _protect_lone_suppressions(group)
-    for t in group:
-        _hide_outcomes_of_hidden_groups(t)
+    _hide_twins(group, twins)
     protected: set[tuple[str, object, object]] = set()
     by_name = {t.name: t for t in group}
     for _ in range(sum(t.values.size for t in group) + 1):
@@ -234,8 +295,7 @@ def _greedy_complements(
             return
         for table_name, row, column in chosen:
             by_name[table_name].suppressed.loc[row, column] = True
-        for t in group:
-            _hide_outcomes_of_hidden_groups(t)
+        _hide_twins(group, twins)
     raise WorkFailed("complementary suppression could not protect every suppressed entry")  # pragma: no cover
 
 
@@ -250,7 +310,11 @@ def _lines(t: PublishedTable) -> list[list[tuple[object, object]]]:
 
 
 def _milp_complements(
-    group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard, max_rounds: int = 40
+    group: list[PublishedTable],
+    relations: tuple[Relation, ...],
+    std: DisaggregationStandard,
+    twins: dict | None = None,
+    max_rounds: int = 40,
 ) -> bool:
     """Complementary cells hiding the fewest people: minimise the people in the hidden cells
     subject to every additive line with a hidden cell holding at least two, an outcome of a hidden
@@ -303,6 +367,10 @@ def _milp_complements(
                     zero = t.values.at[r, c] == 0
                     if cell is not None and zero:  # a zero outcome is hidden only with its group's size
                         add({cell: 1.0, total: -1.0}, -np.inf, 0.0)
+    for key, others in (twins or {}).items():  # the same number is hidden in both tables or in neither
+        for other in others:
+            if key in index and other in index and index[key] < index[other]:
+                add({index[key]: 1.0, index[other]: -1.0}, 0.0, 0.0)
     original = {t.name: t.suppressed.copy() for t in group}
     for _ in range(max_rounds):
         constraints = LinearConstraint(np.array(rows), lows, highs) if rows else ()
@@ -317,6 +385,7 @@ def _milp_complements(
         by_name = {t.name: t for t in group}
         for name, r, c in chosen:
             by_name[name].suppressed.loc[r, c] = True
+        _hide_twins(group, twins or {})
         cells, _ = _ranges(group, relations, std, quick=True)
         exposed = cells.loc[~cells["protected"]]
         if exposed.empty:
@@ -346,8 +415,11 @@ def _prune(
     relations: tuple[Relation, ...],
     std: DisaggregationStandard,
     forced: dict[str, pd.DataFrame],
+    twins: dict | None = None,
 ) -> None:
-    """Show again each complementary cell (largest first) whose hiding the audit does not need."""
+    """Show again each complementary cell (largest first) whose hiding the audit does not need
+    (with the entries equal to it in other tables: shown together or hidden together)."""
+    twins = twins or {}
     extra = []
     for t in group:
         mask = t.suppressed & ~forced[t.name]
@@ -357,14 +429,20 @@ def _prune(
     by_name = {t.name: t for t in group}
     for _, name, r, c in sorted(extra, key=lambda e: e[0], reverse=True):
         t = by_name[name]
+        if not t.suppressed.at[r, c]:
+            continue  # shown again with its twin
+        same = [(name, r, c), *twins.get((name, r, c), ())]
+        if any(n2 not in by_name or forced[n2].at[r2, c2] for n2, r2, c2 in same):
+            continue
         before = {g.name: g.suppressed.copy() for g in group}
-        t.suppressed.loc[r, c] = False
-        if c == TOTAL and t.outcome_columns:  # a shown size lets its outcomes be considered again
-            for oc in t.outcome_columns:
-                if not forced[name].at[r, oc]:
-                    t.suppressed.loc[r, oc] = False
-        for g in group:
-            _hide_outcomes_of_hidden_groups(g)
+        for n2, r2, c2 in same:
+            t2 = by_name[n2]
+            t2.suppressed.loc[r2, c2] = False
+            if c2 == TOTAL and t2.outcome_columns:  # a shown size lets its outcomes be considered again
+                for oc in t2.outcome_columns:
+                    if not forced[n2].at[r2, oc]:
+                        t2.suppressed.loc[r2, oc] = False
+        _hide_twins(group, twins)
         if not _ranges(group, relations, std, quick=True)[0]["protected"].all():
             for g in group:
                 g.suppressed = before[g.name]
@@ -422,7 +500,7 @@ def _ranges(
             key = (t.name, r, c)
             index[key] = len(index)
             mark_of[key] = marks.at[r, c]
-            if not rules.show_zeros or hidden_group.at[r, c]:
+            if not rules.show_zeros or hidden_group.at[r, c] or not t.published:
                 bounds.append((0.0, None))
             elif mark_of[key] == rules.display:
                 bounds.append((float(rules.min_suppressed), float(rules.max_suppressed)))
@@ -477,19 +555,25 @@ def _ranges(
         sensitive = value <= rules.max_suppressed
         if quick and not sensitive:
             continue
-        lower = bounds[i][0]
+        lower, upper = bounds[i]
+        upper = np.inf if upper is None else upper
         high = solve(-1.0, i)
         programs += 1
         high = np.inf if high is None else high
-        if quick and sensitive and high == np.inf:
-            low, ok = lower, True
-        elif quick and sensitive and high < lower + threshold:
+        if quick and sensitive and high < lower + threshold:
             low, ok = lower, False
         else:
             low = solve(1.0, i)
             programs += 1
             low = lower if low is None else low
-            ok = not sensitive or high - low >= threshold
+            # the published figures must not pin the count at an end of its range (beyond what its
+            # mark says): "at least 9" is as good as 9 when the reader can guess the extreme case
+            # (a lower end of min_suppressed only says the group is not empty, as "≤10" does)
+            floor = max(lower, float(rules.min_suppressed))
+            pinned = (abs(low - value) < 1e-6 and low > floor + 1e-6) or (
+                abs(high - value) < 1e-6 and high < upper - 1e-6
+            )
+            ok = not sensitive or (high - low >= threshold and not pinned)
         records.append((*key, value, mark_of[key], low, high, high - low, sensitive, bool(ok)))
     return pd.DataFrame.from_records(records, columns=AUDIT_COLUMNS), programs
 
@@ -507,29 +591,71 @@ def subtotal_relations(
 
 
 def combination_relations(
-    alone: PublishedTable, in_combination: PublishedTable, categories: list[object], multiracial: object
+    alone: PublishedTable,
+    in_combination: PublishedTable,
+    categories: list[object],
+    multiracial: object,
+    *,
+    same: Iterable[object] = (),
+    pools: dict[object, list[object]] | None = None,
+    members: PublishedTable | None = None,
 ) -> list[Relation]:
-    """Relations between an "alone" table and an "alone or in combination" table (race on rows).
+    """Relations between an "alone" table and an "alone or in combination" table of the same
+    people (race on rows), what a reader can work out from the two SPD-15 presentations:
 
-    Per column: each category in combination ≥ alone; the extra counts (in combination − alone)
-    come from the Multiracial and/or Multiethnic people whose categories are known, each counted
-    in 2 to len(categories) categories. People whose categories k-anonymity generalised away sit
-    in the in-combination table's multiracial row (if any) and add nothing to the categories:
-    2·(M_alone − M_comb) ≤ Σ extra ≤ len(categories)·(M_alone − M_comb).
+    - per column, each category in combination ≥ the same category alone;
+    - the extra counts (in combination − alone) come from the Multiracial and/or Multiethnic people
+      whose categories are known, each counted in 2 to len(categories) categories. People whose
+      categories k-anonymity generalised away sit in the in-combination table's multiracial row
+      (if any) and add nothing to the categories: 2·(M_alone − M_comb) ≤ Σ extra ≤ len·(M_alone − M_comb);
+    - `same` rows (Not reported, Declined) and the Total row hold the same people in both tables:
+      the same numbers (`same_entries`: hidden in both or in neither); with no Multiracial people
+      alone (a published 0), every category alone equals it in combination;
+    - `pools`: an "alone" row that pools several groups (pool row -> the pooled rows, categories or
+      multiracial) is the sum of their "alone" counts, which are not published but kept, as
+      variables the audit keeps unknown, in `members` (an `unpublished_table`).
     """
-    present = [c for c in categories if c in alone.values.index and c in in_combination.values.index]
+    pools = dict(pools or {})
+    member_rows = set(members.values.index) if members is not None else set()
+
+    def alone_entry(row: object) -> tuple[str, object] | None:
+        if row in alone.values.index:
+            return alone.name, row
+        if row in member_rows:
+            return members.name, row
+        return None
+
+    present = [c for c in categories if c in in_combination.values.index and alone_entry(c) is not None]
     has_generalised = multiracial in in_combination.values.index
+    multiracial_alone = alone_entry(multiracial)
+    no_multiracial = (
+        multiracial_alone is not None
+        and multiracial_alone[0] == alone.name
+        and TOTAL in alone.values.columns
+        and alone.values.at[multiracial, TOTAL] == 0
+        and not has_generalised
+    )
+    shared_rows = [r for r in (*same, TOTAL) if r in alone.values.index and r in in_combination.values.index]
     relations = []
     for column in alone.values.columns:
+        if column not in in_combination.values.columns:
+            continue
+        for row in shared_rows:
+            relations.append(Relation(((1.0, alone.name, row, column), (-1.0, in_combination.name, row, column))))
+        for pool_row, pooled in pools.items():
+            terms = [(1.0, alone.name, pool_row, column)]
+            terms += [(-1.0, members.name, m, column) for m in pooled]
+            relations.append(Relation(tuple(terms)))
         extra: list[tuple[float, str, object, object]] = []
         for category in present:
-            pair = ((1.0, in_combination.name, category, column), (-1.0, alone.name, category, column))
-            relations.append(Relation(pair, ">=", 0.0))
+            name, row = alone_entry(category)
+            pair = ((1.0, in_combination.name, category, column), (-1.0, name, row, column))
+            relations.append(Relation(pair, "==" if no_multiracial else ">=", 0.0))
             extra.extend(pair)
-        if multiracial not in alone.values.index:
+        if multiracial_alone is None:
             continue
         for factor, sense in ((2.0, ">="), (float(len(categories)), "<=")):
-            terms = [*extra, (-factor, alone.name, multiracial, column)]
+            terms = [*extra, (-factor, *multiracial_alone, column)]
             if has_generalised:
                 terms.append((factor, in_combination.name, multiracial, column))
             relations.append(Relation(tuple(terms), sense, 0.0))
