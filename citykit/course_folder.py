@@ -60,7 +60,9 @@ Made by `citykit init` (citykit {version}). Run every `citykit` command inside t
 
 Edit what your city needs: `curriculum/standards/metrics.yml` holds the service-level targets,
 `curriculum/standards/disaggregation.yml` the published disaggregation standard. A file here wins
-over the kit's. `citykit init --upgrade .` brings the course up to a newer citykit without
+over the kit's. The bundled city takes its due dates from the targets when it is built: after an
+edit, run `citykit data build` (reports on it refuse to run until you do).
+`citykit init --upgrade .` brings the course up to a newer citykit without
 overwriting your edits (the kit's version of an edited file is written beside it as `*{suffix}`).
 Datasets live in `datasets/` (or wherever `CITYKIT_HOME` points).
 """
@@ -71,15 +73,16 @@ class InitResult:
     folder: Path
     copied: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # edited here; the kit's version written beside
+    kept: list[str] = field(default_factory=list)  # edited here and changed in the kit: its version written beside
+    local: list[str] = field(default_factory=list)  # edited here, unchanged in the kit: kept, nothing to merge
     unchanged: int = 0
 
     def summary(self) -> str:
-        if not (self.replaced or self.kept) and self.unchanged == 0:
+        if not (self.replaced or self.kept or self.local) and self.unchanged == 0:
             return f"course folder ready: {self.folder} ({len(self.copied)} files); run `citykit demo` inside it"
         lines = [f"course folder {self.folder} brought up to citykit {__version__}: "
                  f"{len(self.copied)} new, {len(self.replaced)} updated, {self.unchanged} already current, "
-                 f"{len(self.kept)} edited here and kept"]  # fmt: skip
+                 f"{len(self.local) + len(self.kept)} edited here and kept"]  # fmt: skip
         lines += [f"  merge by hand: {name} (the kit's version is {name}{NEW_SUFFIX})" for name in self.kept]
         return "\n".join(lines)
 
@@ -135,6 +138,7 @@ def _create(folder: Path) -> InitResult:
             README.format(name=folder.name, version=__version__, suffix=NEW_SUFFIX), encoding="utf-8"
         )
         _write_state(staging, {name: _digest(path) for name, path in files.items()})
+        staging.chmod(0o777 & ~_umask())  # mkdtemp made it private; a course folder is shared like any other
         if folder.exists():
             folder.rmdir()  # empty (checked above)
         os.replace(staging, folder)
@@ -161,11 +165,19 @@ def _upgrade(folder: Path) -> InitResult:
         elif given.get(name) == _digest(target):  # never edited here: take the kit's
             _copy_atomic(source, target)
             result.replaced.append(name)
+        elif given.get(name) == new:  # edited here, and the kit has not changed it since: nothing to merge
+            result.local.append(name)
         else:
             _copy_atomic(source, target.with_name(target.name + NEW_SUFFIX))
             result.kept.append(name)
     _write_state(folder, digests)
     return result
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

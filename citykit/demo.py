@@ -33,7 +33,9 @@ def run_demo(*, scale: str = "default", out: Path | None = None, say: Callable[[
     say(
         f"  published data     {paths.citykit_home() / 'published' / 'riverton'}   (raw export, with fake personal data: {paths.citykit_home() / 'raw'})"
     )
-    say(f"  student versions   {released[0].parent.parent if released else root / 'grading' / 'release'}")
+    say(
+        f"  student version    {released[0] if released else root / 'grading' / 'release'}   (module 04; all: citykit grade generate)"
+    )
     say(f"  report             {result.html}")
     say("Open JupyterLab on the released course with:  citykit lab   (in a clone of the repository: make lab)")
     return result.html

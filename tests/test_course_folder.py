@@ -4,6 +4,7 @@ losing a city's edits; its standards win over the kit's."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -43,6 +44,9 @@ def test_the_course_is_found_from_any_folder_inside_it(tmp_path, monkeypatch, no
 
 def test_init_copies_the_kits_course_and_records_it(tmp_path, no_course_env):
     made = init_course(tmp_path / "course")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert made.folder.stat().st_mode & 0o777 == 0o777 & ~mask  # shared like any folder, not private
     kit = kit_files()
     assert {"curriculum/course.yml", "curriculum/standards/metrics.yml", "grading/nbgrader_config.py"} <= set(kit)
     assert any(name.startswith("notebooks/") for name in kit)
@@ -102,8 +106,10 @@ def test_upgrade_replaces_untouched_files_and_keeps_edited_ones(tmp_path, monkey
     assert (course / "curriculum" / "course.yml").read_text().endswith("# newer kit\n")
     assert "Pothole: 4" in edited.read_text()
     assert (edited.parent / f"metrics.yml{NEW_SUFFIX}").read_text().endswith("# newer kit\n")
-    again = init_course(course, upgrade=True)  # a second run changes nothing more
-    assert not again.replaced and again.kept == ["curriculum/standards/metrics.yml"] and not again.copied
+    again = init_course(course, upgrade=True)  # a second run has nothing new to offer: no merge asked again
+    assert not again.replaced and not again.kept and not again.copied
+    assert again.local == ["curriculum/standards/metrics.yml"] and "merge by hand" not in again.summary()
+    assert "Pothole: 4" in edited.read_text()
 
 
 def test_a_courses_own_standard_wins_over_the_kits(tmp_path, monkeypatch, no_course_env):
@@ -116,3 +122,20 @@ def test_a_courses_own_standard_wins_over_the_kits(tmp_path, monkeypatch, no_cou
     assert load_metrics()["sla_days"]["Pothole"] == kit_target + 2
     own.unlink()  # no copy of its own: the kit's applies
     assert load_metrics()["sla_days"]["Pothole"] == kit_target
+
+
+def test_an_edited_target_makes_reports_refuse_a_city_built_under_the_old_one(
+    riverton_small, tmp_path, monkeypatch, no_course_env
+):
+    """The bundled city's due dates come from metrics.yml when it is built: a report on it after an
+    edit would silently use the old targets, so it stops first and names the rebuild."""
+    from citykit.reports.run import prepare
+
+    course = init_course(tmp_path / "course").folder
+    monkeypatch.chdir(course)
+    monkeypatch.setenv("CITYKIT_HOME", str(riverton_small))
+    prepare("time-to-close", {"period": "2025-Q4"})  # built under these very standards: runs
+    own = course / "curriculum" / "standards" / "metrics.yml"
+    own.write_text(own.read_text().replace("Pothole: 5", "Pothole: 2"))
+    with pytest.raises(CitykitError, match=r"rebuild it with `citykit data build`"):
+        prepare("time-to-close", {"period": "2025-Q4"})

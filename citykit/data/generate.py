@@ -30,6 +30,7 @@ from filelock import FileLock
 
 from citykit import paths, standards
 from citykit.data import anonymize, registry
+from citykit.data.build_info import BUILD_FILE, standards_digest
 from citykit.data.city import PLACEHOLDER_POINT, RACE_ORDER, City, build_city, sample_points
 from citykit.data.columns import RACE_ETHNICITY
 from citykit.errors import CitykitError
@@ -40,7 +41,6 @@ POOL_SIZE = 5_000  # fake people (name, phone, email) drawn from, never one Fake
 STREET_POOL_SIZE = 400
 PLACEHOLDER_CLOSE = np.datetime64("1900-01-01T00:00:00", "us")
 US_PER_DAY = 86_400_000_000
-BUILD_FILE = "build.json"
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -605,6 +605,7 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 "seed": seed,
                 "scale": scale,
                 "fingerprint": fp,
+                "standards": standards_digest(),
                 "as_of": dataset.as_of.isoformat(),
                 "rows": published.rows,
                 "raw_rows": {"service_requests": len(requests), "program_applications": len(applications)},

@@ -27,7 +27,9 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
 
     ds = registry.get(name)
     if not ds.exists():
-        return DatasetSummary(name, {}, ds.as_of_label, str(ds.extract_date or ""), "", "", "", "no data yet")
+        build = f"not built yet: citykit data build{' --scale large' if name.endswith('_large') else ''}"
+        why = build if ds.synthetic else "no data yet"
+        return DatasetSummary(name, {}, ds.as_of_label, str(ds.extract_date or ""), "", "", "", why)
     con = connect()
     tables: dict[str, int] = {}
     first = last = ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -203,11 +204,28 @@ def start_lab(
     return LabServer(process, f"http://127.0.0.1:{port}/", token)
 
 
+class Stopped(KeyboardInterrupt):
+    """A TERM or HUP signal: stop the lab as Ctrl-C does."""
+
+
+def stop_on_signals() -> None:
+    """Turn TERM and HUP (a service stop, `kill`, a closed terminal) into Ctrl-C, so the lab's
+    JupyterLab is stopped with it instead of being left serving."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def run_lab(
     instructor: bool = False, *, port: int | None = None, course_root: Path | None = None, student: str | None = None
 ) -> int:
     """Start JupyterLab, print where to open it (with the token), and serve until interrupted."""
     server = start_lab(instructor, port=port, course_root=course_root, student=student)
+    stop_on_signals()
     try:
         server.wait_ready()
         who = "instructor (formgrader)" if instructor else f"learner {student or default_student()}"

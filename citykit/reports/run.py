@@ -46,6 +46,7 @@ from typing import Any
 
 from citykit import paths
 from citykit.data import registry
+from citykit.data.build_info import check_current
 from citykit.errors import CitykitError, WorkFailed
 from citykit.lessons.course import find_module, load_course
 from citykit.reports.html import (
@@ -149,7 +150,11 @@ def find_module_notebook(name: str) -> Path:
 def prepare(name_or_path: str | Path, parameters: dict[str, Any] | None = None) -> tuple[Report, dict[str, Any]]:
     """The report and its validated, typed parameters; raises before anything runs."""
     report = resolve(name_or_path)
-    return report, validate(report.parameters, dict(parameters or {}), report=report.name)
+    values = validate(report.parameters, dict(parameters or {}), report=report.name)
+    dataset = dataset_of(values, report.parameters)
+    if dataset:
+        check_current(registry.get(dataset))  # a bundled city built under other SLA targets would mislead
+    return report, values
 
 
 def default_out(report: Report, values: dict[str, Any]) -> Path:

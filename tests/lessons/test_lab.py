@@ -179,3 +179,46 @@ def test_instructor_server_offers_formgrader(tmp_path):
         assert get(f"{server.url}formgrader/api/assignments", None) in (302, 403)  # login first
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_service_stop_stops_jupyterlab_too(tmp_path, signame):
+    """`kill` (TERM) or a closed terminal (HUP) of `citykit lab` stops its JupyterLab, as Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    course = tmp_path / "course"
+    (course / "grading").mkdir(parents=True)
+    (course / "notebooks").mkdir()
+    (course / "curriculum").mkdir()
+    (course / "curriculum" / "course.yml").write_text("modules: []\n", encoding="utf-8")
+    (course / "grading" / "nbgrader_config.py").write_text(
+        (lab.paths.grading_dir() / "nbgrader_config.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    env = {**__import__("os").environ, "CITYKIT_COURSE": str(course)}
+    citykit = subprocess.Popen(
+        [sys.executable, "-m", "citykit", "lab", "--instructor", "--port", str(lab.free_port())],
+        cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        line = citykit.stdout.readline()  # printed once JupyterLab answers
+        assert "token=" in line, line
+        children = psutil.Process(citykit.pid).children(recursive=True)
+        assert children, "no JupyterLab process under citykit lab"
+        citykit.send_signal(getattr(signal, signame))
+        assert citykit.wait(30) in (0, -getattr(signal, signame))
+        deadline = time.monotonic() + 15
+        while (
+            any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children) and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        import os
+
+        if citykit.poll() is None:
+            os.killpg(citykit.pid, signal.SIGKILL)
