@@ -13,21 +13,12 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-# The course files (citykit/course_folder.py copies the same ones into a course folder) and the
-# kit's dataset files: the built-in registry, calibration and the data package.
-COURSE_FILES = (
-    "notebooks/*/*.ipynb",
-    "curriculum/course.yml",
-    "curriculum/guides/*.md",
-    "curriculum/standards/*.yml",
-    "curriculum/standards/*.json",
-    "grading/nbgrader_config.py",
-    "grading/README.md",
-    "grading/dashboard.ipynb",
-    "datasets/registry.yml",
-    "datasets/calibration.yml",
-    "datasets/datapackage.json",
-)
+# One list of the course's files, shared with `citykit init` (citykit/course_folder.py).
+COURSE_FILES = [
+    line.split()[1]
+    for line in (HERE / "citykit" / "resources" / "course_files.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 
 class BuildWithCourse(build_py):

@@ -21,17 +21,7 @@ from pathlib import Path
 from citykit import __version__, paths
 from citykit.errors import CitykitError
 
-# The course, relative to a course folder (the kit's copy has the same layout).
-COURSE_PATTERNS = (
-    "notebooks/*/*.ipynb",
-    "curriculum/course.yml",
-    "curriculum/guides/*.md",
-    "curriculum/standards/*.yml",
-    "curriculum/standards/*.json",
-    "grading/nbgrader_config.py",
-    "grading/README.md",
-    "grading/dashboard.ipynb",
-)
+COURSE_FILES = "course_files.txt"  # in citykit/resources/: the course's files, one list for init and setup.py
 STATE_FILE = Path(".citykit") / "kit.json"
 NEW_SUFFIX = ".kit-new"
 GITIGNORE = """\
@@ -87,11 +77,17 @@ class InitResult:
         return "\n".join(lines)
 
 
+def course_patterns() -> list[str]:
+    """The glob patterns of a course folder's own files (the "course" lines of course_files.txt)."""
+    lines = paths.resource(COURSE_FILES).read_text(encoding="utf-8").splitlines()
+    return [line.split()[1] for line in lines if line.startswith("course ")]
+
+
 def kit_files() -> dict[str, Path]:
     """Every file of the kit's course, by its path relative to a course folder."""
     root = paths.kit_course()
     found = {}
-    for pattern in COURSE_PATTERNS:
+    for pattern in course_patterns():
         for path in sorted(root.glob(pattern)):
             if ".ipynb_checkpoints" not in path.parts:
                 found[path.relative_to(root).as_posix()] = path
