@@ -120,7 +120,7 @@ def test_runs_as_a_report_on_a_real_sample(tmp_path, monkeypatch, sample):
         f"SELECT request_type, count(*) AS n, median(epoch(closed_at - created_at) / 86400) FROM {requests} "
         f"WHERE {counted_for_time_to_close()} GROUP BY 1 ORDER BY n DESC LIMIT 1"
     ).fetchone()
-    assert [str(closed), f"{median:.1f}"] in table_rows(page, busiest)
+    assert [str(closed), f"{median:.1f}"] in [row[:2] for row in table_rows(page, busiest)]
 
 
 # -- 06-rates-per-resident ---------------------------------------------------------------------
