@@ -467,8 +467,10 @@ def disaggregate(
     published: list[suppression.PublishedTable] = []
     relations: list[suppression.Relation] = []
     if alongside is not None and (by != [RACE_IN_COMBINATION] or not people):
-        raise CitykitError('alongside= pairs an "alone or in combination" table (by=["race_in_combination"]) '
-                           "with the \"alone\" table of the same people")
+        raise CitykitError(
+            'alongside= pairs an "alone or in combination" table (by=["race_in_combination"]) '
+            'with the "alone" table of the same people'
+        )
     if people:
         if alongside is not None:
             published, relations = _suppress_with_alone(df, counts, alongside, measure, std)
@@ -476,9 +478,7 @@ def disaggregate(
             published, relations = _suppress_counts(df, counts, by, measure, std)
         else:
             published = suppression.suppress(
-                suppression.count_table(
-                    _grid(counts, by, measure), name="table", outcome_columns=_outcomes(measure)
-                ),
+                suppression.count_table(_grid(counts, by, measure), name="table", outcome_columns=_outcomes(measure)),
                 standard=std,
             )
         _apply_suppression(data, published[0], _labels(counts, by), measure, denominator is not None, std)
@@ -499,8 +499,18 @@ def disaggregate(
     interval = "95% Wilson score intervals. " if has_rate else ""
     notes.append(f"{interval}Standard: {std.title}, version {std.version}.")
     result = DisaggregatedTable(
-        data, by, notes, std.version, title, published, rules.display, per, measure, rules.complementary_display,
-        pools, relations,
+        data,
+        by,
+        notes,
+        std.version,
+        title,
+        published,
+        rules.display,
+        per,
+        measure,
+        rules.complementary_display,
+        pools,
+        relations,
     )
     if alongside is not None:  # its suppression, extended with this table's: the pair is audited as one
         alone = published[1]
@@ -508,9 +518,14 @@ def disaggregate(
             alongside.data, alone, _labels(alongside.data, alongside.by), measure, "denominator" in alongside.data, std
         )
         alongside.tables, alongside.relations = published, relations
-        extra = [rules.complementary_footnote] if (alone.marks(std) == rules.complementary_display).to_numpy().any() else []
+        extra = (
+            [rules.complementary_footnote] if (alone.marks(std) == rules.complementary_display).to_numpy().any() else []
+        )
         extra.append(_together_note(std))
-        at = next((i for i, n in enumerate(alongside.footnotes) if n.startswith("Suppression audit:")), len(alongside.footnotes))
+        at = next(
+            (i for i, n in enumerate(alongside.footnotes) if n.startswith("Suppression audit:")),
+            len(alongside.footnotes),
+        )
         alongside.footnotes[at:at] = [n for n in extra if n not in alongside.footnotes]
     return result
 
@@ -847,9 +862,7 @@ def disparities(
         return proportion_ratio(int(events), int(n), int(ref_e), int(ref_n), rules.confidence)
 
     bench = pd.Series(benchmark, dtype=float) if benchmark is not None else None
-    known_events, di_note = (
-        _known_total_events(table, bench, std) if bench is not None else (math.nan, "")
-    )
+    known_events, di_note = _known_total_events(table, bench, std) if bench is not None else (math.nan, "")
     rows = []
     for i, group in enumerate(groups):
         rr = ad = di = NO_RATIO
@@ -993,7 +1006,8 @@ def _hidden_reference_note(
     else:
         size = ""
     why = (
-        "a count from 1 to 10" if mark == rules.display
+        "a count from 1 to 10"
+        if mark == rules.display
         else "hidden so that a small count elsewhere cannot be worked out, or the outcome of a small group read"
     )
     return (
@@ -1002,9 +1016,7 @@ def _hidden_reference_note(
     )
 
 
-def _known_total_events(
-    table: DisaggregatedTable, bench: pd.Series, std: DisaggregationStandard
-) -> tuple[float, str]:
+def _known_total_events(table: DisaggregatedTable, bench: pd.Series, std: DisaggregationStandard) -> tuple[float, str]:
     """The events of the people whose group has a benchmark (for race and ethnicity: a known race,
     Not reported and Declined left out), as published, and the footnote of the index. NaN when the
     published figures do not give it (a hidden count would be revealed)."""

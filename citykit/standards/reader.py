@@ -307,8 +307,14 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
         path=path,
         collapses={
             name: Collapse(
-                name, c["kind"], c["column"], c["into"], c["footnote"], int(c.get("min_n", 0)),
-                tuple(c.get("never", ())), int(c.get("min_members", 1)),
+                name,
+                c["kind"],
+                c["column"],
+                c["into"],
+                c["footnote"],
+                int(c.get("min_n", 0)),
+                tuple(c.get("never", ())),
+                int(c.get("min_members", 1)),
             )
             for name, c in privacy.get("collapses", {}).items()
         },

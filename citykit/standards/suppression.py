@@ -186,7 +186,12 @@ def primary_suppression(table: PublishedTable, *, standard: DisaggregationStanda
         uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & outcomes.eq(size, axis=0).any(axis=1)
         suppressed.loc[uniform, :] = True
     result = PublishedTable(
-        table.name, table.values, suppressed, table.rows_add_up, table.columns_add_up, table.outcome_columns,
+        table.name,
+        table.values,
+        suppressed,
+        table.rows_add_up,
+        table.columns_add_up,
+        table.outcome_columns,
         table.published,
     )
     _hide_outcomes_of_hidden_groups(result)

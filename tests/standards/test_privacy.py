@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from citykit.errors import CitykitError
-from citykit.standards import kanonymity, sensitive, suppression
+from citykit.standards import equity, kanonymity, load_disaggregation, sensitive, suppression
 
 CATEGORIES = ["aian", "asian", "black", "hispanic", "mena", "nhpi", "white"]
 RACE_COLS = [f"race_{c}" for c in CATEGORIES] + ["race_not_reported", "race_declined"]
@@ -425,3 +425,208 @@ def test_attribute_disclosure_rule_is_stated_once_in_the_standard():
     std = load_disaggregation()
     assert std.small_cells.outcome_rule.startswith("No outcome count, rate or zero is published")
     assert str(std.small_cells.uniform_outcome_max_n) in std.small_cells.outcome_rule
+
+
+# -- the two SPD-15 presentations on one page (standard 1.2.0) ---------------------------------
+
+CODES = ("aian", "asian", "black", "hispanic", "mena", "nhpi", "white")
+
+
+def _people(draw_rows) -> pd.DataFrame:
+    """Applicants from (categories selected, generalised, declined, approved) tuples."""
+    records = []
+    for selected, generalised, declined, approved in draw_rows:
+        row = {f"race_{c}": (None if generalised else (c in selected)) for c in CODES}
+        row["race_declined"] = bool(declined and not selected and not generalised)
+        row["race_not_reported"] = not selected and not generalised and not declined
+        row["approved"] = approved
+        records.append(row)
+    frame = pd.DataFrame(records)
+    for c in CODES:
+        frame[f"race_{c}"] = frame[f"race_{c}"].astype("boolean")
+    return frame
+
+
+def independent_pair_audit(
+    people: pd.DataFrame, alone, combined
+) -> list[tuple[str, str, str, int, float, float, float]]:
+    """Every hidden count of the two published tables (and of the groups pooled into Other groups),
+    with the range a reader can work out, written from scratch with scipy's linprog: one variable
+    per count of each table (rows × approved, denied, total) and per pooled group, each printed count
+    fixed, each hidden one bounded by its mark; rows add up, the alone table's groups add up to its
+    Total, the in-combination table's Total is the alone one's; Not reported and Declined are equal
+    in both; each category alone ≤ in combination; each Multiracial person with known categories adds
+    2 to 7 selections. Returns (table, row, column, value, low, high, mark floor) per hidden count."""
+    from scipy.optimize import linprog
+
+    std = load_disaggregation()
+    labels = [c.label for c in std.race_categories]
+    multi, unknown = std.multiracial.label, [std.not_reported.label, std.declined.label]
+    alone_groups = equity.race_alone(people).astype(str)
+    variables: dict[tuple, int] = {}
+    bounds: list[tuple] = []
+    truth: dict[tuple, int] = {}
+    floor: dict[tuple, float] = {}
+
+    def add(key, value, shown, mark, hidden_size):
+        variables[key] = len(variables)
+        truth[key] = int(value)
+        if shown:
+            bounds.append((value, value))
+        elif mark == "≤10":
+            bounds.append((1, 10))
+        elif hidden_size or key[0] == "pooled":
+            bounds.append((0, None))
+        else:
+            bounds.append((11, None))
+        floor[key] = bounds[-1][0]
+
+    for name, table in (("alone", alone), ("comb", combined)):
+        d = table.data.assign(g=table.data[table.by[0]].astype(str))
+        for _, row in d.iterrows():
+            # the true counts, from the people (not from the table under test)
+            if name == "alone":
+                members = table.pools.get(row["g"], [row["g"]])
+                mask = alone_groups.isin(members)
+            elif row["g"] in labels:
+                mask = people[f"race_{CODES[labels.index(row['g'])]}"].fillna(False).astype(bool)
+            else:
+                mask = alone_groups.eq(row["g"]) & ~people[[f"race_{c}" for c in CODES]].fillna(False).any(axis=1)
+            n, a = int(mask.sum()), int(people.loc[mask, "approved"].sum())
+            add((name, row["g"], "n"), n, not row["n_suppressed"], row["n_mark"], False)
+            add((name, row["g"], "a"), a, not row["events_suppressed"], row["events_mark"], row["n_suppressed"])
+            denied_shown = not row["n_suppressed"] and not row["events_suppressed"]
+            add((name, row["g"], "d"), n - a, denied_shown, "", True)  # denials are not printed: n − approved
+        grid = next(t for t in alone.tables if t.name == "alone")  # the Total row, printed or marked
+        marks = grid.marks()
+        for col, grid_col, value in (
+            ("n", "Total", len(people)),
+            ("a", "events", int(people["approved"].sum())),
+            ("d", "no events", int((~people["approved"]).sum())),
+        ):
+            hidden = bool(grid.suppressed.at["Total", grid_col])
+            add((name, "Total", col), value, not hidden, marks.at["Total", grid_col], False)
+    for pool, members in alone.pools.items():
+        for m in members:
+            mask = alone_groups.eq(m)
+            n, a = int(mask.sum()), int(people.loc[mask, "approved"].sum())
+            for col, value in (("n", n), ("a", a), ("d", n - a)):
+                add(("pooled", m, col), value, False, "", True)
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+
+    def row_of(terms):
+        r = np.zeros(len(variables))
+        for coef, key in terms:
+            r[variables[key]] += coef
+        return r
+
+    groups = {name: sorted({k[1] for k in variables if k[0] == name}) for name in ("alone", "comb", "pooled")}
+    for name in groups:
+        for g in groups[name]:
+            a_eq.append(row_of([(1, (name, g, "a")), (1, (name, g, "d")), (-1, (name, g, "n"))])), b_eq.append(0)
+    for col in ("n", "a", "d"):
+        inner = [g for g in groups["alone"] if g != "Total"]
+        a_eq.append(row_of([(1, ("alone", g, col)) for g in inner] + [(-1, ("alone", "Total", col))])), b_eq.append(0)
+        for pool, members in alone.pools.items():
+            a_eq.append(row_of([(1, ("alone", pool, col))] + [(-1, ("pooled", m, col)) for m in members]))
+            b_eq.append(0)
+        for g in unknown:
+            if g in groups["alone"] and g in groups["comb"]:
+                a_eq.append(row_of([(1, ("alone", g, col)), (-1, ("comb", g, col))])), b_eq.append(0)
+
+        def alone_key(g):
+            return ("alone", g, col) if g in groups["alone"] else ("pooled", g, col)
+
+        cats = [g for g in labels if g in groups["comb"]]
+        for g in cats:
+            a_ub.append(row_of([(1, alone_key(g)), (-1, ("comb", g, col))])), b_ub.append(0)
+        extra = [(1, ("comb", g, col)) for g in cats] + [(-1, alone_key(g)) for g in cats]
+        generalised = [(1, ("comb", multi, col))] if multi in groups["comb"] else []
+        m_alone = alone_key(multi)
+        for k, sign in ((2, 1), (7, -1)):  # 2·X ≤ Σ extra ≤ 7·X, X = M_alone − M_generalised
+            terms = [(-sign * c, key) for c, key in extra] + [(sign * k, m_alone)]
+            terms += [(-sign * k * c, key) for c, key in generalised]
+            a_ub.append(row_of(terms)), b_ub.append(0)
+    problem = dict(A_eq=np.array(a_eq), b_eq=b_eq, A_ub=np.array(a_ub), b_ub=b_ub, bounds=bounds, method="highs")
+    results = []
+    for key, i in variables.items():
+        if bounds[i][0] == bounds[i][1]:
+            continue
+        objective = np.zeros(len(variables))
+        objective[i] = 1
+        low = linprog(objective, **problem)
+        high = linprog(-objective, **problem)
+        assert low.status == 0, f"the published tables are inconsistent: {low.message}"
+        results.append((*key, truth[key], low.fun, -high.fun if high.status == 0 else np.inf, floor[key]))
+    return results
+
+
+person = st.tuples(
+    st.one_of(
+        st.just(()),
+        st.sampled_from(CODES).map(lambda c: (c,)),
+        st.lists(st.sampled_from(CODES), min_size=2, max_size=3, unique=True).map(tuple),
+    ),
+    st.sampled_from([False] * 5 + [True]),  # categories generalised away by k-anonymity (rare)
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(person, min_size=5, max_size=120), st.booleans())
+def test_alone_and_in_combination_tables_protect_each_other(rows, pool):
+    """Property: published together, the "alone" table (pooled or not) and the "alone or in
+    combination" table leave every hidden count from 0 to 10 unknown to a reader who combines them
+    (an independent LP), never print a number the other hides, and never pin a count at the end of
+    its range ("at least 9" when it is 9)."""
+    people = _people(rows)
+    alone = equity.disaggregate(
+        people, by=["race_alone"], measure="approved", collapse="small_groups_to_other" if pool else None
+    )
+    combined = equity.disaggregate(people, by=["race_in_combination"], measure="approved", alongside=alone)
+    assert alone.audit().passed
+    for table, group, column, value, low, high, floor in independent_pair_audit(people, alone, combined):
+        if value <= 10:
+            assert high - low >= 5 - 1e-6, f"{table} {group} {column} = {value} ranges only {low}..{high}"
+            assert not (abs(low - value) < 1e-6 and low > max(floor, 1) + 1e-6), (
+                f"{table} {group} {column} pinned at {low}"
+            )
+            assert not (abs(high - value) < 1e-6 and high < (10 if floor == 1 else np.inf)), (
+                f"{table} {group} {column} pinned at {high}"
+            )
+    a = alone.data.set_index(alone.data["race_alone"].astype(str))
+    c = combined.data.set_index(combined.data["race_in_combination"].astype(str))
+    for g in (
+        "Not reported",
+        "Declined",
+        *(
+            [x.label for x in load_disaggregation().race_categories]
+            if "Multiracial and/or Multiethnic" in a.index
+            and not a.loc["Multiracial and/or Multiethnic", "n_suppressed"]
+            and a.loc["Multiracial and/or Multiethnic", "n"] == 0
+            else []
+        ),
+    ):
+        if g in a.index and g in c.index:
+            for col in ("n_suppressed", "events_suppressed"):
+                assert a.loc[g, col] == c.loc[g, col], f"{g}: {col} differs between the two tables"
+
+
+def test_not_reported_and_declined_are_never_pooled_and_a_pool_needs_two_groups():
+    rows = [(("nhpi",), False, False, True)] * 6 + [(("white",), False, False, True)] * 30
+    rows += [((), False, False, True)] * 4 + [((), False, True, False)] * 3  # Not reported, Declined
+    people = _people(rows)
+    table = equity.disaggregate(people, by=["race_alone"], measure="approved", collapse="small_groups_to_other")
+    assert table.pools == {}  # NHPI alone: a pool of one group is no pool
+    groups = set(table.data["race_alone"].astype(str))
+    assert {
+        "Not reported",
+        "Declined",
+        "Native Hawaiian or Pacific Islander",
+    } <= groups and "Other groups" not in groups
+    assert (table.data.set_index(table.data["race_alone"].astype(str)).loc["Asian", "n"]) == 0  # zero rows shown
+    rows += [(("asian",), False, False, False)] * 5
+    table = equity.disaggregate(_people(rows), by=["race_alone"], measure="approved", collapse="small_groups_to_other")
+    assert table.pools == {"Other groups": ["Asian", "Native Hawaiian or Pacific Islander"]}
+    assert any("11 people in all" in note for note in table.footnotes)

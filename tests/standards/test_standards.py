@@ -50,7 +50,11 @@ def test_loading_is_cached_until_the_file_changes(tmp_path, monkeypatch):
     folder = copy_standards(tmp_path, monkeypatch)
     first = standards.load_disaggregation()
     assert standards.load_disaggregation() is first
-    text = (folder / "disaggregation.yml").read_text(encoding="utf-8").replace(f"\nversion: \"{first.version}\"", "\nversion: \"9.9.9\"")
+    text = (
+        (folder / "disaggregation.yml")
+        .read_text(encoding="utf-8")
+        .replace(f'\nversion: "{first.version}"', '\nversion: "9.9.9"')
+    )
     (folder / "disaggregation.yml").write_text(text, encoding="utf-8")
     import os
 
