@@ -212,8 +212,18 @@ def grade_collect(args: argparse.Namespace) -> int:
     if args.zips:
         print(collect_zips(args.module, args.zips).summary())
         return 0
-    students = collect(args.module)
-    print(f"{len(students)} submission(s) collected: {', '.join(students)}")
+    print(collect(args.module).summary())
+    return 0
+
+
+def grade_fetch(args: argparse.Namespace) -> int:
+    from citykit.grading.assignments import fetch
+
+    folder, fetched = fetch(args.module, args.student)
+    if fetched:
+        print(f"fetched {folder.name} into your workspace as {args.student}: {folder}")
+    else:
+        print(f"{folder.name} is already in your workspace ({folder}); nothing fetched, your work there is kept")
     return 0
 
 
@@ -505,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an LMS download folder (Canvas, Moodle, Blackboard zips or notebooks), matched to the roster",
     )
     p.set_defaults(func=grade_collect)
+    p = grade.add_parser(
+        "fetch", help="(a learner) fetch a released module into your lab workspace, as the lab's Fetch does"
+    )
+    p.add_argument("module")
+    p.add_argument("--student", required=True, metavar="ID", help="your roster id")
+    p.set_defaults(func=grade_fetch)
     p = grade.add_parser(
         "submit", help="(a learner) hand a module in from your lab workspace, as the lab's Submit does"
     )

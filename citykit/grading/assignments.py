@@ -184,12 +184,63 @@ def exchange_submit(module: str, student: str, notebook: Path, *, course_root: P
             check_result(capture_log(app), f"submitting {assignment} for {student}")
 
 
-def collect(module: str, *, course_root: Path | None = None) -> list[str]:
-    """Collect submissions from the exchange into grading/submitted/; return who has submitted."""
+@dataclass
+class ExchangeCollected:
+    """What `collect` did: whose submission is new in grading/submitted, whose was updated (a newer
+    one in the exchange), whose was already there and unchanged, and who has a submission there from
+    elsewhere (an LMS download) but none in the exchange."""
+
+    assignment: str
+    students: list[str] = field(default_factory=list)  # everyone with a submission of the assignment now
+    new: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # in the exchange, nothing newer than what was collected
+    not_in_exchange: list[str] = field(default_factory=list)  # in grading/submitted, never through the exchange
+
+    def summary(self) -> str:
+        changed = len(self.new) + len(self.updated)
+        lines = [f"{self.assignment}: {changed} submission(s) newly collected or updated from the exchange; "
+                 f"{len(self.students)} in grading/submitted in all"]  # fmt: skip
+        for label, who in (("new", self.new), ("updated (a newer submission)", self.updated),
+                           ("already collected, nothing newer in the exchange", self.unchanged),
+                           ("already there from an LMS download or by hand, not in the exchange",
+                            self.not_in_exchange)):  # fmt: skip
+            if who:
+                lines.append(f"  {label}: {', '.join(who)}")
+        return "\n".join(lines)
+
+
+def collect(module: str, *, course_root: Path | None = None) -> ExchangeCollected:
+    """Collect submissions from the exchange into grading/submitted/ (a newer submission replaces an
+    older one); return what was new, updated or already there."""
+    root = course_root_of(course_root)
     assignment = assignment_id(module, course_root)
+
+    def stamps() -> dict[str, str]:
+        found = {}
+        for student in submitted_students(assignment, course_root):
+            stamp = root / "grading" / "submitted" / student / assignment / "timestamp.txt"
+            found[student] = stamp.read_text(encoding="utf-8").strip() if stamp.exists() else ""
+        return found
+
+    before = stamps()
+    config = load_config(course_root)
     with grader_env():
         check_result(nbgrader_api(course_root).collect(assignment, update=True), f"collecting {assignment}")
-    return submitted_students(assignment, course_root)
+    after = stamps()
+    inbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "inbound"
+    in_exchange = {p.name.split("+")[0] for p in inbound.glob(f"*+{assignment}+*")} if inbound.is_dir() else set()
+    done = ExchangeCollected(assignment, sorted(after))
+    for student in sorted(after):
+        if student not in before:
+            done.new.append(student)
+        elif before[student] != after[student]:
+            done.updated.append(student)
+        elif student in in_exchange:
+            done.unchanged.append(student)
+        else:
+            done.not_in_exchange.append(student)
+    return done
 
 
 @dataclass
@@ -200,11 +251,14 @@ class Collected:
     students: list[str] = field(default_factory=list)  # everyone with a submission of the assignment now
     matched: dict[str, str] = field(default_factory=dict)  # file name -> student_id (by which id)
     unmatched: list[str] = field(default_factory=list)  # file names that matched no learner: not collected
+    kept: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # learner with several files -> kept, not
 
     def summary(self) -> str:
         lines = [f"{self.assignment}: {len(self.matched)} file(s) matched to the roster; "
                  f"{len(self.students)} submission(s) in grading/submitted: {', '.join(self.students)}"]  # fmt: skip
         lines += [f"  {name} -> {who}" for name, who in sorted(self.matched.items())]
+        for who, (kept, others) in sorted(self.kept.items()):
+            lines.append(f"  {who}: {len(others) + 1} files; kept the newest, {kept} (not used: {', '.join(others)})")
         if self.unmatched:
             lines.append(f"  NOT COLLECTED, no learner of the roster matches ({len(self.unmatched)}): "
                          + ", ".join(self.unmatched)
@@ -262,6 +316,8 @@ def collect_zips(module: str, downloads: Path, *, course_root: Path | None = Non
         {name: f"{m.student_id} (by {m.by}{', late' if m.late else ''}{f', resubmission {m.attempt}' if m.attempt else ''})"
          for name, m in collector.matched.items()},
         sorted(collector.unmatched),
+        {(student if len(notebooks) == 1 else f"{student} ({notebook})"): chosen
+         for (student, notebook), chosen in collector.kept().items()},
     )  # fmt: skip
 
 
@@ -280,8 +336,8 @@ def hand_in(module: str, student: str, *, lms: bool = False, course_root: Path |
     folder = workspace / assignment
     notebooks = sorted(folder.glob("*.ipynb"))
     if not notebooks:
-        raise CitykitError(f"{assignment} is not in your workspace ({folder}); fetch it in the lab's Assignments "
-                           "tab first")  # fmt: skip
+        raise CitykitError(f"{assignment} is not in your workspace ({folder}); fetch it first: the lab's Assignments "
+                           f"tab, or `citykit grade fetch {module} --student {student}`")  # fmt: skip
     for notebook in notebooks:
         try:
             nbformat.validate(nbformat.read(notebook, as_version=4))
@@ -294,19 +350,51 @@ def hand_in(module: str, student: str, *, lms: bool = False, course_root: Path |
         for notebook in notebooks:
             shutil.copyfile(notebook, out / f"{student}_{notebook.name}")
         return out / f"{student}_{notebooks[0].name}"
+    config = _workspace_config(workspace)
+    if not _outbound(config, assignment).is_dir():
+        raise CitykitError(f"{assignment} is not released through the exchange; hand it in with --lms "
+                           "and upload the file, or ask your instructor to release it")  # fmt: skip
+    _exchange_step(config, "Submit", assignment, student, f"submitting {assignment} as {student}")
+    inbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "inbound"
+    return max(inbound.glob(f"{student}+{assignment}+*"), key=lambda p: p.stat().st_mtime)
+
+
+def fetch(module: str, student: str, *, course_root: Path | None = None) -> tuple[Path, bool]:
+    """What the lab's Fetch button does, from a terminal: nbgrader's exchange fetch of a released
+    module into the learner's workspace, with the workspace's own nbgrader settings. Return the
+    module's folder there and whether it was fetched now (False: it was already there, kept as is)."""
+    assignment = assignment_id(module, course_root)
+    workspace = prepare_workspace(student, course_root)  # refuses an id that is not in the roster
+    config = _workspace_config(workspace)
+    folder = workspace / assignment
+    if not _outbound(config, assignment).is_dir():
+        practice = f"; its practice copy is in your workspace ({folder})" if folder.is_dir() else ""
+        raise CitykitError(f"{assignment} is not released yet: there is nothing to fetch until your instructor "
+                           f"releases it (`citykit grade release {module}`){practice}")  # fmt: skip
+    if folder.exists():
+        return folder, False
+    _exchange_step(config, "FetchAssignment", assignment, student, f"fetching {assignment} as {student}")
+    return folder, True
+
+
+def _workspace_config(workspace: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(WORKSPACE_CONFIG, path=str(workspace)).load_config()
+
+
+def _outbound(config, assignment: str) -> Path:
+    return Path(config.Exchange.root, config.CourseDirectory.course_id, "outbound", assignment)
+
+
+def _exchange_step(config, step: str, assignment: str, student: str, what: str) -> None:
+    """Run one of nbgrader's exchange steps (Submit, FetchAssignment) as the learner, with `config`."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log, temp_attrs
-    from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader(WORKSPACE_CONFIG, path=str(workspace)).load_config()
-    if not Path(config.Exchange.root, config.CourseDirectory.course_id, "outbound", assignment).is_dir():
-        raise CitykitError(f"{assignment} is not released through the exchange; hand it in with --lms "
-                           "and upload the file, or ask your instructor to release it")  # fmt: skip
     with grader_env():
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
         with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
-            app = api.exchange.Submit(coursedir=api.coursedir, authenticator=api.authenticator, parent=api)
-            check_result(capture_log(app), f"submitting {assignment} as {student}")
-    inbound = Path(config.Exchange.root) / config.CourseDirectory.course_id / "inbound"
-    return max(inbound.glob(f"{student}+{assignment}+*"), key=lambda p: p.stat().st_mtime)
+            app = getattr(api.exchange, step)(coursedir=api.coursedir, authenticator=api.authenticator, parent=api)
+            check_result(capture_log(app), what)

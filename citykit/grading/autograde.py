@@ -58,6 +58,7 @@ class CohortGrades:
     not_graded: dict[str, str] = field(default_factory=dict)  # learner -> why, in plain language
     problems: dict[str, list[Problem]] = field(default_factory=dict)  # learner -> lint problems
     changed: dict[str, tuple[float, float]] = field(default_factory=dict)  # regraded: old -> new (graded before)
+    graded: list[str] = field(default_factory=list)  # graded in this run (first time or again)
     skipped: list[str] = field(default_factory=list)  # already graded, nothing new (no --force)
     regraded: dict[str, str] = field(default_factory=dict)  # graded before and graded again: why
     regenerated: bool = False  # the source changed since `generate`: the student version was regenerated
@@ -68,7 +69,10 @@ class CohortGrades:
         if self.regenerated:
             lines.append(f"{self.assignment}: its source changed since the student version was generated; "
                          "regenerated it first (graded with the changed tests)")  # fmt: skip
-        lines.append(f"{self.assignment}: graded {len(self.scores)} learner(s) in {self.seconds:.1f} s")
+        unchanged = f", {len(self.skipped)} unchanged (already graded, nothing new)" if self.skipped else ""
+        failed = f", {len(self.not_graded)} not graded" if self.not_graded else ""
+        lines.append(f"{self.assignment}: graded {len(self.graded)} learner(s){unchanged}{failed} "
+                     f"in {self.seconds:.1f} s" + ("; scores:" if self.scores else ""))  # fmt: skip
         for student, score in sorted(self.scores.items()):
             lines.append(f"  {student}: {score:g} / {self.max_score:g}")
         for student, problems in sorted(self.problems.items()):
@@ -170,7 +174,7 @@ def autograde_cohort(
                     grades.not_graded[student] = _kernel_died(why)
                 elif private:
                     _store_autogrades(gradebook, assignment, student, record)
-    graded = [s for s in queue if s not in grades.not_graded]
+    graded = grades.graded = [s for s in queue if s not in grades.not_graded]
     grades.scores = _scores(assignment, graded + grades.skipped, course_root)
     grades.changed = {
         s: (before[s], grades.scores[s]) for s in graded if s in before and before[s] != grades.scores.get(s)

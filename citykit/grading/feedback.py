@@ -36,6 +36,30 @@ TIMED_OUT = (
     "needed?); the cells after it still ran."
 )
 TIMEOUT_ERRORS = ("CellTimeoutError", "TimeoutError", "KeyboardInterrupt")
+NOT_ANSWERED = (
+    "Not answered yet: exercise `{grade_id}` still has the line `raise NotImplementedError()` where your answer "
+    "goes. Replace that line with your answer and run the cell."
+)
+FOLLOWS_FIRST = (
+    "{message}. This follows from the exercise `{grade_id}` above, not answered yet: its cell defines nothing, so "
+    "the cells after it that use what it should define fail too. Answer it and these errors go away."
+)
+FOLLOWS = "{message} (follows from the exercise `{grade_id}` above, not answered yet)"
+
+
+def _not_answered(cell) -> bool:
+    """A code cell whose answer is still nbgrader's stub: it raised NotImplementedError."""
+    return (
+        cell.cell_type == "code"
+        and any(o.output_type == "error" and o.get("ename") == "NotImplementedError" for o in cell.get("outputs", []))
+        and "NotImplementedError" in cell.source
+    )
+
+
+def blank_exercises(nb) -> list[str]:
+    """The exercises (solution cells' grade_ids) a learner left as the released stub."""
+    return [c.metadata.get("nbgrader", {}).get("grade_id") or f"cell {i + 1}" for i, c in enumerate(nb.cells)
+            if _not_answered(c)]  # fmt: skip
 
 
 def _hidden_range(source: str, begin: str, end: str) -> set[int]:
@@ -118,17 +142,33 @@ def strip_hidden_tests(nb, *, cell_timeout: int | None = None):
             hidden[index] = (numbers, _message_patterns(cell.source, numbers),
                              {lines[n - 1].strip() for n in numbers if lines[n - 1].strip()})  # fmt: skip
     nb, _ = ClearHiddenTests().preprocess(nb, {})
+    blank, explained = None, False  # the first exercise left blank; its later NameErrors explained once
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         if index in hidden:
             cell.source = f"{cell.source.rstrip()}\n{HIDDEN_NOTE}"
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if _not_answered(cell):
+            blank = blank or grade_id or f"cell {index + 1}"
+            message = NOT_ANSWERED.format(grade_id=grade_id or f"cell {index + 1}")
+            for output in cell.outputs:
+                if output.output_type == "error" and output.get("ename") == "NotImplementedError":
+                    output.ename, output.evalue, output.traceback = "Not answered yet", message, [message]
+            continue
         for output in cell.get("outputs", []):
             if output.output_type == "error" and output.get("ename") in TIMEOUT_ERRORS and cell_timeout:
                 message = TIMED_OUT.format(seconds=cell_timeout)
                 output.ename, output.evalue, output.traceback = "Timeout", message, [message]
                 continue
+            if blank and output.output_type == "error" and output.get("ename") == "NameError":
+                name = ANSI_ESCAPE.sub("", str(output.get("evalue", ""))).strip()
+                line = _failed_line(output.get("traceback", []))
+                if name.startswith("name '") and not (index in hidden and (line is None or line in hidden[index][0])):
+                    message = (FOLLOWS if explained else FOLLOWS_FIRST).format(message=name, grade_id=blank)
+                    explained = True
+                    output.evalue, output.traceback = message, [f"NameError: {message}"]
+                    continue
             if not (is_grade(cell) or index in hidden):
                 continue
             if output.output_type == "error":
@@ -154,15 +194,24 @@ def strip_hidden_tests(nb, *, cell_timeout: int | None = None):
 NOT_GRADED_YET = "not graded yet"
 
 
-def _points_cell(gradebook, assignment: str, student: str, notebook: str, notes: list[str]):
+def _not_graded_yet(gradebook, assignment: str, student: str, notebook: str) -> dict[str, float]:
+    """grade_id -> points of the written answers waiting for the instructor."""
+    submitted = gradebook.find_submission_notebook(notebook, assignment, student)
+    return {g.name: float(g.max_score) for g in submitted.grades if g.needs_manual_grade and g.manual_score is None}
+
+
+def _points_cell(gradebook, assignment: str, student: str, notebook: str, notes: list[str],
+                 blanks: list[str] | None = None):  # fmt: skip
     """A Markdown table of each exercise's points, for the top of a learner's feedback; written
-    answers not graded yet say so (they are not zero), and what grading repaired is listed."""
+    answers not graded yet say so (they are not zero), exercises left blank are named, and what
+    grading repaired is listed."""
     from nbformat.v4 import new_markdown_cell
 
     submitted = gradebook.find_submission_notebook(notebook, assignment, student)
+    waiting_ids = _not_graded_yet(gradebook, assignment, student, notebook)
     rows, pending = [], 0.0
     for g in submitted.grades:
-        if g.needs_manual_grade and g.manual_score is None:
+        if g.name in waiting_ids:
             rows.append(f"| `{g.name}` | {NOT_GRADED_YET} | {float(g.max_score):g} |")
             pending += float(g.max_score)
         else:
@@ -174,9 +223,12 @@ def _points_cell(gradebook, assignment: str, student: str, notebook: str, notes:
                if pending else "")  # fmt: skip
     repaired = "".join(f"\n- {note}" for note in notes)
     repaired = f"\n\n**Repaired before grading:**{repaired}" if notes else ""
+    unanswered = (f"\n\n**Not answered yet:** {', '.join(f'`{b}`' for b in blanks)} (the cell still raises "
+                  "NotImplementedError; its tests, and cells after it that use its answer, fail because of it)"
+                  if blanks else "")  # fmt: skip
     return new_markdown_cell(
         f"## Your points: {total:g} of {float(submitted.max_score):g}{waiting}\n\n| exercise | points | of |\n"
-        "|---|---|---|\n" + "\n".join(rows) + late + repaired + "\n\nFailed tests below show the advice written "
+        "|---|---|---|\n" + "\n".join(rows) + late + unanswered + repaired + "\n\nFailed tests below show the advice written "
         "for you; hidden checks name the exercise, never their expected answer.",
         metadata={"citykit": "points"},
     )  # fmt: skip
@@ -250,10 +302,30 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target)
             notes = _repairs(problems.get(student, []))
+            waiting = {}
             for path in target.glob("*.ipynb"):
-                nb = strip_hidden_tests(nbformat.read(path, as_version=4), cell_timeout=timeout)
-                nb.cells.insert(0, _points_cell(gradebook, assignment, student, path.stem, notes))
+                graded_nb = nbformat.read(path, as_version=4)
+                blanks = blank_exercises(graded_nb)
+                nb = strip_hidden_tests(graded_nb, cell_timeout=timeout)
+                nb.cells.insert(0, _points_cell(gradebook, assignment, student, path.stem, notes, blanks))
                 nbformat.write(nb, path)
+                waiting[path.stem] = _not_graded_yet(gradebook, assignment, student, path.stem)
             check_result(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+            for page in out.glob("*.html"):
+                if waiting.get(page.stem):
+                    page.write_text(_say_not_graded_yet(page.read_text(encoding="utf-8"), waiting[page.stem]),
+                                    encoding="utf-8")  # fmt: skip
             written += sorted(out.glob("*.html"))
     return written
+
+
+def _say_not_graded_yet(page: str, waiting: dict[str, float]) -> str:
+    """nbgrader's page scores a written answer the instructor has not read yet as 0 (in the contents
+    at the top and in the cell's heading); say "not graded yet", as the points table does."""
+    for grade_id, points in waiting.items():
+        said = f"{NOT_GRADED_YET}, {points:g} points"
+        anchor = re.escape(grade_id)
+        page = re.sub(rf'(<a href="#{anchor}">[^<]*</a>) \(Score: [\d.]+ / [\d.]+\)', rf"\1 ({said})", page)
+        page = re.sub(rf'(<a name="{anchor}"></a>.*?)Score: [\d.]+ / [\d.]+', rf"\g<1>{said}", page, count=1,
+                      flags=re.S)  # fmt: skip
+    return page

@@ -116,6 +116,7 @@ class RosterCollector(FileNameCollectorPlugin):
         self.tz: dt.tzinfo = dt.UTC
         self.unmatched: list[str] = []
         self.matched: dict[str, Match] = {}
+        self.times: dict[str, str] = {}  # file name -> the submission time given to nbgrader (UTC)
 
     def _configure_from_cohort(self) -> None:
         """Run by plain `nbgrader zip_collect` (grading/nbgrader_config.py names this plugin): the
@@ -143,5 +144,21 @@ class RosterCollector(FileNameCollectorPlugin):
             moment = self.due + dt.timedelta(seconds=1)  # the LMS says late: at least just after the due date
         moment = moment.astimezone(dt.UTC) + dt.timedelta(microseconds=found.attempt)  # -N: newer on a tie
         self.matched[name] = found
-        return {"student_id": found.student_id, "file_id": found.notebook,
-                "timestamp": moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")}  # fmt: skip
+        self.times[name] = moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        return {"student_id": found.student_id, "file_id": found.notebook, "timestamp": self.times[name]}
+
+    def kept(self) -> dict[tuple[str, str], tuple[str, list[str]]]:
+        """(student_id, notebook) matched by more than one file -> (the file nbgrader keeps: the
+        newest, the later one on a tie, as its collector does; the others, not used)."""
+        files: dict[tuple[str, str], list[str]] = {}
+        for name, found in self.matched.items():  # in the order nbgrader saw them
+            files.setdefault((found.student_id, found.notebook), []).append(name)
+        out = {}
+        for key, names in files.items():
+            if len(names) > 1:
+                newest = names[0]
+                for name in names[1:]:
+                    if self.times[name] >= self.times[newest]:
+                        newest = name
+                out[key] = (newest, [n for n in names if n != newest])
+        return out

@@ -128,7 +128,7 @@ def test_a_learner_fetches_validates_and_submits_in_the_lab_and_is_graded(tmp_pa
     maria = workspace.workspace_dir("maria_g", root)
     assert (maria / M04 / f"{M04}.ipynb").is_file()
     assert not (root / "grading" / "release" / M04 / ".ipynb_checkpoints").exists()  # release folder untouched
-    assert collect("time-to-close", course_root=root) == ["maria_g"]
+    assert collect("time-to-close", course_root=root).students == ["maria_g"]
     grades = autograde_cohort("time-to-close", workers=1, course_root=root, progress=False)
     source = nbformat.read(root / "notebooks" / M04 / f"{M04}.ipynb", as_version=4)
     autograded_points = sum(c.metadata["nbgrader"]["points"] for c in source.cells

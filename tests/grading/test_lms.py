@@ -91,6 +91,9 @@ def test_a_canvas_download_is_filed_under_roster_ids_with_times_and_late_policy(
     assert done.students == ["ada", "chloe", "maria_g"]
     assert done.unmatched == [f"dupontjean_59999_9001009_{NB}"]
     assert f"dupontjean_59999_9001009_{NB}" in done.summary() and "NOT COLLECTED" in done.summary()
+    # two files of maria_g: the summary says which one was kept
+    assert f"maria_g: 2 files; kept the newest, gonzalezmaria_50001_9001002_{A}-1.ipynb (not used: " \
+           f"gonzalezmaria_50001_9001001_{NB})" in done.summary()  # fmt: skip
     submitted = root / "grading" / "submitted"
     assert sorted(p.name for p in submitted.iterdir()) == ["ada", "chloe", "maria_g"]  # no invented ids
     assert "x = 2" in (submitted / "maria_g" / A / NB).read_text(encoding="utf-8")  # the newest kept
