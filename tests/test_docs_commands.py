@@ -212,10 +212,6 @@ ADJUSTMENTS = (
      "with CITYKIT_COURSE set to the scratch course",
      "their prerequisite make setup reinstalls into the venv (skipped, as make setup is); the target's own "
      "recipe runs, on the scratch course"),
-    ("before `citykit grade submit MODULE --student ID`, the module is fetched into ID's workspace with "
-     "`nbgrader fetch_assignment` there when it is not in it yet",
-     "the docs' step before it is the lab's Fetch button (a click, no command); the workspace's own nbgrader "
-     "settings are what that button uses"),
     ("the commands of each doc run in the scratch course folder; a `cd` lasts to the end of its block",
      "the docs run commands from the citykit folder"),
 )  # fmt: skip
@@ -373,7 +369,6 @@ class Runner:
             name, _, value = shlex.split(text)[1].partition("=")
             self.env[name] = value
             return Outcome(command, "ran", f"{name} set"), cwd
-        self.fetch_before_submit(command)
         expected = next((codes for pattern, codes in EXIT_CODES if re.search(pattern, command.normal)), {0})
         try:
             done = subprocess.run(["bash", "-c", text], cwd=cwd, env=self.env, capture_output=True, text=True,
@@ -386,21 +381,6 @@ class Runner:
                 command, "failed", f"exit {done.returncode} (expected {sorted(expected)}): {text}\n{tail}"
             ), cwd
         return Outcome(command, "ran", f"exit {done.returncode}"), cwd
-
-    def fetch_before_submit(self, command: Command) -> None:
-        """What the Assignments tab's Fetch does for the learner (see ADJUSTMENTS)."""
-        submit = re.match(
-            r"^citykit grade submit (\S+) .*--student (\S+)", self.substitute(command).replace(str(CITYKIT), "citykit")
-        )
-        if not submit:
-            return
-        module, student = submit.groups()
-        [folder] = [p.name for p in (self.course / "notebooks").iterdir() if module in (p.name, p.name[3:])]
-        workspace = self.course / "grading" / "workspaces" / student
-        outbound = self.course / "grading" / "exchange" / "citykit" / "outbound" / folder
-        if workspace.is_dir() and outbound.is_dir() and not (workspace / folder).exists():
-            subprocess.run([BIN / "nbgrader", "fetch_assignment", folder], cwd=workspace, env=self.env,
-                           capture_output=True, check=True, timeout=120)  # fmt: skip
 
     def server(self, command: Command) -> Outcome:
         if command.normal in self.servers:
@@ -640,6 +620,9 @@ def test_every_documented_command_runs(tmp_path):
     # the walk did what the docs say it does
     grading = runner.course / "grading"
     assert (grading / "submitted" / LEARNERS[0] / "04-time-to-close").is_dir(), "the learner's submit did not arrive"
+    # the learner fetched with the documented `citykit grade fetch` (nbgrader's fetch into the workspace)
+    assert (grading / "workspaces" / LEARNERS[0] / "04-time-to-close" / "04-time-to-close.ipynb").is_file()
+    assert any("grade fetch" in o.command.text and o.status == "ran" for o in outcomes)
     assert (grading / "submitted" / LEARNERS[1] / "04-time-to-close" / "04-time-to-close.ipynb").is_file()
     assert (grading / "feedback" / LEARNERS[1] / "04-time-to-close" / "04-time-to-close.html").is_file()
     assert (grading / "export" / "canvas-gradebook.csv").is_file() and (
