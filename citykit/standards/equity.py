@@ -485,6 +485,8 @@ def disaggregate(
         notes.append(rules.footnote)
         if any((t.marks(std) == rules.complementary_display).to_numpy().any() for t in published):
             notes.append(rules.complementary_footnote)
+        if any((t.marks(std) == rules.withheld_display).to_numpy().any() for t in published):
+            notes.append(rules.withheld_footnote)
         if measure is not None:
             notes.append(f"Outcomes of small groups: {rules.outcome_rule}")
         if alongside is not None:
@@ -518,9 +520,9 @@ def disaggregate(
             alongside.data, alone, _labels(alongside.data, alongside.by), measure, "denominator" in alongside.data, std
         )
         alongside.tables, alongside.relations = published, relations
-        extra = (
-            [rules.complementary_footnote] if (alone.marks(std) == rules.complementary_display).to_numpy().any() else []
-        )
+        alone_marks = alone.marks(std).to_numpy()
+        extra = [rules.complementary_footnote] if (alone_marks == rules.complementary_display).any() else []
+        extra += [rules.withheld_footnote] if (alone_marks == rules.withheld_display).any() else []
         extra.append(_together_note(std))
         at = next(
             (i for i, n in enumerate(alongside.footnotes) if n.startswith("Suppression audit:")),
@@ -1001,10 +1003,7 @@ def _hidden_reference_note(
         if n_hidden or kind == "rate"
         else (f"{(table.measure or 'event')} count", data["events_mark"].iloc[i])
     )
-    if not n_hidden and kind == "proportion":
-        size = f"its {int(data['n'].iloc[i]):,} people are shown, but "
-    else:
-        size = ""
+    size = f"its {int(data['n'].iloc[i]):,} people are shown, but " if not n_hidden and kind == "proportion" else ""
     why = (
         "a count from 1 to 10"
         if mark == rules.display

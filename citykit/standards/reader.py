@@ -65,6 +65,8 @@ class SmallCellRules:
     unstable_footnote: str
     complementary_display: str = "†"
     complementary_footnote: str = ""
+    withheld_display: str = "‡"
+    withheld_footnote: str = ""
     complementary_method: str = "fewest_people"  # or "smallest_in_line" (the greedy choice)
     uniform_outcome_max_n: int = 0  # a group of at most this many, all with one outcome, is hidden whole
     outcome_rule: str = ""  # the attribute-disclosure rule, as the standard states it (once)
@@ -268,6 +270,8 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             unstable_footnote=unstable["footnote"],
             complementary_display=small["complementary_display"],
             complementary_footnote=small["complementary_footnote"],
+            withheld_display=small.get("withheld_display", "‡"),
+            withheld_footnote=small.get("withheld_footnote", ""),
             complementary_method=complementary.get("method", "fewest_people"),
             uniform_outcome_max_n=int(privacy["outcome_disclosure"]["uniform_outcome_max_n"]),
             outcome_rule=privacy["outcome_disclosure"]["rule"].format(

@@ -54,6 +54,13 @@ class PublishedTable:
     columns_add_up: bool = True
     outcome_columns: tuple = ()  # interior columns that are outcomes of the row's group (Total = its size)
     published: bool = True  # False: counts a reader does not see but that must stay unknown (pooled groups)
+    withheld: pd.DataFrame | None = None  # cells of rows withheld whole (any number, 0 included); within suppressed
+
+    def withheld_mask(self) -> pd.DataFrame:
+        """Boolean frame: cells of rows withheld whole (the last resort of `suppress`)."""
+        if self.withheld is None:
+            return pd.DataFrame(False, index=self.values.index, columns=self.values.columns)
+        return self.withheld
 
     @property
     def shown(self) -> pd.DataFrame:
@@ -80,7 +87,8 @@ class PublishedTable:
         small = (self.values >= rules.min_suppressed) & (self.values <= rules.max_suppressed)
         primary = self.suppressed & small & ~self.outcome_of_hidden_group()
         marks = marks.mask(self.suppressed, rules.complementary_display)
-        return marks.mask(primary, rules.display)
+        marks = marks.mask(primary, rules.display)
+        return marks.mask(self.withheld_mask(), rules.withheld_display)
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ def primary_suppression(table: PublishedTable, *, standard: DisaggregationStanda
         table.columns_add_up,
         table.outcome_columns,
         table.published,
+        table.withheld,
     )
     _hide_outcomes_of_hidden_groups(result)
     return result
@@ -234,7 +243,34 @@ def suppress(
         _prune(group, relations, std, forced, twins)
         return group
     _greedy_complements(group, relations, std, twins)
+    _withhold(group, relations, std)
     return group
+
+
+def _withhold(group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard) -> None:
+    """The last resort when no choice of complementary cells passes the audit (the marks themselves
+    give counts away, e.g. a table of nine people): withhold whole rows, marked with the standard's
+    `withheld_display`, which a reader cannot tell from 0 or from any other number. First every row
+    of the published tables holding a hidden cell, with the zero rows (so a withheld row may be 0);
+    then, if the audit still fails, every row (the whole table)."""
+    if _ranges(group, relations, std, quick=True)[0]["protected"].all():
+        return
+    published = [t for t in group if t.published]
+    for whole in (False, True):
+        for t in published:
+            rows = (
+                t.suppressed.any(axis=1) | (t.values[TOTAL] == 0)
+                if TOTAL in t.values.columns
+                else t.suppressed.any(axis=1)
+            )
+            if whole:
+                rows[:] = True
+            mask = pd.DataFrame(False, index=t.values.index, columns=t.values.columns)
+            mask.loc[rows.to_numpy(), :] = True
+            t.withheld = t.withheld_mask() | mask
+            t.suppressed = t.suppressed | mask
+        if _ranges(group, relations, std, quick=True)[0]["protected"].all():
+            return
 
 
 def same_entries(relations: Iterable[Relation]) -> dict[tuple[str, object, object], set]:
@@ -500,12 +536,13 @@ def _ranges(
     for t in group:
         marks = t.marks(std)
         hidden_group = t.outcome_of_hidden_group()
+        withheld = t.withheld_mask()
         for row, column in zip(*np.nonzero(t.suppressed.to_numpy())):
             r, c = t.values.index[row], t.values.columns[column]
             key = (t.name, r, c)
             index[key] = len(index)
             mark_of[key] = marks.at[r, c]
-            if not rules.show_zeros or hidden_group.at[r, c] or not t.published:
+            if not rules.show_zeros or hidden_group.at[r, c] or not t.published or withheld.at[r, c]:
                 bounds.append((0.0, None))
             elif mark_of[key] == rules.display:
                 bounds.append((float(rules.min_suppressed), float(rules.max_suppressed)))

@@ -88,3 +88,66 @@ def people_in_shown_rates(period: str, collapse=None) -> float:
 )
 def test_share_of_neighborhood_group_approval_rates_shown_does_not_fall(period, collapse, floor):
     assert people_in_shown_rates(period, collapse) >= floor - 0.0005
+
+
+# -- the reviewer's cases A, D, E: the "alone" and "alone or in combination" tables of report 13 --------
+
+
+def report_pair(period: str, neighborhood=None):
+    """The two race tables as notebook 13 publishes them, and DuckDB on the same applications."""
+    from citykit.lessons import reference
+
+    apps = citykit.load("program_applications", dataset="riverton", period=period, neighborhood=neighborhood)
+    d = apps[apps["outcome"].isin(["Approved", "Denied"])].copy()
+    d["approved"] = d["outcome"].eq("Approved")
+    alone = equity.disaggregate(
+        d, by=["race_alone"], measure="approved", per=100, collapse="small_groups_to_other", reference="White"
+    )
+    combined = equity.disaggregate(d, by=["race_in_combination"], measure="approved", per=100, alongside=alone)
+    db = reference.connect("riverton", period, neighborhood, tables=("program_applications",))
+    assert alone.audit().passed
+    shown = [t.data.set_index(t.data[t.by[0]].astype(str)) for t in (alone, combined)]
+    return *shown, db
+
+
+def duck(db, where: str) -> int:
+    return db.sql(f"SELECT count(*) FROM applications WHERE outcome IN ('Approved', 'Denied') AND {where}").fetchone()[
+        0
+    ]
+
+
+CATS = ("aian", "asian", "black", "hispanic", "mena", "nhpi", "white")
+MULTI = "Multiracial and/or Multiethnic"
+
+
+def test_a_multiracial_in_combination_is_not_pinned_by_the_extra_selections():
+    a, c, db = report_pair("2025")
+    selections = " + ".join(f"coalesce(race_{x}::int, 0)" for x in CATS)
+    multi_alone = duck(db, f"({selections}) >= 2")
+    extra = db.sql(
+        f"SELECT sum({selections}) FROM applications WHERE outcome IN ('Approved', 'Denied') AND ({selections}) >= 2"
+    ).fetchone()[0]
+    assert not a.loc[MULTI, "n_suppressed"] and a.loc[MULTI, "n"] >= multi_alone  # + the generalised people
+    # in combination, Multiracial holds the people whose categories k-anonymity generalised away:
+    # Σ(in combination − alone) / 2 bounds it, so it is shown (its true number) or not pinned
+    generalised = int(a.loc[MULTI, "n"]) - multi_alone
+    assert extra >= 2 * multi_alone
+    assert not c.loc[MULTI, "n_suppressed"] and c.loc[MULTI, "n"] == generalised
+
+
+def test_d_declined_hidden_alone_is_hidden_in_combination():
+    a, c, db = report_pair("2025-07")
+    declined = duck(db, "race_declined")
+    assert declined > 10  # the case: a complementary "†" in one table, printed in the other
+    assert a.loc["Declined", "n_suppressed"] and c.loc["Declined", "n_suppressed"]
+    assert pd.isna(c.loc["Declined", "n"])
+
+
+def test_e_white_hidden_alone_is_hidden_in_combination_without_multiracial_people():
+    a, c, db = report_pair("2025-07", "Harbor Point")
+    selections = " + ".join(f"coalesce(race_{x}::int, 0)" for x in CATS)
+    assert duck(db, f"({selections}) >= 2") == 0  # no Multiracial person: alone = in combination
+    white = duck(db, "race_white")
+    assert white == duck(db, f"race_white AND ({selections}) = 1") and white > 0
+    assert a.loc["White", "n_suppressed"] and c.loc["White", "n_suppressed"]
+    assert pd.isna(c.loc["White", "n"]) and pd.isna(c.loc["White", "events"])
