@@ -101,8 +101,18 @@ def _shorten(slug: str, limit: int) -> str:
     return cut[: cut.rfind("-")] if "-" in cut else slug[:limit]
 
 
+# What the disaggregation standard's marks mean, for tables read away from the page.
+MARKS = {
+    "≤10": "a count from 1 to 10, hidden so that nobody can be identified (small-cell rule)",
+    "†": "hidden so that a small count cannot be worked out from the other figures",
+    "‡": "row withheld: any number, 0 included",
+}
+LEGEND = "legend"  # legend.csv beside the tables, and a sheet of that name
+
+
 def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path]:
-    """Each table as `folder/NN-name.csv`, and all of them as sheets of one XLSX workbook."""
+    """Each table as `folder/NN-name.csv`, and all of them as sheets of one XLSX workbook; when any
+    carries a suppression mark, a legend of the marks goes with them (legend.csv and a sheet)."""
     import pandas as pd
 
     written: list[Path] = []
@@ -113,9 +123,19 @@ def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path
         path = folder / f"{number:02d}-{table.name}.csv"
         path.write_text(table.csv, encoding="utf-8")
         written.append(path)
+    marks = {mark: meaning for mark, meaning in MARKS.items() if any(mark in table.csv for table in tables)}
+    legend = pd.DataFrame(
+        {"mark": list(marks), "meaning": list(marks.values())},
+    ).assign(source="curriculum/standards/disaggregation.yml")
+    if marks:
+        path = folder / f"{LEGEND}.csv"
+        legend.to_csv(path, index=False)
+        written.append(path)
     with pd.ExcelWriter(workbook, engine="openpyxl") as xlsx:
         for number, table in enumerate(tables, start=1):
             table.frame().to_excel(xlsx, sheet_name=f"{number:02d} {table.name}"[:31])
+        if marks:
+            legend.to_excel(xlsx, sheet_name=LEGEND, index=False)
     written.append(workbook)
     return written
 

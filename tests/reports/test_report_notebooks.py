@@ -245,6 +245,16 @@ def test_equity_report_for_a_small_neighborhood_suppresses_and_explains(riverton
     page = result.html.read_text(encoding="utf-8")
     assert "≤10" in page  # small counts of people are suppressed, with the standard's mark
     check_report_html("13-equity-report", page)
+    # the exported tables carry the marks, and a legend of every mark they use travels with them
+    tables = [csv for csv in result.tables if csv.name != "legend.csv"]
+    marked = {m for csv in tables for m in ("≤10", "†", "‡") if m in csv.read_text(encoding="utf-8")}
+    assert "≤10" in marked
+    legend = (result.out / "tables" / "legend.csv").read_text(encoding="utf-8")
+    assert {m for m in ("≤10", "†", "‡") if m in legend} == marked
+    import openpyxl
+
+    sheets = openpyxl.load_workbook(next(result.out.glob("*.xlsx")), read_only=True).sheetnames
+    assert "legend" in sheets
 
 
 # ------------------------------------------------------------------ scale and real data
