@@ -104,7 +104,7 @@ def _shorten(slug: str, limit: int) -> str:
 # What the disaggregation standard's marks mean, for tables read away from the page.
 MARKS = {
     "≤10": "a count from 1 to 10, hidden so that nobody can be identified (small-cell rule)",
-    "†": "hidden so that a small count cannot be worked out from the other figures",
+    "†": "hidden so that a small count cannot be worked out from the other figures; it may be of any size",
     "‡": "row withheld: any number, 0 included",
 }
 LEGEND = "legend"  # legend.csv beside the tables, and a sheet of that name

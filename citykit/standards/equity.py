@@ -637,8 +637,7 @@ def _collapse(
         column = pd.Categorical(values.mask(pooled, rule.into), categories=[*categories, rule.into])
         frame = frame.assign(**{rule.column: column})
         pools[rule.into] = members
-        people = int(pooled.sum())
-        notes.append(rule.footnote.format(members=", ".join(members), n=f"{people:,}"))
+        notes.append(rule.footnote.format(members=", ".join(members)))
     return frame, by, notes, pools
 
 
