@@ -29,7 +29,7 @@ demo: setup ## build the synthetic city, generate module 04's student version, r
 	$(CITYKIT) demo --out $(DEMO_OUT)
 
 test: setup lint tests/.node/node_modules/axe-core ## lint, then run the whole test suite (builds the bundled dataset once if needed)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 lint: setup ## ruff (lint and format check) and the import contracts (layers, no cycles)
 	$(BIN)/ruff check citykit tests benchmarks setup.py
