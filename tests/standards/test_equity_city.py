@@ -16,7 +16,7 @@ from citykit.standards import equity, load_disaggregation
 def decided(period=None) -> pd.DataFrame:
     try:
         apps = citykit.load("program_applications", dataset="riverton", period=period)
-    except Exception as reason:  # pragma: no cover - the bundled city is built by make setup
+    except citykit.CitykitError as reason:  # pragma: no cover - the bundled city is built by make setup
         pytest.skip(f"the bundled city is not built: {reason}")
     d = apps[apps["outcome"].isin(["Approved", "Denied"])].copy()
     d["approved"] = d["outcome"].eq("Approved")
