@@ -112,14 +112,6 @@ class _Sorted:
         return [float(self.times[i]) if ok else None for i, ok in zip(first, found, strict=True)]
 
 
-def weighted_km_median(frame: pd.DataFrame, weights: np.ndarray | None = None) -> float | None:
-    """The Kaplan-Meier median of `frame` (days, closed) with frequency weights in the frame's order."""
-    data = _Sorted(frame)
-    w = np.ones(len(frame)) if weights is None else np.asarray(weights, float)
-    order = np.lexsort((~frame["closed"].to_numpy(bool), frame["days"].to_numpy(float)))
-    return data.median(w[order])
-
-
 def bootstrap_median_difference(
     current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int
 ) -> tuple[float | None, float | None]:
