@@ -303,3 +303,13 @@ def counted_for_time_to_close() -> str:
     duplicates = ["NOT is_duplicate"] if rules["exclude"].get("duplicates") else []
     return " AND ".join([f"status IN ({statuses})", "closed_at IS NOT NULL", *duplicates,
                          *(f"NOT {flag}" for flag in rules["exclude"]["flags"])])  # fmt: skip
+
+
+# -- headless Chromium (Debian's), for the browser tests ---------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-headless-shell")
+# no sandbox as root, and no background traffic: the machine reaches no network but loopback
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_helpers import CHROMIUM, CHROMIUM_ARGS
 
 from citykit import paths
 from citykit.grading import workspace
@@ -23,11 +24,6 @@ from citykit.lessons import lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-headless-shell")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 M04 = "04-time-to-close"
 ROSTER = "student_id,first_name,last_name,canvas_id\nmaria_g,María,González,50001\nchloe,Chloé,Dubois,50002\n"
 

@@ -5,12 +5,12 @@ opens a completed module, runs all cells, and sees no error. The screenshot is k
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_helpers import CHROMIUM, CHROMIUM_ARGS
 
 from citykit import paths
 from citykit.grading import workspace
@@ -19,11 +19,6 @@ from citykit.lessons.course import find_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-headless-shell")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 MODULE = "time-to-close"
 
 
