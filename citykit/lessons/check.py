@@ -32,8 +32,10 @@ __all__ = [
     "same_order",
 ]
 
-# Advice for mistakes that recur across modules; a test may pass its own as (value, advice).
+# Advice for mistakes that recur across modules; a test may pass its own as (value, advice). Each says
+# what the answer is and what to do instead. Catalogues (curriculum/mistakes/*.yml) quote these words.
 ADVICE: dict[str, str] = {
+    # which rows
     "mean": "that is the mean. Medians resist a few requests open for a year, so use .median().",
     "open_included": (
         "that includes requests that are still open (no closed_at). Time to close is measured on closed requests only."
@@ -44,14 +46,68 @@ ADVICE: dict[str, str] = {
         "that keeps rows flagged as defective (closed before created, placeholder close dates). "
         "Drop rows where those flag columns are true."
     ),
+    "all_requests": "that uses every request. Check which rows the question asks for.",
+    "wrong_population": (
+        "that counts the wrong rows (the population). Check which rows the question asks for: "
+        "closed or open, one request type, duplicates and flagged rows left out or not."
+    ),
+    "wrong_denominator": (
+        "that divides by the wrong total (the denominator). A share is the rows that meet the condition "
+        "divided by the rows the question is about, and those rows only."
+    ),
+    "shares_do_not_add_up": (
+        "those shares do not add up to 1, so the denominator is wrong. Divide each count by the total of "
+        "the same rows, or use .value_counts(normalize=True)."
+    ),
+    # which period and place
+    "wrong_period": (
+        "that is for another period. Use the notebook's period parameter (period=period), not a date written by hand."
+    ),
+    "wrong_neighborhood": (
+        "that is for another neighborhood, or one neighborhood instead of the whole city. Use the notebook's "
+        "neighborhood parameter (neighborhood=neighborhood); None means every neighborhood."
+    ),
+    "example_parameters": (
+        "that uses the example's values (a quarter and one neighborhood). Use the parameters at the top of the "
+        "notebook instead: period=period, neighborhood=neighborhood."
+    ),
+    "wall_clock": (
+        "that measures age from today's date. Use the notebook's NOW (the dataset's as-of date) so the answer "
+        "does not drift."
+    ),
+    # shape and kind of the answer
+    "not_summed": (
+        "that is one True/False value per row, not a number. Add .sum() to count the True values "
+        "(or .mean() for a share)."
+    ),
+    "not_counted": ("that is the column itself, one value per row. Count each value with .value_counts()."),
+    "constant": (
+        "that is a number typed by hand. Compute it from the data (for example with len(...) or .sum()) so it "
+        "stays right for another period or city."
+    ),
+    "ratio_object": (
+        "that is a Ratio (the result of a ratio function), not a number. Take its .estimate, "
+        "and .low and .high for the interval."
+    ),
+    # units
     "percent": "that looks like a percentage. Give a share between 0 and 1 (do not multiply by 100).",
     "hours": "that looks like hours. Divide the durations by pd.Timedelta(days=1) to get days.",
     "seconds": "that looks like seconds. Divide the durations by pd.Timedelta(days=1) to get days.",
-    "wall_clock": (
-        "that measures age from today's date. Use the dataset's as-of 'now' "
-        "(registry.get(dataset).now) so the answer does not drift."
+    "whole_days": (
+        "that counts whole days (.dt.days drops the hours). Divide the durations by pd.Timedelta(days=1) "
+        "to keep fractions of a day."
     ),
-    "all_requests": "that uses every request. Check which rows the question asks for.",
+    "per_resident": "that is per resident. Multiply by 1,000 for a rate per 1,000 residents.",
+    "off_by_unit": ("that is off by a unit (×100, ×1,000, ×24...). Check the unit the exercise asks for."),
+    # counts, rates and groups of people
+    "rates_for_counts": (
+        "you passed rates or shares for counts. Pass the number of events and the size of each group "
+        "(whole numbers): a.sum() and len(a), not a.mean()."
+    ),
+    "alone_vs_combination": (
+        "that counts a person in every category they selected (alone or in combination), so groups add up to "
+        "more than the total. For groups that add up to the total, use equity.race_alone."
+    ),
 }
 
 Mistakes = Mapping[str, Any]  # name -> value, (value, advice), or None (skipped)
