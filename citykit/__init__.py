@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     # data
     "load": "citykit.data.load:load",
-    "connect": "citykit.data.query:connect",
+    "connect": "citykit.data.views:connect",
+    "boundaries": "citykit.data.views:boundaries",
     "dataset": "citykit.data.registry:get",
     "parse_period": "citykit.data.periods:parse_period",
     "backlog": "citykit.data.backlog:backlog",

@@ -24,9 +24,8 @@ import pandas as pd
 
 from citykit.data import comparisons as stats
 from citykit.data import registry
-from citykit.data.load import load
 from citykit.data.periods import Period, parse_period
-from citykit.data.query import connect
+from citykit.data.views import connect
 from citykit.standards.reader import load_metrics
 
 LOOKBACK_DAYS = 400  # requests due in a period may have been created up to this long before it
@@ -147,25 +146,14 @@ def _say(verdict: stats.Verdict) -> str:
     return "a change beyond normal variation" if verdict.changed else verdict.reason
 
 
-def _source(dataset: str, start: dt.date, end: dt.date):
-    """A DuckDB connection with a view `rows` of the requests created in [start, end)."""
-    ds = registry.get(dataset)
-    con = connect()
-    columns = (
-        "created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
-        "flag_closed_before_created, flag_placeholder_date"
+def _source(dataset: str, start: dt.date, end: dt.date, neighborhood: str | None = None):
+    """A DuckDB connection with a view `rows` of the requests created in [start, end) (in the
+    neighborhood), from parquet or a database alike (`citykit.connect`: nothing pasted into SQL)."""
+    con = connect(dataset, period=Period("window", start, end), neighborhood=neighborhood)
+    con.execute(
+        "CREATE VIEW rows AS SELECT created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
+        "flag_closed_before_created, flag_placeholder_date FROM service_requests"
     )
-    window = f"created_at >= TIMESTAMP '{start}' AND created_at < TIMESTAMP '{end}'"
-    if ds.kind == "parquet":
-        con.execute(
-            f"CREATE VIEW rows AS SELECT {columns} FROM read_parquet('{ds.table_path('service_requests').as_posix()}') "
-            f"WHERE {window}"
-        )
-    else:
-        frame = load(
-            "service_requests", dataset=dataset, period=Period("window", start, end), columns=columns.split(", ")
-        )
-        con.register("rows", frame)
     return con
 
 
@@ -180,14 +168,14 @@ def compare_periods(dataset: str, period: str | Period, neighborhood: str | None
     follow_up = now - pd.Timestamp(current.end)
     periods = [*current.history(int(noise["history_periods"])), current]  # oldest first; [-2] is the previous
     cutoffs = [min(pd.Timestamp(p.end) + follow_up, now) for p in periods]
-    con = _source(dataset, periods[0].start - dt.timedelta(days=LOOKBACK_DAYS), current.end)
+    con = _source(dataset, periods[0].start - dt.timedelta(days=LOOKBACK_DAYS), current.end, neighborhood)
     sla = metrics["sla_days"]
     con.register("sla_targets", pd.DataFrame({"request_type": list(sla), "sla_days": [int(d) for d in sla.values()]}))
     con.register("periods", pd.DataFrame({
         "idx": range(len(periods)), "p_start": [pd.Timestamp(p.start) for p in periods],
         "p_end": [pd.Timestamp(p.end) for p in periods], "cutoff": cutoffs,
     }))  # fmt: skip
-    place = "true" if neighborhood is None else "neighborhood = '" + neighborhood.replace("'", "''") + "'"
+    place = "true"  # the neighborhood is selected in `rows`
     ttc = metrics["time_to_close"]
     counted = " AND ".join([
         "status NOT IN (" + ", ".join(f"'{s}'" for s in ttc["exclude"]["statuses"]) + ")",

@@ -23,6 +23,8 @@ from citykit import paths, standards
 from citykit.data import registry
 from citykit.data.anonymize import city_bounds
 from citykit.data.columns import CHANNELS, OUTCOMES, RACE_ETHNICITY, STATUSES
+from citykit.data.load import load
+from citykit.data.views import boundaries
 from citykit.errors import CitykitError, WorkFailed
 
 if TYPE_CHECKING:
@@ -528,13 +530,17 @@ def _score_neighborhoods(s: _Scorer) -> None:
 
 
 def check_dataset(name: str = "riverton") -> Scorecard:
-    """Score every table of a registered parquet dataset at its as-of "now"."""
+    """Score every table of a registered dataset (parquet, or a database) at its as-of "now"."""
     ds = registry.get(name)
-    missing = [t for t in ds.tables if not ds.table_path(t).exists()]
+    missing = [t for t in ds.tables if ds.kind == "parquet" and not ds.table_path(t).exists()]
     if missing:
         raise CitykitError(f"dataset {name!r} has no {', '.join(missing)} yet; build it with `citykit data build`")
     gates = load_gates()
-    tables = {t: pd.read_parquet(ds.table_path(t)) for t in ds.tables}
+    if ds.kind == "parquet":
+        tables = {t: pd.read_parquet(ds.table_path(t)) for t in ds.tables}
+    else:
+        tables = {t: load(t, dataset=name) for t in ds.tables}
+    shapes = boundaries(name)
     known = tables["neighborhoods"]["neighborhood"].dropna().tolist() if "neighborhoods" in tables else None
     checks: list[Check] = []
     for table, frame in tables.items():
@@ -542,9 +548,7 @@ def check_dataset(name: str = "riverton") -> Scorecard:
             frame,
             table,
             ds.now,
-            bounds=city_bounds(ds.boundaries_path)
-            if table == "service_requests" and ds.boundaries_path.exists()
-            else None,
+            bounds=city_bounds(shapes) if table == "service_requests" and shapes is not None else None,
             neighborhoods=known if table != "neighborhoods" else None,
             gates=gates,
             extract_date=ds.extracted,

@@ -5,6 +5,7 @@ DuckDB connection every reader uses."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,12 +33,32 @@ class Query:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection; `CITYKIT_DUCKDB_THREADS` caps its threads (graders set 1)."""
+    """An in-memory DuckDB connection; `CITYKIT_DUCKDB_THREADS` caps its threads (graders set 1).
+
+    `citykit.connect(dataset, ...)` (`citykit.data.views.connect`) opens one with a view per table
+    of a dataset, wherever it lives; this plain one is what loaders build on."""
     con = duckdb.connect()
     threads = os.environ.get("CITYKIT_DUCKDB_THREADS")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def bind(con: duckdb.DuckDBPyConnection, name: str, value: object, sql_type: str | None = None) -> None:
+    """Set connection variable `name` to `value`, bound as a parameter (never pasted into SQL);
+    SQL reads it back with `getvariable('name')`, e.g. `read_parquet(getvariable('requests_path'))`.
+
+    sql_type ("DATE", "TIMESTAMP", "VARCHAR[]"...) casts the value; without it DuckDB infers the type
+    (a None without a type is an untyped NULL)."""
+    if not _VARIABLE.fullmatch(name):
+        raise CitykitError(f"{name!r} cannot name a connection variable; use letters, digits and _")
+    if sql_type is not None and not re.fullmatch(r"[A-Z]+(\[\])?", sql_type):
+        raise CitykitError(f"{sql_type!r} is not a plain SQL type such as DATE or VARCHAR[]")
+    placeholder = f"CAST(? AS {sql_type})" if sql_type else "?"
+    con.execute(f"SET VARIABLE {name} = {placeholder}", [value])
 
 
 def build_query(
