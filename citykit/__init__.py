@@ -29,6 +29,7 @@ _PUBLIC = {
     "parse_period": "citykit.data.periods:parse_period",
     "backlog": "citykit.data.backlog:backlog",
     "open_at_now": "citykit.data.backlog:open_at_now",
+    "compare_backlog": "citykit.data.backlog_change:compare_backlog",
     "compare_periods": "citykit.data.changes:compare_periods",
     "REQUEST_FLAGS": "citykit.data.columns:REQUEST_FLAGS",
     "city_bounds": "citykit.data.anonymize:city_bounds",

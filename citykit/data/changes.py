@@ -78,7 +78,8 @@ class Comparison:
             + " (requests closed later count as still open).",
             f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {_say(v['volume'])}.",
             f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
-            f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}.",
+            f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}: "
+            f"{_say(v['p90'])}.",
             f"- **On time** (requests due in the period, closed late or still open count as missed): "
             f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
             + (
@@ -220,6 +221,7 @@ def compare_periods(dataset: str, period: str | Period, neighborhood: str | None
     by_type = _by_type(volume, waits, history, n, days, rules, common)
     m = max(int((by_type["median note"] == "").sum()), 1)
     verdicts["median"] = _median_verdict(waits[1], waits[0], current_f.median, previous.median, rules, 1)
+    verdicts["p90"] = _median_verdict(waits[1], waits[0], current_f.p90, previous.p90, rules, 1, p=0.9)
     if m:
         by_type["median verdict"] = [
             _median_verdict(waits[1][waits[1]["request_type"] == t], waits[0][waits[0]["request_type"] == t],
@@ -254,7 +256,8 @@ def _figures(con, period: Period, cutoff: pd.Timestamp, volume, due, idx: int, c
     )  # fmt: skip
 
 
-def _median_verdict(now: pd.DataFrame, before: pd.DataFrame, median_now, median_before, rules, comparisons: int):
+def _median_verdict(now: pd.DataFrame, before: pd.DataFrame, median_now, median_before, rules, comparisons: int,
+                    p: float = 0.5):  # fmt: skip
     noise = rules["noise"]
     minimum = rules["min_closed_to_compare"]
     if now["closed"].sum() < minimum or before["closed"].sum() < minimum:
@@ -263,7 +266,7 @@ def _median_verdict(now: pd.DataFrame, before: pd.DataFrame, median_now, median_
         return stats.Verdict(False, "not yet estimable")
     level = 1 - (1 - noise["medians"]["confidence"]) / comparisons  # Bonferroni over the types compared
     low, high = stats.bootstrap_median_difference(now, before, int(noise["medians"]["replicates"]), level,
-                                                  int(noise["medians"]["seed"]))  # fmt: skip
+                                                  int(noise["medians"]["seed"]), p)  # fmt: skip
     if low is None:
         return stats.Verdict(False, "not yet estimable")
     practical = abs(median_now - median_before) >= noise["min_change"]["days_relative"] * median_before

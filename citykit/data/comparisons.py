@@ -89,13 +89,13 @@ class _Sorted:
         self.group = np.cumsum(self.first) - 1
         self.times = self.days[self.first]
 
-    def median(self, weights: np.ndarray) -> float | None:
-        """The Kaplan-Meier median with frequency weights: the product over distinct times of
-        (1 - closed there / still waiting there)."""
-        return self.medians(np.asarray(weights, float)[None, :])[0]
+    def median(self, weights: np.ndarray, p: float = 0.5) -> float | None:
+        """The Kaplan-Meier median (or p-quantile) with frequency weights: the product over distinct
+        times of (1 - closed there / still waiting there)."""
+        return self.medians(np.asarray(weights, float)[None, :], p)[0]
 
-    def medians(self, weights: np.ndarray) -> list[float | None]:
-        """One Kaplan-Meier median per row of `weights` (replicates x requests, in sorted order),
+    def medians(self, weights: np.ndarray, p: float = 0.5) -> list[float | None]:
+        """One Kaplan-Meier median (or p-quantile) per row of `weights` (replicates x requests, in sorted order),
         computed for all rows at once: events = closed weights summed within each distinct time
         (contiguous, as the rows are sorted), at risk = all weight less the weight of earlier times."""
         if weights.shape[1] == 0:
@@ -106,16 +106,17 @@ class _Sorted:
         at_risk = weights.sum(axis=1, keepdims=True) - (np.cumsum(here, axis=1) - here)  # waiting at t or later
         hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
         surv = np.cumprod(1.0 - hazard, axis=1)  # a time without events multiplies by 1
-        reached = surv <= 0.5 + TOLERANCE
+        reached = surv <= 1 - p + TOLERANCE
         found = reached.any(axis=1)
         first = reached.argmax(axis=1)
         return [float(self.times[i]) if ok else None for i, ok in zip(first, found, strict=True)]
 
 
 def bootstrap_median_difference(
-    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int
+    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int, p: float = 0.5
 ) -> tuple[float | None, float | None]:
-    """Interval at `level` for median(current) - median(previous): the point difference plus or
+    """Interval at `level` for median(current) - median(previous) (or of the p-quantiles, p=0.9 for
+    the 90th percentile): the point difference plus or
     minus the normal quantile times the bootstrap standard error (requests resampled within each
     period), which stays usable at the extreme levels a Bonferroni correction asks for.
     (None, None) when over 5% of the replicates' medians are not estimable."""
@@ -123,7 +124,7 @@ def bootstrap_median_difference(
 
     rng = np.random.default_rng(seed)
     sets = [_Sorted(current), _Sorted(previous)]
-    point = [s.median(np.ones(len(s.days))) for s in sets]
+    point = [s.median(np.ones(len(s.days)), p) for s in sets]
     if None in point:
         return None, None
     # each replicate's resampling counts, drawn replicate by replicate (current, then previous) as a
@@ -137,7 +138,7 @@ def bootstrap_median_difference(
             for s, c in zip(sets, counts, strict=True):
                 c[r] = np.bincount(rng.integers(0, len(s.days), len(s.days)), minlength=len(s.days))
         for k, (s, c) in enumerate(zip(sets, counts, strict=True)):
-            medians[k] += s.medians(c)
+            medians[k] += s.medians(c, p)
     draws = [a - b for a, b in zip(*medians, strict=True) if a is not None and b is not None]
     failed = replicates - len(draws)
     if len(draws) < 2 or failed > 0.05 * replicates:
