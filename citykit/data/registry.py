@@ -16,6 +16,7 @@ import yaml
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.files import atomic_write, locked
 
 TABLES = ("service_requests", "neighborhoods", "program_applications")
 # What an imported city adds beyond its 311 export, and how (said when a module needs it).
@@ -163,22 +164,30 @@ def get(name: str) -> Dataset:
 
 
 def register(dataset: Dataset) -> None:
-    """Add or replace a user dataset in the local registry (written atomically)."""
-    path = local_registry_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    entries = _read(path)
+    """Add or replace a user dataset in the local registry.
+
+    Read, changed and written under the registry's lock (`registry.local.yml.lock`), through a unique
+    temporary file: two imports at once both end up registered, and a reader never sees a part-written file.
+    """
     entry = dataset.to_dict()
     entry.pop("name")
-    entries[dataset.name] = entry
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    path = local_registry_file()
+    with locked(path):
+        entries = _read(path)
+        if entries.get(dataset.name) != entry or not path.exists():
+            entries[dataset.name] = entry
+            _write(path, entries)
 
 
 def unregister(name: str) -> None:
     path = local_registry_file()
-    entries = _read(path)
-    if entries.pop(name, None) is not None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+    if not path.exists():
+        return
+    with locked(path):
+        entries = _read(path)
+        if entries.pop(name, None) is not None:
+            _write(path, entries)
+
+
+def _write(path: Path, entries: dict[str, dict]) -> None:
+    atomic_write(path, yaml.safe_dump({"datasets": entries}, sort_keys=True))

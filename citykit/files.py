@@ -1,0 +1,63 @@
+"""Shared files written safely: two commands running at once never lose or half-write one.
+
+    with locked(path):                       # one writer at a time (an exclusive lock on `<path>.lock`)
+        data = read(path)                    # read, change, write: no update lost
+        atomic_write(path, render(data))     # readers see the old file or the new one, never a part
+
+The lock is `filelock` (an OS lock: released when the holder dies, even on `kill -9`); the temporary
+file is unique (`tempfile`, in the same folder, so `os.replace` is atomic) and removed on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+LOCK_SUFFIX = ".lock"
+
+
+def lock_file(path: Path) -> Path:
+    """The lock file guarding `path`: `<path>.lock` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the exclusive lock guarding `path` (made beside it) for the block."""
+    lock = lock_file(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock), timeout=timeout):
+        yield
+
+
+def atomic_write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` through a unique temporary file in the same folder and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _umask() -> int:
+    """This process' umask, read without changing it (`os.umask` would, for every thread, for a moment)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    return 0o022
