@@ -48,6 +48,10 @@ _PUBLIC = {
     # reports
     "describe_figure": "citykit.reports.figures:describe_figure",
     "publish_table": "citykit.reports.figures:publish_table",
+    "key_figures": "citykit.reports.tiles:key_figures",
+    "key_figure": "citykit.reports.tiles:key_figure",
+    "caveats": "citykit.reports.tiles:caveats",
+    "charts": "citykit.reports.charts",
     "check_neighborhood": "citykit.reports.params:check_neighborhood",
     "maps": "citykit.reports.maps",
     # errors

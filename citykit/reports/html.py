@@ -8,6 +8,14 @@ exports the page with the `report` nbconvert template (`citykit/resources/templa
 `collect_tables` and `write_tables` write each table as CSV and all of them in one XLSX workbook,
 and `print_pdf` prints the HTML with the system's headless Chromium.
 
+Tables for people (`citykit.reports.tables`): a table published with `publish_table`, and every
+table of a production report (`people=True`), is shown with plain headings and formatted numbers,
+its first rows when it is long, its notes, and a link to its CSV; that CSV and the workbook sheet
+carry the same headings, rows and marks. Other tables keep pandas' rendering and get the link.
+The page has one stylesheet (`citykit.css` beside the template: a readable measure, print rules
+that repeat table headers and never split a row across pages) and a header band with the title,
+the parameters, the period, the data's as-of date and the generation time.
+
 Accessibility aims at WCAG 2.1 AA basics (the level the 2024 ADA Title II rule requires of city web
 content): a page language, one h1 and a heading outline, header cells on tables, alt text on images.
 """
@@ -30,6 +38,7 @@ from citykit import paths
 from citykit.errors import CitykitError, WorkFailed
 from citykit.reports.figures import TABLE_MIME
 from citykit.reports.params import slugify
+from citykit.reports.tables import table_html
 
 TEMPLATES = "templates"  # under citykit/resources/
 CHROMIUM_CANDIDATES = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
@@ -41,15 +50,20 @@ class Table:
     csv: str
     index_levels: int = 1
     header_rows: int = 1
+    people: dict | None = None  # the table as shown to people (citykit.reports.tables); csv is then its CSV
+    display: str = "table"  # "key-figures": the page shows tiles, the table goes to the CSV and workbook
 
     def frame(self):
         import pandas as pd
 
         return pd.read_csv(
             io.StringIO(self.csv),
-            index_col=list(range(self.index_levels)),
+            index_col=list(range(self.index_levels)) if self.index_levels else None,
             header=list(range(self.header_rows)) if self.header_rows > 1 else 0,
         )
+
+    def file_name(self, number: int) -> str:
+        return f"{number:02d}-{self.name}.csv"
 
 
 def _last_heading(text: str) -> str | None:
@@ -76,9 +90,17 @@ def _headings_and_outputs(nb):
             yield heading, cell, output
 
 
-def collect_tables(nb) -> list[Table]:
-    """Every table the notebook displayed, named by publish_table or by the heading above it."""
-    tables: list[Table] = []
+def collect_tables(nb, people: bool = False) -> list[Table]:
+    """Every table the notebook displayed, named by publish_table or by the heading above it.
+
+    people: show every table for people (a production report), not only those published with
+    publish_table; such a table's CSV is the people's CSV (same headings, rows and marks as the page).
+    """
+    return [table for _, table in _table_outputs(nb, people)]
+
+
+def _table_outputs(nb, people: bool):
+    """(output, Table) for every recorded table, in page order, with unique names."""
     used: set[str] = set()
     for heading, _, output in _headings_and_outputs(nb):
         record = output.get("data", {}).get(TABLE_MIME)
@@ -89,8 +111,13 @@ def collect_tables(nb) -> list[Table]:
         while name in used:
             name, n = f"{base}-{n}", n + 1
         used.add(name)
-        tables.append(Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1))))
-    return tables
+        shown = record.get("people") if (people or record.get("published")) else None
+        if shown:
+            table = Table(name, shown["csv"], int(shown.get("row_headers", 0)), 1, dict(shown),
+                          str(record.get("display", "table")))  # fmt: skip
+        else:
+            table = Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1)))
+        yield output, table
 
 
 def _shorten(slug: str, limit: int) -> str:
@@ -133,11 +160,32 @@ def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path
         written.append(path)
     with pd.ExcelWriter(workbook, engine="openpyxl") as xlsx:
         for number, table in enumerate(tables, start=1):
-            table.frame().to_excel(xlsx, sheet_name=f"{number:02d} {table.name}"[:31])
+            sheet = f"{number:02d} {table.name}"[:31]
+            table.frame().to_excel(xlsx, sheet_name=sheet, index=table.index_levels > 0)
+            if table.people:
+                _number_formats(xlsx.sheets[sheet], table.people)
         if marks:
             legend.to_excel(xlsx, sheet_name=LEGEND, index=False)
     written.append(workbook)
     return written
+
+
+EXCEL_FORMATS = {"count": "#,##0", "share": '0.0"%"', "percent": '0.0"%"', "rate": "#,##0.0", "days": "#,##0.0",
+                 "ratio": "0.00"}  # fmt: skip
+
+
+def _number_formats(sheet, record: dict) -> None:
+    """Excel shows the numbers as the page does: 60,248 · 85.3% · 14.2 (the cells stay numbers)."""
+    from openpyxl.utils import get_column_letter
+
+    for position, column in enumerate(record["columns"], start=1):
+        fmt = EXCEL_FORMATS.get(column["kind"])
+        letter = get_column_letter(position)
+        sheet.column_dimensions[letter].width = min(max(len(column["label"]) + 2, 12), 48)
+        if fmt:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=position, max_col=position):
+                if isinstance(cell.value, (int, float)):
+                    cell.number_format = fmt
 
 
 def ensure_alt_text(nb) -> None:
@@ -189,23 +237,63 @@ def _day(iso: str) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def render_html(nb, title: str, header_markdown: str) -> str:
-    """The reader's page: no code, a language, one h1, the header under it, alt text on images."""
+HEADER_TAG = "citykit-header"  # the header band's cell (the template renders it as <header>)
+
+
+def render_html(nb, title: str, header_markdown: str, people: bool = False, workbook: str | None = None) -> str:
+    """The reader's page: no code, a language, one h1 in a header band with the report's facts,
+    alt text on images, tables for people (every table with `people`, else the published ones),
+    each linked to its CSV under `tables/`."""
     from nbformat.v4 import new_markdown_cell
 
     nb = copy.deepcopy(nb)
     ensure_alt_text(nb)
-    header = new_markdown_cell(header_markdown, metadata={"citykit": {"header": True}})
+    if _present_tables(nb, people) and workbook:
+        header_markdown += (
+            f"  \n**Tables:** every table as CSV (linked under it) and all in one workbook, [{workbook}]({workbook})"
+        )
     first_h1 = next(
         (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and re.search(r"^#\s", c.source, re.M)), None
     )
     if first_h1 is None:
-        nb.cells.insert(0, new_markdown_cell(f"# {title}"))
-        first_h1 = 0
-    nb.cells.insert(first_h1 + 1, header)
+        h1, position = title, 0
+    else:
+        cell = nb.cells[first_h1]
+        found = re.search(r"^#\s+(.+?)\s*#*\s*$", cell.source, re.M)
+        h1 = found[1].strip()
+        cell.source = (cell.source[: found.start()] + cell.source[found.end() :]).strip("\n")
+        position = first_h1
+        if not cell.source.strip():
+            del nb.cells[first_h1]
+    header = new_markdown_cell(f"# {h1}\n\n{header_markdown}", metadata={"citykit": {"header": True},
+                                                                        "tags": [HEADER_TAG]})  # fmt: skip
+    nb.cells.insert(position, header)
     nb.metadata["title"] = title
     body, _ = _exporter().from_notebook_node(nb, resources={"language_code": "en"})
     return body
+
+
+def _present_tables(nb, people: bool) -> int:
+    """Each recorded table's output becomes the people's table (or keeps pandas' HTML) with a link
+    to its CSV; key-figure tiles stay tiles. Returns how many tables the page has."""
+    number = 0
+    for number, (output, table) in enumerate(_table_outputs(nb, people), start=1):
+        href = f"tables/{table.file_name(number)}"
+        link = f"the table as CSV ({table.file_name(number)})"
+        data = output.setdefault("data", {})
+        if table.display == "key-figures":
+            continue
+        if table.people:
+            data["text/html"] = table_html(table.people, href, link)
+            for mime in ("text/markdown", "text/latex"):
+                data.pop(mime, None)
+        elif "text/html" in data:
+            html = data["text/html"]
+            html = "".join(html) if isinstance(html, list) else str(html)
+            data["text/html"] = (
+                f'{html}<p class="ck-table-links">Download: <a href="{escape(href)}">{escape(link)}</a></p>'
+            )
+    return number
 
 
 _exporters: dict[str, Any] = {}

@@ -4,8 +4,9 @@ Two sides:
 - in the runner, `ReportKernel` starts a kernel with `PRELUDE`, resets it with `RESET` between
   reports, runs a notebook on it with papermill (`execute`), and kills it when a run hangs;
 - in the kernel, `install_kernel_hooks()` (run by `PRELUDE`, never part of the notebook) warms the
-  imports and installs display formatters that give every matplotlib figure alt text and record
-  every displayed DataFrame as a table (`citykit.reports.figures`); `reset_kernel_state()` (run by
+  imports, sets the charts' look (`citykit.reports.charts`), and installs display formatters that
+  prepare every matplotlib figure for readers and give it alt text, and record every displayed
+  table (DataFrame, Styler, equity table, quality scorecard) (`citykit.reports.figures`); `reset_kernel_state()` (run by
   `RESET`) gives the next report a clean namespace.
 """
 
@@ -21,6 +22,7 @@ import warnings
 from typing import Any
 
 from citykit.errors import WorkFailed
+from citykit.reports.charts import apply_style, prepare_figure
 from citykit.reports.figures import TABLE_MIME, figure_alt, table_payload
 
 KERNEL_NAME = "python3"
@@ -204,6 +206,7 @@ def install_kernel_hooks() -> None:
     if not getattr(original, "_citykit", False):
 
         def png_with_alt(fig: Figure) -> Any:
+            prepare_figure(fig)  # legends off the data, values on few bars, no text under 9 pt
             data = original(fig)
             return None if data is None else (data, {"alt": figure_alt(fig)})
 
@@ -218,10 +221,11 @@ def install_kernel_hooks() -> None:
 
         table = TableFormatter(parent=shell.display_formatter)
         table.for_type(pd.DataFrame, table_payload)
-        table.for_type_by_name(
-            "citykit.standards.equity", "DisaggregatedTable", lambda t: table_payload(t.display_frame().set_index(t.by))
-        )  # as shown: "≤10", "†"
+        table.for_type_by_name("citykit.standards.equity", "DisaggregatedTable", table_payload)  # as shown: "≤10", "†"
+        table.for_type_by_name("citykit.data.quality", "Scorecard", table_payload)
+        table.for_type_by_name("pandas.io.formats.style", "Styler", table_payload)
         formatters[TABLE_MIME] = table
+    apply_style()  # one palette and type scale for every report's charts
     _rc_snapshot = dict(matplotlib.rcParams)
 
 

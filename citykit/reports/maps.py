@@ -3,8 +3,12 @@
     ax = maps.choropleth(per_1000, registry.get(dataset).boundaries_path, label="Requests per 1,000")
 
 Each neighborhood is filled by its value on a color-blind-safe sequential colormap (cividis),
-labelled by name, with a colorbar naming the measure; neighborhoods without a value are hatched
-grey. No geopandas: the GeoJSON is read with `json` and each geometry with shapely.
+labelled by name in 9-pt type, black or white, whichever contrasts more with the fill (at least
+4.6:1, WCAG AA for text), with a colorbar naming
+the measure; neighborhoods without a value are hatched grey. No coordinate axes: a reader needs the
+places, not their latitude. The values drawn stay on the Axes (`citykit_values`), so the report's
+alt text can name the highest and lowest neighborhood. No geopandas: the GeoJSON is read with
+`json` and each geometry with shapely.
 """
 
 from __future__ import annotations
@@ -19,6 +23,27 @@ from citykit.errors import CitykitError
 
 NAME_PROPERTY = "neighborhood"  # the feature property holding the neighborhood's name
 COLORMAP = "cividis"  # sequential and readable with every common color-vision deficiency
+LABEL_POINTS = 9  # neighborhood names: never smaller
+MISSING_FILL = "#d9d9d9"
+
+
+def luminance(color) -> float:
+    """WCAG relative luminance of a matplotlib colour."""
+    from matplotlib.colors import to_rgb
+
+    channels = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two colours (1 to 21)."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def label_color(fill) -> str:
+    """Black or white, whichever contrasts more with `fill` (never below 4.58:1)."""
+    return "black" if contrast(fill, "black") >= contrast(fill, "white") else "white"
 
 
 def has_boundaries(path: Path) -> bool:
@@ -74,7 +99,7 @@ def choropleth(
 
     shapes = neighborhood_shapes(boundaries)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 6))
+        _, ax = plt.subplots(figsize=(8, 7))
     shown = pd.Series(values, dtype="float64").reindex(list(shapes))
     finite = shown.dropna()
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
@@ -83,9 +108,10 @@ def choropleth(
     for name, geometry in shapes.items():
         value = shown[name]
         missing = pd.isna(value)
+        fill = MISSING_FILL if missing else colormap(norm(value))
         patch = PathPatch(
             _path_of(geometry),
-            facecolor="#d9d9d9" if missing else colormap(norm(value)),
+            facecolor=fill,
             edgecolor="black" if name == highlight else "white",
             linewidth=2.5 if name == highlight else 0.8,
             hatch="//" if missing else None,
@@ -93,18 +119,25 @@ def choropleth(
         ax.add_patch(patch)
         if name_labels:
             point = geometry.representative_point()
-            light = not missing and norm(value) > 0.6  # dark text on the light end of cividis
-            ax.annotate(
-                name, (point.x, point.y), ha="center", va="center", fontsize=6.5,
-                color="black" if missing or light else "white",
-            )  # fmt: skip
+            ax.annotate(_wrap(name), (point.x, point.y), ha="center", va="center", fontsize=LABEL_POINTS,
+                        color=label_color(fill))  # fmt: skip
     ax.autoscale_view()
     ax.grid(False)
     ax.set_aspect(1 / np.cos(np.radians(np.mean(ax.get_ylim()))))  # degrees of longitude shrink north
-    ax.set_xlabel("Longitude")
-    ax.set_ylabel("Latitude")
+    ax.set_axis_off()  # no latitude and longitude: the names place the reader
+    ax.citykit_values, ax.citykit_label = shown, label  # the data drawn, for the alt text
     if title:
         ax.set_title(title)
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=colormap)
-    ax.figure.colorbar(mappable, ax=ax, label=label, shrink=0.8)
+    bar = ax.figure.colorbar(mappable, ax=ax, label=label, shrink=0.8)
+    bar.ax.tick_params(labelsize=LABEL_POINTS + 1)
     return ax
+
+
+def _wrap(name: str, width: int = 11) -> str:
+    """A long name on two lines ("Lakeview\nTerrace"), so labels crowd each other less."""
+    words = str(name).split()
+    if len(name) <= width or len(words) < 2:
+        return str(name)
+    best = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(" ".join(words[i:]))))
+    return " ".join(words[:best]) + "\n" + " ".join(words[best:])

@@ -307,8 +307,10 @@ def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf:
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = header_cell_text(report.title, values, manifest.get("dataset"), generated, manifest.get("period"))
     html = staging / f"{report.name}.html"
-    html.write_text(render_html(executed, report.title, header), encoding="utf-8")
-    tables = write_tables(collect_tables(executed), staging / "tables", staging / f"{report.name}.xlsx")
+    people = report.is_module and any(m.report and m.folder_name == report.name for m in _modules())  # production
+    html.write_text(render_html(executed, report.title, header, people=people, workbook=f"{report.name}.xlsx"),
+                    encoding="utf-8")  # fmt: skip
+    tables = write_tables(collect_tables(executed, people=people), staging / "tables", staging / f"{report.name}.xlsx")
     pdf_path = None
     if pdf:
         pdf_path = staging / f"{report.name}.pdf"

@@ -321,16 +321,18 @@ def test_figures_get_alt_text_and_tables_their_names(tmp_path):
     result = run_report(nb, {"weeks": 3}, tmp_path / "out")
     page = body(result.html.read_text(encoding="utf-8"))
     alts = re.findall(r'<img\b[^>]*\balt="([^"]*)"', page)
-    assert alts == [
-        "Chart: Requests per week; horizontal axis: Week; vertical axis: Requests",
-        "Bar chart: b has twice the requests of a.",
+    assert alts == [  # the title and what the data drawn show ([3, 1, 4] over weeks 0-2; bars a=1, b=2)
+        "Chart: Requests per week. From 3 (week 0) to 4 (week 2), up 1 (+33%); highest 4 (week 2), lowest 1 (week 1).",
+        "Bar chart: b has twice the requests of a. 2 bars. Largest: b, 2; smallest: a, 1.",
     ]
     assert [p.name for p in result.tables] == [  # long headings are cut at a word, to 40 characters at most
         "01-counts-by-type.csv",
         "02-ten-times.csv",
         "03-how-long-residents-waited-and-how-often.csv",
     ]
-    assert pd.read_csv(result.tables[1], index_col=0)["requests"].tolist() == [10, 20]
+    published = pd.read_csv(result.tables[1], index_col=0)  # publish_table: the page's headings, for people
+    assert published["Requests"].tolist() == [10, 20] and published.index.name == "Type"
+    assert pd.read_csv(result.tables[0], index_col=0).columns.tolist() == ["requests"]  # displayed: as computed
     assert len(re.findall(r"<h1[ >]", page)) == 1 and "weeks = 3" in page
 
 
