@@ -1,22 +1,79 @@
-"""The `citykit` command line: argument parsing only; each command calls one library function."""
+"""The `citykit` command line: argument parsing only; each command calls one library function.
+
+Bad usage or bad input ends with exit code 2 and one line on stderr, never a traceback: argparse's
+own errors too (`Parser.error`), and numeric options are checked by their types (`--timeout -5`,
+`--workers 0` and `--name ""` are refused before anything runs). Every message is printed through
+`one_line` (control characters escaped) and `redact` (no password in a URL is ever printed).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from citykit import paths
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, one_line, quote, redact
 from citykit.startup import skip_slow_optional_modules
+
+DATASET_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {one_line(redact(message))} (see {self.prog} --help)\n")
 
 
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {quote(text)}")
     return key.strip(), value
+
+
+def _number(kind: type, text: str, what: str, low: float, high: float = math.inf, above_low: bool = False):
+    """`text` as an int or float within [low, high] (above `low` when `above_low`), finite."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}, not {quote(text)}") from None
+    if not (math.isfinite(value) and (value > low if above_low else value >= low) and value <= high):
+        raise argparse.ArgumentTypeError(f"{what}, not {quote(text)}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    return _number(float, text, "must be a number of seconds above 0", 0, above_low=True)
+
+
+def _count(text: str) -> int:
+    return _number(int, text, "must be a whole number of 1 or more", 1)
+
+
+def _count_or_zero(text: str) -> int:
+    return _number(int, text, "must be a whole number of 0 or more", 0)
+
+
+def _share(text: str) -> float:
+    return _number(float, text, "must be a share from 0 to 1", 0, 1)
+
+
+def _port(text: str) -> int:
+    return _number(int, text, "must be a port number from 1 to 65535", 1, 65535)
+
+
+def _dataset_name(text: str) -> str:
+    """A dataset name: lower-case letters, digits and _, starting with a letter (never empty)."""
+    if not DATASET_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"a dataset name is lower-case letters, digits and _ (starting with a letter), not {quote(text)}"
+        )
+    return text
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -367,7 +424,7 @@ def report_batch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="citykit", description="A data academy in a box for city staff.")
+    parser = Parser(prog="citykit", description="A data academy in a box for city staff.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="build, import and check datasets").add_subparsers(
@@ -397,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto, or a source: sf311_portal, sf311_warehouse, baltimore, nyc311, chicago311, la_myla311, boston311",
     )
     p.add_argument("file", type=Path, help="the exported CSV (never modified)")
-    p.add_argument("--name", default=None, help="dataset name (default: the source's name)")
+    p.add_argument("--name", type=_dataset_name, default=None, help="dataset name (default: the source's name)")
     p.add_argument(
         "--as-of",
         default=None,
@@ -416,22 +473,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=data_import)
     p = data.add_parser("import-population", help="neighborhood population (canonical neighborhoods columns)")
     p.add_argument("file", type=Path)
-    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.add_argument("--name", type=_dataset_name, default=None, help="the imported dataset it belongs to")
     p.set_defaults(func=data_import_population)
     p = data.add_parser("import-boundaries", help="neighborhood boundaries (GeoJSON polygons)")
     p.add_argument("file", type=Path)
-    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.add_argument("--name", type=_dataset_name, default=None, help="the imported dataset it belongs to")
     p.add_argument("--property", default=None, help="feature property holding the neighborhood name")
     p.set_defaults(func=data_import_boundaries)
     p = data.add_parser("import-applications", help="person-level program records, k-anonymized under the standard")
     p.add_argument("file", type=Path)
     p.add_argument("--mapping", type=Path, required=True, help="mapping YAML (columns, outcome, race/ethnicity codes)")
-    p.add_argument("--name", default=None, help="the imported dataset it belongs to")
+    p.add_argument("--name", type=_dataset_name, default=None, help="the imported dataset it belongs to")
     p.set_defaults(func=data_import_applications)
     p = data.add_parser("publish", help="load a dataset's tables into the PostgreSQL database named by an env var")
     p.add_argument("name", help="dataset to publish")
     p.add_argument("--to-env", required=True, metavar="VAR", help="environment variable holding the database URL")
-    p.add_argument("--as", dest="as_name", default=None, help="name of the database-backed dataset (default: NAME_pg)")
+    p.add_argument(
+        "--as",
+        dest="as_name",
+        type=_dataset_name,
+        default=None,
+        help="name of the database-backed dataset (default: NAME_pg)",
+    )
     p.set_defaults(func=data_publish)
 
     p = commands.add_parser("init", help="create a course folder from the installed kit (or --upgrade one)")
@@ -455,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("lab", help="JupyterLab: a learner's own workspace, or formgrader (token always on)")
     p.add_argument("--instructor", action="store_true", help="open the grading folder with formgrader")
     p.add_argument("--student", default=None, metavar="ID", help="the learner's roster id (default: your user name)")
-    p.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default 8888)")
+    p.add_argument("--port", type=_port, default=8888, help="port on 127.0.0.1 (default 8888)")
     p.set_defaults(func=lab)
 
     grade = commands.add_parser("grade", help="nbgrader around a cohort").add_subparsers(
@@ -486,11 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="zero",
         help="late submissions score zero (default) or no penalty",
     )
-    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per notebook cell when grading")
-    p.add_argument("--cpu-seconds", type=int, default=600, help="CPU seconds per graded notebook")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory (address space) per graded notebook")
+    p.add_argument("--cell-timeout", type=_count, default=120, help="seconds per notebook cell when grading")
+    p.add_argument("--cpu-seconds", type=_count, default=600, help="CPU seconds per graded notebook")
+    p.add_argument("--memory-mb", type=_count, default=4096, help="memory (address space) per graded notebook")
     p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
-    p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: one more than the cores)")
+    p.add_argument(
+        "--workers", type=_count_or_zero, default=0, help="grading processes (default 0: one more than the cores)"
+    )
     p.add_argument("--timezone", default="UTC", help="time zone of due dates without an offset (IANA: America/Chicago)")
     p.add_argument(
         "--lms-id",
@@ -539,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
     p.add_argument(
-        "--workers", type=int, default=None, help="grading processes (default: the cohort's; one more than the cores)"
+        "--workers",
+        type=_count,
+        default=None,
+        help="grading processes (default: the cohort's; one more than the cores)",
     )
     p.add_argument(
         "--force",
@@ -557,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = grade.add_parser("dashboard", help="the cohort dashboard (objectives heatmap, distributions, failed tests)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/dashboard/)")
     p.add_argument(
-        "--need-help-below", type=float, default=0.6, help="share of points under which a learner needs help"
+        "--need-help-below", type=_share, default=0.6, help="share of points under which a learner needs help"
     )
     p.set_defaults(func=grade_dashboard)
 
@@ -582,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the reports/ archive)")
     p.add_argument("--pdf", action="store_true", help="also print the HTML to PDF (needs headless Chromium)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds before a hung run's kernel is killed")
+    p.add_argument("--timeout", type=_seconds, default=None, help="seconds before a hung run's kernel is killed")
     p.set_defaults(func=report_run)
     p = report.add_parser("batch", help="run a report once per value of a parameter, in parallel")
     p.add_argument("name", help="module slug, folder name, or path to a notebook")
@@ -590,8 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", nargs="+", default=None, help="values to run (default: every allowed value)")
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="batch folder (default: reports/<report>/)")
-    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: one per core)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds per run before its kernel is killed")
+    p.add_argument("--workers", type=_count, default=None, help="parallel workers (default: one per core)")
+    p.add_argument("--timeout", type=_seconds, default=600, help="seconds per run before its kernel is killed")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on an existing Dask cluster")
     p.set_defaults(func=report_batch)
     return parser
@@ -606,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except CitykitError as error:
-        print(f"citykit: {error}", file=sys.stderr)
+        print(f"citykit: {one_line(redact(str(error)))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("citykit: interrupted", file=sys.stderr)

@@ -38,3 +38,95 @@ def test_bad_usage_exits_2():
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "run", "time-to-close", "-p", "no-equals-sign"])
     assert exit_info.value.code == 2
+
+
+# ------------------------------------------------------------------ issue 16: every bad input is one line
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    """The CLI in-process: exit 2 (argparse's SystemExit or a CitykitError), one stderr line, no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+NUMERIC = [
+    (["report", "run", "time-to-close", "--timeout", "-5"], "--timeout: must be a number of seconds above 0, not '-5'"),
+    (["report", "run", "time-to-close", "--timeout", "0"], "--timeout: must be a number of seconds above 0, not '0'"),
+    (["report", "run", "time-to-close", "--timeout", "nan"], "--timeout: must be a number of seconds above 0"),
+    (["report", "run", "time-to-close", "--timeout", "inf"], "--timeout: must be a number of seconds above 0"),
+    (["report", "batch", "time-to-close", "--over", "period", "--workers", "-3"],
+     "--workers: must be a whole number of 1 or more, not '-3'"),
+    (["report", "batch", "time-to-close", "--over", "period", "--workers", "0"], "--workers: must be a whole number"),
+    (["report", "batch", "time-to-close", "--over", "period", "--workers", "1.5"], "--workers: must be a whole number"),
+    (["report", "batch", "time-to-close", "--over", "period", "--timeout", "-5"], "--timeout: must be a number"),
+    (["grade", "autograde", "sums", "--workers", "0"], "--workers: must be a whole number of 1 or more"),
+    (["grade", "setup", "--cohort", "c", "--roster", "r.csv", "--cell-timeout", "0"], "--cell-timeout: must be"),
+    (["grade", "setup", "--cohort", "c", "--roster", "r.csv", "--workers", "-1"], "--workers: must be a whole number of 0"),
+    (["grade", "dashboard", "--need-help-below", "2"], "--need-help-below: must be a share from 0 to 1"),
+    (["lab", "--port", "70000"], "--port: must be a port number from 1 to 65535"),
+]  # fmt: skip
+NAMES = [
+    (["data", "import", "auto", "export.csv", "--name", ""], "--name: a dataset name is lower-case letters"),
+    (["data", "import", "auto", "export.csv", "--name", "  "], "not '  '"),
+    (["data", "import-population", "pop.csv", "--name", ""], "--name: a dataset name"),
+    (["data", "publish", "riverton", "--to-env", "X", "--as", ""], "--as: a dataset name"),
+    (["report", "run", "time-to-close", "-p", "=x"], "expected KEY=VALUE, got '=x'"),
+]
+PERIODS = [
+    ("period=9999-12", "period '9999-12': year 9999 is outside 1900–2100"),
+    ("period=2025-06-30/2025-01-01", "the end 2025-01-01 is before the start 2025-06-30"),
+    ("period=2025-13", "month 13 does not exist"),
+    ("period=2025-02-30/2025-03-31", "2025-02-30 is not a date"),
+]
+
+
+@pytest.mark.parametrize("argv, says", NUMERIC + NAMES)
+def test_bad_options_are_refused_by_argparse_on_one_line(argv, says, capsys):
+    assert says in one_line_error(argv, capsys)
+
+
+@pytest.mark.parametrize("parameter, says", PERIODS)
+def test_bad_periods_say_what_is_wrong(parameter, says, capsys, riverton):
+    assert says in one_line_error(["report", "run", "time-to-close", "-p", parameter], capsys)
+
+
+def test_user_input_is_quoted_short_and_escaped(capsys, riverton):
+    long = one_line_error(["report", "run", "time-to-close", "-p", "neighborhood=" + "x" * 100_000], capsys)
+    assert "(100,000 characters)" in long and len(long) < 2_000  # 200 characters of it, not the whole value
+    escaped = one_line_error(["report", "run", "time-to-close", "-p", "neighborhood=\x1b[31mred\x1b[0m\nnext"], capsys)
+    assert "\x1b" not in escaped and "'\\x1b[31mred\\x1b[0m\\nnext'" in escaped
+    module = one_line_error(["report", "run", "\x1b]0;owned\x07" + "m" * 500], capsys)
+    assert "\x1b" not in module and "\x07" not in module and "(510 characters)" in module
+
+
+def test_a_file_that_is_not_a_notebook_is_one_line(tmp_path, capsys):
+    text = tmp_path / "notes.ipynb"
+    text.write_text("these are notes, not JSON", encoding="utf-8")
+    other = tmp_path / "other.ipynb"
+    other.write_text('{"cells": "no"}', encoding="utf-8")
+    for path in (text, other):
+        for command in ("run", "params"):
+            line = one_line_error(["report", command, str(path)], capsys)
+            assert f"'{path}' is not a Jupyter notebook" in line
+
+
+def test_loading_no_columns_is_bad_input(riverton):
+    import citykit
+    from citykit.errors import CitykitError
+
+    with pytest.raises(CitykitError, match=r"columns=\[\] asks for no column"):
+        citykit.load("service_requests", columns=[])
+
+
+def test_a_password_in_a_bad_value_is_never_printed(capsys, riverton):
+    line = one_line_error(
+        ["report", "run", "time-to-close", "-p", "neighborhood=postgresql://alice:secret@h/db"], capsys
+    )
+    assert "secret" not in line and "postgresql://***@h/db" in line

@@ -14,6 +14,7 @@ import pandas as pd
 from citykit.data import parquet_source, registry, sql_source
 from citykit.data.periods import Period
 from citykit.data.query import connect
+from citykit.errors import CitykitError
 
 __all__ = ["connect", "load"]  # connect: the DuckDB connection loads use, for queries of one's own
 
@@ -32,6 +33,8 @@ def load(
     columns: the columns to read (default: all). Unknown names raise a `CitykitError` that lists
     the valid choices.
     """
+    if columns is not None and len(list(columns)) == 0:
+        raise CitykitError("columns=[] asks for no column: name at least one, or leave columns out for all of them")
     ds = registry.get(dataset)
     source = parquet_source if ds.kind == "parquet" else sql_source
     return source.load(ds, table, period=period, neighborhood=neighborhood, columns=columns)

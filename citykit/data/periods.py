@@ -15,10 +15,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, quote
 
 PERIOD_HELP = 'a year "2025", a quarter "2025-Q3", a month "2025-07" or dates "2025-01-01/2025-06-30"'
 KINDS = {"month": 1, "quarter": 3, "year": 12}  # a period kind and its length in months
+YEARS = (1900, 2100)  # the years a period may name: service data from before or after is a typo
 ONE_DAY = dt.timedelta(days=1)
 
 
@@ -112,7 +113,7 @@ def label_of(kind: str, start: dt.date) -> str:
 def latest_complete(kind: str, as_of: dt.date) -> Period:
     """The latest whole month, quarter or year whose last day is on or before `as_of`."""
     if kind not in KINDS:
-        raise CitykitError(f"period kind {kind!r} is not one of: {', '.join(KINDS)}")
+        raise CitykitError(f"period kind {quote(kind)} is not one of: {', '.join(KINDS)}")
     months = KINDS[kind]
     after = as_of + ONE_DAY  # the first day without data
     index = after.year * 12 + after.month - 1
@@ -130,21 +131,39 @@ def parse_period(text: str | Period, as_of: dt.date | None = None) -> Period:
 
 def _parse(text: str) -> Period:
     value = str(text).strip()
+    if m := re.fullmatch(r"(\d{4})", value):
+        year = _year(value, m[1])
+        return Period(value, dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
+    if m := re.fullmatch(r"(\d{4})-Q(\d)", value, flags=re.IGNORECASE):
+        year, quarter = _year(value, m[1]), int(m[2])
+        if not 1 <= quarter <= 4:
+            raise CitykitError(f"period {quote(value)}: quarter {quarter} does not exist (Q1 to Q4)")
+        first_month = 3 * (quarter - 1) + 1
+        return Period(value.upper(), dt.date(year, first_month, 1), _month_after(year, first_month + 2))
+    if m := re.fullmatch(r"(\d{4})-(\d{2})", value):
+        year, month = _year(value, m[1]), int(m[2])
+        if not 1 <= month <= 12:
+            raise CitykitError(f"period {quote(value)}: month {m[2]} does not exist (01 to 12)")
+        return Period(value, dt.date(year, month, 1), _month_after(year, month))
+    if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})", value):
+        start, last = _day(value, m[1]), _day(value, m[2])
+        if last < start:
+            raise CitykitError(f"period {quote(value)}: the end {last} is before the start {start}")
+        return Period(value, start, last + ONE_DAY)
+    raise CitykitError(f"period {quote(value)} is not understood; use {PERIOD_HELP}")
+
+
+def _year(value: str, digits: str) -> int:
+    year = int(digits)
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise CitykitError(f"period {quote(value)}: year {year} is outside {YEARS[0]}–{YEARS[1]}")
+    return year
+
+
+def _day(value: str, text: str) -> dt.date:
     try:
-        if m := re.fullmatch(r"(\d{4})", value):
-            year = int(m[1])
-            return Period(value, dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
-        if m := re.fullmatch(r"(\d{4})-Q([1-4])", value, flags=re.IGNORECASE):
-            year, quarter = int(m[1]), int(m[2])
-            first_month = 3 * (quarter - 1) + 1
-            return Period(value.upper(), dt.date(year, first_month, 1), _month_after(year, first_month + 2))
-        if m := re.fullmatch(r"(\d{4})-(\d{2})", value):
-            year, month = int(m[1]), int(m[2])
-            return Period(value, dt.date(year, month, 1), _month_after(year, month))
-        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})", value):
-            start, last = dt.date.fromisoformat(m[1]), dt.date.fromisoformat(m[2])
-            if last >= start:
-                return Period(value, start, last + ONE_DAY)
+        day = dt.date.fromisoformat(text)
     except ValueError:
-        pass
-    raise CitykitError(f"period {value!r} is not understood; use {PERIOD_HELP}")
+        raise CitykitError(f"period {quote(value)}: {text} is not a date") from None
+    _year(value, text[:4])
+    return day

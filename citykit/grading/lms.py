@@ -16,6 +16,12 @@ time (in the cohort's time zone; a loose file's modification time), or Blackboar
 Canvas `_late_` marker makes it at least one second after the due date. nbgrader's collector keeps the
 newest file per learner (a resubmission's `-N` breaks ties) and writes it, with `timestamp.txt`, under
 `grading/submitted/<student_id>/<assignment>/`.
+
+A download folder is extracted with limits (`TimedExtractor`): a file named `.zip` that is not a zip
+archive, an entry whose path leaves its folder (`../`, `/etc/...`), more than `MAX_FILES` files,
+more than `MAX_TOTAL_BYTES` in all or `MAX_FILE_BYTES` in one file, an entry that expands more than
+`MAX_RATIO` times (a zip bomb) or archives nested deeper than `MAX_DEPTH` stop the collection with
+one line naming the file; nothing is collected from it.
 """
 
 from __future__ import annotations
@@ -23,16 +29,26 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.plugins.zipcollect import ExtractorPlugin, FileNameCollectorPlugin
 
+from citykit.errors import CitykitError, quote
 from citykit.grading.cohort import Learner, load_cohort, zone
 
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 BLACKBOARD_TIME = re.compile(r"_attempt_(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)_")
+# Limits of one collection (a cohort's notebooks are a few MB each; a zip bomb is refused long before the disk fills)
+MAX_FILES = 20_000  # files extracted, nested archives included
+MAX_TOTAL_BYTES = 2 * 1024**3  # bytes extracted in all
+MAX_FILE_BYTES = 256 * 1024**2  # bytes of one extracted file
+MAX_RATIO = 100  # how many times an entry above 1 MB may expand
+MAX_DEPTH = 3  # archives inside archives
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -79,27 +95,165 @@ def match_file(name: str, learners: list[Learner], notebooks: list[str], tz: dt.
 
 
 class TimedExtractor(ExtractorPlugin):
-    """nbgrader's extractor, keeping each file's time: a zip entry's time (in the cohort's time zone)
-    or a loose file's modification time becomes the extracted file's modification time."""
+    """nbgrader's extractor, with limits and each file's time: a zip entry's time (in the cohort's
+    time zone) or a loose file's modification time becomes the extracted file's modification time.
+
+    The layout is nbgrader's: `<folder>/<name>.zip` is extracted into `<folder>/<name>/`, an archive
+    inside it into a folder of its own beside it; other files are copied. Limits: see the module."""
 
     tz: dt.tzinfo = dt.UTC
 
     def extract(self, archive_path: str, extracted_path: str) -> None:
-        super().extract(archive_path, extracted_path)
-        for root, _, files in os.walk(archive_path):
-            target = Path(extracted_path) / Path(root).relative_to(archive_path)
-            for file in files:
+        archive, extracted = Path(archive_path), Path(extracted_path)
+        budget = _Budget()
+        for root, dirs, files in os.walk(archive):
+            dirs.sort()
+            target = extracted / Path(root).relative_to(archive)
+            target.mkdir(parents=True, exist_ok=True)
+            for file in sorted(files):
                 source = Path(root) / file
-                if source.suffix in self.zip_ext and zipfile.is_zipfile(source):
-                    with zipfile.ZipFile(source) as archive:
-                        for entry in archive.infolist():
-                            extracted = target / source.stem / entry.filename
-                            if extracted.is_file():
-                                moment = dt.datetime(*entry.date_time, tzinfo=self.tz).timestamp()
-                                os.utime(extracted, (moment, moment))
-                elif (target / file).is_file():
-                    stat = source.stat()
-                    os.utime(target / file, (stat.st_atime, stat.st_mtime))
+                if source.suffix in self.zip_ext:
+                    self._unpack(source, target / _stem(source.name), budget, 1, source.name)
+                elif source.is_file():
+                    budget.add_file(source.name, source.stat().st_size)
+                    shutil.copy2(source, target / file)  # keeps its modification time
+
+    def _unpack(self, source: Path, dest: Path, budget: _Budget, depth: int, shown: str) -> None:
+        """One archive into `dest`, then the archives it held, each into its own folder beside it."""
+        if depth > MAX_DEPTH:
+            raise CitykitError(
+                f"{quote(shown)} holds archives nested more than {MAX_DEPTH} deep; nothing was collected"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            written = (
+                self._unzip(source, dest, budget, shown)
+                if source.suffix == ".zip"
+                else _untar(source, dest, budget, shown)
+            )
+        except (
+            zipfile.BadZipFile,
+            tarfile.TarError,
+            EOFError,
+            OSError,
+            RuntimeError,
+            NotImplementedError,
+            ValueError,
+        ) as error:
+            kind = "zip" if source.suffix == ".zip" else "tar"
+            reason = (
+                "not a zip archive"
+                if isinstance(error, zipfile.BadZipFile)
+                else f"a {kind} archive that cannot be read ({type(error).__name__})"
+            )
+            raise CitykitError(
+                f"{quote(shown)} in the download folder is {reason}; download it again or remove it"
+            ) from None
+        for path in written:
+            if path.suffix in self.zip_ext:
+                self._unpack(path, path.parent / _stem(path.name), budget, depth + 1, f"{shown}/{path.name}")
+
+    def _unzip(self, source: Path, dest: Path, budget: _Budget, shown: str) -> list[Path]:
+        if not zipfile.is_zipfile(source):
+            raise zipfile.BadZipFile(shown)
+        written = []
+        with zipfile.ZipFile(source) as archive:
+            for entry in archive.infolist():
+                if entry.is_dir():
+                    continue
+                target = dest / _inside(entry.filename, shown)
+                budget.add_file(shown, entry.file_size)
+                if entry.file_size > CHUNK and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
+                    raise CitykitError(
+                        f"{quote(shown)}: {quote(entry.filename)} would expand {entry.file_size // max(entry.compress_size, 1):,} "
+                        f"times (a zip bomb?); nothing was collected"
+                    )
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(entry) as reader, target.open("wb") as writer:
+                    _copy(reader, writer, budget, shown, entry.filename)
+                try:
+                    moment = dt.datetime(*entry.date_time, tzinfo=self.tz).timestamp()
+                    os.utime(target, (moment, moment))
+                except (ValueError, OverflowError, OSError):
+                    pass  # a zip entry without a valid time keeps the time of extraction
+                written.append(target)
+        return written
+
+
+class _Budget:
+    """What one collection has extracted so far, against the limits."""
+
+    def __init__(self) -> None:
+        self.files = self.bytes = 0
+
+    def add_file(self, shown: str, size: int) -> None:
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise CitykitError(
+                f"the download folder holds more than {MAX_FILES:,} files (at {quote(shown)}); nothing was collected"
+            )
+        if size > MAX_FILE_BYTES:
+            raise CitykitError(
+                f"{quote(shown)} holds a file of {size / 1024**2:,.0f} MB, above the {MAX_FILE_BYTES // 1024**2} MB a "
+                "submission may have; nothing was collected"
+            )
+        self.add_bytes(shown, 0)
+
+    def add_bytes(self, shown: str, size: int) -> None:
+        self.bytes += size
+        if self.bytes > MAX_TOTAL_BYTES:
+            raise CitykitError(
+                f"the download folder expands to more than {MAX_TOTAL_BYTES / 1024**3:g} GB (at {quote(shown)}); "
+                "nothing was collected"
+            )
+
+
+def _copy(reader, writer, budget: _Budget, shown: str, name: str) -> None:
+    """Copy counting the bytes actually written (an archive's stated sizes may lie)."""
+    size = 0
+    while block := reader.read(CHUNK):
+        size += len(block)
+        if size > MAX_FILE_BYTES:
+            raise CitykitError(
+                f"{quote(shown)}: {quote(name)} expands past {MAX_FILE_BYTES // 1024**2} MB; nothing was collected"
+            )
+        budget.add_bytes(shown, len(block))
+        writer.write(block)
+
+
+def _untar(source: Path, dest: Path, budget: _Budget, shown: str) -> list[Path]:
+    written = []
+    with tarfile.open(source) as archive:
+        for member in archive:
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise CitykitError(
+                    f"{quote(shown)} holds {quote(member.name)}, a link or device; nothing was collected"
+                )
+            target = dest / _inside(member.name, shown)
+            budget.add_file(shown, member.size)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            reader = archive.extractfile(member)
+            with reader, target.open("wb") as writer:
+                _copy(reader, writer, budget, shown, member.name)
+            os.utime(target, (member.mtime, member.mtime))
+            written.append(target)
+    return written
+
+
+def _inside(name: str, shown: str) -> Path:
+    """An archive entry's path inside its folder; one that would leave it is refused."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or not parts:
+        raise CitykitError(f"{quote(shown)} holds {quote(name)}, a path outside its folder; nothing was collected")
+    return Path(*parts)
+
+
+def _stem(name: str) -> str:
+    """`a.zip` -> `a`, `a.tar.gz` -> `a` (nbgrader's folder names)."""
+    stem = Path(name).stem
+    return stem[:-4] if stem.endswith(".tar") else stem
 
 
 class RosterCollector(FileNameCollectorPlugin):

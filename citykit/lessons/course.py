@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from citykit import paths
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, quote
 
 FOLDER_PATTERN = re.compile(r"^(\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)$")
 
@@ -109,7 +109,7 @@ def find_module(name: str, modules: list[Module] | None = None) -> Module:
     for module in modules:
         if name in (module.slug, module.folder_name):
             return module
-    raise CitykitError(f"unknown module {name!r}; modules: {', '.join(m.folder_name for m in modules)}")
+    raise CitykitError(f"unknown module {quote(name)}; modules: {', '.join(m.folder_name for m in modules)}")
 
 
 # --- the data dictionary (curriculum/guides/data-dictionary.md) ------------------------------------

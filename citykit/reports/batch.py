@@ -30,8 +30,8 @@ from citykit import paths
 from citykit.errors import CitykitError
 from citykit.reports.html import index_page
 from citykit.reports.kernel import ReportKernel
-from citykit.reports.params import allowed_values, dataset_of, parameters_slug, validate
-from citykit.reports.run import dataset_info, prepare, run_report
+from citykit.reports.params import allowed_values, dataset_of, validate
+from citykit.reports.run import dataset_info, prepare, report_folder, run_report
 from citykit.startup import skip_slow_optional_modules
 
 BATCH_ENV = {"CITYKIT_DUCKDB_THREADS": "1"}
@@ -92,7 +92,7 @@ def plan(
         resolved = validate(report.parameters, given, report=report.name)
         dataset = dataset_of(resolved, report.parameters)
         as_of = dataset_info(dataset)["as_of"] if dataset else "undated"
-        folder = root / parameters_slug(resolved, report.parameters) / str(as_of)
+        folder = report_folder(root, resolved, report.parameters, as_of)  # refuses an unsafe --out
         runs.append(BatchRun(resolved[over], resolved, folder))
     folders = [r.out for r in runs]
     if len(set(folders)) != len(folders):

@@ -9,9 +9,16 @@ its requests when it has none; None means citywide), and `str`, `int`, `float`, 
     specs = module_parameters(find_module("time-to-close"))
     values = validate(specs, {"neighborhood": "harbor-point", "period": "2025-Q4"})
 
-`validate` converts command-line text to typed values, fills in defaults, maps a neighborhood's
-slug or case variant to its name in the data, and raises one clear `CitykitError` for the first
-problem, so a bad value never reaches a kernel.
+`validate` converts command-line text to typed values, fills in defaults, and raises one clear
+`CitykitError` for the first problem, so a bad value never reaches a kernel. A neighborhood is
+matched by its exact name first; a letter-case variant or a slug (`harbor-point`) is accepted only
+when it names exactly one neighborhood, so `北区` and `南区` are never confused.
+
+`parameters_slug` names a run's folder: one `name=value` part per value that differs from its
+default, the value transliterated to ASCII (anyascii) and slugged, followed by `~` and a short hash
+of the exact value whenever the slug alone does not spell it (`neighborhood=bei-qu~1f0e3a`,
+`period=2025-q4~a1b2c3`; `dataset=mycity` needs none). Two different values therefore never share a
+folder name unless their hashes collide, and `citykit.reports.run` refuses that case outright.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import hashlib
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -27,7 +35,7 @@ from typing import Any
 
 from citykit.data import registry
 from citykit.data.periods import KINDS, Period, latest_complete, parse_period
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, quote, redact
 from citykit.lessons.course import Module, Parameter
 
 DATA_TYPES = ("dataset", "period", "neighborhood")
@@ -37,6 +45,9 @@ TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"
 # A period parameter's default in course.yml may be "latest month|quarter|year": the latest complete
 # period of that kind before the dataset's as-of date, resolved per dataset when a report runs.
 LATEST = re.compile(r"latest\s+(" + "|".join(KINDS) + r")", re.IGNORECASE)
+SPELLED = re.compile(r"[a-z0-9][a-z0-9.-]*")  # a value that is its own slug: shown without a hash
+PART_CHARS = 40  # readable characters of one value in a folder name
+NAME_CHARS = 180  # a folder name's length at most (file systems allow 255 bytes)
 
 
 ParamSpec = Parameter  # one model of a parameter, whether course.yml or a notebook declares it
@@ -54,13 +65,18 @@ def notebook_parameters(notebook: Path) -> list[ParamSpec]:
     import nbformat
     from papermill import inspect_notebook
 
-    nb = nbformat.read(notebook, as_version=4)
+    nb, source = read_notebook(notebook), notebook
     with tempfile.TemporaryDirectory() as tmp:
         if not nb.metadata.get("kernelspec", {}).get("name"):  # papermill needs a kernel name to read it
             nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
             notebook = Path(tmp) / "notebook.ipynb"
             nbformat.write(nb, notebook)
-        found = inspect_notebook(str(notebook))
+        try:
+            found = inspect_notebook(str(notebook))
+        except Exception as error:  # a parameters cell papermill cannot read
+            raise CitykitError(
+                f"cannot read the parameters cell of {quote(str(source))}: {type(error).__name__}"
+            ) from None
     specs = []
     for name, info in found.items():
         default = _literal(info.get("default"))
@@ -75,6 +91,19 @@ def notebook_parameters(notebook: Path) -> list[ParamSpec]:
     return specs
 
 
+def read_notebook(path: Path):
+    """The notebook at `path`, or one line saying why it is not one (not JSON, not a notebook)."""
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, UnicodeDecodeError) as error:
+        raise CitykitError(f"cannot read the notebook {quote(str(path))}: {type(error).__name__}") from None
+    except Exception as error:  # nbformat's NotJSONError, a JSON or schema error
+        reason = "not JSON" if "json" in type(error).__name__.lower() else type(error).__name__
+        raise CitykitError(f"{quote(str(path))} is not a Jupyter notebook ({reason})") from None
+
+
 def _literal(text: Any) -> Any:
     if not isinstance(text, str):
         return text
@@ -85,10 +114,13 @@ def _literal(text: Any) -> Any:
 
 
 def slugify(value: Any) -> str:
-    """`Harbor Point` -> `harbor-point`; numbers keep their sign and decimal point."""
+    """`Harbor Point` -> `harbor-point`, `北区` -> `bei-qu` (transliterated); numbers keep their sign
+    and decimal point. Not unique: `parameters_slug` adds a hash where it is needed."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-") or "none"
+    from anyascii import anyascii  # its tables load per script, on first use
+
+    return re.sub(r"[^a-z0-9]+", "-", anyascii(str(value)).lower()).strip("-") or "none"
 
 
 def validate(specs: Sequence[ParamSpec], given: Mapping[str, Any], report: str = "report") -> dict[str, Any]:
@@ -97,7 +129,7 @@ def validate(specs: Sequence[ParamSpec], given: Mapping[str, Any], report: str =
     unknown = [k for k in given if k not in by_name]
     if unknown:
         known = ", ".join(by_name) or "none"
-        raise CitykitError(f"unknown parameter {unknown[0]!r} for {report}; its parameters: {known}")
+        raise CitykitError(f"unknown parameter {quote(unknown[0])} for {report}; its parameters: {known}")
     values: dict[str, Any] = {}
     # the dataset first: periods and neighborhoods are checked against it
     ordered = sorted(specs, key=lambda s: s.type != "dataset")
@@ -129,7 +161,7 @@ def convert(spec: ParamSpec, raw: Any, dataset: str | None = None) -> Any:
         value = _scalar(spec, raw)
     if spec.choices is not None and value not in spec.choices:
         raise CitykitError(
-            f"parameter {spec.name!r} cannot be {raw!r}; choose one of: {', '.join(map(str, spec.choices))}"
+            f"parameter {spec.name!r} cannot be {quote(raw)}; choose one of: {', '.join(map(str, spec.choices))}"
         )
     return value
 
@@ -148,11 +180,11 @@ def _scalar(spec: ParamSpec, raw: Any) -> Any:
             return True
         if text.lower() in FALSE_WORDS:
             return False
-        raise CitykitError(f"parameter {spec.name!r} must be true or false, not {raw!r}")
+        raise CitykitError(f"parameter {spec.name!r} must be true or false, not {quote(raw)}")
     try:
         return kind(text)
-    except ValueError:
-        raise CitykitError(f"parameter {spec.name!r} must be {_article(spec.type)}, not {raw!r}") from None
+    except ValueError:  # also a whole number of more than 4,300 digits
+        raise CitykitError(f"parameter {spec.name!r} must be {_article(spec.type)}, not {quote(raw)}") from None
 
 
 def _article(kind: str) -> str:
@@ -160,7 +192,10 @@ def _article(kind: str) -> str:
 
 
 def check_dataset(name: str) -> str:
-    ds = registry.get(name)  # unknown names: CitykitError listing the registered ones
+    known = registry.all_datasets()
+    if name not in known:
+        raise CitykitError(f"unknown dataset {quote(name)}; registered datasets: {', '.join(sorted(known))}")
+    ds = known[name]
     if not ds.exists():
         hint = "citykit data build" + (" --scale large" if name.endswith("_large") else "")
         raise CitykitError(f"dataset {name!r} is registered but has no data yet; build or import it ({hint})")
@@ -228,9 +263,8 @@ def _coverage(version: tuple):
     ds = registry.get(dataset)
     if ds.kind == "parquet":
         path = ds.table_path("service_requests").as_posix()
-        first, last = (
-            load.connect().execute(f"SELECT min(created_at), max(created_at) FROM read_parquet('{path}')").fetchone()
-        )
+        sql = "SELECT min(created_at), max(created_at) FROM read_parquet(?)"  # the path as a parameter
+        first, last = load.connect().execute(sql, [path]).fetchone()
     else:
         frame = load.load("service_requests", dataset=dataset, columns=["created_at"])
         first, last = frame["created_at"].min(), frame["created_at"].max()
@@ -255,13 +289,27 @@ def _neighborhoods(version: tuple) -> tuple[str, ...]:
 
 
 def check_neighborhood(text: str, dataset: str | None) -> str:
-    """The neighborhood's name as the data spells it (its slug or any letter case is accepted)."""
+    """The neighborhood's name as the data spells it: the exact name, else the one name that matches
+    in any letter case, else the one name with that slug (`harbor-point`); never a guess between two."""
     dataset = dataset or "riverton"  # a learner's notebook without a dataset parameter reads the bundled city
     known = neighborhoods(dataset)
-    for name in known:
-        if text == name or text.strip().lower() == name.lower() or slugify(text) == slugify(name):
-            return name
-    raise CitykitError(f"unknown neighborhood {text!r} in dataset {dataset!r}; choose from: {', '.join(known)}")
+    if text in known:
+        return text
+    stripped = text.strip()
+    for same in (
+        lambda name: name == stripped,
+        lambda name: name.casefold() == stripped.casefold(),
+        lambda name: slugify(name) == slugify(stripped) and slugify(stripped) != "none",
+    ):
+        found = [name for name in known if same(name)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise CitykitError(
+                f"neighborhood {quote(text)} could be any of {', '.join(map(quote, found))} in dataset "
+                f"{dataset!r}; give the name exactly"
+            )
+    raise CitykitError(f"unknown neighborhood {quote(text)} in dataset {dataset!r}; choose from: {', '.join(known)}")
 
 
 def allowed_values(spec: ParamSpec, dataset: str | None) -> list[Any]:
@@ -314,17 +362,40 @@ def describe(specs: Sequence[ParamSpec], given: Mapping[str, Any] | None = None)
 def parameters_slug(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> str:
     """A stable folder name for a set of values: the ones differing from defaults, sorted by name.
 
-    `neighborhood=harbor-point_period=2025-q4`; `citywide` when every value is its default.
+    `neighborhood=harbor-point~3c9f1e_period=2025-q4~5b2d0a`; `citywide` when every value is its
+    default. Each value is transliterated and slugged, then followed by `~` and a hash of the exact
+    value unless the slug spells it exactly (lower-case ASCII letters, digits, `.` and `-`), so
+    values differing in any character, in any alphabet, get different names.
     """
+    parts = [f"{slugify(k)}={value_slug(v)}" for k, v in sorted(named_values(values, specs).items())]
+    name = "_".join(parts) or "citywide"
+    if len(name) > NAME_CHARS:  # many long values: cut, and keep them apart by a hash of the whole name
+        name = f"{name[: NAME_CHARS - 13].rstrip('-_=~')}~{_digest(name, 12)}"
+    return name
+
+
+def named_values(values: Mapping[str, Any], specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """The values a folder name shows: those that differ from their defaults (None never does)."""
     defaults = {s.name: s.default for s in specs}
     dataset = dataset_of(values, specs)
     for s in specs:  # a "latest quarter" default names the period it resolves to for this dataset
         if s.type == "period" and s.default is not None and LATEST.fullmatch(str(s.default).strip()):
             with contextlib.suppress(CitykitError):
                 defaults[s.name] = check_period(str(s.default), dataset)
-    parts = [
-        f"{slugify(k)}={slugify(v)}"
-        for k, v in sorted(values.items())
-        if v is not None and str(v) != str(defaults.get(k))
-    ]
-    return "_".join(parts) or "citywide"
+    return {k: v for k, v in values.items() if v is not None and str(v) != str(defaults.get(k))}
+
+
+def value_slug(value: Any) -> str:
+    """One value in a folder name: its slug, plus `~` and a hash of the exact value unless the slug
+    spells the value exactly. A password in a URL is left out of the readable part (`redact`)."""
+    exact = str(value).lower() if isinstance(value, bool) else str(value)
+    if SPELLED.fullmatch(exact) and len(exact) <= PART_CHARS:
+        return exact
+    readable = slugify(redact(exact))[:PART_CHARS].strip("-")
+    if readable == "none" and "none" not in exact.lower():  # nothing readable: the hash alone
+        readable = ""
+    return f"{readable}~{_digest(exact, 6)}"
+
+
+def _digest(text: str, chars: int) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:chars]

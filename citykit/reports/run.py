@@ -13,9 +13,18 @@
    period as run with its first and last day, "partial (to DATE)" when it runs past the as-of date
    and the days it is compared with, package versions, start, duration, status; never a secret),
    and `NAME.pdf` with `pdf=True`. The page's header states the same period.
-   Everything is built in a staging folder beside `out` and moved in only when the whole run
+   Everything is built in a staging folder inside `out` and moved in only when the whole run
    succeeded; a failed run leaves the previous report intact, keeps its executed notebook and
    manifest in `<out>.failed/`, and raises `WorkFailed` naming the cell and the error.
+4. Outputs never destroy (checked before any kernel starts, `check_out`): a report writes only into
+   a folder it owns (the marker file `.citykit-report`), a new one or an empty one; it refuses a
+   folder holding other files, a file, a file system's root, the home folder, anything inside the
+   data home or a dataset's folder, and anything inside the course other than its archive
+   `reports/`. A run replaces only the files its last run listed in the manifest: a file the user
+   put beside them (`tables/budget-2026.csv`) stays.
+5. No secret is shown: a password in a URL-like parameter (`postgresql://alice:...@host/db`) is
+   redacted (`citykit.errors.redact`) in the page, the executed notebook, the tables, the manifest,
+   and every message; a folder name shows only the redacted form.
 
 For notebook authors, tables: every DataFrame a report *displays* becomes a table (CSV and a sheet
 of the workbook), named after the heading above it; to choose the name, display it with
@@ -35,7 +44,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import tempfile
 import time
@@ -47,7 +55,7 @@ from typing import Any
 from citykit import paths
 from citykit.data import registry
 from citykit.data.build_info import check_current
-from citykit.errors import CitykitError, WorkFailed
+from citykit.errors import CitykitError, WorkFailed, quote, redact, secrets_in
 from citykit.lessons.course import find_module, load_course
 from citykit.reports.html import (
     collect_tables,
@@ -63,15 +71,19 @@ from citykit.reports.params import (
     ParamSpec,
     dataset_of,
     module_parameters,
+    named_values,
     notebook_parameters,
     parameters_slug,
     period_info,
+    read_notebook,
     validate,
 )
 
 MANIFEST = "manifest.json"
 VERSIONED = ("citykit", "papermill", "nbconvert", "nbformat", "ipykernel", "pandas", "duckdb", "pyarrow", "matplotlib")
-SECRET_URL = re.compile(r"(\w+://)([^/@\s]+)@")  # scheme://user:password@host
+MARKER = ".citykit-report"  # in every folder a report or a failed run wrote: only such a folder is written into again
+STAGING = ".citykit-staging-"  # <out>/.citykit-staging-<pid>-<random>/: a run being built
+BINARY_KEYS = ("image/", "application/pdf")  # output data never searched for secrets (base64)
 
 
 # ------------------------------------------------------------------ what to run
@@ -161,7 +173,216 @@ def default_out(report: Report, values: dict[str, Any]) -> Path:
     """`reports/<report>/<parameters slug>/<as-of>/`."""
     dataset = dataset_of(values, report.parameters)
     as_of = registry.get(dataset).as_of.isoformat() if dataset else dt.date.today().isoformat()
-    return paths.reports_dir() / report.name / parameters_slug(values, report.parameters) / str(as_of)
+    return report_folder(paths.reports_dir() / report.name, values, report.parameters, as_of)
+
+
+# ------------------------------------------------------------------ where outputs may go
+
+
+def report_folder(root: Path, values: dict[str, Any], specs, as_of: Any) -> Path:
+    """`<root>/<parameters>/<as-of>/`: one run's folder in the archive or a batch's `--out`.
+
+    Refuses a root that is no place for reports (`check_batch_root`), and a folder that already
+    holds the report of other parameter values (two values whose names' hashes collide): two
+    parameter sets never share a folder."""
+    root = Path(root)
+    check_batch_root(root)
+    folder = root / parameters_slug(values, specs) / str(as_of)
+    written = _marker(folder).get("values")
+    if written and written != _values_key(values, specs):
+        raise CitykitError(
+            f"the folder {quote(str(folder))} holds the report of other parameter values under the same name; "
+            "give --out to put this run elsewhere"
+        )
+    return folder
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before anything runs, an output folder a report must not write into (see the module
+    docstring, point 4): the message says which rule and what to do instead."""
+    out = Path(out)
+    _check_place(out, "the output folder")
+    shown = quote(str(out))
+    if out.is_symlink() and not out.exists():
+        raise CitykitError(f"the output folder {shown} is a broken link; give a real folder")
+    if out.exists():
+        if not out.is_dir():
+            raise CitykitError(f"the output folder {shown} is a file; give a new or empty folder")
+        if not _owned(out) and any(out.iterdir()):
+            raise CitykitError(
+                f"the output folder {shown} holds files that no citykit report wrote; give a new or empty "
+                "folder (a report replaces only what it wrote itself)"
+            )
+    failed = _failed_folder(out)
+    if (failed.exists() or failed.is_symlink()) and not (failed.is_dir() and (failed / MARKER).is_file()):
+        raise CitykitError(
+            f"{quote(str(failed))} exists and no citykit report wrote it (a failed run would replace it); "
+            "move it or give another --out"
+        )
+
+
+def check_batch_root(root: Path) -> None:
+    """A batch's folder: a place for reports (`check_out`'s rules), new, empty, in the archive, or
+    holding only what batches wrote (index.html and marked report folders)."""
+    root = Path(root)
+    _check_place(root, "the batch folder")
+    if not root.exists() and not root.is_symlink():
+        return
+    shown = quote(str(root))
+    if not root.is_dir():
+        raise CitykitError(f"the batch folder {shown} is a file; give a new or empty folder")
+    if _inside(root.resolve(), _archive()) or (root / MARKER).is_file():
+        return
+    for entry in root.iterdir():
+        if entry.name in ("index.html", MARKER) or entry.name.startswith(".citykit-"):
+            continue
+        if (
+            entry.is_dir()
+            and not entry.is_symlink()
+            and all(sub.is_dir() and not sub.is_symlink() and (sub / MARKER).is_file() for sub in entry.iterdir())
+        ):
+            continue  # <parameters>/<as-of>/ folders that reports wrote
+        raise CitykitError(
+            f"the batch folder {shown} holds {quote(entry.name)}, which no citykit report wrote; "
+            "give a new or empty folder"
+        )
+
+
+def _check_place(path: Path, what: str) -> None:
+    """No report goes into a file system's root, the home folder, the data, or the course outside
+    `reports/` (symbolic links followed)."""
+    shown = quote(str(path))
+    try:
+        if "\x00" in str(path):
+            raise ValueError("a NUL character")
+        real = path.resolve()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CitykitError(f"{what} {shown} is not a usable path ({error})") from None
+    if real.parent == real:
+        raise CitykitError(f"{what} {shown} is the root of a file system; give a folder of its own")
+    with contextlib.suppress(RuntimeError, KeyError):
+        if real == Path.home().resolve():
+            raise CitykitError(f"{what} {shown} is your home folder; give a folder of its own inside it")
+    for place, name in _protected():
+        if _inside(real, place) or real == place:
+            raise CitykitError(f"{what} {shown} is inside {name} ({place}); give a folder outside it")
+    course = _course()
+    if course is not None and (real == course or _inside(real, course)) and not _inside(real, _archive()):
+        raise CitykitError(
+            f"{what} {shown} is inside the course folder {course}; give a folder in its archive reports/ "
+            "or outside the course"
+        )
+
+
+def _protected() -> list[tuple[Path, str]]:
+    """Each dataset's folder, the data home, and the installed kit (the most precise name first)."""
+    places = []
+    with contextlib.suppress(CitykitError, OSError):
+        for ds in registry.all_datasets().values():
+            if ds.kind == "parquet":
+                places.append((ds.folder.resolve(), f"dataset {ds.name!r}'s folder"))
+    with contextlib.suppress(CitykitError, OSError):
+        places.append((paths.citykit_home().resolve(), "the data home (CITYKIT_HOME)"))
+    return [*places, (paths.PACKAGE_DIR.resolve(), "the citykit package")]
+
+
+def _course() -> Path | None:
+    root = paths.find_course()
+    return root.resolve() if root is not None else None
+
+
+def _archive() -> Path:
+    course = _course()
+    return (course / "reports").resolve() if course is not None else Path("/nonexistent-archive")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return folder in path.parents
+
+
+def _failed_folder(out: Path) -> Path:
+    return out.parent / f"{out.name}.failed"
+
+
+def _marker(folder: Path) -> dict[str, Any]:
+    try:
+        found = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _owned(folder: Path) -> bool:
+    """A folder a report wrote: its marker, or (written before markers) a citykit manifest."""
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"report", "outputs", "status", "versions"} <= set(manifest)
+
+
+def _values_key(values: dict[str, Any], specs) -> str:
+    """What a folder's name stands for: a hash of the exact values it names (never the values)."""
+    named = {k: str(v) for k, v in named_values(values, specs).items()}
+    return hashlib.sha256(json.dumps(named, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _claim(out: Path, report: Report, values: dict[str, Any]) -> Path | None:
+    """Create `out` (and its parents) and mark it as a report's; the first folder this created.
+    A folder already marked keeps its marker as it is until this run succeeds (`_mark`)."""
+    first_new = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / MARKER).is_file():
+            _mark(out, report, values)
+    except OSError as error:
+        raise CitykitError(
+            f"cannot write the folder {quote(str(out))}: {error.strerror or type(error).__name__}"
+        ) from None
+    return first_new
+
+
+def _mark(out: Path, report: Report, values: dict[str, Any]) -> None:
+    """The marker: who wrote the folder, and a hash of the values its name stands for (never the values)."""
+    marker = {"written_by": "citykit report", "kind": "report", "report": report.name,
+              "values": _values_key(values, report.parameters)}  # fmt: skip
+    (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+
+
+def _unclaim(out: Path, first_new: Path | None) -> None:
+    """Undo `_claim` after a run that wrote nothing: the folders it created go, when empty."""
+    if first_new is None:
+        return
+    (out / MARKER).unlink(missing_ok=True)
+    for folder in [out, *out.parents]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        if folder == first_new:
+            break
+
+
+_active_staging: set[str] = set()
+
+
+def clean_stale_staging(folder: Path) -> None:
+    """Remove staging folders that a run killed before it finished left in `folder`."""
+    for stale in Path(folder).glob(f"{STAGING}*"):
+        pid = stale.name[len(STAGING) :].split("-")[0]
+        if str(stale) in _active_staging or (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ------------------------------------------------------------------ running
@@ -184,17 +405,24 @@ def run_report(
     started_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     report, values = prepare(name_or_path, parameters)
+    if timeout is not None and not timeout > 0:
+        raise CitykitError(f"the timeout must be a number of seconds above 0, not {quote(timeout)}")
     if pdf and find_chromium() is None:
         raise CitykitError("--pdf needs headless Chromium (apt-get install chromium); it is not installed")
     out = Path(out) if out is not None else default_out(report, values)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))  # same filesystem
-    own_kernel = kernel is None
-    kernel = kernel or ReportKernel(reuse=False)
+    check_out(out)  # before anything is written or any kernel starts
     manifest = _manifest(report, values, started_at)
+    hide = _hider(values)
+    first_new = _claim(out, report, values)
+    clean_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out))  # same filesystem
+    _active_staging.add(str(staging))
+    own_kernel = kernel is None
     timings: dict[str, Any] = {}
+    succeeded = False
     try:
-        executed = _execute(report, values, kernel, timeout, staging, manifest, started, out)
+        kernel = kernel or ReportKernel(reuse=False)
+        executed = _execute(report, values, kernel, timeout, staging, manifest, started, out, hide)
         timings.update(kernel.timings)
         timings["run cells"] = sum(_cell_seconds(executed).values())
         timings["cells"] = _cell_seconds(executed)
@@ -203,15 +431,21 @@ def run_report(
         timings["render"] = time.perf_counter() - rendered
         manifest.update(status="succeeded", seconds=round(time.perf_counter() - started, 3))
         manifest["outputs"] = [
-            *sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()),
+            *sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()),
             MANIFEST,
         ]
         (staging / MANIFEST).write_text(manifest_json(manifest), encoding="utf-8")
         _move_into_place(staging, out)
-        shutil.rmtree(out.parent / f"{out.name}.failed", ignore_errors=True)  # superseded by this good run
+        _mark(out, report, values)
+        succeeded = True
+        if (_failed_folder(out) / MARKER).is_file():
+            shutil.rmtree(_failed_folder(out), ignore_errors=True)  # superseded by this good run
     finally:
+        _active_staging.discard(str(staging))
         shutil.rmtree(staging, ignore_errors=True)
-        if own_kernel:
+        if not succeeded:
+            _unclaim(out, first_new)
+        if own_kernel and kernel is not None:
             kernel.shutdown()
     name = report.name
     return RunResult(
@@ -221,10 +455,11 @@ def run_report(
     )  # fmt: skip
 
 
-def _execute(report, values, kernel, timeout, staging, manifest, started, out):
+def _execute(report, values, kernel, timeout, staging, manifest, started, out, hide):
     """Execute the contract's notebook on the kernel; on failure keep it aside and raise WorkFailed.
 
-    The engine hands the executed notebook back on the kernel, and it is written once here.
+    The engine hands the executed notebook back on the kernel, and it is written once here, with
+    every secret the parameters carry hidden (`hide`).
     """
     import nbformat
     from papermill.exceptions import PapermillExecutionError
@@ -233,12 +468,12 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
 
     dataset = manifest["dataset"] or {}
     contract = ProductionContract(available_tables=dataset.get("tables"), dataset=dataset.get("name", ""))
-    nb, resources = contract.preprocess(nbformat.read(report.source, as_version=4), {})
+    nb, resources = contract.preprocess(read_notebook(report.source), {})
     manifest["left_out"] = resources["citykit"]["left_out"]
     kernel.ready_for_run()
     executed_path = staging / f"{report.name}.ipynb"
     try:
-        executed = kernel.execute(nb, values, timeout)
+        executed = _scrub(kernel.execute(nb, values, timeout), hide)
         nbformat.write(executed, executed_path)
         return executed
     except PapermillExecutionError as error:
@@ -247,8 +482,9 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out):
         timed_out = kernel.timed_out or isinstance(error, TimeoutError)
         reason = f"timed out after {timeout:g} s (kernel killed)" if timed_out else f"{type(error).__name__}: {error}"
         failure = f"report {report.name} failed: {_running_cell(kernel.executed)}{reason}"
+    failure = hide(failure)
     if kernel.executed is not None:
-        nbformat.write(kernel.executed, executed_path)
+        nbformat.write(_scrub(kernel.executed, hide), executed_path)
     kernel.shutdown()  # never reuse a kernel that failed
     kept = _keep_failed(staging, out, executed_path, manifest, failure, started)
     raise WorkFailed(f"{failure}; executed notebook kept in {kept}")
@@ -281,12 +517,16 @@ def _running_cell(executed) -> str:
 
 
 def _keep_failed(staging: Path, out: Path, executed: Path, manifest: dict, failure: str, started: float) -> Path:
-    failed = out.parent / f"{out.name}.failed"
-    shutil.rmtree(failed, ignore_errors=True)
-    failed.mkdir(parents=True)
+    failed = _failed_folder(out)
+    if (failed / MARKER).is_file():  # a folder citykit did not write was refused before the run
+        shutil.rmtree(failed, ignore_errors=True)
+    failed.mkdir(parents=True, exist_ok=True)
+    (failed / MARKER).write_text(
+        json.dumps({"written_by": "citykit report", "kind": "failed"}) + "\n", encoding="utf-8"
+    )
     if executed.exists():
         shutil.copy2(executed, failed / executed.name)
-    manifest.update(status="failed", error=_redact(failure), seconds=round(time.perf_counter() - started, 3))
+    manifest.update(status="failed", error=redact(failure), seconds=round(time.perf_counter() - started, 3))
     (failed / MANIFEST).write_text(manifest_json(manifest), encoding="utf-8")
     return failed
 
@@ -305,7 +545,8 @@ def _cell_seconds(nb) -> dict[int, float]:
 
 def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf: bool):
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    header = header_cell_text(report.title, values, manifest.get("dataset"), generated, manifest.get("period"))
+    shown = {k: redact(v) for k, v in values.items()}  # the page never shows a password
+    header = header_cell_text(report.title, shown, manifest.get("dataset"), generated, manifest.get("period"))
     html = staging / f"{report.name}.html"
     people = report.is_module and any(m.report and m.folder_name == report.name for m in _modules())  # production
     html.write_text(render_html(executed, report.title, header, people=people, workbook=f"{report.name}.xlsx"),
@@ -319,31 +560,75 @@ def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf:
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Swap the finished report into `out`, entry by entry; stale outputs of the last run go."""
-    out.mkdir(parents=True, exist_ok=True)
-    previous = out / MANIFEST
-    stale: list[str] = []
-    if previous.exists():
-        try:
-            stale = json.loads(previous.read_text(encoding="utf-8")).get("outputs", [])
-        except ValueError:
-            stale = []
-    new = {str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()} | {MANIFEST}
-    for entry in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # the manifest last
-        target = out / entry.name
-        if entry.is_dir():
-            old = None
-            if target.exists():
-                old = out.parent / f".{out.name}.{entry.name}.old-{os.getpid()}"
-                os.replace(target, old)
-            os.replace(entry, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(entry, target)
-    for relative in stale:
-        if relative not in new and "/" not in relative:
-            (out / relative).unlink(missing_ok=True)
+    """Move the finished report into `out`, file by file (the manifest last); the files the last
+    run listed in its manifest and this one did not write go. Nothing else in `out` is touched."""
+    stale = set(_listed_outputs(out))
+    new = sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()),
+                 key=lambda name: name == MANIFEST)  # fmt: skip
+    for relative in new:
+        target = out / relative
+        _no_link_between(out, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            raise CitykitError(f"{quote(str(target))} is a folder where the report writes a file; move it away")
+        os.replace(staging / relative, target)
+    for relative in sorted(stale - set(new)):
+        target = out / relative
+        _no_link_between(out, target)
+        target.unlink(missing_ok=True)
+        for folder in target.parents:
+            if folder == out:
+                break
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a folder holding the user's files stays
+
+
+def _listed_outputs(out: Path) -> list[str]:
+    """The files the last run into `out` wrote, from its manifest (paths inside `out` only)."""
+    try:
+        listed = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("outputs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [
+        name for name in listed if isinstance(name, str) and name and name != MARKER
+        and not Path(name).is_absolute() and ".." not in Path(name).parts and "\\" not in name
+    ]  # fmt: skip
+
+
+def _no_link_between(out: Path, target: Path) -> None:
+    """A report writes through no symbolic link a user put inside `out` (it could lead anywhere)."""
+    for folder in target.parents:
+        if folder == out:
+            return
+        if folder.is_symlink():
+            raise CitykitError(f"{quote(str(folder))} is a link; a report writes only into real folders")
+
+
+def _hider(values: dict[str, Any]):
+    """A function hiding, in any text, the passwords the parameters carry (in URLs or on their own)."""
+    secrets = sorted({s for v in values.values() for s in secrets_in(v) if len(s) >= 4}, key=len, reverse=True)
+
+    def hide(text: str) -> str:
+        text = redact(text)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return hide
+
+
+def _scrub(node: Any, hide) -> Any:
+    """Every string of a notebook (sources, outputs, metadata, recorded tables) through `hide`, in place."""
+    if isinstance(node, str):
+        return hide(node)
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _scrub(item, hide)
+    elif isinstance(node, dict):
+        for key in list(node):
+            if not (isinstance(key, str) and key.startswith(BINARY_KEYS)):
+                node[key] = _scrub(node[key], hide)
+    return node
 
 
 # ------------------------------------------------------------------ the manifest
@@ -357,7 +642,7 @@ def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -
         "title": report.title,
         "source": str(report.source),
         "source_sha256": hashlib.sha256(report.source.read_bytes()).hexdigest(),
-        "parameters": {k: _redact(v) for k, v in values.items()},
+        "parameters": {k: redact(v) for k, v in values.items()},
         "dataset": dataset_info(dataset) if dataset else None,
         # the period as run: its days, "partial (to DATE)" when it runs past the as-of date, and what it is compared with
         "period": period_info(period, dataset) if period is not None else None,
@@ -398,8 +683,3 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     return found
-
-
-def _redact(value: Any) -> Any:
-    """Passwords in URL-like text become `***` (a manifest never holds a secret)."""
-    return SECRET_URL.sub(r"\1***@", value) if isinstance(value, str) else value

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import duckdb
 import nbformat
 import pytest
+from hypothesis import given as for_all
+from hypothesis import settings
+from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_notebook
 
 from citykit.cli import main
@@ -113,10 +117,55 @@ def test_parameters_of_a_notebook_given_by_path(tmp_path):
     }  # fmt: skip
 
 
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
 def test_slug_names_only_what_differs_from_the_defaults(specs):
     values = {"dataset": "riverton", "period": "2025-Q4", "neighborhood": "Harbor Point"}
-    assert parameters_slug(values, specs) == "neighborhood=harbor-point_period=2025-q4"
+    # a value its slug does not spell exactly gets a hash of the exact value after `~`
+    expected = f"neighborhood=harbor-point~{short_hash('Harbor Point')}_period=2025-q4~{short_hash('2025-Q4')}"
+    assert parameters_slug(values, specs) == expected
     assert parameters_slug({"dataset": "riverton", "period": "2025", "neighborhood": None}, specs) == "citywide"
+    assert parameters_slug({"dataset": "riverton", "period": "2024", "neighborhood": None}, specs) == "period=2024"
+
+
+def test_names_stay_distinct_in_any_alphabet(specs):
+    """北区 and 南区 slugged to the same name ("none") and overwrote each other's reports."""
+
+    def name(hood):
+        return parameters_slug({"dataset": "riverton", "period": "2025", "neighborhood": hood}, specs)
+
+    assert name("北区") == f"neighborhood=beiqu~{short_hash('北区')}"  # anyascii: 北区 -> BeiQu
+    assert name("南区") == f"neighborhood=nanqu~{short_hash('南区')}"
+    assert name("Harbor Point") != name("harbor point") != name("Harbor-Point")
+    assert name("Москва").startswith("neighborhood=moskva~")
+    assert name("x" * 100_000) == f"neighborhood={'x' * 40}~{short_hash('x' * 100_000)}"  # a readable part of 40
+
+
+@settings(max_examples=150, deadline=None)
+@for_all(st.lists(st.text(min_size=1, max_size=30), min_size=2, max_size=2, unique=True))
+def test_two_different_values_never_share_a_folder_name(specs, pair):
+    names = {parameters_slug({"dataset": "riverton", "period": "2025", "neighborhood": v}, specs) for v in pair}
+    assert len(names) == 2
+    for folder in names:
+        assert len(folder) <= 180 and "/" not in folder and "\\" not in folder and folder not in (".", "..")
+        assert folder.isascii() and folder.isprintable()
+
+
+def test_a_neighborhood_is_matched_by_its_exact_name_never_a_shared_slug(monkeypatch):
+    from citykit.reports import params
+
+    monkeypatch.setattr(
+        params, "neighborhoods", lambda dataset: ["Harbor Point", "Harbor-Point", "北区", "南区", "Oak"]
+    )
+    assert params.check_neighborhood("南区", "x") == "南区" and params.check_neighborhood("北区", "x") == "北区"
+    assert params.check_neighborhood("Harbor-Point", "x") == "Harbor-Point"
+    assert params.check_neighborhood("oak", "x") == "Oak"  # one name in any letter case
+    with pytest.raises(CitykitError, match="could be any of 'Harbor Point', 'Harbor-Point'"):
+        params.check_neighborhood("harbor_point", "x")  # a slug two names share: never a guess
+    with pytest.raises(CitykitError, match="unknown neighborhood '西区'"):
+        params.check_neighborhood("西区", "x")
 
 
 def test_allowed_values_of_a_neighborhood_are_the_datasets(specs, hoods):

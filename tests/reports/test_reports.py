@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import itertools
 import json
@@ -135,8 +136,9 @@ def test_module_lookup_by_slug_folder_or_path():
 
 def test_default_out_is_the_archive(riverton):
     report, values = prepare("time-to-close", {"neighborhood": "harbor-point", "period": "2025-Q4"})
-    expected = paths.reports_dir() / MODULE / "neighborhood=harbor-point_period=2025-q4" / riverton.as_of.isoformat()
-    assert default_out(report, values) == expected
+    tag = {v: hashlib.sha256(v.encode()).hexdigest()[:6] for v in ("Harbor Point", "2025-Q4")}
+    folder = f"neighborhood=harbor-point~{tag['Harbor Point']}_period=2025-q4~{tag['2025-Q4']}"
+    assert default_out(report, values) == paths.reports_dir() / MODULE / folder / riverton.as_of.isoformat()
     report, values = prepare("time-to-close", {})
     assert default_out(report, values) == paths.reports_dir() / MODULE / "citywide" / riverton.as_of.isoformat()
 
@@ -158,7 +160,7 @@ def test_module_04_writes_every_output(module04, riverton):
     result, neighborhood, _ = module04
     out = result.out
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{MODULE}.html", f"{MODULE}.ipynb", f"{MODULE}.xlsx", "manifest.json", "tables"]
+        [f"{MODULE}.html", f"{MODULE}.ipynb", f"{MODULE}.xlsx", "manifest.json", "tables", ".citykit-report"]
     )
     executed = nbformat.read(result.notebook, as_version=4)
     assert executed.metadata.papermill.parameters == {
@@ -177,7 +179,8 @@ def test_module_04_writes_every_output(module04, riverton):
     assert manifest["dataset"]["as_of"] == riverton.as_of.isoformat()
     assert {"python", "papermill", "nbconvert", "pandas", "duckdb", "citykit"} <= set(manifest["versions"])
     assert 0 < manifest["seconds"] < 600 and manifest["started"].startswith(str(pd.Timestamp.now("UTC").year))
-    assert sorted(manifest["outputs"]) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != ".citykit-report")
+    assert sorted(manifest["outputs"]) == written  # every file but the folder's marker
 
 
 @pytest.mark.slow
