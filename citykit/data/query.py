@@ -58,7 +58,7 @@ def bind(con: duckdb.DuckDBPyConnection, name: str, value: object, sql_type: str
     if sql_type is not None and not re.fullmatch(r"[A-Z]+(\[\])?", sql_type):
         raise CitykitError(f"{sql_type!r} is not a plain SQL type such as DATE or VARCHAR[]")
     placeholder = f"CAST(? AS {sql_type})" if sql_type else "?"
-    con.execute(f"SET VARIABLE {name} = {placeholder}", [value])
+    con.execute(f'SET VARIABLE "{name}" = {placeholder}', [value])  # quoted: `end` is a keyword
 
 
 def build_query(
