@@ -259,6 +259,11 @@ def generate_requests(
     status[~is_open & (rng.random(n) < cal["statuses"]["cancelled_share_of_closed"])] = "Cancelled"
     closed = np.where(is_open, np.datetime64("NaT", "us"), closed.astype("datetime64[us]"))
     due = created + (np.array([sla[t] for t in types])[df["type"].to_numpy()] * US_PER_DAY).astype("timedelta64[us]")
+    # Some requests carry no due date (entered by hand, or before the type had a target): the analysis falls
+    # back to metrics.yml's target. Drawn from a child generator, so every other column stays as it was.
+    no_due = _choose(rng.spawn(1)[0], np.ones(n, bool), round(cal["defects"]["missing_due_date"] * n))
+    due[no_due] = np.datetime64("NaT", "us")
+    planted.counts["missing_due_date"] = int(no_due.size)
 
     # Coordinates inside the named neighborhood's polygon.
     latitude, longitude = np.empty(n), np.empty(n)

@@ -413,6 +413,7 @@ PLANTED_CHECK = {
     "type_variant": "type_variant",
     "duplicate": "marked_duplicate",
     "missing_neighborhood": "missing_neighborhood",
+    "missing_due_date": "missing_due_date",
 }
 # The publisher's flag for each class, which the scorecard (reading values) independently verifies.
 PUBLISHER_FLAG = {
