@@ -12,6 +12,9 @@ Values may be numbers, pandas Series or DataFrames (compared label by label).
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,9 +30,13 @@ __all__ = [
     "frame_has_columns",
     "in_range",
     "is_kind",
+    "is_list_of",
+    "is_number",
     "not_mistaken",
+    "number",
     "same_index",
     "same_order",
+    "share",
 ]
 
 # Advice for mistakes that recur across modules; a test may pass its own as (value, advice). Each says
@@ -113,14 +120,166 @@ ADVICE: dict[str, str] = {
 Mistakes = Mapping[str, Any]  # name -> value, (value, advice), or None (skipped)
 
 
+# -- numbers and kinds, said for people -------------------------------------------------------------
+
+
+def number(value: Any) -> str:
+    """A number as a person writes it: 227,305; 3.25; 0.0012; never scientific notation."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    if math.isnan(x):
+        return "missing (NaN)"
+    if math.isinf(x):
+        return "infinite" if x > 0 else "minus infinite"
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    if abs(x) >= 1000:
+        return f"{x:,.1f}"
+    if abs(x) >= 0.001:
+        return f"{x:.4g}"
+    decimals = min(15, 2 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}".rstrip("0")
+
+
+def share(value: Any) -> str:
+    """A share between 0 and 1 as a percentage for people: 0.79 -> 79.0%."""
+    try:
+        return f"{float(value):.1%}"
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, (pd.Series, pd.DataFrame)):
-        return f"a {type(value).__name__} of {len(value)} rows"
-    try:
-        text = f"{float(value):,.4g}"
-    except (TypeError, ValueError):
-        text = repr(value)
-    return f"{text} {unit}".rstrip()
+        return f"a {type(value).__name__} of {_many(len(value), 'row')}"
+    return f"{number(value)} {unit}".rstrip()
+
+
+def _many(count: int, word: str) -> str:
+    """'1 row', '2,048 rows'."""
+    return f"{count:,} {word}{'s' * (count != 1)}"
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def _kind_name(value: Any) -> str:
+    """What a value is, in the words the lessons use (a Series, a list, a number, text...)."""
+    if value is None:
+        return "None (nothing)"
+    if isinstance(value, (bool, np.bool_)):
+        return f"True/False ({value})"
+    if isinstance(value, str):
+        return f"text ({value!r})"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"the number {number(value)}"
+    if isinstance(value, pd.DataFrame):
+        return f"a DataFrame of {_many(len(value), 'row')} and {_many(len(value.columns), 'column')}"
+    if isinstance(value, pd.Series):
+        if pd.api.types.is_bool_dtype(value):
+            return f"a Series of {_many(len(value), 'True/False value')}"
+        return f"a Series of {_many(len(value), 'value')}"
+    if isinstance(value, pd.Index):
+        return f"an Index of {_many(len(value), 'label')}" if len(value) else "an empty Index"
+    if isinstance(value, (list, tuple, set, dict)):
+        word = type(value).__name__
+        return f"an empty {word}" if not value else f"a {word} of {_many(len(value), 'item')}"
+    if hasattr(value, "estimate") and hasattr(value, "low"):
+        return f"a {type(value).__name__} result (estimate, low, high)"
+    return _article(type(value).__name__)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _rows_of_table(answer: Any) -> bool:
+    """A Series with one value per row of a table (labels 0, 1, 2...), not one per group."""
+    return isinstance(answer, pd.Series) and pd.api.types.is_integer_dtype(answer.index.dtype)
+
+
+def _number_advice(answer: Any, name: str) -> str | None:
+    """Why `answer` is not one number, and what to do; None when it is one."""
+    if _is_number(answer):
+        return None
+    have = f"Your {name} should be one number, but it is {_kind_name(answer)}"
+    if hasattr(answer, "estimate") and hasattr(answer, "low"):
+        return f"Your {name} is {_kind_name(answer)}; {ADVICE['ratio_object']}"
+    if isinstance(answer, pd.Series) and pd.api.types.is_bool_dtype(answer):
+        return f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}"
+    if isinstance(answer, (pd.Series, pd.DataFrame, pd.Index, list)):
+        return f"{have}: add it up with .sum(), take .mean() for a share, or count its rows with len(...)."
+    if isinstance(answer, tuple):
+        return f"{have}. If it is a .shape, (rows, columns), take the rows with len(...) or .shape[0]."
+    if isinstance(answer, str):
+        return f"{have}. Compute it from the data, without quotes."
+    if isinstance(answer, (bool, np.bool_)):
+        return f"{have}. Count the True values of a column with .sum(), or take .mean() for a share."
+    if answer is None:
+        return f"{have}. Did the cell assign it, with a line like {name} = ...?"
+    return f"{have}."
+
+
+def _series_advice(answer: Any, expected: pd.Series, name: str) -> str | None:
+    """Why `answer` is not a Series comparable with `expected`, and what to do; None when it is."""
+    if isinstance(answer, pd.Series):
+        if _rows_of_table(answer) and not _rows_of_table(expected) and len(answer) != len(expected):
+            if pd.api.types.is_bool_dtype(answer):
+                return f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}"
+            return f"Your {name} is {_kind_name(answer)}, one per row; {ADVICE['not_counted']}"
+        return None
+    have = f"Your {name} should be a Series (one value per label, as .value_counts() gives), but it is {_kind_name(answer)}"
+    if isinstance(answer, pd.DataFrame):
+        return f"{have}: select one column with frame['column'], or use .squeeze() if it has only one."
+    if _is_number(answer):
+        return f"{have}: keep one value per label (for example with .value_counts() or .groupby(...).size())."
+    if isinstance(answer, (list, dict, pd.Index)):
+        return f"{have}: make it with pandas (for example .value_counts()) so each value keeps its label."
+    return f"{have}."
+
+
+def _frame_advice(answer: Any, name: str) -> str | None:
+    if isinstance(answer, pd.DataFrame):
+        return None
+    have = f"Your {name} should be a DataFrame (a table), but it is {_kind_name(answer)}"
+    if isinstance(answer, pd.Series):
+        return f"{have}: make it a table with .to_frame(), or with .unstack() for counts by two columns."
+    return f"{have}."
+
+
+def _list_advice(answer: Any, name: str) -> str | None:
+    if isinstance(answer, list):
+        return None
+    have = f"Your {name} should be a list, but it is {_kind_name(answer)}"
+    if isinstance(answer, (pd.Index, pd.Series, np.ndarray)):
+        return f"{have}: add .tolist() (or wrap it in list(...))."
+    if isinstance(answer, (tuple, set)):
+        return f"{have}: wrap it in list(...)."
+    if isinstance(answer, str):
+        return f"{have}: put it in square brackets, [{answer!r}]."
+    return f"{have}."
+
+
+def _kind_problem(answer: Any, expected: Any, name: str) -> str | None:
+    """A message when `answer` is not the kind of value `expected` is (checked before any value)."""
+    if isinstance(expected, pd.DataFrame):
+        return _frame_advice(answer, name)
+    if isinstance(expected, pd.Series):
+        return _series_advice(answer, expected, name)
+    if isinstance(expected, list):
+        return _list_advice(answer, name)
+    if _is_number(expected):
+        return _number_advice(answer, name)
+    return None
+
+
+class _Unreadable(Exception):
+    """A value a check could not compare (pandas or numpy refused)."""
 
 
 def _as_float_array(value: Any) -> np.ndarray:
@@ -129,23 +288,28 @@ def _as_float_array(value: Any) -> np.ndarray:
 
 def _matches(answer: Any, other: Any, rel: float, abs_: float) -> bool:
     """True when `answer` equals `other` within tolerance (label by label for pandas objects)."""
-    if isinstance(other, (pd.Series, pd.DataFrame)) or isinstance(answer, (pd.Series, pd.DataFrame)):
-        if type(answer) is not type(other):
-            return False
-        if isinstance(other, pd.DataFrame) and set(answer.columns) != set(other.columns):
-            return False
-        if set(answer.index) != set(other.index):
-            return False
-        answer = answer.loc[other.index]
-        if isinstance(other, pd.DataFrame):
-            answer = answer[other.columns]
     try:
-        a, b = _as_float_array(answer), _as_float_array(other)
-    except (TypeError, ValueError):
-        return bool(answer == other)
-    if a.shape != b.shape:
+        if isinstance(other, (pd.Series, pd.DataFrame)) or isinstance(answer, (pd.Series, pd.DataFrame)):
+            if type(answer) is not type(other):
+                return False
+            if isinstance(other, pd.DataFrame) and set(answer.columns) != set(other.columns):
+                return False
+            if len(answer.index) != len(other.index) or set(answer.index) != set(other.index):
+                return False
+            if not answer.index.is_unique:
+                return False
+            answer = answer.loc[list(other.index)]
+            if isinstance(other, pd.DataFrame):
+                answer = answer[list(other.columns)]
+        try:
+            a, b = _as_float_array(answer), _as_float_array(other)
+        except (TypeError, ValueError):
+            return bool(np.all(np.asarray(answer, dtype=object) == np.asarray(other, dtype=object)))
+        if a.shape != b.shape:
+            return False
+        return bool(np.allclose(a, b, rtol=rel, atol=abs_, equal_nan=True))
+    except Exception:  # pandas refuses to compare them: then they are not the same
         return False
-    return bool(np.allclose(a, b, rtol=rel, atol=abs_, equal_nan=True))
 
 
 def _mistake(entry: Any, key: str) -> tuple[Any, str]:
@@ -164,6 +328,27 @@ def _diagnose(answer: Any, mistakes: Mistakes | None, rel: float, abs_: float) -
     return None
 
 
+def _kindly(check):
+    """A check that never lets pandas' or numpy's own errors reach a learner: anything but an
+    AssertionError becomes a plain sentence about what the answer is."""
+
+    @functools.wraps(check)
+    def wrapped(answer: Any = None, *args: Any, **kwargs: Any) -> None:
+        try:
+            return check(answer, *args, **kwargs)
+        except AssertionError:
+            raise
+        except Exception:
+            name = kwargs.get("name") or "answer"
+            raise AssertionError(
+                f"Your {name} is {_kind_name(answer)}, which cannot be compared with the expected answer; "
+                "check what the exercise asks for (one number, a Series by label, a table)."
+            ) from None
+
+    return wrapped
+
+
+@_kindly
 def not_mistaken(
     answer: Any, *, name: str, mistakes: Mistakes, unit: str = "", rel: float = 1e-6, abs_: float = 1e-9
 ) -> None:
@@ -173,6 +358,7 @@ def not_mistaken(
         raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
 
 
+@_kindly
 def close_to(
     answer: Any,
     expected: Any,
@@ -182,8 +368,15 @@ def close_to(
     mistakes: Mistakes | None = None,
     rel: float = 1e-6,
     abs_: float = 1e-9,
+    reveal: bool = True,
+    hint: str = "",
 ) -> None:
-    """Fail unless `answer` equals `expected` within tolerance; name the mistake when one matches."""
+    """Fail unless `answer` equals `expected` within tolerance: first its kind (a number, a Series, a
+    list...), with what to do; then a catalogued mistake that matches, with its advice; else the
+    expected value (`reveal=False`, for visible tests: say only that it differs, and `hint`)."""
+    problem = _kind_problem(answer, expected, name)
+    if problem is not None:
+        raise AssertionError(problem)
     if _matches(answer, expected, rel, abs_):
         return
     advice = _diagnose(answer, mistakes, rel, abs_)
@@ -191,27 +384,100 @@ def close_to(
         raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
     if isinstance(expected, (pd.Series, pd.DataFrame)):
         same_index(answer, expected, name=name)
-        raise AssertionError(f"Your {name} has the right labels but some values differ from the expected ones.")
+        raise AssertionError(
+            f"Your {name} has the right labels but some values differ from the expected ones."
+            + (f" {hint}" if hint else "")
+        )
+    if not reveal:
+        raise AssertionError(
+            f"Your {name} is {_fmt(answer, unit)}, which is not what the data give. "
+            + (hint or "Check which rows you counted, and the denominator of any share.")
+        )
     raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; expected about {_fmt(expected, unit)}.")
 
 
 def is_kind(answer: Any, kind: type | tuple[type, ...], *, name: str) -> None:
-    """Fail with the type found when `answer` is not an instance of `kind` (e.g. pd.Series)."""
-    if not isinstance(answer, kind):
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        wanted = " or ".join(k.__name__ for k in kinds)
-        raise AssertionError(f"Your {name} should be a {wanted}, but it is a {type(answer).__name__}.")
+    """Fail with the type found, and how to get the wanted one, when `answer` is not an instance of
+    `kind` (e.g. pd.Series)."""
+    if isinstance(answer, kind):
+        return
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    for wanted, advice in ((list, _list_advice), (pd.DataFrame, _frame_advice)):
+        if kinds == (wanted,):
+            raise AssertionError(advice(answer, name))
+    if kinds == (pd.Series,):
+        raise AssertionError(_series_advice(answer, pd.Series(dtype=float), name))
+    wanted = " or ".join(_article(k.__name__) for k in kinds)
+    raise AssertionError(f"Your {name} should be {wanted}, but it is {_kind_name(answer)}.")
 
 
+def is_number(answer: Any, *, name: str, whole: bool = False) -> None:
+    """Fail, saying what to do, unless `answer` is one number (a whole one with `whole=True`)."""
+    problem = _number_advice(answer, name)
+    if problem:
+        raise AssertionError(problem)
+    if whole and float(answer) != int(float(answer)):
+        raise AssertionError(f"Your {name} is {number(answer)}; it should be a whole number (a count).")
+
+
+def is_list_of(
+    answer: Any, *, name: str, like: Iterable[str] = (), among: Iterable[str] | None = None, what: str = "names"
+) -> None:
+    """Fail, saying what to do, unless `answer` is a non-empty list of text; with `among`, every item
+    must be one of them. `like` shows an example in the message: "like ['created_at', ...]"."""
+    example = list(like)
+    shape = f"a list of {what}" + (f", like [{example[0]!r}, ...]" if example else "")
+    if not isinstance(answer, list):
+        advice = _list_advice(answer, name)
+        raise AssertionError(advice.replace("should be a list", f"should be {shape}", 1))
+    if not answer:
+        raise AssertionError(f"Your {name} should be {shape}; you have an empty list.")
+    not_text = [item for item in answer if not isinstance(item, str)]
+    if not_text:
+        raise AssertionError(
+            f"Your {name} should be {shape}, but it holds {_kind_name(not_text[0])}; "
+            "put the names as text, like list(frame.columns)."
+        )
+    if among is not None:
+        allowed = list(among)
+        unknown = [item for item in answer if item not in allowed]
+        if unknown:
+            raise AssertionError(f"Your {name} has {unknown[0]!r}, which is not one of the {what} it can hold.")
+
+
+def _outside_advice(value: float, low: float, high: float, advice: str) -> str:
+    """The advice for a value outside [low, high]: the percent advice only for what looks like one."""
+    if advice != ADVICE["percent"]:
+        return advice
+    if high <= 1 and 1 < value <= 100:
+        return advice
+    if high <= 1 and value > 100:
+        return (
+            "that is far above 1, so it is not a share: perhaps a count. A share is a count divided by the "
+            "number of rows (or the .mean() of a True/False column)."
+        )
+    if value < 0:
+        return "a share cannot be negative; check the subtraction or the columns used."
+    return ""
+
+
+@_kindly
 def in_range(answer: Any, low: float, high: float, *, name: str, unit: str = "", advice: str = "") -> None:
     """Fail when a number (or any value of a Series) lies outside [low, high]."""
-    values = _as_float_array(answer).ravel()
+    if isinstance(answer, (pd.Series, pd.DataFrame)) and pd.api.types.is_bool_dtype(np.asarray(answer)):
+        raise AssertionError(f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}")
+    try:
+        values = _as_float_array(answer).ravel()
+    except (TypeError, ValueError):
+        raise AssertionError(f"Your {name} should be a number or numbers, but it is {_kind_name(answer)}.") from None
     outside = values[(values < low) | (values > high) | np.isnan(values)]
     if outside.size:
         what = "is" if np.ndim(answer) == 0 else "has a value"
-        hint = f"; {advice}" if advice else "."
+        said = _outside_advice(float(outside[0]), low, high, advice)
+        hint = f"; {said}" if said else "."
         raise AssertionError(
-            f"Your {name} {what} {_fmt(outside[0], unit)}, outside the possible range {low:g} to {high:g}{hint}"
+            f"Your {name} {what} {_fmt(outside[0], unit)}, outside the possible range {number(low)} to "
+            f"{number(high)}{hint}"
         )
 
 
@@ -228,7 +494,16 @@ def frame_has_columns(frame: Any, columns: Iterable[str], *, name: str = "table"
 
 def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     """Fail naming missing and unexpected labels when the two objects' labels differ."""
-    is_kind(answer, (pd.Series, pd.DataFrame), name=name)
+    if not isinstance(answer, (pd.Series, pd.DataFrame)):  # labels only: a Series or a table will do
+        raise AssertionError(
+            _series_advice(answer, pd.Series(dtype=float), name).replace(
+                "should be a Series", "should be a Series or a table", 1
+            )
+        )
+    if isinstance(answer, pd.Series):  # one value per row where one per label was expected
+        problem = _series_advice(answer, pd.Series(0, index=expected.index), name)
+        if problem:
+            raise AssertionError(problem)
     have, want = list(answer.index), list(expected.index)
     missing = [label for label in want if label not in set(have)]
     extra = [label for label in have if label not in set(want)]

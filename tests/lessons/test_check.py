@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,9 +73,9 @@ def test_frame_and_kind_checks_name_what_is_wrong():
     check.frame_has_columns(frame, ["request_id"], name="closed")
     with pytest.raises(AssertionError, match=r"missing the column\(s\) 'days_to_close'"):
         check.frame_has_columns(frame, ["request_id", "days_to_close"], name="closed")
-    with pytest.raises(AssertionError, match="should be a Series, but it is a DataFrame"):
+    with pytest.raises(AssertionError, match=r"should be a Series .*, but it is a DataFrame of 1 row and 2 columns"):
         check.is_kind(frame, pd.Series, name="answer")
-    with pytest.raises(AssertionError, match="should be a DataFrame, but it is a list"):
+    with pytest.raises(AssertionError, match=r"should be a DataFrame .*, but it is a list"):
         check.frame_has_columns([1, 2], ["a"], name="closed")
 
 
@@ -116,3 +120,105 @@ def test_same_order_names_a_mistaken_order():
         check.same_order(expected.iloc[[1, 0, 2]], expected, name="counts", mistakes=mistakes)
     with pytest.raises(AssertionError, match="should be a Series"):
         check.same_order(list(expected), expected, name="counts")
+
+
+# -- checks that fail kindly: kind and shape first, numbers for people, no pandas internals ----------
+
+SCIENTIFIC = re.compile(r"\d(?:\.\d+)?e[+-]?\d", re.I)
+INTERNALS = ("Categorical", "setitem", "dtype", "Index(", "Traceback", "numpy.", "pandas.core", "object of type")
+ROWS = pd.DataFrame(
+    {
+        "neighborhood": pd.Categorical(["Millbrook", "Eastgate", "Millbrook", "Harbor"]),
+        "closed_at": pd.to_datetime(["2025-01-02", None, "2025-01-05", None]),
+    }
+)
+COUNTS = ROWS["neighborhood"].value_counts()
+
+
+@dataclass(frozen=True)
+class Ratio:  # what citykit.equity's ratio functions return
+    estimate: float
+    low: float
+    high: float
+
+
+def _message(check_call) -> str:
+    with pytest.raises(AssertionError) as failure:
+        check_call()
+    return str(failure.value)
+
+
+WRONG = [  # (what a learner might hold, a check that must fail kindly)
+    (lambda: check.close_to(ROWS["neighborhood"], COUNTS, name="by_place"), "value_counts"),
+    (lambda: check.same_index(ROWS["neighborhood"], COUNTS, name="by_place"), "value_counts"),
+    (lambda: check.close_to(ROWS["closed_at"].isna(), 2, name="n_without_close"), ".sum()"),
+    (lambda: check.in_range(ROWS["closed_at"].isna(), 0, 4, name="n_without_close"), ".sum()"),
+    (lambda: check.close_to(Ratio(1.2, 0.9, 1.6), 1.2, name="rr"), ".estimate"),
+    (lambda: check.close_to(pd.Index(["a"]), ["a"], name="time_columns"), ".tolist()"),
+    (lambda: check.is_kind(pd.Index(["a"]), list, name="time_columns"), ".tolist()"),
+    (lambda: check.close_to((227305, 7), 227305, name="total"), ".shape[0]"),
+    (lambda: check.close_to("227305", 227305, name="total"), "without quotes"),
+    (lambda: check.close_to(5e5, 227305, name="total"), "500,000"),
+    (lambda: check.close_to(2.5e-7, 0.25, name="share"), "0.00000025"),
+    (lambda: check.close_to(1.5e20, 0.25, name="share"), "150,000,000,000,000,000,000"),
+    (lambda: check.in_range(179671, 0, 1, name="share", advice=check.ADVICE["percent"]), "179,671"),
+    (lambda: check.in_range(pd.Series(["a", "b"]), 0, 1, name="share"), "a Series of 2 values"),
+    (lambda: check.close_to(COUNTS.to_frame(), COUNTS, name="by_place"), "squeeze"),
+    (lambda: check.close_to(3, COUNTS, name="by_place"), "one value per label"),
+    (lambda: check.close_to(COUNTS, COUNTS.to_frame(), name="table"), ".to_frame()"),
+    (lambda: check.close_to(None, 3, name="total"), "assign"),
+    (lambda: check.close_to(pd.Series([1, 2], index=["a", "a"]), pd.Series([1, 2], index=["a", "b"]), name="x"), None),
+    (lambda: check.is_list_of([], name="time_columns", like=["created_at"]), "you have an empty list"),
+    (lambda: check.is_list_of(pd.Index(["a"]), name="time_columns", like=["created_at"]), ".tolist()"),
+    (lambda: check.is_number(Ratio(1.2, 0.9, 1.6), name="rr"), ".estimate"),
+    (lambda: check.is_number(2.5, name="n", whole=True), "whole number"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "says"), WRONG)
+def test_wrong_answers_get_plain_advice_without_pandas_internals_or_scientific_notation(wrong, says):
+    message = _message(wrong)
+    assert message.startswith("Your "), message
+    assert not SCIENTIFIC.search(message), message
+    assert not [word for word in INTERNALS if word in message], message
+    if says:
+        assert says in message, message
+
+
+def test_the_not_mistaken_of_an_uncomparable_value_passes_or_fails_kindly():
+    check.not_mistaken(pd.Series(["x"]), name="x", mistakes={"m": COUNTS})  # not that mistake: passes
+    check.not_mistaken(ROWS["neighborhood"], name="by_place", mistakes={"shares": COUNTS / 4})
+    check.not_mistaken(object(), name="x", mistakes={"m": COUNTS})
+
+
+def test_percent_advice_only_for_what_looks_like_a_percentage():
+    assert "looks like a percentage" in _message(
+        lambda: check.in_range(79.0, 0, 1, name="s", advice=check.ADVICE["percent"])
+    )
+    count = _message(lambda: check.in_range(179671, 0, 1, name="s", advice=check.ADVICE["percent"]))
+    assert "percentage" not in count and "perhaps a count" in count and "179,671" in count
+    negative = _message(lambda: check.in_range(-0.2, 0, 1, name="s", advice=check.ADVICE["percent"]))
+    assert "percentage" not in negative and "negative" in negative
+
+
+def test_numbers_are_written_for_people():
+    assert check.number(227305) == "227,305" and check.number(5e5) == "500,000"
+    assert check.number(0.79) == "0.79" and check.share(0.79) == "79.0%"
+    assert check.number(1234.5678) == "1,234.6" and check.number(float("nan")) == "missing (NaN)"
+    assert check.number(0.000123) == "0.000123"
+
+
+def test_close_to_can_keep_the_expected_value_to_itself():
+    message = _message(lambda: check.close_to(0.72, 0.7913, name="share", reveal=False, hint="Check the denominator."))
+    assert "0.7913" not in message and "79" not in message and "Check the denominator." in message
+    assert "0.7913" in _message(lambda: check.close_to(0.72, 0.7913, name="share"))
+
+
+def test_kind_checks_pass_the_right_kinds():
+    check.is_number(3, name="n", whole=True)
+    check.is_number(np.float64(0.5), name="s")
+    check.is_list_of(["created_at"], name="time_columns", among=["created_at", "closed_at"])
+    with pytest.raises(AssertionError, match="'status', which is not one of"):
+        check.is_list_of(["status"], name="time_columns", among=["created_at"])
+    check.close_to(np.int64(4), 4, name="n")
+    check.close_to(COUNTS.sort_index(), COUNTS, name="by_place")  # label by label, any order
