@@ -670,8 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     skip_slow_optional_modules()
-    paths.pin_course()  # kernels and workers started elsewhere read the same course
     try:
+        paths.pin_course()  # kernels and workers started elsewhere read the same course
         return func(args)
     except CitykitError as error:
         print(f"citykit: {one_line(redact(str(error)))}", file=sys.stderr)

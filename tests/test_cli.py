@@ -130,3 +130,8 @@ def test_a_password_in_a_bad_value_is_never_printed(capsys, riverton):
         ["report", "run", "time-to-close", "-p", "neighborhood=postgresql://alice:secret@h/db"], capsys
     )
     assert "secret" not in line and "postgresql://***@h/db" in line
+
+
+def test_a_wrong_course_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CITYKIT_COURSE", str(tmp_path))
+    assert "is not a course folder" in one_line_error(["course", "list"], capsys)

@@ -147,3 +147,31 @@ def test_random_parameters_and_options_exit_0_or_2_and_write_nothing_outside(dat
     batch_root = out if argv[1] == "batch" else None
     if batch_root is not None and batch_root.is_dir() and not any(batch_root.iterdir()):
         batch_root.rmdir()  # run_batch makes its folder before the (stopped) workers start
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=TEXT, command=st.sampled_from(["run", "batch"]))
+def test_any_new_output_folder_name_is_accepted_or_refused_cleanly(name, command, sandbox, monkeypatch):
+    """Valid parameters and a new folder of any name: it reaches the kernel (or is refused in one
+    line), and the stopped run leaves nothing behind, not even the folders it made."""
+    root, places = sandbox
+    monkeypatch.setattr(ReportKernel, "ready_for_run", _stop)
+    monkeypatch.setattr(batch, "_on_pool", _stop)
+    out = places["work"] / "new" / ("out-" + name.replace("/", "_"))
+    argv = ["report", command, REPORT, "-p", "period=2025-Q4", "--out", str(out)]
+    argv += ["--over", "neighborhood", "--workers", "1"] if command == "batch" else ["--timeout", "30"]
+    before = snapshot(root)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except KernelStarted:
+            code = 0
+            event("accepted: stopped where the kernel would start")
+    assert code == 0 or (code == 2 and len(err.getvalue().strip().splitlines()) == 1), (argv, err.getvalue())
+    assert snapshot(root) == before
+    if command == "run":
+        assert not (places["work"] / "new").exists()  # the folders a stopped run made are gone
+    elif out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+        (places["work"] / "new").rmdir()

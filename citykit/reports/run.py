@@ -186,7 +186,7 @@ def report_folder(root: Path, values: dict[str, Any], specs, as_of: Any) -> Path
     holds the report of other parameter values (two values whose names' hashes collide): two
     parameter sets never share a folder."""
     root = Path(root)
-    check_batch_root(root)
+    _check_batch_root_once(root)
     folder = root / parameters_slug(values, specs) / str(as_of)
     written = _marker(folder).get("values")
     if written and written != _values_key(values, specs):
@@ -219,6 +219,23 @@ def check_out(out: Path) -> None:
             f"{quote(str(failed))} exists and no citykit report wrote it (a failed run would replace it); "
             "move it or give another --out"
         )
+
+
+_roots_checked: dict[str, tuple] = {}
+
+
+def _check_batch_root_once(root: Path) -> None:
+    """`check_batch_root`, once per state of the folder (a batch names one folder per value)."""
+    try:
+        stat = root.stat()
+        state: tuple = (stat.st_mtime_ns, stat.st_ino)
+    except FileNotFoundError:
+        state = ("missing",)
+    except (OSError, ValueError):
+        state = ()
+    if _roots_checked.get(str(root)) != state or not state:
+        check_batch_root(root)
+        _roots_checked[str(root)] = state
 
 
 def check_batch_root(root: Path) -> None:
