@@ -120,20 +120,32 @@ def _axis_label(ax, horizontal: bool) -> str:
     return ax.get_xlabel() if horizontal else ax.get_ylabel()
 
 
-def _short(value: float, kind: str | None = None, axis_label: str = "") -> str:
+def _short(value: float, kind: str | None = None, axis_label: str = "", places: int | None = None) -> str:
     """A value as a label: 9,812 · 14.2 · 0.85 · 85.3% (when the axis speaks of %)."""
     if value is None or not math.isfinite(value):
         return "no value"
     percent = kind in ("share", "percent") or "%" in axis_label
     if kind == "share":
         value *= 100
-    if float(value).is_integer() and abs(value) >= 1:
+    if percent:
+        text = f"{value:,.1f}"
+    elif places is not None:
+        text = f"{value:,.{places}f}"
+    elif float(value).is_integer() and abs(value) >= 1:
         text = f"{value:,.0f}"
-    elif abs(value) >= 10 or percent:
+    elif abs(value) >= 10:
         text = f"{value:,.1f}"
     else:
         text = f"{value:,.2f}"
     return f"{text}%" if percent else text
+
+
+def _places(values) -> int | None:
+    """One precision for a set of values: none when all are whole numbers, else 1 or 2 decimals."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite or all(v.is_integer() for v in finite):
+        return 0 if finite else None
+    return 1 if max(abs(v) for v in finite) >= 10 else 2
 
 
 # ------------------------------------------------------------------ the finding, from the data drawn
@@ -189,13 +201,14 @@ def _extremes(pairs: list[tuple[str, float]], unit_label: str, noun: str) -> str
     pairs = [(name, v) for name, v in pairs if v is not None and math.isfinite(v)]
     if not pairs:
         return ""
+    places = _places(v for _, v in pairs)
     if len(pairs) == 1:
         name, value = pairs[0]
-        return f"One {noun}: {name}, {_short(value, axis_label=unit_label)}."
+        return f"One {noun}: {name}, {_short(value, axis_label=unit_label, places=places)}."
     top = max(pairs, key=lambda p: p[1])
     bottom = min(pairs, key=lambda p: p[1])
-    return (f"{len(pairs)} {noun}s. Largest: {top[0]}, {_short(top[1], axis_label=unit_label)}; "
-            f"smallest: {bottom[0]}, {_short(bottom[1], axis_label=unit_label)}.")  # fmt: skip
+    return (f"{len(pairs)} {noun}s. Largest: {top[0]}, {_short(top[1], axis_label=unit_label, places=places)}; "
+            f"smallest: {bottom[0]}, {_short(bottom[1], axis_label=unit_label, places=places)}.")  # fmt: skip
 
 
 def _map_finding(ax) -> str:
@@ -208,8 +221,10 @@ def _map_finding(ax) -> str:
         return "Map: no neighborhood has a value."
     top, bottom = finite.idxmax(), finite.idxmin()
     missing = int(values.isna().sum())
-    text = (f"Map of {len(values)} neighborhoods by {label.lower()}. Highest: {top}, {_short(finite[top], axis_label=label)}; "
-            f"lowest: {bottom}, {_short(finite[bottom], axis_label=label)}.")  # fmt: skip
+    places = _places(finite.tolist())
+    text = (f"Map of {len(values)} neighborhoods by {label.lower()}. Highest: {top}, "
+            f"{_short(finite[top], axis_label=label, places=places)}; lowest: {bottom}, "
+            f"{_short(finite[bottom], axis_label=label, places=places)}.")  # fmt: skip
     if missing:
         text += f" {missing} without a value (hatched grey)."
     return text
@@ -265,7 +280,8 @@ def _x_text(ax, x: float, where: str = "") -> str:
     if labels:
         nearest = min(labels, key=lambda t: abs(t - x))
         return labels[nearest] if abs(nearest - x) < 1e-9 else where
-    converter = getattr(ax.xaxis, "converter", None) or getattr(ax.xaxis, "get_converter", lambda: None)()
+    get = getattr(ax.xaxis, "get_converter", None)  # matplotlib >= 3.10; the attribute before
+    converter = get() if get is not None else getattr(ax.xaxis, "converter", None)
     if converter is not None and "date" in type(converter).__name__.lower():
         import matplotlib.dates as mdates
 

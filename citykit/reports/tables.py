@@ -198,17 +198,18 @@ def infer_kind(name: Any, values) -> tuple[str, str]:
         present = numbers
     if PLAIN_NAMES.search(text) and all(float(v).is_integer() for v in present):
         return "plain", ""
+    text = text.replace("_", " ")
+    if "ratio" in text or "disproportionality" in text or text == "dp index":
+        return "ratio", ""
     if "(%)" in text or "pct" in text or "percent" in text:
         return "percent", ""
-    if re.search(r"share|proportion|within_sla|on_time|within target", text):
+    if re.search(r"share|proportion|within sla|on time|within target", text):
         return ("share", "") if all(0 <= float(v) <= 1 for v in present) else ("percent", "")
-    if re.search(r"per[ _]?1,?000|per[ _]?100\b|per[ _]resident", text):
+    if re.search(r"per ?1,?000|per ?100\b|per resident", text):
         return "rate", ""
     if "days" in text or text.startswith("day"):
         return "days", ""
-    if "ratio" in text or "disproportionality" in text or text in ("dp_index",):
-        return "ratio", ""
-    if re.search(r"(^|[ _])p([ _-]?value)?($|[ _])|corrected p|p_adjusted", text):
+    if re.search(r"(^| )p([ -]?value)?($| )|corrected p|p adjusted", text):
         return "p", ""
     if pd.api.types.is_integer_dtype(series) or (present and all(float(v).is_integer() for v in present)):
         return "count", ""
