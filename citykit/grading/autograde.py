@@ -3,8 +3,9 @@
 Each worker process imports nbgrader once and grades learner after learner into its own copy of
 the gradebook (SQLite allows one writer); it sends back what autograding wrote, and this process,
 the one writer of the real gradebook, stores it exactly where nbgrader would have. Submissions are
-linted first (`citykit.grading.lint`) and kernels run under the cohort's limits
-(`citykit.grading.limits`).
+linted first (`citykit.grading.lint`). nbgrader's Execute step runs in two phases
+(`citykit.grading.scoring`): the learner's notebook in a sandbox (`citykit.grading.sandbox`) that
+exports its answers as data, then every test in the worker, which never runs learner code.
 """
 
 from __future__ import annotations
@@ -26,26 +27,48 @@ from citykit.grading.config import (
     generated_hashes,
     grader_env,
     load_config,
-    nbgrader_api,
     nbgrader_api_for,
     source_hash,
     sqlite_file,
     submitted_students,
 )
-from citykit.grading.limits import limited_kernels
+from citykit.grading.limits import cohort_limits, limited_kernels
 from citykit.grading.lint import Problem, lint_assignment
+from citykit.grading.sandbox import Policy, ensure_user
 from citykit.startup import skip_slow_optional_modules
 
 _WORKER: dict = {}  # a worker process's nbgrader API and gradebook URL (set by `_worker_start`)
 
 
 def autograde(module: str, student: str, *, course_root: Path | None = None) -> Path:
-    """Autograde a submission (visible and hidden tests); return the autograded notebook."""
+    """Autograde a submission (visible and hidden tests, in two phases, sandboxed); return the
+    autograded notebook."""
     assignment = assignment_id(module, course_root)
-    with grader_env():
-        check_result(nbgrader_api(course_root).autograde(assignment, student, force=True, create=True),
+    limits = cohort_limits(course_root)
+    policy = Policy.detect(limits)
+    with limited_kernels(limits, course_root=course_root, quiet=True), grader_env(), \
+            tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
+        config = load_config(course_root)
+        two_phase(config, policy.to_dict(), scratch, limits.answers_mb)
+        (course_root_of(course_root) / "grading" / "exchange").mkdir(parents=True, exist_ok=True)
+        check_result(nbgrader_api_for(config).autograde(assignment, student, force=True, create=True),
                      f"autograding {assignment} for {student}")  # fmt: skip
     return course_root_of(course_root) / "grading" / "autograded" / student / assignment / f"{assignment}.ipynb"
+
+
+def two_phase(config, policy: dict, scratch: str, answers_mb: int) -> None:
+    """Make nbgrader's autograde run its Execute step in two phases: the notebook in the sandbox,
+    the tests in this process (`citykit.grading.scoring.TwoPhaseExecute`)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    from citykit.grading.scoring import TwoPhaseExecute
+
+    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    config.Autograde.autograde_preprocessors = [TwoPhaseExecute if step is Execute else step for step in steps]
+    config.TwoPhaseExecute.scratch = str(scratch)
+    config.TwoPhaseExecute.sandbox = dict(policy)
+    config.TwoPhaseExecute.answers_mb = int(answers_mb)
 
 
 @dataclass
@@ -63,9 +86,11 @@ class CohortGrades:
     regraded: dict[str, str] = field(default_factory=dict)  # graded before and graded again: why
     regenerated: bool = False  # the source changed since `generate`: the student version was regenerated
     seconds: float = 0.0
+    sandbox: list[str] = field(default_factory=list)  # what the sandbox enforced, and what it did not
+    run_notes: dict[str, list[str]] = field(default_factory=dict)  # learner -> limits their notebook reached
 
     def summary(self) -> str:
-        lines = []
+        lines = list(self.sandbox)
         if self.regenerated:
             lines.append(f"{self.assignment}: its source changed since the student version was generated; "
                          "regenerated it first (graded with the changed tests)")  # fmt: skip
@@ -78,6 +103,8 @@ class CohortGrades:
         for student, problems in sorted(self.problems.items()):
             for problem in problems:
                 lines.append(f"  {student}: {problem.message}")
+        for student, notes in sorted(self.run_notes.items()):
+            lines.append(f"  {student}: sandbox: {'; '.join(notes)}")
         for student, why in sorted(self.not_graded.items()):
             lines.append(f"  {student}: NOT GRADED - {why}")
         if self.skipped:
@@ -164,12 +191,19 @@ def autograde_cohort(
 
     workers = max(1, min(workers or default_workers(), len(queue) or 1))
     private = workers > 1 and sqlite_file(config.CourseDirectory.db_url) is not None
-    with limited_kernels(limits, course_root=course_root) as kernel_env, \
+    limits = limits or cohort_limits(course_root)
+    made = ensure_user()
+    policy = Policy.detect(limits)
+    grades.sandbox = ([made] if made else []) + sandbox_lines(policy)
+    with limited_kernels(limits, course_root=course_root, quiet=True) as kernel_env, \
             tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
         env = {**kernel_env, "CITYKIT_DUCKDB_THREADS": "1"}
-        results = _run_queue(assignment, queue, workers, private, str(root), scratch, env, progress)
+        setup = (str(root), private, scratch, env, policy.to_dict(), limits.answers_mb)
+        results = _run_queue(assignment, queue, workers, setup, progress)
         with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
-            for student, record, why, _seconds in results:
+            for student, record, why, _seconds, notes in results:
+                if notes:
+                    grades.run_notes[student] = notes
                 if record is None:
                     grades.not_graded[student] = _kernel_died(why)
                 elif private:
@@ -206,8 +240,14 @@ def _why_regrade(root: Path, assignment: str, student: str, graded_version: str 
     return ""
 
 
-def _run_queue(assignment, queue, workers, private, root, scratch, env, progress):
-    """Grade `queue` in `workers` processes (or here, with one worker); results as they finish."""
+def sandbox_lines(policy: Policy) -> list[str]:
+    """What the sandbox enforces here, then (every run) what it does not."""
+    return ["sandbox: " + "; ".join(policy.enforced()), *policy.notes()]
+
+
+def _run_queue(assignment, queue, workers, setup, progress):
+    """Grade `queue` in `workers` processes (or here, with one worker); results as they finish. One
+    learner's failure (even a worker's crash) is that learner's, never the others'."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
@@ -219,16 +259,22 @@ def _run_queue(assignment, queue, workers, private, root, scratch, env, progress
     with bar:
         task = bar.add_task("", total=len(queue))
         if workers == 1:
-            _worker_start(root, False, scratch, {})  # this process already has the kernel environment
+            root, _private, scratch, _env, policy, answers_mb = setup
+            _worker_start(root, False, scratch, {}, policy, answers_mb)  # this process has the kernel environment
             for student in queue:
                 results.append(_worker_grade(assignment, student))
                 bar.update(task, advance=1, description=student)
             return results
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_start,
-                                 initargs=(root, private, scratch, env)) as pool:  # fmt: skip
-            futures = [pool.submit(_worker_grade, assignment, student) for student in queue]
+                                 initargs=setup) as pool:  # fmt: skip
+            futures = {pool.submit(_worker_grade, assignment, student): student for student in queue}
             for future in as_completed(futures):
-                results.append(future.result())
+                try:
+                    results.append(future.result())
+                except Exception as error:
+                    results.append(
+                        (futures[future], None, f"grading crashed: {type(error).__name__}: {error}", 0.0, [])
+                    )
                 bar.update(task, advance=1, description=results[-1][0])
     return sorted(results, key=lambda r: queue.index(r[0]))
 
@@ -241,10 +287,12 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: dict[str, str]) -> None:
+def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: dict[str, str], policy: dict,
+                  answers_mb: int) -> None:  # fmt: skip
     skip_slow_optional_modules()
     os.environ.update(env)
     config = load_config(Path(course_root))
+    two_phase(config, policy, scratch, answers_mb)
     main_db = sqlite_file(config.CourseDirectory.db_url)
     if private_gradebook and main_db is not None:
         copy = Path(scratch) / f"gradebook-{os.getpid()}.db"
@@ -287,14 +335,19 @@ def _read_autogrades(db_url: str, assignment: str, student: str) -> dict:
         }
 
 
-def _worker_grade(assignment: str, student: str) -> tuple[str, dict | None, str, float]:
-    """(student, autogrades or None, why not graded, seconds) — runs in a worker."""
+def _worker_grade(assignment: str, student: str) -> tuple[str, dict | None, str, float, list[str]]:
+    """(student, autogrades or None, why not graded, seconds, limits the notebook reached) — in a worker."""
+    from citykit.grading.scoring import TwoPhaseExecute
+
     started = time.perf_counter()
+    TwoPhaseExecute.notes.clear()
     with grader_env():
         result = _WORKER["api"].autograde(assignment, student, force=True, create=True)
+        notes = [n for found in TwoPhaseExecute.notes.values() for n in found]
         if not result.get("success"):
-            return student, None, _root_error(result), time.perf_counter() - started
-        return student, _read_autogrades(_WORKER["db_url"], assignment, student), "", time.perf_counter() - started
+            return student, None, _root_error(result), time.perf_counter() - started, notes
+        record = _read_autogrades(_WORKER["db_url"], assignment, student)
+        return student, record, "", time.perf_counter() - started, notes
 
 
 # ---------------------------------------------------------------------------------- the one writer

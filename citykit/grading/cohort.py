@@ -57,8 +57,12 @@ class Limits:
     """What one learner's notebook may use while it is graded."""
 
     cell_timeout: int = 120  # seconds per cell (nbclient interrupts the cell, the rest still runs)
-    notebook_cpu_seconds: int = 600  # CPU seconds per notebook kernel (RLIMIT_CPU; the kernel is killed)
-    memory_mb: int = 4096  # address space per notebook kernel (RLIMIT_AS; allocations beyond fail)
+    notebook_cpu_seconds: int = 600  # CPU seconds per process of a notebook (RLIMIT_CPU; the process is killed)
+    memory_mb: int = 4096  # memory of a notebook's whole process tree (cgroup) and of each process (RLIMIT_AS)
+    processes: int = 256  # processes and threads of a notebook's tree (cgroup pids; else RLIMIT_NPROC)
+    file_size_mb: int = 200  # largest file a notebook may write (RLIMIT_FSIZE)
+    wall_seconds: int = 1800  # wall time of a whole notebook (the sandbox is ended)
+    answers_mb: int = 64  # answers a notebook exports for scoring, in all
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Cohort:
     due: dict[str, str] = field(default_factory=dict)  # assignment -> ISO date-time (UTC when no offset)
     late_policy: LatePolicy = "zero"
     limits: Limits = Limits()
-    db_url: str = ""  # empty: SQLite at grading/gradebook.db
+    db_url: str = ""  # a gradebook URL without credentials (a SQLite path); empty: grading/gradebook.db
+    db_url_file: str = ""  # a 0600 file outside the course holding the gradebook URL (`setup --db-url`)
     workers: int = 0  # grading processes; 0 = one more than the machine's cores
     timezone: str = "UTC"  # due dates without an offset are in this zone (an IANA name: America/Chicago)
     lms_assignments: dict[str, str] = field(default_factory=dict)  # assignment -> the LMS's assignment id
@@ -250,7 +255,61 @@ def load_cohort(name: str | None = None, course_root: Path | None = None) -> Coh
         raise CitykitError(f"cohort file {path} is not valid: {error}") from None
     if cohort.late_policy not in ("none", "zero"):
         raise CitykitError(f"cohort file {path}: late_policy must be none or zero, not {cohort.late_policy!r}")
+    if CREDENTIALS.search(cohort.db_url):
+        raise CitykitError(f"cohort file {path} holds the gradebook's database password (db_url), which anyone who "
+                           f"can read the course can read: delete the line and set {GRADEBOOK_URL_ENV}, or run "
+                           "`citykit grade setup --db-url URL` again (it keeps the URL in a 0600 file outside the course)")  # fmt: skip
     return cohort
+
+
+# ---------------------------------------------------------------------------------- the gradebook's URL
+
+GRADEBOOK_URL_ENV = "CITYKIT_GRADEBOOK_URL"
+SECRETS_ENV = "CITYKIT_SECRETS_DIR"
+CREDENTIALS = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+
+
+def secrets_dir() -> Path:
+    """Where `setup --db-url` keeps gradebook URLs: CITYKIT_SECRETS_DIR, else ~/.config/citykit."""
+    if os.environ.get(SECRETS_ENV):
+        return Path(os.environ[SECRETS_ENV])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "citykit"
+
+
+def store_db_url(cohort: str, url: str, course_root: Path) -> Path:
+    """Write a gradebook URL to a 0600 file outside the course (its folder 0700); return the file."""
+    folder = secrets_dir().resolve()
+    if folder.is_relative_to(Path(course_root).resolve()):
+        raise CitykitError(f"{folder} is inside the course folder; set {SECRETS_ENV} to a folder outside it")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    file = folder / f"gradebook-{cohort}.url"
+    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(url.strip() + "\n")
+    file.chmod(0o600)
+    return file
+
+
+def gradebook_url(cohort: Cohort | None, course_root: Path) -> str:
+    """The gradebook's URL: CITYKIT_GRADEBOOK_URL, else the cohort's 0600 URL file, else its db_url,
+    else SQLite at grading/gradebook.db."""
+    if os.environ.get(GRADEBOOK_URL_ENV):
+        return os.environ[GRADEBOOK_URL_ENV].strip()
+    if cohort is not None and cohort.db_url_file:
+        file = Path(cohort.db_url_file)
+        try:
+            mode = file.stat().st_mode
+        except OSError:
+            raise CitykitError(f"the gradebook URL file {file} is missing; set {GRADEBOOK_URL_ENV} or run "
+                               "`citykit grade setup --db-url URL` again") from None  # fmt: skip
+        if os.name == "posix" and mode & 0o077:
+            raise CitykitError(f"the gradebook URL file {file} can be read by others; `chmod 600 {file}`")
+        return file.read_text(encoding="utf-8").strip()
+    if cohort is not None and cohort.db_url:
+        return cohort.db_url
+    return default_db_url(course_root)
 
 
 def setup_cohort(
@@ -288,6 +347,9 @@ def setup_cohort(
             previous = load_cohort(name, course_root)
         except CitykitError:
             previous = None
+    url_file = str(store_db_url(name, db_url, course_root or paths.course_root())) if db_url else ""
+    if not db_url and previous is not None:
+        url_file = previous.db_url_file
     cohort = Cohort(
         name=name,
         learners=tuple(read_roster(roster)),
@@ -296,7 +358,7 @@ def setup_cohort(
         due=due_dates,
         late_policy=late_policy,
         limits=limits or Limits(),
-        db_url=db_url,
+        db_url_file=url_file,
         workers=max(0, int(workers)),
         timezone=timezone,
         lms_assignments={**(previous.lms_assignments if previous else {}), **(lms_assignments or {})},
@@ -323,7 +385,7 @@ def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None
             cohort = None
     limits = cohort.limits if cohort else Limits()
     config.CourseDirectory.root = str(root)
-    config.CourseDirectory.db_url = cohort.db_url if cohort and cohort.db_url else default_db_url(root)
+    config.CourseDirectory.db_url = gradebook_url(cohort, root)
     config.Exchange.root = str(root / "grading" / "exchange")
     # both timeouts: nbgrader's Execute (autograde) and nbconvert's ExecutePreprocessor (validate)
     config.Execute.timeout = limits.cell_timeout

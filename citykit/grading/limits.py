@@ -1,10 +1,13 @@
-"""Limits for learner code while it is graded: kernels named `python3` that start under the cohort's
-memory and CPU-time limits.
+"""Limits for learner code while it is graded: kernels named `python3` that start through the
+sandbox launcher (`python -m citykit.grading.sandbox`).
 
-RLIMIT_AS bounds a kernel's address space (allocations beyond it raise MemoryError); RLIMIT_CPU
-bounds the CPU seconds of the whole notebook (the kernel is killed when it runs out). Both need the
-`resource` module, which Windows lacks: there kernels start without them (cell timeouts still
-apply) and `limited_kernels` says so once.
+During `citykit grade autograde` each learner's kernel runs in that learner's sandbox (see
+`citykit.grading.sandbox`: a separate user, namespaces and cgroups where the system has them).
+Outside a grading run (`limited_kernels` alone) the launcher starts a kernel under the cohort's
+resource limits only: RLIMIT_AS bounds its address space (allocations beyond it raise MemoryError),
+RLIMIT_CPU its CPU seconds (the kernel is killed when it runs out). Both need the `resource` module,
+which Windows lacks: there kernels start without them (cell timeouts still apply) and
+`limited_kernels` says so once.
 """
 
 from __future__ import annotations
@@ -70,10 +73,10 @@ def kernel_dir(limits: Limits, folder: Path) -> Path:
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     kernel = {
-        "argv": [sys.executable, "-c", "from citykit.grading.limits import run_limited_kernel; run_limited_kernel()",
-                 "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "citykit.grading.sandbox", "-f", "{connection_file}"],
         "display_name": "Python 3 (citykit grading limits)",
         "language": "python",
+        "interrupt_mode": "message",  # the launcher stands between: interrupts go to the kernel itself
         "env": {
             "CITYKIT_KERNEL_MEMORY_MB": str(limits.memory_mb),
             "CITYKIT_KERNEL_CPU_SECONDS": str(limits.notebook_cpu_seconds),
@@ -97,11 +100,14 @@ def cohort_limits(course_root: Path | None = None) -> Limits:
 
 
 @contextmanager
-def limited_kernels(limits: Limits | None = None, *, course_root: Path | None = None) -> Iterator[dict[str, str]]:
+def limited_kernels(
+    limits: Limits | None = None, *, course_root: Path | None = None, quiet: bool = False
+) -> Iterator[dict[str, str]]:
     """Kernels started inside this block (by nbgrader, in this process or its children) run under the
-    limits; yields the environment changes so worker processes can take them too."""
+    limits; yields the environment changes so worker processes can take them too. `quiet`: the
+    caller says itself what is not enforced (autograde does, with the sandbox's notes)."""
     limits = limits or cohort_limits(course_root)
-    if not limits_enforced():
+    if not limits_enforced() and not quiet:
         print(NOT_ENFORCED, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="citykit-kernels-") as folder:
         kernel_dir(limits, Path(folder))

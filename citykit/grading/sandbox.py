@@ -1,0 +1,808 @@
+"""The sandbox a learner's notebook runs in while it is graded (phase 1 of `citykit.grading.scoring`).
+
+What it enforces depends on the system; `Policy.detect()` finds out and `Policy.notes()` says it, in
+`citykit grade autograde`'s output on every run:
+
+- **As root on Linux with `unshare`** (util-linux): the kernel runs as the unprivileged user
+  `citykit-grader` (made by `citykit grade setup`, or by autograde when it is missing) with no
+  capabilities and no way to gain any (no_new_privs), in its own PID, mount, network, IPC and UTS
+  namespaces: no network at all, and every process of the run dies with it. Its file system is
+  built from nothing: the system's programs and libraries, Python and the installed packages, the
+  course's `curriculum/` and the datasets' published tables, all read-only; a private working folder
+  with that module's data files, `/tmp` and `/dev/shm` (small, in memory); the answers folder. The
+  course's notebooks (solutions and hidden tests), `grading/` (gradebook, cohort files, other
+  submissions), the raw exports and every home folder are not there.
+- **cgroups** (v1 memory and pids controllers, or v2): memory and process count bound the whole
+  process tree of the run; without them (and always, per process) resource limits apply: address
+  space (RLIMIT_AS), processes of the sandbox user (RLIMIT_NPROC), file size (RLIMIT_FSIZE) and CPU
+  time (RLIMIT_CPU); a wall-time limit stops the whole notebook.
+- **Otherwise** (not root, macOS, no `unshare`): the kernel runs as you, in a scratch folder, with
+  an environment stripped to what it needs, the resource limits where the OS has them, and the
+  wall-time limit; left-over processes are found (Linux) and ended. It can read your files and use
+  the network: `autograde` says so on every run, and grading/README.md describes a container route.
+
+Nothing from the grader's environment reaches the kernel: it gets a fixed, short environment.
+The kernelspec (`citykit.grading.limits.kernel_dir`) starts `python -m citykit.grading.sandbox`,
+which reads the run's spec (`CITYKIT_SANDBOX_SPEC`, written by `Run`) and starts the kernel inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SPEC_ENV = "CITYKIT_SANDBOX_SPEC"
+USER = "citykit-grader"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("passwd", "group", "nsswitch.conf", "hosts", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
+             "timezone", "fonts", "mime.types", "matplotlibrc")  # fmt: skip
+DEVICES = ("null", "zero", "full", "random", "urandom")
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)  # fmt: skip
+PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
+
+
+# ---------------------------------------------------------------------------------- the policy
+
+
+def _cgroup_dirs() -> dict[str, Path]:
+    """controller -> the folder where this process may make a child cgroup ("v2" for the unified
+    hierarchy); only controllers that are mounted and writable."""
+    found: dict[str, Path] = {}
+    try:
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return found
+    v1 = {}
+    v2_mount = None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        if parts[2] == "cgroup":
+            for option in parts[3].split(","):
+                if option in ("memory", "pids"):
+                    v1[option] = Path(parts[1])
+        elif parts[2] == "cgroup2":
+            v2_mount = Path(parts[1])
+    for line in own:
+        number, controllers, path = ([*line.split(":", 2), "", ""])[:3]
+        for controller in controllers.split(","):
+            if controller in v1:
+                folder = v1[controller] / path.lstrip("/")
+                if os.access(folder, os.W_OK):
+                    found[controller] = folder
+        if number == "0" and controllers == "" and v2_mount is not None and not v1:
+            folder = v2_mount / path.lstrip("/")
+            try:
+                enabled = (folder / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                enabled = []
+            if {"memory", "pids"} <= set(enabled) and os.access(folder, os.W_OK):
+                found["v2"] = folder
+    return found
+
+
+def _user_ids(name: str) -> tuple[int, int] | None:
+    try:
+        import pwd
+    except ImportError:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def ensure_user() -> str:
+    """Make the sandbox user when running as root and it is missing; what was done, in a sentence
+    ("" when nothing was needed or possible)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or _user_ids(USER) is not None:
+        return ""
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    if not Path(useradd).exists():
+        return f"could not make the sandbox user {USER} (no useradd); learner code would run as nobody"
+    done = subprocess.run([useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                           "/usr/sbin/nologin", "--user-group", USER], capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0 and _user_ids(USER) is None:
+        return f"could not make the sandbox user {USER}: {done.stderr.strip()}"
+    return f"made the system user {USER}, who runs learners' notebooks while they are graded"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the sandbox of this run enforces (`detect`), with the cohort's limits."""
+
+    isolate: bool = False  # namespaces, a built root, the sandbox user (root + unshare on Linux)
+    uid: int = -1
+    gid: int = -1
+    user: str = ""
+    cgroups: dict[str, str] = field(default_factory=dict)  # controller -> parent folder
+    rlimits: bool = False
+    reaper: bool = False  # left-over processes found and ended (Linux /proc)
+    memory_mb: int = 4096
+    processes: int = 256
+    file_size_mb: int = 200
+    cpu_seconds: int = 600
+    wall_seconds: int = 1800
+    missing: tuple[str, ...] = ()  # why each missing protection is missing
+
+    @classmethod
+    def detect(cls, limits=None) -> Policy:
+        from citykit.grading.cohort import Limits
+
+        limits = limits or Limits()
+        missing = []
+        try:
+            import resource  # noqa: F401
+
+            rlimits = True
+        except ImportError:
+            rlimits = False
+        linux = sys.platform.startswith("linux")
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+        unshare = shutil.which("unshare") if linux else None
+        ids = _user_ids(USER) if root else None
+        if root and ids is None:
+            nobody = _user_ids("nobody")
+            ids, user = (nobody, "nobody") if nobody else (None, "")
+        else:
+            user = USER
+        isolate = bool(linux and root and unshare and ids)
+        if not linux:
+            missing.append("not Linux: no namespaces")
+        elif not root:
+            missing.append("not run as root: no separate user, namespaces or cgroups")
+        elif not unshare:
+            missing.append("no `unshare` (util-linux)")
+        groups = {k: str(v) for k, v in _cgroup_dirs().items()} if isolate else {}
+        if isolate and not groups:
+            missing.append("no writable cgroup memory/pids controllers")
+        return cls(isolate=isolate, uid=ids[0] if isolate else -1, gid=ids[1] if isolate else -1,
+                   user=user if isolate else "", cgroups=groups, rlimits=rlimits, reaper=linux,
+                   memory_mb=limits.memory_mb, processes=limits.processes, file_size_mb=limits.file_size_mb,
+                   cpu_seconds=limits.notebook_cpu_seconds, wall_seconds=limits.wall_seconds,
+                   missing=tuple(missing))  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Policy:
+        return cls(**{**raw, "missing": tuple(raw.get("missing", ())), "cgroups": dict(raw.get("cgroups", {}))})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def enforced(self) -> list[str]:
+        done = ["an environment without the grader's variables (no database URLs, no tokens)",
+                f"a wall-time limit of {self.wall_seconds} s per notebook"]  # fmt: skip
+        if self.isolate:
+            done = [f"runs as the unprivileged user {self.user}, without capabilities (no_new_privs)",
+                    "no network (its own network namespace)",
+                    "own PID, mount, IPC and UTS namespaces: every process of the run ends with it",
+                    "sees only the system, Python, the course's curriculum, the published data (read-only) "
+                    "and its own working folder: not notebooks/, grading/, raw exports or home folders", *done]  # fmt: skip
+        if "memory" in self.cgroups or "v2" in self.cgroups:
+            done.append(f"memory of the whole process tree: {self.memory_mb} MB (cgroup)")
+        if "pids" in self.cgroups or "v2" in self.cgroups:
+            done.append(f"processes and threads of the whole tree: {self.processes} (cgroup)")
+        if self.rlimits:
+            done.append(f"per process: {self.memory_mb} MB address space, {self.file_size_mb} MB per file, "
+                        f"{self.cpu_seconds} CPU seconds" + (f", {self.processes} processes of {self.user}"
+                                                             if self.isolate else ""))  # fmt: skip
+        if self.reaper and not self.isolate:
+            done.append("processes left behind by a notebook are ended after it")
+        return done
+
+    def not_enforced(self) -> list[str]:
+        gaps = []
+        if not self.isolate:
+            gaps += ["learner code runs as you: it can read and write your files (the course, the gradebook, "
+                     "other submissions) and use the network",
+                     "no separate PID namespace" + ("" if self.reaper else ": processes a notebook leaves behind "
+                                                                               "may outlive grading")]  # fmt: skip
+        elif not ({"memory", "v2"} & set(self.cgroups)):
+            gaps.append(f"memory is limited per process only ({self.memory_mb} MB each), not for the whole tree")
+        if self.isolate and not ({"pids", "v2"} & set(self.cgroups)):
+            gaps.append(f"processes are limited per user ({self.processes} of {self.user}, shared by concurrent "
+                        "notebooks), not per notebook")  # fmt: skip
+        if not self.rlimits:
+            gaps.append("no per-process memory, file-size or CPU-time limits (no `resource` module)")
+        return gaps
+
+    def notes(self) -> list[str]:
+        """What grading prints on every run: what is not enforced here, and why."""
+        gaps = self.not_enforced()
+        if not gaps:
+            return []
+        why = f" ({'; '.join(self.missing)})" if self.missing else ""
+        return [f"sandbox{why}: NOT ENFORCED: " + "; ".join(gaps) + ". For a cohort you do not trust, grade as "
+                "root on Linux or in a container (grading/README.md)"]  # fmt: skip
+
+
+def describe_for_help() -> str:
+    """The sandbox in a paragraph, for `citykit grade autograde --help`."""
+    return (
+        "Learner code runs in a sandbox; its answers are exported as data and every test, hidden ones "
+        "included, runs apart from it. As root on Linux: user citykit-grader, no network, own PID/mount "
+        "namespaces, only the published data and curriculum visible (read-only), memory and process "
+        "limits on the whole process tree (cgroups), file size, CPU and wall-time limits. Elsewhere "
+        "less is enforced, and every run prints what is not."
+    )
+
+
+# ---------------------------------------------------------------------------------- a run
+
+
+_RUNS = itertools.count()
+
+
+def _course_for_kernel(course_root: Path, workdir_hint: Path | None = None) -> Path | None:
+    from citykit import paths
+
+    return paths.find_course(workdir_hint) if workdir_hint else paths.find_course(course_root)
+
+
+def _read_only_paths(kernel_course: Path | None) -> list[str]:
+    """Host paths the sandbox sees read-only (directories or files), besides the system ones."""
+    import citykit
+    from citykit import paths
+    from citykit.data import registry
+
+    found: list[Path] = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+                         Path(sys.executable).resolve().parent]  # fmt: skip
+    found.append(Path(citykit.__file__).resolve().parent)
+    for entry in sys.path:  # site-packages and their .pth folders; never a course folder itself
+        folder = Path(entry).resolve() if entry else None
+        if folder and folder.is_dir() and "site-packages" in folder.parts:
+            found.append(folder)
+    courses = {c for c in (kernel_course, _kit_course()) if c is not None}
+    for course in courses:
+        found.append(course / "curriculum")
+        for name in ("registry.yml", "calibration.yml", "datapackage.json"):
+            found.append(course / "datasets" / name)
+    try:
+        home = paths.citykit_home() if kernel_course is not None else None
+    except Exception:
+        home = None
+    if home is not None:
+        found.append(home / registry.LOCAL_REGISTRY)
+        try:
+            datasets = registry.all_datasets().values()
+        except Exception:
+            datasets = []
+        for dataset in datasets:
+            if dataset.kind == "parquet":
+                folder = (home / dataset.location).resolve()
+                if folder.is_dir() and "raw" not in folder.relative_to(home.resolve()).parts[:1]:
+                    found.append(folder)
+    kept = []
+    for path in sorted({p for p in found if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(k) for k in kept if k.is_dir()):
+            kept.append(path)
+    return [str(p) for p in kept]
+
+
+def _kit_course() -> Path | None:
+    from citykit import paths
+
+    try:
+        return paths.kit_course()
+    except Exception:
+        return None
+
+
+def _kernel_env(policy: Policy, workdir: Path, kernel_course: Path | None) -> dict[str, str]:
+    """The whole environment of the kernel: nothing else of the grader's reaches it."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": os.pathsep.join([venv_bin, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(workdir), "USER": policy.user or "learner", "LOGNAME": policy.user or "learner",
+        "LANG": "C.UTF-8", "TMPDIR": "/tmp" if policy.isolate else str(workdir / ".tmp"),
+        "MPLCONFIGDIR": str(workdir / ".config" / "matplotlib"), "IPYTHONDIR": str(workdir / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / ".jupyter"), "PYTHONNOUSERSITE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "CITYKIT_DUCKDB_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "JPY_PARENT_PID": "1",  # ipykernel: started by a manager (no banner), and no parent poller (its parent is PID 1)
+    }  # fmt: skip
+    if kernel_course is not None:
+        env["CITYKIT_COURSE"] = str(kernel_course)
+    for name in ("CITYKIT_HOME", "TZ"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if sys.platform == "win32":
+        env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
+    return env
+
+
+class Run:
+    """One learner's sandboxed run: its folders, cgroups and spec; ends every process it started."""
+
+    def __init__(self, policy: Policy, scratch: Path | None, course_root: Path, assignment: str):
+        self.policy, self.course_root, self.assignment = policy, Path(course_root), assignment
+        self.scratch = scratch
+        self.notes: list[str] = []
+        self.groups: list[Path] = []
+        self.km = None
+        self._own_scratch = None
+        self._mounted = False
+        self._old_env = None
+        self._children_before: set[int] = set()
+
+    # folders -------------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        if self.scratch is None:
+            self._own_scratch = Path(tempfile.mkdtemp(prefix="citykit-sandbox-"))
+            self.scratch = self._own_scratch
+        self.dir = Path(self.scratch) / f"run-{os.getpid()}-{next(_RUNS)}"
+        self.dir.mkdir(mode=0o711, parents=True)
+        self.workdir, self.answers, self.kernel_dir = self.dir / "work", self.dir / "answers", self.dir / "kernel"
+        self.root = self.dir / "root"
+        source = self.course_root / "notebooks" / self.assignment
+        data = [p for p in source.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb"
+                and ".ipynb_checkpoints" not in p.parts]  # fmt: skip
+        if self.policy.isolate:
+            size = sum(p.stat().st_size for p in data) + (self.policy.file_size_mb + 96) * 2**20
+            self._mounted = _mount_tmpfs(self.dir, size)
+            if not self._mounted:
+                self.notes.append("the run's folder is not size-limited (tmpfs mount failed)")
+        for folder in (self.workdir, self.answers, self.kernel_dir, self.root, self.workdir / ".config" / "matplotlib",
+                       self.workdir / ".ipython", self.workdir / ".tmp", self.workdir / ".jupyter"):  # fmt: skip
+            folder.mkdir(parents=True, exist_ok=True)
+        for file in data:  # the module's data files, never the notebooks (the graded copy holds hidden tests)
+            target = self.workdir / file.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+        _copy_font_cache(self.workdir / ".config" / "matplotlib")
+        if self.policy.isolate:
+            for path in [self.workdir, *self.workdir.rglob("*"), self.answers, self.kernel_dir]:
+                os.lchown(path, self.policy.uid, self.policy.gid)
+        kernel_course = _course_for_kernel(self.course_root)
+        spec = {
+            "policy": self.policy.to_dict(),
+            "workdir": str(self.workdir), "answers": str(self.answers), "kernel": str(self.kernel_dir),
+            "root": str(self.root), "python": sys.executable,
+            "read_only": _read_only_paths(kernel_course) if self.policy.isolate else [],
+            "env": _kernel_env(self.policy, self.workdir, kernel_course),
+            "cgroups": [],
+        }  # fmt: skip
+        for controller, parent in self.policy.cgroups.items():
+            group = _make_cgroup(controller, Path(parent), self.policy)
+            if group is not None:
+                self.groups.append(group)
+                spec["cgroups"].append(str(group))
+            else:
+                self.notes.append(f"could not make a {controller} cgroup: that limit is per process only")
+        self.spec = self.dir / "spec.json"
+        self.spec.write_text(json.dumps(spec), encoding="utf-8")
+        self.spec.chmod(0o600)
+        self._old_env = os.environ.get(SPEC_ENV)
+        os.environ[SPEC_ENV] = str(self.spec)
+        if self.policy.reaper and not self.policy.isolate:
+            _become_subreaper()
+            self._children_before = set(_children(os.getpid()))
+        return self
+
+    def configure_kernel_manager(self, km) -> None:
+        """The kernel's connection file and sockets in the run's kernel folder (IPC, no TCP)."""
+        km.transport = "ipc"
+        km.ip = str(self.kernel_dir / "k")
+        km.connection_file = str(self.kernel_dir / "kernel.json")
+        self.km = km
+
+    def watchdog(self) -> threading.Timer:
+        timer = threading.Timer(self.policy.wall_seconds, self._wall_time)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _wall_time(self) -> None:
+        self.notes.append(f"stopped at the wall-time limit ({self.policy.wall_seconds} s)")
+        self.kill()
+
+    # ending ---------------------------------------------------------------------------
+    def kill(self) -> None:
+        """End every process of the run now (any thread)."""
+        for group in self.groups:
+            _kill_cgroup(group)
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if pid:
+            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                with contextlib.suppress(OSError, AttributeError):
+                    target()
+        if self.policy.reaper and not self.policy.isolate:
+            for child in set(_children(os.getpid())) - self._children_before:
+                _kill_tree(child)
+
+    def stop(self) -> None:
+        """End every process of the run and wait until none is left; note the limits it reached."""
+        deadline = time.monotonic() + 10
+        while True:
+            self.kill()
+            left = [g for g in self.groups if _cgroup_pids(g)]
+            if self.policy.reaper and not self.policy.isolate:
+                left += list(set(_children(os.getpid())) - self._children_before)
+                _reap()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if left:
+            self.notes.append("some processes of the run could not be ended")
+        for group in self.groups:
+            self.notes += _cgroup_events(group, self.policy)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stop()
+        finally:
+            for group in self.groups:
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+            if self._old_env is None:
+                os.environ.pop(SPEC_ENV, None)
+            else:
+                os.environ[SPEC_ENV] = self._old_env
+            if self._mounted:
+                _umount(self.dir)
+            shutil.rmtree(self.dir, onerror=_force_remove)
+            if self._own_scratch is not None:
+                shutil.rmtree(self._own_scratch, ignore_errors=True)
+
+
+def died_output(run: Run, why: str = ""):
+    """The error output of the cell during which the kernel died."""
+    from nbformat.v4 import new_output
+
+    reached = "; ".join(n for n in run.notes if "limit" in n)
+    why = why or ("the notebook's kernel stopped" + (f" ({reached})" if reached else " (over a limit?)"))
+    text = f"{why}; the cells after this one did not run. Answers from the cells before it are graded."
+    return new_output("error", ename="DeadKernelError", evalue=text, traceback=[f"DeadKernelError: {text}"])
+
+
+def _force_remove(function, path, _info) -> None:
+    try:
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700)
+        function(path)
+    except OSError:
+        pass
+
+
+def _copy_font_cache(target: Path) -> None:
+    """matplotlib's font list from the grader's cache (else every kernel rebuilds it)."""
+    try:
+        import matplotlib
+
+        cache = Path(matplotlib.get_cachedir())
+    except Exception:
+        return
+    for file in cache.glob("fontlist-*.json"):
+        shutil.copyfile(file, target / file.name)
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    result = _libc().mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                           ctypes.c_ulong(flags), data.encode() if data else None)  # fmt: skip
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def _mount_tmpfs(folder: Path, size: int) -> bool:
+    try:
+        _mount("tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0711")
+        return True
+    except OSError:
+        return False
+
+
+def _umount(folder: Path) -> None:
+    _libc().umount2(str(folder).encode(), 2)  # MNT_DETACH
+
+
+# ---------------------------------------------------------------------------------- cgroups
+
+
+def _make_cgroup(controller: str, parent: Path, policy: Policy) -> Path | None:
+    group = parent / f"citykit-{os.getpid()}-{next(_RUNS)}"
+    try:
+        group.mkdir()
+        memory = str(policy.memory_mb * 2**20)
+        if controller == "memory":
+            (group / "memory.limit_in_bytes").write_text(memory)
+            if (group / "memory.memsw.limit_in_bytes").exists():
+                with contextlib.suppress(OSError):  # no swapping past the limit
+                    (group / "memory.memsw.limit_in_bytes").write_text(memory)
+        elif controller == "pids":
+            (group / "pids.max").write_text(str(policy.processes))
+        elif controller == "v2":
+            (group / "memory.max").write_text(memory)
+            if (group / "memory.swap.max").exists():
+                (group / "memory.swap.max").write_text("0")
+            (group / "pids.max").write_text(str(policy.processes))
+        return group
+    except OSError:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        return None
+
+
+def _cgroup_pids(group: Path) -> list[int]:
+    try:
+        return [int(x) for x in (group / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def _kill_cgroup(group: Path) -> None:
+    if (group / "cgroup.kill").exists():
+        try:
+            (group / "cgroup.kill").write_text("1")
+            return
+        except OSError:
+            pass
+    for pid in _cgroup_pids(group):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _cgroup_events(group: Path, policy: Policy) -> list[str]:
+    """What limits the run reached, from the cgroup's counters."""
+    notes = []
+
+    def read(name: str) -> str:
+        try:
+            return (group / name).read_text()
+        except OSError:
+            return ""
+
+    oom = read("memory.oom_control") + read("memory.events")
+    kills = sum(
+        int(line.split()[1]) for line in oom.splitlines() if line.startswith("oom_kill ") and len(line.split()) > 1
+    )
+    if kills or (read("memory.failcnt").strip() not in ("", "0")):
+        notes.append(
+            f"reached the memory limit ({policy.memory_mb} MB)" + (f"; {kills} process(es) killed" if kills else "")
+        )
+    events = read("pids.events")
+    refused = sum(
+        int(line.split()[1]) for line in events.splitlines() if line.startswith("max ") and len(line.split()) > 1
+    )
+    if refused:
+        notes.append(f"reached the process limit ({policy.processes}): {refused} new process(es) refused")
+    return notes
+
+
+# ---------------------------------------------------------------------------------- processes (Linux)
+
+
+def _become_subreaper() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, parent in _parents().items() if parent == pid]
+
+
+def _kill_tree(pid: int) -> None:
+    parents = _parents()
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    for target in tree:
+        with contextlib.suppress(OSError):
+            os.kill(target, signal.SIGKILL)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# ---------------------------------------------------------------------------------- the launcher
+
+
+def _set_rlimits(policy: Policy, processes: bool) -> None:
+    try:
+        import resource
+    except ImportError:
+        return
+    limits = [(resource.RLIMIT_CORE, 0)]
+    if policy.memory_mb:
+        limits.append((resource.RLIMIT_AS, policy.memory_mb * 2**20))
+    if policy.file_size_mb:
+        limits.append((resource.RLIMIT_FSIZE, policy.file_size_mb * 2**20))
+    if policy.cpu_seconds:
+        limits.append((resource.RLIMIT_CPU, policy.cpu_seconds))
+    if processes and policy.processes:
+        limits.append((resource.RLIMIT_NPROC, policy.processes))
+    for kind, value in limits:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(kind, (value, value if kind != resource.RLIMIT_CPU else value + 5))
+
+
+def _kernel_argv(python: str, rest: list[str]) -> list[str]:
+    return [python, "-m", "ipykernel_launcher", *rest]
+
+
+def launch(argv: list[str]) -> None:
+    """The kernelspec's command: start the kernel for the run named by CITYKIT_SANDBOX_SPEC (or, with
+    none, a kernel under the cohort's resource limits only, as `limited_kernels` sets up)."""
+    spec_path = os.environ.get(SPEC_ENV)
+    if not spec_path:
+        from citykit.grading.limits import run_limited_kernel
+
+        sys.argv = [sys.argv[0], *argv]
+        run_limited_kernel()
+        return
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    policy = Policy.from_dict(spec["policy"])
+    if not policy.isolate:
+        _run_plain(spec, policy, argv)
+        return
+    for group in spec["cgroups"]:  # this process and everything it starts are counted there
+        Path(group, "cgroup.procs").write_text(str(os.getpid()))
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    os.execv(unshare, [unshare, "--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts",
+                       "--propagation", "private", "--", spec["python"], "-I", "-m", "citykit.grading.sandbox",
+                       "--inside", spec_path, *argv])  # fmt: skip
+
+
+def _run_plain(spec: dict, policy: Policy, argv: list[str]) -> None:
+    """Not isolated: the kernel as this user, in the run's folder, with the stripped environment and
+    the resource limits; this process stays as its parent and ends what it leaves behind."""
+    _become_subreaper()
+    pid = os.fork() if hasattr(os, "fork") else 0
+    if pid == 0:
+        if hasattr(os, "setsid"):
+            os.setsid()
+        _set_rlimits(policy, processes=False)
+        os.chdir(spec["workdir"])
+        os.execve(spec["python"], _kernel_argv(spec["python"], argv), spec["env"])
+    _supervise(pid)
+
+
+def _supervise(kernel: int) -> None:
+    """Wait for the kernel (forwarding signals to it), reaping orphans; then end what is left."""
+
+    def forward(signum, _frame):
+        with contextlib.suppress(OSError):
+            os.kill(kernel, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = 1
+    while True:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == kernel:
+            status = os.waitstatus_to_exitcode(code)
+            break
+    for child in _children(os.getpid()):
+        _kill_tree(child)
+    os._exit(status if status >= 0 else 1)
+
+
+def _inside(spec_path: str, argv: list[str]) -> None:
+    """PID 1 of the run's namespaces, still root: build the file system, then start the kernel as the
+    sandbox user and wait for it (its end ends the namespace and every process in it)."""
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    policy = Policy.from_dict(spec["policy"])
+    root = spec["root"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
+
+    def inside(path: str) -> str:
+        return os.path.join(root, path.lstrip("/"))
+
+    def bind(path: str, writable: bool = False) -> None:
+        target = inside(path)
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            Path(target).touch()
+        _mount(path, target, None, MS_BIND)
+        flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY)
+        _mount(None, target, None, flags)
+
+    # /tmp and /dev/shm first: the run's own folders (under the host's /tmp) are bound on top
+    for path, size in (("/tmp", policy.file_size_mb), ("/dev/shm", policy.file_size_mb)):
+        os.makedirs(inside(path), exist_ok=True)
+        _mount("tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV, f"size={max(size, 16)}m,mode=1777")
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), inside(path))
+        elif os.path.isdir(path):
+            bind(path)
+    for name in ETC_FILES:
+        if os.path.exists(f"/etc/{name}"):
+            bind(f"/etc/{name}")
+    for path in spec["read_only"]:
+        if os.path.exists(path) and not os.path.islink(path):
+            bind(path)
+    for path in (spec["workdir"], spec["answers"], spec["kernel"]):
+        bind(path, writable=True)
+    os.makedirs(inside("/dev"), exist_ok=True)
+    for device in DEVICES:
+        if os.path.exists(f"/dev/{device}"):
+            target = inside(f"/dev/{device}")
+            Path(target).touch()
+            _mount(f"/dev/{device}", target, None, MS_BIND)
+            _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC)
+    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                       ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(link, inside(f"/dev/{name}"))
+    os.makedirs(inside("/proc"), exist_ok=True)
+    _mount("proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(None, root, None, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_RDONLY)  # the built root itself: read-only
+    connection = argv[argv.index("-f") + 1] if "-f" in argv else None
+    if connection:
+        os.chown(connection, policy.uid, policy.gid)
+    os.chdir(root)
+    os.chroot(".")
+    try:
+        import socket
+
+        socket.sethostname("sandbox")
+    except (OSError, AttributeError):
+        pass
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        _set_rlimits(policy, processes=True)
+        os.setgroups([])
+        os.setgid(policy.gid)
+        os.setuid(policy.uid)
+        _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        os.chdir(spec["workdir"])
+        os.execve(spec["python"], _kernel_argv(spec["python"], argv), spec["env"])
+    _supervise(pid)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--inside":
+        _inside(sys.argv[2], sys.argv[3:])
+    else:
+        launch(sys.argv[1:])
