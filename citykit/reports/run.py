@@ -124,8 +124,12 @@ def resolve(name_or_path: str | Path) -> Report:
     """A module by slug or folder name, or a notebook by path (a learner's own completed copy)."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".ipynb":
-        if not candidate.exists():
-            raise CitykitError(f"no notebook at {candidate}")
+        try:
+            found = candidate.is_file()
+        except OSError as error:  # a name longer than the file system allows
+            raise CitykitError(f"no notebook at {quote(str(candidate))} ({error.strerror})") from None
+        if not found:
+            raise CitykitError(f"no notebook at {quote(str(candidate))}")
         source = candidate.resolve()
         module = next((m for m in _modules() if m.notebook.resolve() == source), None)
         if module is not None:  # a module's own notebook given by path: its declared parameters
@@ -201,6 +205,17 @@ def check_out(out: Path) -> None:
     """Refuse, before anything runs, an output folder a report must not write into (see the module
     docstring, point 4): the message says which rule and what to do instead."""
     out = Path(out)
+    try:
+        _check_out(out)
+    except OSError as error:  # a name too long, a folder that cannot be read
+        raise CitykitError(f"the output folder {quote(str(out))} cannot be used: {_reason(error)}") from None
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _check_out(out: Path) -> None:
     _check_place(out, "the output folder")
     shown = quote(str(out))
     if out.is_symlink() and not out.exists():
@@ -242,6 +257,13 @@ def check_batch_root(root: Path) -> None:
     """A batch's folder: a place for reports (`check_out`'s rules), new, empty, in the archive, or
     holding only what batches wrote (index.html and marked report folders)."""
     root = Path(root)
+    try:
+        _check_batch_root(root)
+    except OSError as error:
+        raise CitykitError(f"the batch folder {quote(str(root))} cannot be used: {_reason(error)}") from None
+
+
+def _check_batch_root(root: Path) -> None:
     _check_place(root, "the batch folder")
     if not root.exists() and not root.is_symlink():
         return
@@ -274,7 +296,8 @@ def _check_place(path: Path, what: str) -> None:
             raise ValueError("a NUL character")
         real = path.resolve()
     except (OSError, ValueError, RuntimeError) as error:
-        raise CitykitError(f"{what} {shown} is not a usable path ({error})") from None
+        reason = _reason(error) if isinstance(error, OSError) else str(error)[:80]
+        raise CitykitError(f"{what} {shown} is not a usable path ({reason})") from None
     if real.parent == real:
         raise CitykitError(f"{what} {shown} is the root of a file system; give a folder of its own")
     with contextlib.suppress(RuntimeError, KeyError):
@@ -355,9 +378,7 @@ def _claim(out: Path, report: Report, values: dict[str, Any]) -> Path | None:
         if not (out / MARKER).is_file():
             _mark(out, report, values)
     except OSError as error:
-        raise CitykitError(
-            f"cannot write the folder {quote(str(out))}: {error.strerror or type(error).__name__}"
-        ) from None
+        raise CitykitError(f"cannot write the folder {quote(str(out))}: {_reason(error)}") from None
     return first_new
 
 
