@@ -150,7 +150,7 @@ def test_random_parameters_and_options_exit_0_or_2_and_write_nothing_outside(dat
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(max_size=120), command=st.sampled_from(["run", "batch"]))  # past 255 bytes too
+@given(name=st.text(max_size=120), command=st.sampled_from(["run", "run", "run", "batch"]))  # past 255 bytes too
 def test_any_new_output_folder_name_is_accepted_or_refused_cleanly(name, command, sandbox, monkeypatch):
     """Valid parameters and a new folder of any name: it reaches the kernel (or is refused in one
     line), and the stopped run leaves nothing behind, not even the folders it made."""
