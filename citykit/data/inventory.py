@@ -23,7 +23,8 @@ class DatasetSummary:
 
 
 def summarize(name: str, score: bool = True) -> DatasetSummary:
-    from citykit.data.query import connect  # duckdb and pandas: not on the CLI's start-up path
+    from citykit.data.quality import PLACEHOLDER_YEAR  # pandas and the standards: not on the CLI's start-up path
+    from citykit.data.query import bind, connect  # duckdb and pandas: not on the CLI's start-up path
 
     ds = registry.get(name)
     if not ds.exists():
@@ -34,12 +35,14 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
     tables: dict[str, int] = {}
     first = last = ""
     if ds.kind == "parquet":
-        for table in ds.tables:
-            tables[table] = con.execute(
-                f"SELECT count(*) FROM read_parquet('{ds.table_path(table).as_posix()}')"
-            ).fetchone()[0]
-        lo, hi = con.execute(
-            f"SELECT min(created_at), max(created_at) FROM read_parquet('{ds.table_path('service_requests').as_posix()}')"
+        for table in ds.tables:  # paths bound as parameters: any folder name works (o'brien)
+            bind(con, "path", ds.table_path(table).as_posix())
+            tables[table] = con.execute("SELECT count(*) FROM read_parquet(getvariable('path'))").fetchone()[0]
+        bind(con, "path", ds.table_path("service_requests").as_posix())
+        lo, hi = con.execute(  # placeholder dates (1900-01-01) are not the first request
+            "SELECT min(created_at) FILTER (WHERE year(created_at) > ?), max(created_at) "
+            "FROM read_parquet(getvariable('path'))",
+            [PLACEHOLDER_YEAR],
         ).fetchone()
         first, last = (f"{lo:%Y-%m-%d}", f"{hi:%Y-%m-%d}") if lo is not None else ("", "")
     periods = ", ".join(latest_complete(kind, ds.as_of).label for kind in ("month", "quarter", "year"))

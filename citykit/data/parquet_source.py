@@ -4,6 +4,7 @@ reads only the row groups and columns a query needs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -11,7 +12,7 @@ import pandas as pd
 from citykit.data import registry
 from citykit.data.columns import PERIOD_COLUMN
 from citykit.data.periods import Period, parse_period
-from citykit.data.query import build_query, connect
+from citykit.data.query import bind, build_query, connect, quote_identifier
 from citykit.errors import CitykitError
 
 
@@ -27,7 +28,7 @@ def load(
     if not path.exists():
         raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
     con = connect()
-    source = f"read_parquet('{path.as_posix()}')"
+    source = parquet_source(con, path)
     available = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     query = build_query(table, available, period=period, neighborhood=neighborhood, columns=columns)
     if neighborhood is not None:
@@ -36,6 +37,13 @@ def load(
     if frame.empty and period is not None:
         _explain_empty_period(con, source, table, ds.name, parse_period(period))
     return frame
+
+
+def parquet_source(con: duckdb.DuckDBPyConnection, path: Path, variable: str = "table_path") -> str:
+    """SQL naming the parquet file `path` as a table: its path is bound as a connection variable
+    (a parameter), so any folder name works, an apostrophe (o'brien) included."""
+    bind(con, variable, path.as_posix())
+    return f"read_parquet(getvariable('{variable}'))"
 
 
 def _check_neighborhoods(
@@ -58,8 +66,8 @@ def _explain_empty_period(
     con: duckdb.DuckDBPyConnection, source: str, table: str, dataset: str, period: Period
 ) -> None:
     """Raise when the period lies outside the data's coverage (an empty filter result is fine)."""
-    column = PERIOD_COLUMN[table]
-    first, last = con.execute(f'SELECT min("{column}"), max("{column}") FROM {source}').fetchone()
+    column = quote_identifier(PERIOD_COLUMN[table])
+    first, last = con.execute(f"SELECT min({column}), max({column}) FROM {source}").fetchone()
     if first is None:
         raise CitykitError(f"dataset {dataset!r} has no {table}")
     if period.start <= last.date() and period.end > first.date():

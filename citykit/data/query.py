@@ -26,10 +26,23 @@ class Query:
     where: list[str] = field(default_factory=list)
     params: list[object] = field(default_factory=list)
 
-    def sql(self, source: str) -> str:
-        select = ", ".join(f'"{c}"' for c in self.columns)
+    def sql(self, source: str, paramstyle: str = "qmark") -> str:
+        """The SELECT over `source`; paramstyle "qmark" (DuckDB: ?) or "format" (psycopg: %s, with
+        any % in a quoted name doubled), the values always passed apart as `params`."""
+        select = ", ".join(quote_identifier(c) for c in self.columns)
         where = f" WHERE {' AND '.join(self.where)}" if self.where else ""
+        if paramstyle == "format":
+            select, source = select.replace("%", "%%"), source.replace("%", "%%")
+            where = where.replace("%", "%%").replace("?", "%s")  # the filters' own text holds no other ?
         return f"SELECT {select} FROM {source}{where}"
+
+
+def quote_identifier(name: str) -> str:
+    """A column or table name as a quoted SQL identifier (DuckDB and PostgreSQL alike): an embedded
+    double quote doubled, so a name can never end the identifier early; NUL and empty names refused."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise CitykitError(f"{name!r} cannot name a column or table")
+    return '"' + name.replace('"', '""') + '"'
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -78,8 +91,8 @@ def build_query(
         if table not in PERIOD_COLUMN:
             raise CitykitError(f"{table} has no dates to filter by period; load it without period=")
         p = parse_period(period)
-        column = PERIOD_COLUMN[table]
-        query.where.append(f'"{column}" >= ? AND "{column}" < ?')
+        column = quote_identifier(PERIOD_COLUMN[table])
+        query.where.append(f"{column} >= ? AND {column} < ?")
         query.params += [pd.Timestamp(p.start).to_pydatetime(), pd.Timestamp(p.end).to_pydatetime()]
     if neighborhood is not None:
         names = [neighborhood] if isinstance(neighborhood, str) else list(neighborhood)

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from citykit.data import registry
 from citykit.data.columns import PERIOD_COLUMN
 from citykit.data.periods import Period, parse_period
-from citykit.data.query import build_query, connect
+from citykit.data.query import build_query, connect, quote_identifier
 from citykit.errors import CitykitError
 
 if TYPE_CHECKING:
@@ -122,14 +122,14 @@ def publish(name: str, env_var: str, as_name: str | None = None) -> PublishResul
     with _connect(env_var) as conn, conn.begin():
         driver = conn.connection.driver_connection
         with driver.cursor() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            cur.execute(f'CREATE SCHEMA "{schema}"')
+            cur.execute(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE")
+            cur.execute(f"CREATE SCHEMA {quote_identifier(schema)}")
             for table in source.tables:
                 rows[table] = _copy_table(cur, schema, table, source.table_path(table))
-            cur.execute(f'CREATE TABLE "{schema}"."{BOUNDARIES_TABLE}" (geojson text)')
+            cur.execute(f"CREATE TABLE {_qualified(schema, BOUNDARIES_TABLE)} (geojson text)")
             if source.boundaries_path.exists():
                 geojson = source.boundaries_path.read_text(encoding="utf-8")
-                cur.execute(f'INSERT INTO "{schema}"."{BOUNDARIES_TABLE}" VALUES (%s)', (geojson,))
+                cur.execute(f"INSERT INTO {_qualified(schema, BOUNDARIES_TABLE)} VALUES (%s)", (geojson,))
     registry.register(
         registry.Dataset(
             name=target,
@@ -146,6 +146,11 @@ def publish(name: str, env_var: str, as_name: str | None = None) -> PublishResul
     return PublishResult(target, env_var, rows)
 
 
+def _qualified(schema: str, table: str) -> str:
+    """schema.table as quoted identifiers (never pasted raw)."""
+    return f"{quote_identifier(schema)}.{quote_identifier(table)}"
+
+
 def _copy_table(cur, schema: str, table: str, path) -> int:
     """CREATE TABLE from the parquet schema, then COPY its rows in CSV batches."""
     parquet = pq.ParquetFile(path)
@@ -154,12 +159,12 @@ def _copy_table(cur, schema: str, table: str, path) -> int:
     for f in arrow_schema:
         if f.type not in ARROW_TO_SQL:
             raise CitykitError(f"{table}.{f.name}: no PostgreSQL type for {f.type}")
-        columns.append(f'"{f.name}" {ARROW_TO_SQL[f.type]}')
-    columns.append(f'"{ORDER_COLUMN}" bigint')
-    cur.execute(f'CREATE TABLE "{schema}"."{table}" ({", ".join(columns)})')
-    names = ", ".join(f'"{name}"' for name in [*arrow_schema.names, ORDER_COLUMN])
+        columns.append(f"{quote_identifier(f.name)} {ARROW_TO_SQL[f.type]}")
+    columns.append(f"{quote_identifier(ORDER_COLUMN)} bigint")
+    cur.execute(f"CREATE TABLE {_qualified(schema, table)} ({', '.join(columns)})")
+    names = ", ".join(quote_identifier(name) for name in [*arrow_schema.names, ORDER_COLUMN])
     total = 0
-    with cur.copy(f'COPY "{schema}"."{table}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
+    with cur.copy(f"COPY {_qualified(schema, table)} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
         for batch in parquet.iter_batches(batch_size=100_000):
             rows = pa.Table.from_batches([batch]).append_column(
                 ORDER_COLUMN, pa.array(range(total, total + batch.num_rows), pa.int64())
@@ -170,7 +175,7 @@ def _copy_table(cur, schema: str, table: str, path) -> int:
             total += batch.num_rows
     for column in (PERIOD_COLUMN.get(table), "neighborhood"):
         if column and column in arrow_schema.names:
-            cur.execute(f'CREATE INDEX ON "{schema}"."{table}" ("{column}")')
+            cur.execute(f"CREATE INDEX ON {_qualified(schema, table)} ({quote_identifier(column)})")
     return total
 
 
@@ -190,7 +195,7 @@ def load(
     if table not in ds.tables:
         raise CitykitError(ds.missing_table_advice(table))
     schema = schema_name(ds.name)
-    source = f'"{schema}"."{table}"'
+    source = _qualified(schema, table)
     with _connect(ds.location) as conn:
         types = _column_types(conn, schema, table)
         if not types:
@@ -198,7 +203,7 @@ def load(
         query = build_query(table, list(types), period=period, neighborhood=neighborhood, columns=columns)
         if neighborhood is not None:
             _check_neighborhoods(conn, source, ds.name, neighborhood)
-        sql = f'{query.sql(source).replace("?", "%s")} ORDER BY "{ORDER_COLUMN}"'
+        sql = f"{query.sql(source, paramstyle='format')} ORDER BY {quote_identifier(ORDER_COLUMN)}"
         frame = _fetch(conn, sql, query.params, {c: types[c] for c in query.columns})
         if frame.empty and period is not None:
             _explain_empty_period(conn, source, table, ds.name, parse_period(period))
@@ -208,7 +213,9 @@ def load(
 def boundaries(ds: registry.Dataset) -> str | None:
     """The dataset's neighborhood boundaries GeoJSON text, or None."""
     with _connect(ds.location) as conn:
-        rows = conn.exec_driver_sql(f'SELECT geojson FROM "{schema_name(ds.name)}"."{BOUNDARIES_TABLE}"').fetchall()
+        rows = conn.exec_driver_sql(
+            f"SELECT geojson FROM {_qualified(schema_name(ds.name), BOUNDARIES_TABLE)}"
+        ).fetchall()
     return rows[0][0] if rows else None
 
 
@@ -248,8 +255,8 @@ def _check_neighborhoods(conn: Connection, source: str, dataset: str, neighborho
 
 
 def _explain_empty_period(conn: Connection, source: str, table: str, dataset: str, period: Period) -> None:
-    column = PERIOD_COLUMN[table]
-    first, last = conn.exec_driver_sql(f'SELECT min("{column}"), max("{column}") FROM {source}').fetchall()[0]
+    column = quote_identifier(PERIOD_COLUMN[table])
+    first, last = conn.exec_driver_sql(f"SELECT min({column}), max({column}) FROM {source}").fetchall()[0]
     if first is None:
         raise CitykitError(f"dataset {dataset!r} has no {table}")
     if period.start <= last.date() and period.end > first.date():

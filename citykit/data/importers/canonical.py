@@ -3,6 +3,7 @@ types, channels, duplicates; what the batch holds (defects, variants) is counted
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,9 +16,45 @@ import pyarrow.compute as pc
 from citykit.data.anonymize import normalise_type
 from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS
 from citykit.data.importers.mapping import Mapping
+from citykit.data.importers.personal import ID_COLUMNS, TEXT_COLUMNS, cap_id, cap_text
 
 ZIP_PATTERN = re.compile(r"^\d{5}(-\d{4})?$")
 OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+STAMPS = ("created_at", "closed_at", "due_at")
+
+# The plausible range of an export's timestamps: from PLAUSIBLE_START (311 systems began in the late
+# 1990s) to the end of the extract date; due dates may lie up to DUE_YEARS_AHEAD years after it.
+PLAUSIBLE_START = dt.date(1990, 1, 1)
+DUE_YEARS_AHEAD = 5
+PLACEHOLDER = pd.Timestamp(1900, 1, 1)  # the exports' own stand-in for "no real date"
+# Timestamps analysis tools can hold (pandas' nanosecond range): a date past it (9999-12-31) is never
+# published as a timestamp.
+PUBLISHABLE = (pd.Timestamp(1678, 1, 1), pd.Timestamp(2262, 1, 1))
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The plausible range of each timestamp column, [start, end) in city-local time."""
+
+    start: dt.date
+    extract: dt.date  # created and closed end with this day
+
+    @property
+    def end(self) -> dt.date:
+        return self.extract + dt.timedelta(days=1)
+
+    @property
+    def due_end(self) -> dt.date:
+        return self.end + dt.timedelta(days=366 * DUE_YEARS_AHEAD)
+
+    def bounds(self, stamp: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return pd.Timestamp(self.start), pd.Timestamp(self.due_end if stamp == "due_at" else self.end)
+
+    def describe(self) -> str:
+        return (
+            f"{self.start} to {self.extract} (the extract date) for created and closed dates, "
+            f"to {self.due_end - dt.timedelta(days=1)} for due dates"
+        )
 
 
 @dataclass
@@ -42,6 +79,10 @@ class Findings:
     clock_times: Counter = field(default_factory=Counter)  # created time of day (seconds) -> rows
     type_variants: dict[str, str] = field(default_factory=dict)  # raw spelling -> standard name
     descriptor_variants: dict[str, str] = field(default_factory=dict)  # reported only, kept as exported
+    implausible: Counter = field(default_factory=Counter)  # timestamp column -> values outside the window
+    implausible_examples: dict[str, str] = field(default_factory=dict)
+    unpublishable: Counter = field(default_factory=Counter)  # timestamp column -> values no tool can hold
+    text_cut: Counter = field(default_factory=Counter)  # canonical text column -> values cut to the cap
 
 
 def type_standards(counts: Counter, explicit: dict[str, str]) -> dict[str, str]:
@@ -59,7 +100,8 @@ def type_standards(counts: Counter, explicit: dict[str, str]) -> dict[str, str]:
 
 
 def parse_timestamps(values: pd.Series, mapping: Mapping) -> pd.Series:
-    """Export timestamps as naive city-local datetime64[us] (unreadable values NaT)."""
+    """Export timestamps as naive city-local datetime64[us] (unreadable values NaT). Any year from 1
+    to 9999 is read (microseconds hold it); whether it is plausible is `flag_implausible_dates`' job."""
     arrow = pc.utf8_trim_whitespace(pa.array(values.astype(object), type=pa.string(), from_pandas=True))
     if mapping.utc_offset == "ignore":
         arrow = pc.replace_substring_regex(arrow, OFFSET_SUFFIX.pattern, "")
@@ -69,11 +111,47 @@ def parse_timestamps(values: pd.Series, mapping: Mapping) -> pd.Series:
         todo = out.isna() & text.notna()
         if not todo.any():
             break
-        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=mapping.utc_offset == "convert")
-        if mapping.utc_offset == "convert":
-            parsed = parsed.dt.tz_convert(mapping.timezone).dt.tz_localize(None)
-        out[todo] = parsed.astype("datetime64[us]")
+        try:
+            parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=mapping.utc_offset == "convert")
+            if mapping.utc_offset == "convert":
+                parsed = parsed.dt.tz_convert(mapping.timezone).dt.tz_localize(None)
+            out[todo] = parsed.astype("datetime64[us]")
+        except (OverflowError, pd.errors.OutOfBoundsDatetime, ValueError):  # one value at a time
+            out[todo] = [_one_timestamp(v, fmt, mapping) for v in text[todo]]
     return out
+
+
+def _one_timestamp(value: str, fmt: str, mapping: Mapping) -> pd.Timestamp:
+    """One value the vectorised parse could not take (e.g. 9999-12-31 shifted past the year 9999 by
+    a time zone): its timestamp, or NaT."""
+    try:
+        parsed = pd.to_datetime(value, format=fmt, utc=mapping.utc_offset == "convert")
+        if mapping.utc_offset == "convert":
+            parsed = parsed.tz_convert(mapping.timezone).tz_localize(None)
+        return pd.Timestamp(parsed).as_unit("us")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, ValueError, TypeError):
+        return pd.NaT
+
+
+def flag_implausible_dates(frame: pd.DataFrame, window: DateWindow, findings: Findings) -> np.ndarray:
+    """Rows with a timestamp outside the plausible window (placeholders such as 1900-01-01 included),
+    counted per column. A timestamp past what analysis tools can hold is not published: a closed or
+    due date becomes empty, a created date the placeholder 1900-01-01. Changes `frame` in place."""
+    rows = np.zeros(len(frame), dtype=bool)
+    for stamp in STAMPS:
+        values = frame[stamp]
+        start, end = window.bounds(stamp)
+        outside = (values.notna() & (values.lt(start) | values.ge(end))).to_numpy(bool)
+        if not outside.any():
+            continue
+        findings.implausible[stamp] += int(outside.sum())
+        findings.implausible_examples.setdefault(stamp, f"{values[outside].iloc[0]:%Y-%m-%d %H:%M:%S}")
+        rows |= outside
+        unpublishable = (values.notna() & (values.lt(PUBLISHABLE[0]) | values.ge(PUBLISHABLE[1]))).to_numpy(bool)
+        if unpublishable.any():
+            findings.unpublishable[stamp] += int(unpublishable.sum())
+            frame.loc[unpublishable, stamp] = PLACEHOLDER if stamp == "created_at" else pd.NaT
+    return rows
 
 
 def canonical_batch(
@@ -126,6 +204,16 @@ def canonical_batch(
     _count_defects(raw, out, mapping, found, findings)
     findings.rows_read += n
     return out
+
+
+def cap_text_columns(frame: pd.DataFrame, findings: Findings) -> None:
+    """Every published text value cut to the cap (`personal.TEXT_CAP`), counted per column; ids keep
+    their start and a hash (distinct ids stay distinct). Changes `frame` in place."""
+    for column in TEXT_COLUMNS:
+        capped = (cap_id if column in ID_COLUMNS else cap_text)(frame[column])
+        if capped.cut:
+            frame[column] = capped.values
+            findings.text_cut[column] += capped.cut
 
 
 def _duplicates(raw: pd.DataFrame, status: pd.Series, mapping: Mapping, found: dict[str, str]) -> np.ndarray:

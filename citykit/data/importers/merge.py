@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 from citykit import paths
 from citykit.data import registry
 from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS
+from citykit.data.importers.canonical import DateWindow
 from citykit.data.importers.mapping import Mapping
 from citykit.data.importers.report import REPORT_FILE, ImportResult
 from citykit.data.quality import PLACEHOLDER_YEAR
-from citykit.data.query import connect
+from citykit.data.query import bind, connect
 from citykit.data.schema import validate
 
 IMPORTED = "imported"  # under $CITYKIT_HOME
@@ -38,47 +39,56 @@ def _connect(staging: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET memory_limit = '512MB'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET temp_directory = '{(staging / 'tmp').as_posix()}'")
+    con.execute("SET temp_directory = ?", [(staging / "tmp").as_posix()])  # a parameter: any folder name
     return con
 
 
+def _parquet_view(con: duckdb.DuckDBPyConnection, view: str, path: Path, select: str = "*", rest: str = "") -> None:
+    """View `view` over the parquet file `path`, its path bound as a connection variable (never pasted)."""
+    bind(con, f"{view}_path", path.as_posix())
+    con.execute(f"CREATE VIEW {view} AS SELECT {select} FROM read_parquet(getvariable('{view}_path')) {rest}")
+
+
 def finish(
-    staged: Path, previous: Path | None, final: Path, schema: pa.Schema, staging: Path, extract: dt.date | None = None
+    staged: Path, previous: Path | None, final: Path, schema: pa.Schema, staging: Path, window: DateWindow | None = None
 ) -> dict[str, Any]:
     """One row per request id (the file's last), merged into `previous` by id; written to `final`.
 
-    `newest` is the newest plausible timestamp (created or closed): not a placeholder date and not
-    after the extract date (a 2099 stamp never becomes the as-of date); `after_extract` counts the
-    requests with a timestamp after the extract date."""
+    `newest` is the newest plausible timestamp (created or closed, within `window`: never a
+    placeholder, never after the extract date, so a 2099 stamp never becomes the as-of date);
+    `after_extract` counts the requests with a timestamp after the extract date."""
     con = _connect(staging)
+    _parquet_view(con, "staged", staged)
     con.execute(
-        f"CREATE VIEW new AS SELECT * FROM read_parquet('{staged.as_posix()}') "
-        "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _row DESC) = 1"
+        "CREATE VIEW new AS SELECT * FROM staged QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _row DESC) = 1"
     )
     columns = ", ".join(f'"{c}"' for c in SERVICE_REQUESTS)
     if previous is not None:
-        con.execute(f"CREATE VIEW old AS SELECT {columns} FROM read_parquet('{previous.as_posix()}')")
+        _parquet_view(con, "old", previous, columns)
         merged = f"SELECT {columns} FROM new UNION ALL SELECT {columns} FROM old ANTI JOIN new USING (request_id)"
         updated = con.execute("SELECT count(*) FROM new SEMI JOIN old USING (request_id)").fetchall()[0][0]
     else:
         merged, updated = f"SELECT {columns} FROM new", 0
     new_rows = con.execute("SELECT count(*) FROM new").fetchall()[0][0]
     staged_rows, repeats = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE _repeat <> 0) - count(DISTINCT _repeat) FILTER (WHERE _repeat <> 0) "
-        f"FROM read_parquet('{staged.as_posix()}')"
+        "SELECT count(*), count(*) FILTER (WHERE _repeat <> 0) - count(DISTINCT _repeat) FILTER (WHERE _repeat <> 0) "
+        "FROM staged"
     ).fetchall()[0]
     reader = con.sql(f"SELECT * FROM ({merged}) ORDER BY created_at, request_id").to_arrow_reader(200_000)
     with pq.ParquetWriter(final, schema) as writer:
         for batch in reader:
             writer.write_table(pa.Table.from_batches([batch]).cast(schema))
     flags = ", ".join(f'count(*) FILTER (WHERE "{c}") AS "{c}"' for c in REQUEST_FLAGS)
-    limit = f"TIMESTAMP '{extract + dt.timedelta(days=1)}'" if extract else "TIMESTAMP '9999-01-01'"
-    plausible = f"year({{c}}) > {PLACEHOLDER_YEAR} AND {{c}} < {limit}"
+    start = dt.datetime.combine(window.start if window else dt.date(PLACEHOLDER_YEAR + 1, 1, 1), dt.time())
+    end = dt.datetime.combine(window.end, dt.time()) if window else dt.datetime(9999, 1, 1)
+    plausible = "{c} >= $start AND {c} < $end"
+    _parquet_view(con, "final", final)
     row = con.execute(
         f"SELECT count(*) AS rows, greatest(max(created_at) FILTER (WHERE {plausible.format(c='created_at')}), "
         f"max(closed_at) FILTER (WHERE {plausible.format(c='closed_at')})) AS newest, "
-        f"count(*) FILTER (WHERE created_at >= {limit} OR closed_at >= {limit}) AS after_extract, {flags} "
-        f"FROM read_parquet('{final.as_posix()}')"
+        f"count(*) FILTER (WHERE created_at >= $end OR closed_at >= $end) AS after_extract, {flags} "
+        "FROM final",
+        {"start": start, "end": end},
     ).fetchall()[0]
     names = ["rows", "newest", "after_extract", *REQUEST_FLAGS]
     stats = dict(zip(names, row, strict=True))

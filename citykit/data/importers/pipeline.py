@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,9 +21,20 @@ from citykit import paths
 from citykit.data import registry
 from citykit.data.anonymize import flag_requests
 from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS, STATUSES
-from citykit.data.importers.canonical import Findings, canonical_batch, canonical_schema, repeat_key, type_standards
+from citykit.data.importers.canonical import (
+    PLAUSIBLE_START,
+    DateWindow,
+    Findings,
+    canonical_batch,
+    canonical_schema,
+    cap_text_columns,
+    flag_implausible_dates,
+    repeat_key,
+    type_standards,
+)
 from citykit.data.importers.mapping import Mapping, detect_source, load_mapping
 from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, imported_dir, publish, validate_final
+from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_COLUMNS, check_mapping, shorten
 from citykit.data.importers.reader import Header, Malformed, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
@@ -34,6 +46,11 @@ class ImportDates:
     extract: dt.date  # the day the export was taken
     extract_given: bool  # --extract-date, or else the file's own date
     as_of: dt.date | None  # --as-of, or None: the newest plausible record
+
+    @property
+    def window(self) -> DateWindow:
+        """The plausible range of the export's timestamps; values outside it are flagged."""
+        return DateWindow(PLAUSIBLE_START, self.extract)
 
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -57,7 +74,10 @@ def import_requests(
     extract_date: the day the export was taken (default: the file's own modification date, and the
     report says so); the timeliness gate measures the newest record against it.
     as_of: the analysis "now" for ages, backlogs and default periods (default: the newest record
-    that is plausible, i.e. not a placeholder and not after the extract date, marked "inferred").
+    that is plausible, i.e. within the plausible range, marked "inferred").
+    Timestamps outside the plausible range (`DateWindow`: 1990-01-01 to the extract date; due dates
+    up to five years after it) flag their row (flag_placeholder_date) and never become the as-of.
+    A mapping that would publish a personal column (by its name or its values) is refused.
     progress: called with the number of rows read so far after each batch.
     """
     file = Path(file)
@@ -82,6 +102,8 @@ def import_requests(
         raise CitykitError(
             f"{file.name} has the column {', '.join(used_twice)} more than once; which one holds the data is ambiguous"
         )
+    listed = (*mapping.personal_columns, *mapping.defects.values())
+    check_mapping(mapping.path.name if mapping.path else mapping.source, found, listed, _sample(file, header, found))
 
     name = name or mapping.source
     _check_name(name, mapping)
@@ -104,16 +126,26 @@ def import_requests(
     return result
 
 
+def _sample(file: Path, header: Header, found: dict[str, str]) -> pd.DataFrame | None:
+    """The first rows of the columns published as text, to sniff for personal content."""
+    columns = sorted({found[c] for c in TEXT_COLUMNS if c in found})
+    for batch in stream(file, header, columns, Malformed()):
+        return batch.head(SAMPLE_ROWS)
+    return None
+
+
 def _date_option(option: str, value: dt.date | str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value) if isinstance(value, str) else value
     except ValueError:
-        raise CitykitError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+        raise CitykitError(f"{option} {shorten(value)} is not a date; use YYYY-MM-DD") from None
 
 
 def _check_name(name: str, mapping: Mapping) -> None:
     if not NAME_PATTERN.match(name):
-        raise CitykitError(f"dataset name {name!r}: use lower-case letters, digits and _ (starting with a letter)")
+        raise CitykitError(
+            f"dataset name {shorten(name)}: use lower-case letters, digits and _ (starting with a letter)"
+        )
     if name in registry.builtin_names():
         raise CitykitError(f"{name!r} is a bundled dataset; import under another --name")
     existing = registry.all_datasets().get(name)
@@ -157,12 +189,16 @@ def _import(
             variants = frame["request_type"].ne(raw[found["request_type"]].astype("string").str.strip()).fillna(False)
             keep = frame["created_at"].notna() & frame["request_id"].notna()
             findings.no_created += int((~keep).sum())
-            frame = flag_requests(frame[keep], standard, bounds)  # flags from raw values; coordinates rounded
+            frame = frame[keep].copy()
+            implausible = flag_implausible_dates(frame, dates.window, findings)
+            frame = flag_requests(frame, standard, bounds)  # flags from raw values; coordinates rounded
+            frame["flag_placeholder_date"] = frame["flag_placeholder_date"].to_numpy() | implausible
             frame["flag_type_variant"] = frame["flag_type_variant"].to_numpy() | variants[keep].to_numpy()
             frame, blanked = blank_sensitive_coordinates(frame)
             extra = frame["request_type"].isin(mapping.sensitive_request_types).to_numpy()
             frame.loc[extra, ["latitude", "longitude"]] = np.nan
             findings.sensitive_blanked += blanked + int(extra.sum())
+            cap_text_columns(frame, findings)
             frame = frame[list(SERVICE_REQUESTS)]
             frame["_row"] = np.arange(row, row + len(raw))[keep.to_numpy()]
             frame["_repeat"] = repeat_key(raw[keep], frame, found, mapping)
@@ -174,7 +210,7 @@ def _import(
     _check_readable(file, findings, malformed, mapping)
     final = staging / "service_requests.parquet"
     previous = imported_dir(name) / "service_requests.parquet"
-    stats = finish(staged, previous if previous.exists() else None, final, schema, staging, dates.extract)
+    stats = finish(staged, previous if previous.exists() else None, final, schema, staging, dates.window)
     staged.unlink()
     as_of = dates.as_of
     if as_of is None:
@@ -195,7 +231,9 @@ def _import(
         extract_date_given=dates.extract_given, as_of_inferred=dates.as_of is None,
         after_extract=int(stats["after_extract"]),
     )  # fmt: skip
-    result.report = render_report(result, mapping, file, header, malformed, stats, card_text)
+    result.report = render_report(
+        result, mapping, file, header, malformed, stats, card_text, found=found, final=final, window=dates.window
+    )
     publish(result, mapping, file, staging)
     return result
 
@@ -212,12 +250,12 @@ def _check_readable(file: Path, f: Findings, malformed: Malformed, mapping: Mapp
     if f.unreadable["created_at"] > MAX_UNREADABLE_DATES_SHARE * max(f.rows_read, 1):
         raise CitykitError(
             f"{file.name}: {f.unreadable['created_at']:,} created dates are not in the formats "
-            f"{', '.join(mapping.timestamp_formats)} (e.g. {f.unreadable_examples['created_at']!r}); "
+            f"{', '.join(mapping.timestamp_formats)} (e.g. {shorten(f.unreadable_examples['created_at'])}); "
             "set timestamps.formats in a custom mapping (--mapping FILE)"
         )
     unknown = {k: v for k, v in f.unmapped_status.items()}
     if unknown:
-        shown = ", ".join(f"{k!r} ({v:,} rows)" for k, v in Counter(unknown).most_common(8))
+        shown = ", ".join(f"{shorten(k)} ({v:,} rows)" for k, v in Counter(unknown).most_common(8))
         raise CitykitError(
             f"{file.name}: statuses not in the {mapping.source} mapping: {shown}. Add them to status_map "
             f"(one of {', '.join(STATUSES)}) in a copy of {mapping.path.name if mapping.path else 'the mapping'} and pass --mapping FILE"

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from citykit.data.importers.canonical import Findings
-from citykit.data.importers.mapping import Mapping
+from citykit.data.importers.canonical import DateWindow, Findings
+from citykit.data.importers.mapping import CANONICAL_INPUTS, Mapping
+from citykit.data.importers.personal import TEXT_CAP, name_reason, shorten
 from citykit.data.importers.reader import Header, Malformed
 from citykit.data.quality import scorecard
+from citykit.errors import CitykitError
 
 REPORT_FILE = "import_report.md"
 SCORECARD_MAX_ROWS = 3_000_000  # larger imports point to `citykit data check NAME` instead
@@ -20,7 +23,8 @@ SCORECARD_MAX_ROWS = 3_000_000  # larger imports point to `citykit data check NA
 # What each flag means for the metrics (curriculum/standards/metrics.yml decides exclusions).
 FLAG_MEANING = {
     "flag_closed_before_created": "excluded from time to close and on-time figures (the close date cannot be trusted)",
-    "flag_placeholder_date": "excluded from time to close and on-time figures (a placeholder close date)",
+    "flag_placeholder_date": "excluded from time to close and on-time figures (a placeholder date such as "
+    "1900-01-01, or a date outside the plausible range)",
     "flag_placeholder_coords": "0,0, a placeholder point or outside the city: kept in counts, left off maps and spatial joins",
     "flag_type_variant": "spelling variant mapped to its standard name: counted under that name",
     "flag_missing_neighborhood": "no neighborhood: in citywide figures, missing from every per-neighborhood figure",
@@ -82,21 +86,73 @@ def _dates(result: ImportResult) -> list[str]:
         lines.append(f"- Extract date: {result.extract_date} ({source}); timeliness measures the newest "
                      "record against it")  # fmt: skip
     how = (
-        ("inferred: the newest record that is not a placeholder and not after the extract date; give --as-of to set it")
+        (
+            "inferred: the newest created or closed date within the plausible range below (never a flagged date); "
+            "give --as-of to set it"
+        )
         if result.as_of_inferred
         else "given with --as-of"
     )
     lines.append(f"- As-of date: {result.as_of} ({how}); every \"now\" in an analysis of this dataset: "
                  "ages, backlog, default periods")  # fmt: skip
     if result.after_extract:
-        lines.append(f"- Requests dated after the extract date (implausible; flagged by the scorecard, never "
-                     f"used as a date): {result.after_extract:,}")  # fmt: skip
+        lines.append(f"- Requests dated after the extract date (implausible; flagged, never used as a date): "
+                     f"{result.after_extract:,}")  # fmt: skip
     return lines
+
+
+def _plausible(f: Findings, window: DateWindow) -> list[str]:
+    """The plausible range of the timestamps, and what fell outside it."""
+    line = f"- Plausible dates: {window.describe()}; "
+    if not f.implausible:
+        return [line + "every timestamp lies within"]
+    counts = ", ".join(f"{stamp} {n:,} (e.g. {f.implausible_examples[stamp]})" for stamp, n in f.implausible.items())
+    line += (f"outside it: {counts}; their rows carry flag_placeholder_date, and no such date becomes the "
+             "as-of date")  # fmt: skip
+    if f.unpublishable:
+        held = ", ".join(f"{stamp} {n:,}" for stamp, n in f.unpublishable.items())
+        line += (f"; dates after 2261 or before 1678, which analysis tools cannot hold, are not published "
+                 f"({held}): a closed or due date is left empty, a created date becomes the placeholder 1900-01-01")  # fmt: skip
+    return [line]
+
+
+def _written(final: Path, mapping: Mapping, header: Header, found: dict[str, str]) -> list[str]:
+    """What the published table holds, read back from the written file, and the export's columns it
+    does not: never the mapping's intentions."""
+    written = pq.read_schema(final).names
+    listed = (*mapping.personal_columns, *mapping.defects.values())
+    sources = {column: found[column] for column in written if column in found and not column.startswith("defect:")}
+    leaked = {c: s for c, s in sources.items() if c not in ("status", "channel") and name_reason(s, listed)}
+    if leaked:  # the mapping check refuses these before anything is read; a second guard
+        raise CitykitError(f"the published table holds personal columns: {', '.join(leaked.values())}")
+    mapped = ", ".join(f"{c} <- {shorten(s)}" for c, s in sources.items())
+    empty = [c for c in written if c not in sources and c in CANONICAL_INPUTS]  # no column in this export
+    computed = [c for c in written if c not in sources and c not in CANONICAL_INPUTS]  # flags, is_duplicate
+    read_only = sorted({found[k] for k in found if k.startswith("defect:")})
+    published = set(sources.values())
+    left = [c for c in header.names if c not in published]
+    personal = [c for c in left if name_reason(c, listed)]
+    lines = [
+        f"- Published columns (read back from {final.name}), each with the export column it came from: {mapped}; "
+        f"set by the import: {', '.join(computed)}" + (f"; empty (no column in this export): {', '.join(empty)}" if empty else ""),
+        f"- Not published: {', '.join(left) or 'none'}"
+        + (f" (read only to count defects and repeats, never published: {', '.join(read_only)})" if read_only else ""),
+        f"- Of those, personal under the standard (names, phones, e-mails, addresses, free text): "
+        f"{', '.join(personal) or 'none found'}",
+    ]  # fmt: skip
+    return lines
+
+
+def _capped(f: Findings) -> str:
+    cut = sum(f.text_cut.values())
+    where = f" ({', '.join(f'{c} {n:,}' for c, n in f.text_cut.items())})" if cut else ""
+    return (f"- Text capped at {TEXT_CAP} characters (request_id, agency, request_type, descriptor, neighborhood, "
+            f"parent_request_id; a longer id keeps its start and a hash): {cut:,} values cut{where}")  # fmt: skip
 
 
 def render_report(
     result: ImportResult, mapping: Mapping, file: Path, header: Header, malformed: Malformed,
-    stats: dict[str, Any], scorecard_text: str,
+    stats: dict[str, Any], scorecard_text: str, found: dict[str, str], final: Path, window: DateWindow,
 ) -> str:  # fmt: skip
     f = result.findings
     rows = max(result.rows, 1)
@@ -108,9 +164,11 @@ def render_report(
         f"- Rows read: {f.rows_read:,}; dataset now holds {result.rows:,} requests "
         f"({result.added:,} added, {result.updated:,} updated by request id)",
         *_dates(result),
-        "- Anonymized: personal, address and free-text columns not imported "
-        f"({', '.join(mapping.personal_columns) or 'none listed'}); coordinates rounded to about 100 m; "
-        f"{f.sensitive_blanked:,} requests of sensitive types published without coordinates",
+        *_plausible(f, window),
+        *_written(final, mapping, header, found),
+        f"- Anonymized: coordinates rounded to about 100 m; {f.sensitive_blanked:,} requests of sensitive types "
+        "published without coordinates",
+        _capped(f),
         "",
         "## Flags (rows kept, flagged, counted)",
         "",
@@ -125,12 +183,12 @@ def render_report(
     lines.append(f"- Placeholder coordinates: {located}{'; ' + points if points else ''}; "
                  f"{f.outside_city:,} other points outside the city's bounds (all in flag_placeholder_coords)")  # fmt: skip
     if f.type_variants:
-        shown = "; ".join(f"{raw!r} -> {std!r}" for raw, std in list(f.type_variants.items())[:6])
+        shown = "; ".join(f"{shorten(raw)} -> {shorten(std)}" for raw, std in list(f.type_variants.items())[:6])
         lines.append(f"- Request type spellings mapped to a standard name ({len(f.type_variants)}): {shown}")
     else:
         lines.append("- Request type spellings: no variants found")
     if f.descriptor_variants:
-        shown = "; ".join(f"{raw!r} ~ {std!r}" for raw, std in list(f.descriptor_variants.items())[:6])
+        shown = "; ".join(f"{shorten(raw)} ~ {shorten(std)}" for raw, std in list(f.descriptor_variants.items())[:6])
         lines.append(f"- Descriptor spellings that differ only in case or spacing ({len(f.descriptor_variants)}, "
                      f"kept as exported; group them before counting by descriptor): {shown}")  # fmt: skip
     lines.append(f"- Marked duplicates (is_duplicate, from the export's own marks): {f.marked_duplicate:,}; "
@@ -140,18 +198,18 @@ def render_report(
     if f.zip_checked:
         junk = sum(f.zip_junk.values())
         lines.append(f"- ZIP codes that are not 5-digit ZIPs: {junk:,} of {f.zip_checked:,} "
-                     f"(e.g. {', '.join(repr(z) for z, _ in f.zip_junk.most_common(3)) or 'none'}); ZIPs are not published")  # fmt: skip
+                     f"(e.g. {', '.join(shorten(z) for z, _ in f.zip_junk.most_common(3)) or 'none'}); ZIPs are not published")  # fmt: skip
     if f.channel_default:
-        shown = ", ".join(f"{k!r} {v:,}" for k, v in f.channel_default.most_common(5))
+        shown = ", ".join(f"{shorten(k)} {v:,}" for k, v in f.channel_default.most_common(5))
         lines.append(f"- Channels not in the canonical list, published as {mapping.channel_default}: {shown}")
     for name, n in f.missing_required.items():
         if n:
             lines.append(f"- Missing {name}: {n:,} rows published as 'Unknown'")
     if f.invalid_district:
         lines.append(f"- Council districts that are not a district number (published empty): {sum(f.invalid_district.values()):,} "
-                     f"(e.g. {', '.join(repr(v) for v, _ in f.invalid_district.most_common(3))})")  # fmt: skip
+                     f"(e.g. {', '.join(shorten(v) for v, _ in f.invalid_district.most_common(3))})")  # fmt: skip
     for stamp, n in f.unreadable.items():
-        lines.append(f"- Unreadable {stamp} values: {n:,} (e.g. {f.unreadable_examples[stamp]!r}); left empty")
+        lines.append(f"- Unreadable {stamp} values: {n:,} (e.g. {shorten(f.unreadable_examples[stamp])}); left empty")
     if f.no_created:
         lines.append(f"- Rows without a request id or a readable created date, not imported: {f.no_created:,}")
     if malformed.count:

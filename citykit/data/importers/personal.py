@@ -1,0 +1,174 @@
+"""What an import may never publish: a column the standard treats as personal (people's names,
+phone numbers, e-mail addresses, street addresses, free text), and text longer than its cap.
+
+A mapping is checked twice before anything is written:
+
+- by the source column's *name*: the mapping's own `personal_columns` and `defects` (columns read
+  only to count defects), every bundled mapping's lists, and name patterns (address, street, phone,
+  e-mail, notes, comments, descriptions, people's names);
+- by the *content* of the first rows of every column published as text (a renamed personal column):
+  e-mail addresses, phone numbers and street addresses in the sampled values.
+
+Status and channel are exempt: their values pass through the mapping's fixed vocabularies
+(`status_map`, `channel_map`), so no raw value of theirs is ever published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import pandas as pd
+
+from citykit.data.importers.mapping import load_mapping, mapping_files
+from citykit.errors import CitykitError
+
+# Published as raw text (after trimming): these are the columns a personal value could leak into.
+TEXT_COLUMNS = ("request_id", "agency", "request_type", "descriptor", "neighborhood", "parent_request_id")
+ID_COLUMNS = ("request_id", "parent_request_id")
+VOCABULARY_COLUMNS = ("status", "channel")  # mapped to fixed values: never published raw
+TEXT_CAP = 200  # characters: the longest text value published (descriptor, type, agency, neighborhood, ids)
+ELLIPSIS = "…"
+SAMPLE_ROWS = 5_000  # values per column sniffed for personal content
+SNIFF_MIN_SHARE = 0.10  # this share of sampled values looking personal refuses the column
+SNIFF_MIN_VALUES = 2
+SNIFF_CHARS = 300  # the start of each value is sniffed (a 5 MB value costs no more than a short one)
+
+# Column names that say "personal", matched on the name in lower case with _ - . / as spaces
+# (e.g. "status_notes" -> "status notes"); the last, free text, only for columns published as text.
+NAME_PATTERNS: tuple[tuple[str, re.Pattern[str], bool], ...] = (
+    ("a street address", re.compile(r"address|\baddr\b|\bstreet|house ?number|\bapt\b|apartment"), False),
+    ("a phone number", re.compile(r"phone|\bcell\b|mobile ?number|\bfax\b"), False),
+    ("an e-mail address", re.compile(r"e ?mail"), False),
+    ("a person's name", re.compile(
+        r"\b(first|last|full|given|family|middle|sur|contact|caller|customer|resident|requester|requestor|"
+        r"reporter|complainant|citizen|person|owner|staff|employee|worker|inspector|officer) ?name\b"
+    ), False),
+    ("a person", re.compile(
+        r"\b(caller|requester|requestor|complainant|submitted by|reported by|created by|assigned to|employee|"
+        r"technician|inspector)\b"
+    ), False),
+    ("free text", re.compile(r"\b(notes?|comments?|remarks?|narrative|free ?text|details|message|memo)\b"), True),
+)  # fmt: skip
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+PHONE = re.compile(
+    r"(?<![\w.])(\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?![\w.])|\+\d{1,3}[\s.-]?\d[\d\s.-]{7,}\d"
+)
+STREET_TYPES = (
+    r"st|street|ave|av|avenue|blvd|boulevard|rd|road|dr|drive|ln|lane|way|pl|place|ct|court|ter|terrace|"
+    r"pkwy|parkway|hwy|highway|sq|square|cir|circle|aly|alley|row|plz|plaza|trl|trail|broadway"
+)
+ADDRESS = re.compile(
+    rf"^\s*\d+[a-z]?(-\d+)?\s+([nsew]\.?\s+)?([\w.'-]+\s+){{0,4}}({STREET_TYPES})\b\.?"
+    rf"|^\s*intersection of\b"
+    rf"|\b[\w.'-]+\s+({STREET_TYPES})\.?\s+(&|and|at|/)\s+([\w.'-]+\s+){{1,3}}({STREET_TYPES})\b",
+    re.IGNORECASE,
+)
+
+
+def _name_text(column: str) -> str:
+    return re.sub(r"[_\-./]+", " ", re.sub(r"([a-z])([A-Z])", r"\1 \2", column)).casefold().strip()
+
+
+def _name_key(column: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", column.casefold())
+
+
+@cache
+def bundled_personal() -> frozenset[str]:
+    """Every bundled mapping's personal and defect-only columns (as header keys)."""
+    names: set[str] = set()
+    for source in mapping_files():
+        mapping = load_mapping(source)
+        names |= {_name_key(c) for c in (*mapping.personal_columns, *mapping.defects.values())}
+        if mapping.duplicate.get("column"):
+            names.add(_name_key(str(mapping.duplicate["column"])))
+    return frozenset(names)
+
+
+def name_reason(column: str, listed: Iterable[str] = (), text: bool = True) -> str | None:
+    """Why a source column is personal by its name (None when it is not); `text`: it would be
+    published as text (free-text names count only then)."""
+    key = _name_key(column)
+    if key in {_name_key(c) for c in listed}:
+        return "the mapping lists it as personal or read-only"
+    if key in bundled_personal():
+        return "a bundled mapping lists it as personal"
+    words = _name_text(column)
+    for what, pattern, text_only in NAME_PATTERNS:
+        if (text or not text_only) and pattern.search(words):
+            return f"its name says it holds {what}"
+    return None
+
+
+def content_reason(values: pd.Series) -> str | None:
+    """Why a column's sampled values look personal (None when they do not)."""
+    text = values.dropna().astype(str).str.slice(0, SNIFF_CHARS).str.strip()  # linear time on any value
+    text = text[text.ne("")].head(SAMPLE_ROWS)
+    if text.empty:
+        return None
+    for what, pattern in (("e-mail addresses", EMAIL), ("phone numbers", PHONE), ("street addresses", ADDRESS)):
+        hits = int(text.map(lambda v, p=pattern: p.search(v) is not None).sum())
+        if hits >= SNIFF_MIN_VALUES and hits >= SNIFF_MIN_SHARE * len(text):
+            return f"{hits:,} of {len(text):,} sampled values look like {what}"
+    return None
+
+
+def check_mapping(mapping_name: str, found: dict[str, str], listed: Sequence[str], sample: pd.DataFrame | None) -> None:
+    """Refuse (one line, exit 2) a mapping that would publish a personal column, by name or content.
+
+    found: canonical column -> the export's column (as resolved on the header); listed: the
+    mapping's own personal and defect-only columns; sample: the first rows of the export."""
+    for canonical, column in found.items():
+        if canonical.startswith("defect:") or canonical in VOCABULARY_COLUMNS:
+            continue
+        why = name_reason(column, listed, text=canonical in TEXT_COLUMNS)
+        if why is None and sample is not None and canonical in TEXT_COLUMNS and column in sample:
+            why = content_reason(sample[column])
+        if why is not None:
+            raise CitykitError(
+                f"mapping {mapping_name}: {canonical} would publish the column {column!r}, which the standard "
+                f"treats as personal ({why}); map {canonical} to another column or leave it out"
+            )
+
+
+# --- caps ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capped:
+    values: pd.Series
+    cut: int  # values longer than the cap
+
+
+def cap_text(values: pd.Series, cap: int = TEXT_CAP) -> Capped:
+    """Text longer than `cap` characters cut to `cap` (the last one an ellipsis)."""
+    long = values.str.len().gt(cap).fillna(False)
+    if not long.any():
+        return Capped(values, 0)
+    out = values.copy()
+    out[long] = values[long].str.slice(0, cap - 1) + ELLIPSIS
+    return Capped(out, int(long.sum()))
+
+
+def cap_id(values: pd.Series, cap: int = TEXT_CAP) -> Capped:
+    """Ids longer than `cap`: their start and a hash of the whole id, so distinct ids stay distinct
+    and a parent id still matches its request."""
+    long = values.str.len().gt(cap).fillna(False)
+    if not long.any():
+        return Capped(values, 0)
+    out = values.copy()
+    digest = values[long].map(lambda v: hashlib.sha256(v.encode("utf-8", "surrogatepass")).hexdigest()[:16])
+    out[long] = values[long].str.slice(0, cap - 17) + "~" + digest
+    return Capped(out, int(long.sum()))
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """A value for a message or the report: at most `limit` characters, control characters escaped."""
+    text = str(value)
+    text = text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+    return repr(text)
