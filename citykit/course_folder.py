@@ -20,6 +20,7 @@ from pathlib import Path
 
 from citykit import __version__, paths
 from citykit.errors import CitykitError
+from citykit.files import atomic_write, replacing
 
 COURSE_FILES = "course_files.txt"  # in citykit/resources/: the course's files, one list for init and setup.py
 STATE_FILE = Path(".citykit") / "kit.json"
@@ -177,16 +178,10 @@ def _umask() -> int:
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:  # a unique temporary file: two upgrades at once never share one
+        shutil.copyfile(source, tmp)
 
 
 def _write_state(folder: Path, digests: dict[str, str]) -> None:
-    path = folder / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"citykit": __version__, "files": dict(sorted(digests.items()))}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """Shared files written safely: two commands running at once never lose or half-write one.
 
-    with locked(path):                       # one writer at a time (an exclusive lock on `<path>.lock`)
+    with locked(path):                       # one writer at a time (an exclusive lock on `.<name>.lock`)
         data = read(path)                    # read, change, write: no update lost
         atomic_write(path, render(data))     # readers see the old file or the new one, never a part
 
@@ -22,9 +22,9 @@ LOCK_SUFFIX = ".lock"
 
 
 def lock_file(path: Path) -> Path:
-    """The lock file guarding `path`: `<path>.lock` beside it."""
+    """The lock file guarding `path`: `.<name>.lock` beside it (hidden, as it is of no interest to anyone)."""
     path = Path(path)
-    return path.with_name(path.name + LOCK_SUFFIX)
+    return path.with_name(f".{path.name.lstrip('.')}{LOCK_SUFFIX}")
 
 
 @contextlib.contextmanager
@@ -36,23 +36,31 @@ def locked(path: Path, timeout: float = 120.0) -> Iterator[None]:
         yield
 
 
-def atomic_write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    """Write `text` to `path` through a unique temporary file in the same folder and `os.replace`."""
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A unique temporary path beside `path` to write to (any writer: parquet, a copy); moved onto
+    `path` with `os.replace` when the block succeeds, removed when it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; the file is shared like any other
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` through a unique temporary file in the same folder and `os.replace`."""
+    with replacing(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
 
 
 def _umask() -> int:

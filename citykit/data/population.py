@@ -45,6 +45,7 @@ from citykit.data.importers import IMPORTED, Mapping, parse_timestamps
 from citykit.data.quality import scorecard
 from citykit.data.schema import validate
 from citykit.errors import CitykitError
+from citykit.files import atomic_write, replacing
 from citykit.standards.kanonymity import k_anonymize
 
 NAME_PROPERTIES = ("neighborhood", "name", "NAME", "nhood", "Neighborhood")
@@ -84,9 +85,8 @@ def target_dataset(name: str | None) -> registry.Dataset:
 
 def _write(df: pd.DataFrame, ds: registry.Dataset, table: str) -> Path:
     path = ds.folder / f"{table}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_parquet(df, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:  # a unique temporary file: two imports at once never share one
+        write_parquet(df, tmp)
     _reregister(ds)
     return path
 
@@ -197,9 +197,7 @@ def import_boundaries(file: Path | str, name: str | None = None, name_property: 
             notes.append(f"names not in the neighborhoods table: {sorted(set(names) - known)[:5]}; "
                          f"table names without a polygon: {sorted(known - set(names))[:5]}")  # fmt: skip
     path = ds.folder / "boundaries.geojson"
-    tmp = path.with_name(".boundaries.geojson.tmp")
-    tmp.write_text(json.dumps({"type": "FeatureCollection", "features": out}), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps({"type": "FeatureCollection", "features": out}))
     return TableImport(ds.name, path, len(out), tuple(notes))
 
 

@@ -166,7 +166,7 @@ def get(name: str) -> Dataset:
 def register(dataset: Dataset) -> None:
     """Add or replace a user dataset in the local registry.
 
-    Read, changed and written under the registry's lock (`registry.local.yml.lock`), through a unique
+    Read, changed and written under the registry's lock (`.registry.local.yml.lock`), through a unique
     temporary file: two imports at once both end up registered, and a reader never sees a part-written file.
     """
     entry = dataset.to_dict()

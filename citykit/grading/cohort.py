@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.files import atomic_write, locked
 
 REQUIRED_COLUMNS = ("student_id", "first_name", "last_name")
 OPTIONAL_COLUMNS = ("email", "section", "sis_user_id", "sis_login_id", "canvas_id", "moodle_id", "blackboard_id")
@@ -208,9 +209,9 @@ def write_cohort(cohort: Cohort, course_root: Path | None = None, *, activate: b
     record = asdict(cohort)
     record["learners"] = [{k: v for k, v in learner.items() if v} for learner in record["learners"]]
     header = "# citykit cohort (written by `citykit grade setup`; edit limits, due dates or late_policy here)\n"
-    path.write_text(header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    atomic_write(path, header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True))  # never half-read
     if activate:
-        (path.parent / ACTIVE_FILE).write_text(cohort.name + "\n", encoding="utf-8")
+        atomic_write(path.parent / ACTIVE_FILE, cohort.name + "\n")
     return path
 
 
@@ -218,13 +219,17 @@ def record_graded(assignment: str, versions: dict[str, str], course_root: Path |
     """Note in the active cohort file which version of the assignment's source graded each learner."""
     from dataclasses import replace
 
-    try:
-        cohort = load_cohort(course_root=course_root)
-    except CitykitError:
+    name = active_name(course_root)
+    if not name:
         return  # no cohort: nothing to record in
-    graded = {a: dict(who) for a, who in cohort.graded.items()}
-    graded.setdefault(assignment, {}).update(versions)
-    write_cohort(replace(cohort, graded=graded), course_root, activate=False)
+    with locked(cohort_file(name, course_root)):  # two autogrades at once: both recorded
+        try:
+            cohort = load_cohort(name, course_root=course_root)
+        except CitykitError:
+            return
+        graded = {a: dict(who) for a, who in cohort.graded.items()}
+        graded.setdefault(assignment, {}).update(versions)
+        write_cohort(replace(cohort, graded=graded), course_root, activate=False)
 
 
 def active_name(course_root: Path | None = None) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError, WorkFailed
+from citykit.files import atomic_write, locked
 from citykit.grading.cohort import apply_to_config
 from citykit.lessons.course import module_folders
 
@@ -83,10 +84,11 @@ def generated_hashes(course_root: Path | None = None) -> dict[str, str]:
 def record_generated(assignment: str, course_root: Path | None = None) -> None:
     import json
 
-    hashes = generated_hashes(course_root)
-    hashes[assignment] = source_hash(assignment, course_root)
     file = course_root_of(course_root) / "grading" / GENERATED_FILE
-    file.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    with locked(file):  # two `grade generate` at once: both recorded
+        hashes = generated_hashes(course_root)
+        hashes[assignment] = source_hash(assignment, course_root)
+        atomic_write(file, json.dumps(hashes, indent=1, sort_keys=True) + "\n")
 
 
 def sqlite_file(db_url: str) -> Path | None:

@@ -369,17 +369,19 @@ def _values_key(values: dict[str, Any], specs) -> str:
     return hashlib.sha256(json.dumps(named, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _claim(out: Path, report: Report, values: dict[str, Any]) -> Path | None:
-    """Create `out` (and its parents) and mark it as a report's; the first folder this created.
-    A folder already marked keeps its marker as it is until this run succeeds (`_mark`)."""
+def _claim(out: Path, report: Report, values: dict[str, Any]) -> tuple[Path | None, bool]:
+    """Create `out` (and its parents) and mark it as a report's: the first folder this created, and
+    whether it wrote the marker. A marked folder keeps its marker as it is until the run succeeds."""
     first_new = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    marked = False
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not (out / MARKER).is_file():
             _mark(out, report, values)
+            marked = True
     except OSError as error:
         raise CitykitError(f"cannot write the folder {quote(str(out))}: {_reason(error)}") from None
-    return first_new
+    return first_new, marked
 
 
 def _mark(out: Path, report: Report, values: dict[str, Any]) -> None:
@@ -389,11 +391,13 @@ def _mark(out: Path, report: Report, values: dict[str, Any]) -> None:
     (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
 
 
-def _unclaim(out: Path, first_new: Path | None) -> None:
-    """Undo `_claim` after a run that wrote nothing: the folders it created go, when empty."""
+def _unclaim(out: Path, claimed: tuple[Path | None, bool]) -> None:
+    """Undo `_claim` after a run that wrote nothing: its marker and the folders it created go."""
+    first_new, marked = claimed
+    if marked:
+        (out / MARKER).unlink(missing_ok=True)
     if first_new is None:
         return
-    (out / MARKER).unlink(missing_ok=True)
     for folder in [out, *out.parents]:
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -451,7 +455,7 @@ def run_report(
     check_out(out)  # before anything is written or any kernel starts
     manifest = _manifest(report, values, started_at)
     hide = _hider(values)
-    first_new = _claim(out, report, values)
+    claimed = _claim(out, report, values)
     clean_stale_staging(out)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out))  # same filesystem
     _active_staging.add(str(staging))
@@ -482,7 +486,7 @@ def run_report(
         _active_staging.discard(str(staging))
         shutil.rmtree(staging, ignore_errors=True)
         if not succeeded:
-            _unclaim(out, first_new)
+            _unclaim(out, claimed)
         if own_kernel and kernel is not None:
             kernel.shutdown()
     name = report.name

@@ -49,7 +49,7 @@ def test_four_parallel_imports_are_all_registered(tmp_path):
 
 
 def _register_many(home: str, worker: int, count: int, start) -> None:
-    os.environ["CITYKIT_HOME"] = home
+    os.environ["CITYKIT_HOME"] = home  # in the forked child only
     start.wait()
     for i in range(count):
         registry.register(registry.Dataset(name=f"w{worker}_{i}", as_of=dt.date(2024, 3, 3), location=f"imported/w{i}"))
@@ -58,12 +58,12 @@ def _register_many(home: str, worker: int, count: int, start) -> None:
 def test_registrations_racing_from_four_processes_lose_nothing(tmp_path):
     """Without the lock, read-change-write from four processes loses entries (or trips on a shared temp file)."""
     home = tmp_path / "home"
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     start = context.Barrier(4)
-    workers = [context.Process(target=_register_many, args=(str(home), w, 15, start)) for w in range(4)]
+    workers = [context.Process(target=_register_many, args=(str(home), w, 10, start)) for w in range(4)]
     for w in workers:
         w.start()
     for w in workers:
         w.join(60)
     assert [w.exitcode for w in workers] == [0] * 4
-    assert registered(home) == {f"w{w}_{i}" for w in range(4) for i in range(15)}
+    assert registered(home) == {f"w{w}_{i}" for w in range(4) for i in range(10)}

@@ -258,3 +258,11 @@ def test_a_password_in_a_url_parameter_is_shown_nowhere(tmp_path, capsys):
     page = written["dbcheck.html"].decode("utf-8")
     assert "db = postgresql://***@127.0.0.1/x" in page  # the header names the database, not its password
     assert "password: ***" in printed(out / "dbcheck.ipynb")
+
+
+def test_a_run_stopped_before_its_kernel_leaves_nothing(tmp_path, no_kernel, riverton):
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
+        with pytest.raises(KernelStarted):
+            run_report(MODULE, {}, out)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["empty"]  # no marker, no folder
