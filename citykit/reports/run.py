@@ -27,10 +27,12 @@
    and every message; a folder name shows only the redacted form.
 
 For notebook authors, tables: every DataFrame a report *displays* becomes a table (CSV and a sheet
-of the workbook), named after the heading above it; to choose the name, display it with
-`citykit.publish_table(df, "backlog by age")`. Figures: alt text is made from the figure's title
-and axis labels; to write it yourself, call `citykit.describe_figure(fig, "Bar chart of ...")`
-before showing it, or set `alt` in the cell's metadata (`citykit.reports.figures`).
+of the workbook), named after the heading above it; to choose the name, and the kinds, labels and
+reasons for missing values, display it with `citykit.publish_table(df, "backlog by age", ...)`.
+In a production report (`report: true`) every table is shown for people (`citykit.reports.tables`).
+Figures: alt text is the figure's title and what its data show (`citykit.reports.charts.finding`);
+to put your own sentence first, call `citykit.describe_figure(fig, "Bar chart of ...")` before
+showing it, or set `alt` in the cell's metadata (`citykit.reports.figures`).
 
 `citykit.reports.contract` (an nbconvert preprocessor) is imported where a run needs it, so that
 `citykit report list` and `citykit report params` do not pay for importing nbconvert.
