@@ -133,9 +133,9 @@ def table_payload(obj: Any, *, name: str | None = None, published: bool = False,
     try:
         from citykit.reports.tables import people_record  # formatting machinery: only when a table is shown
 
-        df, people = people_record(obj, name=name, **options)
+        df, people = people_record(obj, name=name, published=published, **options)
         return {
-            "name": name or df.attrs.get(TABLE_ATTR) or people.get("name"),
+            "name": name or df.attrs.get(TABLE_ATTR) or (people or {}).get("name"),
             "csv": df.to_csv(),
             "index_levels": df.index.nlevels,
             "header_rows": df.columns.nlevels,

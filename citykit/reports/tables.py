@@ -34,6 +34,7 @@ from citykit.reports.labels import heading
 
 KINDS = ("count", "share", "percent", "rate", "days", "ratio", "number", "plain", "p", "date", "text", "interval")
 MAX_ROWS = 25  # rows a published table shows on the page; the CSV holds them all
+MAX_PLAIN_ROWS = 5000  # a merely displayed frame longer than this keeps pandas' rendering (formatting costs)
 DASH = "—"
 MARKS = ("≤10", "†", "‡")
 MISSING_TEXT = {"", "nan", "NaN", "None", "<NA>", "NaT", "null"}
@@ -124,7 +125,8 @@ def format_value(value: Any, kind: str, places: int | None = None) -> tuple[str,
     if _is_missing(value):
         return "", None
     if kind == "date":
-        return _date(value), _date(value)
+        text = _date(value)
+        return text, text
     if kind == "text" or isinstance(value, bool):
         text = ("Yes" if value else "No") if isinstance(value, bool) else str(value)
         return text, text
@@ -405,9 +407,10 @@ def _attr(cls: str) -> str:
 # ------------------------------------------------------------------ the kit's own tables
 
 
-def people_record(obj, name: str | None = None, **options: Any):
+def people_record(obj, name: str | None = None, published: bool = True, **options: Any):
     """(the frame as computed, its people_table record) for any table a report shows: a DataFrame,
-    a pandas Styler, an equity DisaggregatedTable or a quality Scorecard."""
+    a pandas Styler, an equity DisaggregatedTable or a quality Scorecard. A merely displayed frame
+    (`published=False`) of more than MAX_PLAIN_ROWS rows gets no record (None)."""
     kind = f"{type(obj).__module__}.{type(obj).__name__}"
     if kind.endswith("DisaggregatedTable"):
         return disaggregated_record(obj, name, **options)
@@ -415,6 +418,8 @@ def people_record(obj, name: str | None = None, **options: Any):
         return scorecard_record(obj, name, **options)
     if kind.startswith("pandas.io.formats.style") and hasattr(obj, "data"):
         obj = obj.data
+    if not published and len(obj) > MAX_PLAIN_ROWS:
+        return obj, None
     return obj, people_table(obj, name, **options)
 
 
