@@ -17,6 +17,7 @@ Set `fig.citykit_auto = False` to draw a figure exactly as made.
 from __future__ import annotations
 
 import math
+import re
 
 # seaborn's "colorblind" palette (a variant of Okabe-Ito): told apart with every common colour-vision deficiency
 PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133",
@@ -124,7 +125,7 @@ def _short(value: float, kind: str | None = None, axis_label: str = "", places: 
     """A value as a label: 9,812 · 14.2 · 0.85 · 85.3% (when the axis speaks of %)."""
     if value is None or not math.isfinite(value):
         return "no value"
-    percent = kind in ("share", "percent") or "%" in axis_label
+    percent = kind in ("share", "percent") or _speaks_percent(axis_label)
     if kind == "share":
         value *= 100
     if percent:
@@ -138,6 +139,11 @@ def _short(value: float, kind: str | None = None, axis_label: str = "", places: 
     else:
         text = f"{value:,.2f}"
     return f"{text}%" if percent else text
+
+
+def _speaks_percent(label: str) -> bool:
+    """An axis in percent: "(%)", "% of ...", "percent"; not "95% intervals"."""
+    return bool(re.search(r"(?<![\d.])%|percent", label or "", re.I))
 
 
 def _places(values) -> int | None:
@@ -307,7 +313,7 @@ def _line_finding(ax) -> str:
     unit = ax.get_ylabel()
     lines.sort(key=lambda item: -max(b for _, b in item[1]))
     parts = []
-    percent = "%" in unit
+    percent = _speaks_percent(unit)
     for name, points in lines[:3]:
         (x0, first), (x1, last) = points[0], points[-1]
         high = max(points, key=lambda p: p[1])

@@ -345,9 +345,10 @@ def test_alt_text_of_dots_with_intervals_and_of_a_scatter_states_the_finding():
 
     frame = pd.DataFrame({"rate_ratio": [0.82, 0.97, 1.31, 0.74], "rr_low": [0.7, 0.9, 1.1, 0.6],
                           "rr_high": [0.9, 1.04, 1.5, 0.9]}, index=["Arabic", "Chinese", "Other", "Spanish"])  # fmt: skip
-    ax = charts.ratio_dots(frame, "rate_ratio", "rr_low", "rr_high", title="Ratio of approval shares", label="Language")
+    ax = charts.ratio_dots(frame, "rate_ratio", "rr_low", "rr_high", title="Ratio of approval shares", label="Language",
+                           xlabel="Ratio of approval rates, with 95% intervals (1 = the same)")  # fmt: skip
     alt = _drawn(ax.figure)
-    assert "4 groups. Largest: Other, 1.31; smallest: Spanish, 0.74." in alt
+    assert "4 groups. Largest: Other, 1.31; smallest: Spanish, 0.74." in alt  # a "95%" in the axis: no % sign
     beyond = [c.get_offsets() for c in ax.collections if c.__class__.__name__ == "PathCollection"]
     assert sorted(x for x, _ in beyond[1]) == [0.74, 1.31]  # the two outside 0.8–1.25: marked apart
     plt.close(ax.figure)
