@@ -7,7 +7,8 @@ off the data, and alt text that states what the data show.
 
 The report kernel sets the palette and type sizes once (`apply_style`) and passes every figure
 through `prepare_figure` before it is drawn: a legend inside the axes moves outside them, up to 15
-bars get their values written on them, and no text is smaller than 9 pt. `finding(fig)` reads the
+bars get their values written on them, ticks of 1,000 and more get a thousands separator, and no
+text is smaller than 9 pt. `finding(fig)` reads the
 data drawn (bars, lines, dots with intervals, scatters, `citykit.maps.choropleth` maps) and says
 what they show: the largest and smallest value, where each line starts and ends and which way it
 moved, the direction of a scatter; `citykit.reports.figures.figure_alt` makes it the alt text.
@@ -42,7 +43,7 @@ def apply_style() -> None:
 
 
 def prepare_figure(fig) -> None:
-    """Legends off the data, values on few bars, nothing under 9 pt (see the module docstring)."""
+    """Legends off the data, values on few bars, thousands separators, nothing under 9 pt."""
     if getattr(fig, "citykit_auto", True) is False:
         return
     for ax in fig.get_axes():
@@ -50,6 +51,7 @@ def prepare_figure(fig) -> None:
             continue
         legend_outside(ax, only_inside=True)
         label_bars(ax)
+        thousands(ax)
         for text in [*ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]:
             if text.get_fontsize() < MIN_POINTS:
                 text.set_fontsize(MIN_POINTS)
@@ -58,6 +60,20 @@ def prepare_figure(fig) -> None:
             for text in [*legend.get_texts(), legend.get_title()]:
                 if text.get_fontsize() < MIN_POINTS:
                     text.set_fontsize(MIN_POINTS)
+
+
+def thousands(ax) -> None:
+    """Tick labels of 1,000 and more with a thousands separator (4,000 not 4000) on linear axes."""
+    from matplotlib.ticker import FuncFormatter, ScalarFormatter
+
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale != "linear" or not isinstance(axis.get_major_formatter(), ScalarFormatter):
+            continue
+        low, high = axis.get_view_interval()
+        if max(abs(low), abs(high)) >= 1000:
+            axis.set_major_formatter(
+                FuncFormatter(lambda value, _: f"{value:,.0f}" if value == int(value) else f"{value:,}")
+            )
 
 
 def _is_colorbar(ax) -> bool:

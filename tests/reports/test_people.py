@@ -330,6 +330,7 @@ def test_a_legend_inside_the_axes_moves_outside_and_covers_no_data():
     ax.legend(title="Period", loc="lower left")
     charts.prepare_figure(fig)
     fig.canvas.draw()
+    assert "4,000" in [t.get_text() for t in ax.get_yticklabels()]  # thousands separators on the axis
     legend = ax.get_legend().get_window_extent()
     plot = ax.get_window_extent()
     assert legend.x0 >= plot.x1  # right of the plot: it covers nothing drawn
