@@ -19,7 +19,8 @@ dates are connection variables, bound as parameters; SQL reads them with `getvar
 NULL), `neighborhoods` (VARCHAR[] of the names, NULL for every neighborhood), `now` (TIMESTAMP, the
 analysis "now": midnight after the as-of date) and `as_of` (DATE). A parquet table's view reads its
 path and the selection from these variables when a query runs; they are not meant to be set again.
-`variables={"name": value}` binds more of them for a notebook's own queries.
+`variables={"name": value}` binds more of them for a notebook's own queries; `(value, "DATE")` gives
+the SQL type, which a None needs to compare with a date or time (`(None, "TIMESTAMP")`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from citykit.data.query import bind
 from citykit.data.query import connect as plain_connection
 from citykit.errors import CitykitError
 
+RESERVED = ("period_start", "period_end", "neighborhood", "neighborhoods", "now", "as_of")  # with `<table>_path`
 # the tables whose rows a period and a neighborhood select; `neighborhoods` is always whole (it is
 # the denominator of every rate, whatever the selection)
 SELECTABLE = tuple(PERIOD_COLUMN)
@@ -62,7 +64,11 @@ def connect(
     """
     con = plain_connection()
     for name, value in (variables or {}).items():
-        bind(con, name, value)
+        if name in RESERVED or name.endswith("_path"):
+            con.close()
+            raise CitykitError(f"variable {name!r} is set by citykit.connect itself; choose another name")
+        typed = isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str)
+        bind(con, name, *(value if typed else (value,)))
     if dataset is None:
         if period is not None or neighborhood is not None:
             con.close()

@@ -152,3 +152,17 @@ def test_postgres_boundaries_and_errors(published):
     )
     with pytest.raises(CitykitError, match="unknown neighborhood 'Gotham'"):
         citykit.connect(published, neighborhood="Gotham")
+
+
+def test_a_typed_none_compares_with_dates_and_reserved_names_are_refused(small_home):
+    con = citykit.connect("riverton", variables={"start": (None, "DATE"), "since": ("2025-12-01", "DATE")})
+    everything, since = con.sql(
+        "SELECT count(*) FILTER (WHERE getvariable('start') IS NULL OR created_at >= getvariable('start')), "
+        "count(*) FILTER (WHERE created_at >= getvariable('since')) FROM service_requests"
+    ).fetchone()
+    requests = pq.read_table(registry.get("riverton").table_path("service_requests"), columns=["created_at"])
+    assert everything == requests.num_rows
+    assert since == pc.sum(pc.greater_equal(requests["created_at"], pd.Timestamp("2025-12-01"))).as_py() > 0
+    for name in ("now", "period_start", "service_requests_path"):
+        with pytest.raises(CitykitError, match=r"set by citykit\.connect itself"):
+            citykit.connect("riverton", variables={name: 1})
