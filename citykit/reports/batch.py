@@ -6,7 +6,8 @@
 
 Every parameter set is validated before anything runs. Runs go to `<out>/<parameters>/<as-of>/`
 (default `out`: `reports/<report>/`, the archive), each written atomically by `run_report`;
-`<out>/index.html` links every report and names every failure.
+`<out>/index.html` links every report in the batch folder and names every failure: it is rebuilt
+from the manifests on disk, under a lock, after each batch (two batches into one folder both appear).
 
 Speed: workers are long-lived processes (a process pool, or Dask workers). Each imports papermill
 and nbconvert once and keeps one `ReportKernel`, reset between reports rather than restarted, so
@@ -14,11 +15,22 @@ the kernel start and the kernel's imports (pandas, matplotlib, DuckDB, citykit: 
 report's time) are paid once per worker, not once per report. DuckDB runs one thread per kernel
 (`CITYKIT_DUCKDB_THREADS=1`) so the workers do not fight over the cores. A run that fails or hits
 the timeout has its kernel killed and replaced; the batch goes on.
+
+Stopping: INT (Ctrl-C), TERM and HUP stop the whole tree: each worker kills its kernel (which runs
+in a session of its own) and removes what its run was building, workers still there after 10 s are
+killed, staging folders are removed, and the index lists what finished. After `kill -9` of the
+batch, each worker notices within a second (a watchdog on the parent's pid and start time) and does
+the same; the kernels watch the batch too (`CITYKIT_PARENT_PID`). Staging folders a crash left are
+removed by the next run into the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,13 +40,25 @@ from typing import Any
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.files import atomic_write, locked
 from citykit.reports.html import index_page
-from citykit.reports.kernel import ReportKernel
+from citykit.reports.kernel import ReportKernel, kill_all_kernels
 from citykit.reports.params import allowed_values, dataset_of, validate
-from citykit.reports.run import dataset_info, prepare, report_folder, run_report
-from citykit.startup import skip_slow_optional_modules
+from citykit.reports.run import (
+    MANIFEST,
+    STAGING,
+    clean_stale_staging,
+    dataset_info,
+    prepare,
+    report_folder,
+    run_report,
+)
+from citykit.startup import PARENT_ENV, die_with_parent, process_token, skip_slow_optional_modules, stop_on_signals
 
 BATCH_ENV = {"CITYKIT_DUCKDB_THREADS": "1"}
+INDEX = "index.html"
+INDEX_LOCK = "citykit-index"  # the index is rebuilt under `<root>/.citykit-index.lock`
+STOP_GRACE = 10.0  # seconds a stopped worker has to kill its kernel and clean up before it is killed
 
 
 @dataclass(frozen=True)
@@ -103,12 +127,14 @@ def plan(
 # ------------------------------------------------------------------ one run, in a worker
 
 _local = threading.local()
+_worker: dict[str, str] = {}  # a pool worker's batch parent ("parent") and the folder of the run it is on ("out")
 
 
 def _worker_kernel(reuse: bool) -> ReportKernel:
     kernel = getattr(_local, "kernel", None)
     if kernel is None or kernel.reuse != reuse:
-        kernel = _local.kernel = ReportKernel(env=BATCH_ENV, reuse=reuse)
+        env = {**BATCH_ENV, PARENT_ENV: _worker["parent"]} if _worker.get("parent") else BATCH_ENV
+        kernel = _local.kernel = ReportKernel(env=env, reuse=reuse)  # its kernel watches the batch's parent
         _finalize_with_process(kernel)
     return kernel
 
@@ -122,10 +148,22 @@ def _finalize_with_process(kernel) -> None:
     atexit.register(kernel.shutdown)
 
 
-def init_worker(reuse: bool = True) -> None:
-    """Warm a worker: import the runner's libraries and start its kernel before the first run."""
+def init_worker(reuse: bool = True, parent: str = "") -> None:
+    """Warm a worker: import the runner's libraries and start its kernel before the first run.
+
+    `parent` (a `process_token`) is the batch's process: when it dies, even by `kill -9`, the worker
+    stops (`_stop_now`). TERM and HUP stop it the same way; INT, which Ctrl-C sends to the whole
+    terminal's process group, is left to the batch's parent, which then stops its workers.
+    """
     skip_slow_optional_modules()
     os.environ.update(BATCH_ENV)
+    if parent:
+        _worker["parent"] = os.environ[PARENT_ENV] = parent
+        die_with_parent(parent, watch_ppid=False, on_death=_stop_now, interval=0.25, grace=0)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
 
@@ -134,11 +172,27 @@ def init_worker(reuse: bool = True) -> None:
     _worker_kernel(reuse).start()
 
 
+def _stop_now() -> None:
+    """In a worker whose batch is stopping: kill its kernels, remove their folders and the staging
+    folder of the run it is on (nothing is sent to the kernels: no time to wait for answers)."""
+    kill_all_kernels()
+    out = _worker.get("out")
+    if out:
+        for staging in Path(out).glob(f"{STAGING}{os.getpid()}-*"):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    _stop_now()
+    os._exit(128 + signum)
+
+
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Run one report of a batch in this worker; never raises for the report's own failure."""
     os.environ.update(BATCH_ENV)
     started = time.perf_counter()
     kernel = _worker_kernel(task.get("reuse", True))
+    _worker["out"] = task["out"]
     try:
         result = run_report(
             task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel
@@ -156,6 +210,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             "error": f"{type(error).__name__}: {error}",
             "seconds": time.perf_counter() - started,
         }
+    finally:
+        _worker.pop("out", None)
     return {"status": "succeeded", "html": str(result.html), "seconds": time.perf_counter() - started}
 
 
@@ -184,18 +240,25 @@ def run_batch(
         for r in runs
     ]  # fmt: skip
     root.mkdir(parents=True, exist_ok=True)
-    with _progress(progress, len(runs), f"{report.name} over {over}") as advance:
-        if scheduler:
-            outcomes = _on_dask(scheduler, tasks, advance)
-        else:
-            outcomes = _on_pool(tasks, workers or os.cpu_count() or 1, reuse_kernel, advance)
+    try:
+        with stop_on_signals(), _progress(progress, len(runs), f"{report.name} over {over}") as advance:
+            if scheduler:
+                outcomes = _on_dask(scheduler, tasks, advance)
+            else:
+                outcomes = _on_pool(tasks, workers or os.cpu_count() or 1, reuse_kernel, advance)
+    except KeyboardInterrupt as stop:  # Ctrl-C, TERM or HUP: the workers and their kernels are gone
+        with _signals_ignored():
+            for run in runs:
+                clean_stale_staging(run.out)
+            write_index(root, report.title, f"batch of {report.name} over {over} stopped ({stop or 'interrupted'})")
+        raise
     done = [
         BatchRun(r.value, r.parameters, r.out, o["status"], round(o["seconds"], 2),
                  Path(o["html"]) if o.get("html") else None, o.get("error", ""))
         for r, o in zip(runs, outcomes)
     ]  # fmt: skip
     result = BatchResult(report.name, over, root, done, time.perf_counter() - started)
-    result.index = write_index(result, report.title)
+    result.index = write_index(root, report.title, f"last batch: {result.summary()}")
     return result
 
 
@@ -206,7 +269,8 @@ def _on_pool(tasks: list[dict], workers: int, reuse: bool, advance) -> list[dict
     outcomes: list[dict | None] = [None] * len(tasks)
     workers = max(1, min(workers, len(tasks)))
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(reuse,)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(reuse, process_token()))
+    try:
         futures = {pool.submit(run_one, task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
             i = futures[future]
@@ -219,7 +283,47 @@ def _on_pool(tasks: list[dict], workers: int, reuse: bool, advance) -> list[dict
                     "seconds": 0.0,
                 }
             advance(tasks[i], outcomes[i])
+    except BaseException:  # stopped (Ctrl-C, TERM, HUP) or broken: no worker or kernel may outlive the batch
+        with _signals_ignored():
+            _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return outcomes  # type: ignore[return-value]
+
+
+def _stop_pool(pool, grace: float = STOP_GRACE) -> None:
+    """TERM every worker (each kills its kernel and removes its staging folder), KILL any still there
+    after `grace` seconds, and shut the pool down without waiting for the runs."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError, AttributeError):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _signals_ignored:
+    """INT, TERM and HUP ignored while the batch cleans up after being stopped (main thread only)."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                if hasattr(signal, name):
+                    self.previous[name] = signal.signal(getattr(signal, name), signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, handler in self.previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def _on_dask(address: str, tasks: list[dict], advance) -> list[dict]:
@@ -286,18 +390,58 @@ class _progress:
             self.bar.stop()
 
 
-def write_index(result: BatchResult, title: str) -> Path:
-    """`<out>/index.html`: every report of the batch, linked, with its status (accessible HTML)."""
-    rows = []
-    for run in result.runs:
-        label = "citywide" if run.value is None else str(run.value)
-        rows.append({
-            "value": label, "status": run.status, "seconds": f"{run.seconds:.1f}",
-            "href": os.path.relpath(run.html, result.out) if run.html else "",
-            "label": f"{title}: {label}", "error": run.error,
-        })  # fmt: skip
-    index = result.out / "index.html"
-    tmp = index.with_suffix(".html.tmp")
-    tmp.write_text(index_page(f"{title}: by {result.over}", rows, result.summary()), encoding="utf-8")
-    os.replace(tmp, index)
+def write_index(root: Path, title: str, summary: str = "") -> Path:
+    """`<root>/index.html`: every report under the batch folder, linked, with its status, and every
+    failed run with its error (accessible HTML).
+
+    Rebuilt from the manifests on disk under a lock and written atomically, so that two batches
+    into one folder, at once or one after the other, both appear in it.
+    """
+    root = Path(root)
+    index = root / INDEX
+    with locked(root / INDEX_LOCK):
+        rows = index_rows(root, title)
+        failed = sum(r["status"] != "succeeded" for r in rows)
+        held = f"This folder holds {len(rows) - failed} report(s)" + (f" and {failed} failed run(s)" if failed else "")
+        page = index_page(f"{title}: reports", rows, f"{summary}. {held}." if summary else f"{held}.")
+        atomic_write(index, page)
     return index
+
+
+def index_rows(root: Path, title: str) -> list[dict[str, str]]:
+    """One row per report folder and per failed run (`<out>.failed/`) under `root`, from their manifests."""
+    found = []
+    for manifest in sorted(root.rglob(MANIFEST)):
+        relative = manifest.parent.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # a staging folder, a run being built
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("status") in ("succeeded", "failed"):
+            found.append((manifest.parent, data))
+    parameters = [d.get("parameters") or {} for _, d in found]
+    varying = [
+        k for k in dict.fromkeys(k for p in parameters for k in p) if len({repr(p.get(k)) for p in parameters}) > 1
+    ]
+    rows = []
+    for (folder, data), params in zip(found, parameters):
+        shown = [params.get(k) for k in varying]
+        if len(varying) == 1:
+            label = "citywide" if shown[0] is None else str(shown[0])
+        else:
+            label = ", ".join(f"{k}={v}" for k, v in zip(varying, shown)) or folder.relative_to(root).as_posix()
+        as_of = (data.get("dataset") or {}).get("as_of")
+        if as_of:
+            label += f" (as of {as_of})"
+        html = folder / f"{data.get('report', '')}.html"
+        succeeded = data["status"] == "succeeded" and html.is_file()
+        seconds = data.get("seconds")
+        rows.append({
+            "value": label, "status": "succeeded" if succeeded else "failed",
+            "seconds": f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
+            "href": html.relative_to(root).as_posix() if succeeded else "",
+            "label": f"{title}: {label}", "error": "" if succeeded else str(data.get("error", "failed")),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["value"], r["status"]))

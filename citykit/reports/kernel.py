@@ -8,6 +8,13 @@ Two sides:
   prepare every matplotlib figure for readers and give it alt text, and record every displayed
   table (DataFrame, Styler, equity table, quality scorecard) (`citykit.reports.figures`); `reset_kernel_state()` (run by
   `RESET`) gives the next report a clean namespace.
+
+Nothing outlives the runner: the kernel (in a session of its own, as jupyter_client starts it)
+watches the runner named by `CITYKIT_PARENT_PID` and exits within seconds of its death, even by
+`kill -9` (`citykit.startup.die_with_parent`, started by the prelude); `kill_all_kernels()` kills
+every kernel of this process at once (a batch worker told to stop). A kernel's folder
+(`$TMPDIR/citykit-kernel-<pid>-*`: its working directory, connection file and sockets) goes with it,
+and folders left by a runner that died are removed when the next kernel starts.
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
+from pathlib import Path
 from typing import Any
 
 from citykit.errors import WorkFailed
 from citykit.reports.charts import apply_style, prepare_figure
 from citykit.reports.figures import TABLE_MIME, figure_alt, table_payload
+from citykit.startup import PARENT_ENV, die_with_parent, process_alive, process_token
 
 KERNEL_NAME = "python3"
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
@@ -35,6 +45,8 @@ ENGINE = "citykit"  # the papermill engine name that runs on a ReportKernel
 # The kernel draws with the inline backend, whatever the runner's environment says: a server or cron
 # job often sets MPLBACKEND=Agg, which registers no figure printer, so no figure would reach the page.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+FOLDER_PREFIX = "citykit-kernel-"  # + "<runner pid>-<random>" under the temporary folder
+_live: weakref.WeakSet[ReportKernel] = weakref.WeakSet()  # this process' started kernels
 
 
 # ------------------------------------------------------------------ in the runner
@@ -49,7 +61,8 @@ class ReportKernel:
     """
 
     def __init__(self, env: dict[str, str] | None = None, reuse: bool = True, max_runs: int = 50) -> None:
-        self.env = {**os.environ, **(env or {}), "MPLBACKEND": INLINE_BACKEND}
+        # the kernel watches this process, unless `env` names another one (a batch's parent)
+        self.env = {**os.environ, PARENT_ENV: process_token(), **(env or {}), "MPLBACKEND": INLINE_BACKEND}
         self.reuse, self.max_runs = reuse, max_runs
         self.km = self.kc = None
         self.runs = 0
@@ -63,8 +76,11 @@ class ReportKernel:
         from jupyter_core.utils import run_sync  # the per-thread event loop nbclient runs on too
 
         started = time.perf_counter()
-        self.cwd = tempfile.mkdtemp(prefix="citykit-kernel-")
-        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(self.cwd, "kernel"))
+        remove_stale_kernel_folders()
+        self.cwd = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(self.cwd, "kernel"),
+                                     connection_file=os.path.join(self.cwd, "kernel.json"))  # fmt: skip
+        _live.add(self)
         run_sync(self.km.start_kernel)(cwd=self.cwd, env=self.env)
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -128,14 +144,21 @@ class ReportKernel:
                 timer.cancel()
 
     def kill(self, timed_out: bool = False) -> None:
-        """Kill the kernel process at once (a hung cell); safe from another thread."""
+        """Kill the kernel and any process it started, at once (a hung cell); safe from another thread
+        or a signal handler."""
         self.timed_out = self.timed_out or timed_out
         try:
             pid = self.km.provisioner.pid if self.km and self.km.provisioner else None
-            if pid:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, AttributeError):
-            pass
+        except AttributeError:
+            pid = None
+        if pid:
+            _kill_tree(pid)
+
+    def abandon(self) -> None:
+        """Kill the kernel and remove its folder without talking to it (this process is stopping)."""
+        self.kill()
+        if self.cwd:
+            shutil.rmtree(self.cwd, ignore_errors=True)
 
     def shutdown(self) -> None:
         if self.kc is not None:
@@ -150,6 +173,35 @@ class ReportKernel:
         if self.cwd:
             shutil.rmtree(self.cwd, ignore_errors=True)
         self.km = self.kc = self.cwd = None
+        _live.discard(self)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a kernel and its process group (jupyter_client starts it as a session leader)."""
+    try:
+        if hasattr(os, "killpg") and os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_all_kernels() -> None:
+    """Kill every kernel this process started and remove their folders, at once (the process is stopping)."""
+    for kernel in list(_live):
+        kernel.abandon()
+
+
+def remove_stale_kernel_folders() -> list[Path]:
+    """Remove the kernel folders of runners that are no longer alive (a crash, `kill -9`); those removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        owner = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not process_alive(int(owner)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _engine() -> str:
@@ -198,6 +250,7 @@ def install_kernel_hooks() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    _watch_runner()
     # the inline backend registers its figure printer when first used: use it now, then wrap it
     matplotlib.pyplot.close(matplotlib.pyplot.figure())
     formatters = shell.display_formatter.formatters
@@ -227,6 +280,17 @@ def install_kernel_hooks() -> None:
         formatters[TABLE_MIME] = table
     apply_style()  # one palette and type scale for every report's charts
     _rc_snapshot = dict(matplotlib.rcParams)
+
+
+_watchdog = None
+
+
+def _watch_runner() -> None:
+    """In the kernel: exit when the runner (`CITYKIT_PARENT_PID`) or the process that started the
+    kernel dies, even by `kill -9` (once per kernel)."""
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = die_with_parent(os.environ.get(PARENT_ENV, ""), grace=2.0)
 
 
 def reset_kernel_state() -> None:
