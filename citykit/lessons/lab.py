@@ -7,6 +7,11 @@ files under the workspace (no symlink leads out), keeps the references read-only
 terminal. Instructor mode serves `grading/` with nbgrader's formgrader. A token is
 always required: generated unless given, passed to the server in the environment (never on the
 command line, where other users of the machine could read it) and printed for the user.
+
+The lab never outlives `citykit lab`: INT, TERM and HUP stop JupyterLab (which shuts its kernels
+down), and if `citykit lab` is killed outright (`kill -9`) JupyterLab stops itself within a second:
+Linux sends it TERM when its parent dies (PR_SET_PDEATHSIG), and everywhere a watchdog in the
+server (this module, loaded as a server extension) watches `CITYKIT_PARENT_PID`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.startup import PARENT_ENV, die_with_parent, parent_death_signal, process_token, stop_on_signals
 
 WORKSPACES = "workspaces"  # under grading/
 READ_ONLY_PREFIX = "curriculum/"
@@ -61,6 +66,7 @@ def lab_command(
         f"--ServerApp.root_dir={lab_root(instructor, course_root, student)}",
         "--ServerApp.ip=127.0.0.1",
         "--ContentsManager.allow_hidden=False",
+        f"--ServerApp.jpserver_extensions={__name__}=True",  # the parent watchdog, below
     ]
     if port is not None:
         command += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
@@ -82,7 +88,18 @@ def lab_environment(token: str) -> dict[str, str]:
     config_path = os.pathsep.join(
         filter(None, [str(paths.resource(COURSE_JUPYTER_CONFIG)), os.environ.get("JUPYTER_CONFIG_PATH")])
     )
-    return {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_CONFIG_PATH": config_path}
+    return {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_CONFIG_PATH": config_path, PARENT_ENV: process_token()}
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": __name__}]
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    """In the JupyterLab that `citykit lab` started: stop it as TERM does (its kernels shut down) when
+    `citykit lab` dies, even by `kill -9`; killed outright 15 s later if it has not stopped."""
+    if os.environ.get(PARENT_ENV):
+        die_with_parent(os.environ[PARENT_ENV], grace=15.0)
 
 
 HIDE_GLOBS = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", WORKSPACE_CONFIG]
@@ -200,38 +217,23 @@ def start_lab(
         cwd=root,  # nbgrader's formgrader reads nbgrader_config.py from here
         stdout=output,
         stderr=output,
+        preexec_fn=parent_death_signal(),  # Linux: TERM to JupyterLab when this process dies
     )
     return LabServer(process, f"http://127.0.0.1:{port}/", token)
-
-
-class Stopped(KeyboardInterrupt):
-    """A TERM or HUP signal: stop the lab as Ctrl-C does."""
-
-
-def stop_on_signals() -> None:
-    """Turn TERM and HUP (a service stop, `kill`, a closed terminal) into Ctrl-C, so the lab's
-    JupyterLab is stopped with it instead of being left serving."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Stopped(signal.Signals(signum).name)
-
-    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
 
 
 def run_lab(
     instructor: bool = False, *, port: int | None = None, course_root: Path | None = None, student: str | None = None
 ) -> int:
     """Start JupyterLab, print where to open it (with the token), and serve until interrupted."""
-    server = start_lab(instructor, port=port, course_root=course_root, student=student)
-    stop_on_signals()
-    try:
-        server.wait_ready()
-        who = "instructor (formgrader)" if instructor else f"learner {student or default_student()}"
-        print(f"citykit lab for the {who}: {server.url}lab?token={server.token}", flush=True)
-        return server.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        server.stop()
+    with stop_on_signals():  # TERM and HUP stop the lab as Ctrl-C does
+        server = start_lab(instructor, port=port, course_root=course_root, student=student)
+        try:
+            server.wait_ready()
+            who = "instructor (formgrader)" if instructor else f"learner {student or default_student()}"
+            print(f"citykit lab for the {who}: {server.url}lab?token={server.token}", flush=True)
+            return server.process.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or Stopped (TERM, HUP)
+            return 0
+        finally:
+            server.stop()

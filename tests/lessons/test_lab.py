@@ -105,6 +105,9 @@ def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
     solution, raw = _course(tmp_path)
     ws = workspace.prepare_workspace("maria_g", tmp_path)
     (ws / "escape").symlink_to(tmp_path / "notebooks")  # a link made by kernel code, say
+    (ws / "solution.ipynb").symlink_to(solution)  # links to single files out of the workspace
+    (ws / "export.csv").symlink_to(raw)
+    (ws / "mine.ipynb").symlink_to(ws / MODULE / f"{MODULE}.ipynb")  # a link that stays inside: served
 
     server = workspace.start_learner_lab("maria_g", course_root=tmp_path, quiet=True)
     try:
@@ -118,6 +121,8 @@ def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
         with urllib.request.urlopen(request, timeout=10) as response:
             top = sorted(item["name"] for item in json.load(response)["content"])
         assert "nbgrader_config.py" not in top and {MODULE, "curriculum"} <= set(top)
+        assert not {"escape", "solution.ipynb", "export.csv"} & set(top) and "mine.ipynb" in top  # not even listed
+        assert get(f"{api}/mine.ipynb", token) == 200
         assert get(f"{api}/{MODULE}/{MODULE}.ipynb", token) == 200
         assert get(f"{api}/curriculum/guides/data-dictionary.md", token) == 200  # the references are there
         for path in (
@@ -125,10 +130,33 @@ def test_learner_server_serves_the_workspace_and_nothing_else(tmp_path):
             f"%2E%2E/%2E%2E/notebooks/{MODULE}/{MODULE}.ipynb",
             "../../datasets/raw/riverton/export.csv",
             f"escape/{MODULE}/{MODULE}.ipynb",  # the symlink leads out: not served
+            "solution.ipynb",
+            "export.csv",
             f"{solution}",
             f"{raw}",
         ):
             assert get(f"{api}/{path}", token) in (403, 404), path
+        for route in ("files/solution.ipynb", "files/export.csv", f"files/escape/{MODULE}/{MODULE}.ipynb",
+                      "nbconvert/html/solution.ipynb", "nbconvert/script/solution.ipynb", "view/export.csv"):  # fmt: skip
+            assert get(f"{server.url}{route}", token) in (403, 404), route
+
+        def send(method: str, path: str, body: dict) -> int:
+            request = urllib.request.Request(f"{api}/{path}", method=method, data=json.dumps(body).encode(),
+                                             headers={"Authorization": f"token {token}"})  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        # nothing is written, copied or checkpointed through a link that leads out
+        assert send("PUT", "export.csv", {"type": "file", "format": "text", "content": "x"}) == 404
+        assert send("PUT", "escape/new.txt", {"type": "file", "format": "text", "content": "x"}) == 404
+        assert send("POST", "", {"copy_from": "solution.ipynb"}) == 404
+        assert send("POST", "solution.ipynb/checkpoints", {}) == 404
+        assert send("PATCH", f"{MODULE}/{MODULE}.ipynb", {"path": "escape/moved.ipynb"}) == 404
+        assert raw.read_text() == "caller_name,phone\nAda,555-0100\n"
+        assert {p.name for p in (tmp_path / "notebooks").rglob("*")} == {MODULE, f"{MODULE}.ipynb"}
         save = urllib.request.Request(f"{api}/curriculum/standards/metrics.yml", method="PUT",
                                       data=json.dumps({"type": "file", "format": "text", "content": "x"}).encode(),
                                       headers={"Authorization": f"token {token}"})  # fmt: skip
@@ -181,9 +209,10 @@ def test_instructor_server_offers_formgrader(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_service_stop_stops_jupyterlab_too(tmp_path, signame):
-    """`kill` (TERM) or a closed terminal (HUP) of `citykit lab` stops its JupyterLab, as Ctrl-C does."""
+    """`kill` (TERM) or a closed terminal (HUP) of `citykit lab` stops its JupyterLab and its kernels, as
+    Ctrl-C does; so does `kill -9`, which citykit cannot catch: JupyterLab notices its parent is gone."""
     import signal
     import subprocess
     import sys
@@ -200,6 +229,14 @@ def test_a_service_stop_stops_jupyterlab_too(tmp_path, signame):
         (lab.paths.grading_dir() / "nbgrader_config.py").read_text(encoding="utf-8"), encoding="utf-8"
     )
     env = {**__import__("os").environ, "CITYKIT_COURSE": str(course)}
+    children: list[psutil.Process] = []
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
     citykit = subprocess.Popen(
         [sys.executable, "-m", "citykit", "lab", "--instructor", "--port", str(lab.free_port())],
         cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -207,18 +244,23 @@ def test_a_service_stop_stops_jupyterlab_too(tmp_path, signame):
     try:
         line = citykit.stdout.readline()  # printed once JupyterLab answers
         assert "token=" in line, line
-        children = psutil.Process(citykit.pid).children(recursive=True)
-        assert children, "no JupyterLab process under citykit lab"
+        url, token = line.split(": ", 1)[1].strip().split("lab?token=")
+        start = urllib.request.Request(f"{url}api/kernels", data=b"{}", method="POST",
+                                       headers={"Authorization": f"token {token}"})  # fmt: skip
+        with urllib.request.urlopen(start, timeout=60) as response:
+            assert response.status == 201  # a learner's kernel, in a session of its own
+        children += psutil.Process(citykit.pid).children(recursive=True)
+        assert len(children) >= 2, "no JupyterLab and kernel under citykit lab"
         citykit.send_signal(getattr(signal, signame))
         assert citykit.wait(30) in (0, -getattr(signal, signame))
-        deadline = time.monotonic() + 15
-        while (
-            any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children) and time.monotonic() < deadline
-        ):
+        deadline = time.monotonic() + 10
+        while any(map(alive, children)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not [c.pid for c in children if alive(c)]
     finally:
         import os
 
         if citykit.poll() is None:
             os.killpg(citykit.pid, signal.SIGKILL)
+        for child in filter(alive, children):  # only what this test started
+            child.kill()
