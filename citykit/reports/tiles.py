@@ -172,8 +172,8 @@ def quality_figure(card) -> KeyFigure:
         value, note = f"All {len(gated)} gates pass", "the city's data-quality gates (quality.yml)"
     else:
         value = f"{len(failed)} of {len(gated)} gates fail"
-        note = "; ".join(_check_text(c) for c in failed[:3]) + (
-            f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        note = "; ".join(_check_text(c) for c in failed[:2]) + (
+            f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
         )
     tile = KeyFigure("Data quality", value, "text", note=note, key="data-quality")
     tile.status = "ok" if not failed else "warn"
@@ -182,7 +182,7 @@ def quality_figure(card) -> KeyFigure:
 
 def _check_text(check) -> str:
     """A check in words: "Requests with no neighborhood: 46.0% (gate 5%)"."""
-    amount = f"{check.value:.1f} days" if check.value is not None else f"{check.share:.1%}"
+    amount = f"{check.value:,.1f} days" if check.value is not None else f"{check.share:.1%}"
     limit = ""
     if check.gate is not None:
         limit = f" (gate {check.gate.limit:g} days)" if check.gate.unit == "days" else f" (gate {check.gate.limit:.0%})"
