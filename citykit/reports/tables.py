@@ -121,7 +121,9 @@ def column_places(values, kind: str) -> int | None:
 
 def format_value(value: Any, kind: str, places: int | None = None) -> tuple[str, Any]:
     """(text on the page, value in the CSV) of one cell; ("", None) when missing. `places`: the
-    column's decimal places (column_places), else the kind's."""
+    column's decimal places (column_places), else the kind's. An empty text is a blank, not a gap."""
+    if kind == "text" and isinstance(value, str) and not value.strip():
+        return "", ""
     if _is_missing(value):
         return "", None
     if kind == "date":
@@ -296,7 +298,7 @@ def people_table(
             places = column_places(frame[column["key"]], column["kind"])
             values = [format_value(v, column["kind"], places) for v in frame[column["key"]]]
         reason = reasons.get(column["key"], reasons.get(column["label"], default_reason))
-        if values and all(csv is None for _, csv in values) and not column["row_header"]:
+        if values and all(csv is None or csv == "" for _, csv in values) and not column["row_header"]:
             notes_out.append(f"{column['label'] or 'A column'} is left out: "
                              f"{reason or 'it has nothing to show in this selection'}.")  # fmt: skip
             continue

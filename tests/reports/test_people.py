@@ -147,20 +147,24 @@ def test_no_nan_a_column_with_nothing_is_left_out_and_a_missing_cell_is_a_dash_w
             "median_days": [1.5, None, 2.0],
             "when": [pd.Timestamp("2024-01-02"), pd.NaT, pd.Timestamp("2024-03-04 10:30")],
             "text": ["x", "nan", pd.NA],
+            "note": ["", "too few to compare", ""],  # an empty note is a blank, not a gap
+            "blank": ["", "", ""],  # nothing to show: left out
         }
     ).set_index("request_type")
     record = tables.people_table(df, missing={"within_target": "this city publishes no targets",
                                               "median_days": "no closed request yet"})  # fmt: skip
     html = tables.table_html(record)
     head, rows = _html_table(html)
-    assert "Within target (%)" not in head and len(head) == 5
+    assert "Within target (%)" not in head and "Blank" not in head and len(head) == 6
+    assert [r[5] for r in rows] == ["", "too few to compare", ""]
     assert [r[2] for r in rows] == ["1.5", "—", "2.0"] and rows[1][3] == "—" and [r[4] for r in rows] == ["x", "—", "—"]
     assert "Within target (%) is left out: this city publishes no targets." in record["notes"]
     assert "— in “Median days to close”: no value for this row." not in record["notes"]
     assert "— in “Median days to close”: no closed request yet." in record["notes"]
     assert all(note in html for note in record["notes"])
     assert not BAD_CELL.search(html) and not BAD_CELL.search(record["csv"])
-    assert _csv(record)[1][1] == ["Noise", "20", "", "", ""]  # missing: empty in the CSV
+    assert _csv(record)[1][1] == ["Noise", "20", "", "", "", "too few to compare"]  # missing: empty in the CSV
+    assert not [n for n in record["notes"] if "Note" in n] and "Blank is left out" in " ".join(record["notes"])
 
 
 def test_a_long_table_shows_its_first_rows_and_links_the_csv_that_holds_them_all():
