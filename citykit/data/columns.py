@@ -29,7 +29,7 @@ RACE_ETHNICITY = {
 # Flags set on defective rows ("flag, don't silently repair"); metrics.yml says which exclude a row.
 REQUEST_FLAGS = (
     "flag_closed_before_created",  # closed_at earlier than created_at (real placeholder dates excluded)
-    "flag_placeholder_date",  # closed_at is a placeholder such as 1900-01-01
+    "flag_placeholder_date",  # closed_at is a placeholder such as 1900-01-01 (imports: any implausible date)
     "flag_placeholder_coords",  # 0,0 or another placeholder point outside the city
     "flag_type_variant",  # request_type was a spelling variant, mapped to its standard name
     "flag_missing_neighborhood",  # no neighborhood in the export
