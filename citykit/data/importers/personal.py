@@ -35,6 +35,7 @@ ELLIPSIS = "…"
 SAMPLE_ROWS = 5_000  # values per column sniffed for personal content
 SNIFF_MIN_SHARE = 0.10  # this share of sampled values looking personal refuses the column
 SNIFF_MIN_VALUES = 2
+FREE_TEXT_MIN_VALUES, FREE_TEXT_WORDS, FREE_TEXT_SHARE = 20, 6, 0.3  # notes, comments: sentences, mostly distinct
 SNIFF_CHARS = 300  # the start of each value is sniffed (a 5 MB value costs no more than a short one)
 
 # Column names that say "personal", matched on the name in lower case with _ - . / as spaces
@@ -105,16 +106,24 @@ def name_reason(column: str, listed: Iterable[str] = (), text: bool = True) -> s
     return None
 
 
-def content_reason(values: pd.Series) -> str | None:
-    """Why a column's sampled values look personal (None when they do not)."""
+def content_reason(values: pd.Series, identifier: bool = False) -> str | None:
+    """Why a column's sampled values look personal (None when they do not): e-mail addresses, phone
+    numbers or street addresses in at least a tenth of them, or free text (a third of them sentences
+    of six words or more, mostly distinct). `identifier`: a request id column (phone-like ids and long
+    distinct values are ordinary there)."""
     text = values.dropna().astype(str).str.slice(0, SNIFF_CHARS).str.strip()  # linear time on any value
     text = text[text.ne("")].head(SAMPLE_ROWS)
     if text.empty:
         return None
-    for what, pattern in (("e-mail addresses", EMAIL), ("phone numbers", PHONE), ("street addresses", ADDRESS)):
+    patterns = [("e-mail addresses", EMAIL), ("phone numbers", PHONE), ("street addresses", ADDRESS)]
+    for what, pattern in patterns[::2] if identifier else patterns:
         hits = int(text.map(lambda v, p=pattern: p.search(v) is not None).sum())
         if hits >= SNIFF_MIN_VALUES and hits >= SNIFF_MIN_SHARE * len(text):
             return f"{hits:,} of {len(text):,} sampled values look like {what}"
+    if not identifier and len(text) >= FREE_TEXT_MIN_VALUES:
+        sentences = int(text.str.split().str.len().ge(FREE_TEXT_WORDS).sum())
+        if sentences >= FREE_TEXT_SHARE * len(text) and text.nunique() >= FREE_TEXT_SHARE * len(text):
+            return f"{sentences:,} of {len(text):,} sampled values are free text of {FREE_TEXT_WORDS} words or more"
     return None
 
 
@@ -128,7 +137,7 @@ def check_mapping(mapping_name: str, found: dict[str, str], listed: Sequence[str
             continue
         why = name_reason(column, listed, text=canonical in TEXT_COLUMNS)
         if why is None and sample is not None and canonical in TEXT_COLUMNS and column in sample:
-            why = content_reason(sample[column])
+            why = content_reason(sample[column], identifier=canonical in ID_COLUMNS)
         if why is not None:
             raise CitykitError(
                 f"mapping {mapping_name}: {canonical} would publish the column {column!r}, which the standard "
