@@ -33,8 +33,40 @@ def load(
     columns: the columns to read (default: all). Unknown names raise a `CitykitError` that lists
     the valid choices.
     """
+    _check_arguments(table, dataset, period, neighborhood, columns)
     if columns is not None and len(list(columns)) == 0:
         raise CitykitError("columns=[] asks for no column: name at least one, or leave columns out for all of them")
     ds = registry.get(dataset)
     source = parquet_source if ds.kind == "parquet" else sql_source
     return source.load(ds, table, period=period, neighborhood=neighborhood, columns=columns)
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+
+
+def _check_arguments(table, dataset, period, neighborhood, columns) -> None:
+    """One line naming the argument when a notebook passes the wrong kind of value."""
+    if not isinstance(table, str):
+        raise CitykitError(
+            f'citykit.load: table must be a table\'s name as text, like "service_requests"; got {table!r}'
+        )
+    if not isinstance(dataset, str):
+        raise CitykitError(f'citykit.load: dataset must be a dataset\'s name as text, like "riverton"; got {dataset!r}')
+    if (period is not None and not isinstance(period, (str, int, Period))) or isinstance(period, bool):
+        raise CitykitError(f'citykit.load: period must be text such as "2025" or "2025-Q3", or None; got {period!r}')
+    if neighborhood is not None and not isinstance(neighborhood, str) and not _names(neighborhood):
+        raise CitykitError(
+            f"citykit.load: neighborhood must be a neighborhood's name as text, a list of names, or None; "
+            f"got {neighborhood!r}"
+        )
+    if columns is None:
+        return
+    if isinstance(columns, str):
+        raise CitykitError(
+            f"citykit.load: columns must be a list of column names, like [{columns!r}]; got the text {columns!r}"
+        )
+    if not _names(list(columns) if isinstance(columns, pd.Index) else columns):
+        raise CitykitError(
+            f'citykit.load: columns must be a list of column names, like ["created_at"]; got {columns!r}'
+        )

@@ -153,6 +153,13 @@ NO_RATIO = Ratio(math.nan, math.nan, math.nan, math.nan)
 
 def _whole(value, name: str) -> int:
     """A count of people or events: a whole number ≥ 0 (a rate passed by mistake fails here)."""
+    if isinstance(value, (pd.Series, pd.DataFrame, np.ndarray, list, tuple)):
+        raise CitykitError(
+            f"{name} must be a count (a whole number ≥ 0), got a {type(value).__name__} of {len(value)} values; "
+            "pass one number, such as .sum() of a True/False column or len(...) of a group"
+        )
+    if hasattr(value, "estimate"):
+        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got a {type(value).__name__} result")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -162,6 +169,17 @@ def _whole(value, name: str) -> int:
             f"{name} must be a count (a whole number ≥ 0), got {value!r}; pass counts, not rates or shares"
         )
     return int(number)
+
+
+def _amount(value, name: str) -> None:
+    """An exposure or a population: a number ≥ 0 (people, residents, person-time), not a Series or text."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(value))
+        or value < 0
+    ):
+        raise CitykitError(f"{name} must be a number ≥ 0 (people, residents, person-time), got {value!r}")
 
 
 def proportion_ratio(a, n_a, b, n_b, confidence: float | None = None, method: str | None = None) -> Ratio:
@@ -235,8 +253,7 @@ def rate_ratio(events_a, exposure_a, events_b, exposure_b, confidence: float | N
     confidence = load_disaggregation().disparity.confidence if confidence is None else confidence
     a, b = _whole(events_a, "events_a"), _whole(events_b, "events_b")
     for value, name in ((exposure_a, "exposure_a"), (exposure_b, "exposure_b")):
-        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)) or value < 0:
-            raise CitykitError(f"{name} must be a number ≥ 0 (people, residents, person-time), got {value!r}")
+        _amount(value, name)
     if exposure_a <= 0 or exposure_b <= 0 or (a == 0 and b == 0):
         return NO_RATIO
     corrected = a == 0 or b == 0
@@ -265,6 +282,18 @@ def disproportionality_index(
     from scipy.stats import binomtest
 
     confidence = load_disaggregation().disparity.confidence if confidence is None else confidence
+    group, total = _whole(events_group, "events_group"), _whole(events_total, "events_total")
+    if group > total:
+        raise CitykitError(
+            f"events_group = {group} is more than events_total = {total}: pass the group's events and all events"
+        )
+    for value, name in ((benchmark_group, "benchmark_group"), (benchmark_total, "benchmark_total")):
+        _amount(value, name)
+    if benchmark_group > benchmark_total:
+        raise CitykitError(
+            f"benchmark_group = {benchmark_group!r} is more than benchmark_total = {benchmark_total!r}: "
+            "pass the group's population and the whole population"
+        )
     if events_total <= 0 or benchmark_total <= 0 or benchmark_group <= 0:
         return Ratio(math.nan, math.nan, math.nan, math.nan)
     share = benchmark_group / benchmark_total
