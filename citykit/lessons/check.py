@@ -34,9 +34,11 @@ __all__ = [
     "is_number",
     "not_mistaken",
     "number",
+    "same_columns",
     "same_index",
     "same_order",
     "share",
+    "shares",
 ]
 
 # Advice for mistakes that recur across modules; a test may pass its own as (value, advice). Each says
@@ -154,6 +156,9 @@ def share(value: Any) -> str:
 def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, (pd.Series, pd.DataFrame)):
         return f"a {type(value).__name__} of {_many(len(value), 'row')}"
+    if unit == "share":  # a share is said both ways: 0.7913 (79.1%)
+        text = number(value)
+        return f"{text} ({share(value)})" if _is_number(value) and 0 <= float(value) <= 1 else text
     return f"{number(value)} {unit}".rstrip()
 
 
@@ -189,6 +194,8 @@ def _kind_name(value: Any) -> str:
         return f"an empty {word}" if not value else f"a {word} of {_many(len(value), 'item')}"
     if hasattr(value, "estimate") and hasattr(value, "low"):
         return f"a {type(value).__name__} result (estimate, low, high)"
+    if isinstance(value, (np.dtype, pd.api.extensions.ExtensionDtype)):
+        return f"a column type ({value})"
     return _article(type(value).__name__)
 
 
@@ -228,10 +235,10 @@ def _number_advice(answer: Any, name: str) -> str | None:
 def _series_advice(answer: Any, expected: pd.Series, name: str) -> str | None:
     """Why `answer` is not a Series comparable with `expected`, and what to do; None when it is."""
     if isinstance(answer, pd.Series):
-        if _rows_of_table(answer) and not _rows_of_table(expected) and len(answer) != len(expected):
+        if _rows_of_table(answer) and not _rows_of_table(expected):
             if pd.api.types.is_bool_dtype(answer):
                 return f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}"
-            return f"Your {name} is {_kind_name(answer)}, one per row; {ADVICE['not_counted']}"
+            return f"Your {name} is {_kind_name(answer)}; {ADVICE['not_counted']}"
         return None
     have = f"Your {name} should be a Series (one value per label, as .value_counts() gives), but it is {_kind_name(answer)}"
     if isinstance(answer, pd.DataFrame):
@@ -352,7 +359,8 @@ def _kindly(check):
 def not_mistaken(
     answer: Any, *, name: str, mistakes: Mistakes, unit: str = "", rel: float = 1e-6, abs_: float = 1e-9
 ) -> None:
-    """Fail, naming the mistake, when `answer` equals one of the mistaken alternatives."""
+    """Fail, naming the mistake, when `answer` equals one of the mistaken alternatives. `unit` is said
+    after the number ("days"); unit="share" says a share both ways, 0.79 (79.0%)."""
     advice = _diagnose(answer, mistakes, rel, abs_)
     if advice is not None:
         raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
@@ -384,6 +392,8 @@ def close_to(
         raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
     if isinstance(expected, (pd.Series, pd.DataFrame)):
         same_index(answer, expected, name=name)
+        if isinstance(expected, pd.DataFrame):
+            same_columns(answer, expected, name=name)
         raise AssertionError(
             f"Your {name} has the right labels but some values differ from the expected ones."
             + (f" {hint}" if hint else "")
@@ -394,6 +404,51 @@ def close_to(
             + (hint or "Check which rows you counted, and the denominator of any share.")
         )
     raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; expected about {_fmt(expected, unit)}.")
+
+
+@_kindly
+def shares(
+    answer: Any,
+    expected: pd.Series,
+    *,
+    name: str,
+    mistakes: Mistakes | None = None,
+    hint: str = "",
+    rel: float = 1e-6,
+    abs_: float = 1e-9,
+) -> None:
+    """Fail unless `answer` holds the shares of a whole (`expected`, label by label, adding up to 1),
+    without revealing them: its kind first, then a catalogued mistake, then counts, percentages,
+    shares that do not add up to 1 (a wrong denominator) and rounded shares, each with its advice."""
+    problem = _kind_problem(answer, expected, name)
+    if problem is not None:
+        raise AssertionError(problem)
+    if _matches(answer, expected, rel, abs_):
+        return
+    advice = _diagnose(answer, mistakes, rel, abs_)
+    if advice is not None:
+        raise AssertionError(f"Your {name} is {_fmt(answer)}; {advice}")
+    same_index(answer, expected, name=name)
+    values = _as_float_array(answer.loc[list(expected.index)])
+    want = _as_float_array(expected)
+    if any(np.allclose(values, np.round(want, digits), rtol=0, atol=1e-12) for digits in range(5)):
+        raise AssertionError(
+            f"Your {name} is rounded. Keep the shares as computed and round only when you display them "
+            "(for example with .round(3) in a display cell)."
+        )
+    total = float(np.nansum(values))
+    if np.nanmax(values) > 1:
+        if 99 <= total <= 101:
+            raise AssertionError(f"Your {name} adds up to {number(total)}; {ADVICE['percent']}")
+        raise AssertionError(
+            f"Your {name} adds up to {number(total)}, so these are not shares but perhaps counts. Divide each "
+            "count by the total of the same rows, or use .value_counts(normalize=True)."
+        )
+    if abs(total - 1) > 1e-6:
+        raise AssertionError(f"Your {name} adds up to {number(total)}; {ADVICE['shares_do_not_add_up']}")
+    raise AssertionError(
+        f"Your {name} has the right labels but some shares differ from the data's." + (f" {hint}" if hint else "")
+    )
 
 
 def is_kind(answer: Any, kind: type | tuple[type, ...], *, name: str) -> None:
@@ -517,6 +572,22 @@ def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     if not parts:
         parts.append("some labels are repeated")
     raise AssertionError(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")
+
+
+def same_columns(answer: Any, expected: pd.DataFrame, *, name: str, show: int = 3) -> None:
+    """Fail naming missing and unexpected columns when two tables' columns differ."""
+    is_kind(answer, pd.DataFrame, name=name)
+    have, want = list(answer.columns), list(expected.columns)
+    missing = [c for c in want if c not in set(have)]
+    extra = [c for c in have if c not in set(want)]
+    if not missing and not extra:
+        return
+    parts = []
+    if missing:
+        parts.append(f"it lacks {', '.join(map(repr, missing[:show]))}{' ...' if len(missing) > show else ''}")
+    if extra:
+        parts.append(f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}")
+    raise AssertionError(f"Your {name} does not have the expected columns: {'; '.join(parts)}.")
 
 
 def same_order(answer: Any, expected: Any, *, name: str, mistakes: Mistakes | None = None) -> None:

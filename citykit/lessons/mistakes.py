@@ -112,7 +112,12 @@ def load_catalogue(module: str, path: Path | None = None) -> Catalogue:
     path = path or catalogue_path(module)
     if not path.exists():
         raise CitykitError(f"no mistake catalogue for {module} ({path})")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise CitykitError(f"{path.name} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("exercises"), dict):
         raise CitykitError(f"{path.name}: expected a mapping 'exercises' of solution grade_ids")
     exercises = {}
