@@ -552,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=_count, default=120, help="seconds per notebook cell when grading")
     p.add_argument("--cpu-seconds", type=_count, default=600, help="CPU seconds per graded notebook")
     p.add_argument("--memory-mb", type=_count, default=4096, help="memory (address space) per graded notebook")
-    p.add_argument("--db-url", default=None, help="gradebook database URL (default: SQLite at grading/gradebook.db)")
+    p.add_argument("--db-url", default=None, help="gradebook database URL, kept in a 0600 file outside the course "
+                   "(or set CITYKIT_GRADEBOOK_URL; default: SQLite at grading/gradebook.db)")  # fmt: skip
     p.add_argument(
         "--workers", type=_count_or_zero, default=0, help="grading processes (default 0: one more than the cores)"
     )
@@ -600,7 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat)")
     p.set_defaults(func=grade_lint)
-    p = grade.add_parser("autograde", help="lint, then autograde every submission in parallel (with limits)")
+    from citykit.grading.sandbox import describe_for_help
+
+    p = grade.add_parser("autograde", help="lint, then autograde every submission in parallel, learner code sandboxed",
+                         description=describe_for_help())  # fmt: skip
     p.add_argument("module")
     p.add_argument("--student", action="append", default=[], help="only these learners (repeat; default: everyone)")
     p.add_argument(

@@ -85,10 +85,14 @@ class _Writer:
         (self.folder / name).write_bytes(data)
         return name
 
-    def value(self, value: Any) -> dict:
+    def value(self, value: Any, depth: int = 0) -> dict:
+        import dataclasses
+
         import numpy as np
         import pandas as pd
 
+        if depth > MAX_DEPTH:
+            raise Refused("it is nested too deeply")
         if isinstance(value, pd.DataFrame | pd.Series | pd.Index):
             return self.table(value)
         if isinstance(value, np.ndarray):
@@ -102,9 +106,22 @@ class _Writer:
         chart = _chart_form(value)
         if chart is not None:
             return {"kind": "chart", "chart": chart}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            name = f"{type(value).__module__}:{type(value).__qualname__}"
+            if not name.startswith("citykit."):
+                raise Refused(f"a {type(value).__qualname__} is not data (only citykit's own results travel whole)")
+            fields = {f.name: self.value(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+            return {"kind": "dataclass", "class": name, "fields": fields}
         if callable(value) and not isinstance(value, type):
             raise Refused("it is a function; the course grades what it returns for declared calls")
-        encoded = encode(value)
+        try:
+            encoded = encode(value)
+        except Refused:
+            if type(value) in (list, tuple):
+                return {"kind": type(value).__name__, "items": [self.value(v, depth + 1) for v in value]}
+            if type(value) is dict:
+                return {"kind": "dict", "items": [[encode(k), self.value(v, depth + 1)] for k, v in value.items()]}
+            raise
         if len(json.dumps(encoded)) > self.limit:
             raise Refused("it is too large to grade")
         return {"kind": "json", "value": encoded}
@@ -438,6 +455,23 @@ class Folder:
         return data
 
 
+def read_file(path: Path, limit_bytes: int) -> bytes:
+    """A regular file a learner's code may have written (no link followed), up to the limit."""
+    folder = Folder(Path(path).parent, limit_bytes)
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(Path(path).name, flags, dir_fd=folder.fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > limit_bytes:
+                raise Refused(f"{Path(path).name} is not a regular file within the limit")
+            return os.read(fd, info.st_size) if info.st_size else b""
+        finally:
+            os.close(fd)
+    finally:
+        folder.close()
+
+
 PLAIN_ARROW = ("bool", "int", "uint", "float", "halffloat", "double", "string", "large_string", "date", "timestamp",
                "duration", "time", "null", "decimal", "binary", "large_binary")  # fmt: skip
 
@@ -496,8 +530,10 @@ def _ndarray(data: bytes):
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def read_value(folder: Folder, record: dict, limit_bytes: int) -> Any:
+def read_value(folder: Folder, record: dict, limit_bytes: int, depth: int = 0) -> Any:
     """One answer from its manifest record (Refused: what the learner is told)."""
+    if depth > MAX_DEPTH or not isinstance(record, dict):
+        raise Refused("the answers file is not one grading wrote")
     kind = record.get("kind")
     if kind == "refused":
         raise Refused(str(record.get("why", "it is not data")))
@@ -509,7 +545,46 @@ def read_value(folder: Folder, record: dict, limit_bytes: int) -> Any:
         return decode(record["value"])
     if kind == "chart":
         return draw_chart(record["chart"])
+    if kind in ("list", "tuple"):
+        items = [read_value(folder, item, limit_bytes, depth + 1) for item in record["items"]]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {decode(k): read_value(folder, v, limit_bytes, depth + 1) for k, v in record["items"]}
+    if kind == "dataclass":
+        return _dataclass(folder, record, limit_bytes, depth)
     raise Refused("the answers file is not one grading wrote")
+
+
+def _dataclass(folder: Folder, record: dict, limit_bytes: int, depth: int) -> Any:
+    """A citykit result (a dataclass of citykit's, such as a DisaggregatedTable) rebuilt from its
+    fields: the class is looked up in citykit only, and no code of the answer runs."""
+    import dataclasses
+    import importlib
+
+    module, _, qualname = str(record.get("class", "")).partition(":")
+    if not module.startswith("citykit.") or not re.match(r"^[A-Za-z_][\w.]*$", module + "." + qualname):
+        raise Refused("the answers file names a class outside citykit")
+    try:
+        cls: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+    except (ImportError, AttributeError):
+        raise Refused(f"no citykit class {qualname}") from None
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise Refused(f"{qualname} is not a citykit result")
+    instance = object.__new__(cls)
+    given = record.get("fields") or {}
+    for field in dataclasses.fields(cls):
+        if field.name in given:
+            value = read_value(folder, given[field.name], limit_bytes, depth + 1)
+        elif field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            raise Refused(f"the {qualname} lacks its {field.name}")
+        object.__setattr__(instance, field.name, value)
+    return instance
 
 
 def read_answers(path: Path, limit_bytes: int) -> dict[str, dict[str, Any]]:

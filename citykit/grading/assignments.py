@@ -8,6 +8,7 @@ See grading/README.md for the instructor's view; `citykit.grading.config` for th
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,7 @@ from citykit.grading.config import (
     record_generated,
     submitted_students,
 )
+from citykit.grading.sandbox import ensure_user
 from citykit.grading.workspace import WORKSPACE_CONFIG, prepare_workspace
 from citykit.lessons.course import module_folders
 
@@ -123,7 +125,9 @@ def setup(
     """Validate the roster, write the cohort file and prepare the course for it: nbgrader's config
     beside a course copy, the exchange folder (world-writable, as nbgrader's docs set it), the
     learners and due dates in the gradebook. `lms_assignments` maps modules to the LMS's assignment
-    ids (the Canvas export's column headers); a due date already past needs `past_due_ok`."""
+    ids (the Canvas export's column headers); a due date already past needs `past_due_ok`. Run as
+    root, it makes the system user grading runs learner code as (`citykit.grading.sandbox`).
+    `db_url` is kept in a 0600 file outside the course, never in the cohort file."""
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
 
@@ -139,6 +143,9 @@ def setup(
     exchange = root / "grading" / "exchange"
     exchange.mkdir(parents=True, exist_ok=True)
     exchange.chmod(0o777)
+    made = ensure_user()  # as root: the unprivileged user learner code runs as while it is graded
+    if made:
+        print(made, file=sys.stderr)
     with grader_env(), Gradebook(load_config(course_root).CourseDirectory.db_url, "citykit") as gradebook:
         for learner in cohort.learners:
             gradebook.update_or_create_student(

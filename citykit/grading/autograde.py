@@ -34,7 +34,7 @@ from citykit.grading.config import (
 )
 from citykit.grading.limits import cohort_limits, limited_kernels
 from citykit.grading.lint import Problem, lint_assignment
-from citykit.grading.sandbox import Policy, ensure_user
+from citykit.grading.sandbox import CONTAINER_ENV, Policy, ensure_user
 from citykit.startup import skip_slow_optional_modules
 
 _WORKER: dict = {}  # a worker process's nbgrader API and gradebook URL (set by `_worker_start`)
@@ -45,7 +45,7 @@ def autograde(module: str, student: str, *, course_root: Path | None = None) -> 
     autograded notebook."""
     assignment = assignment_id(module, course_root)
     limits = cohort_limits(course_root)
-    policy = Policy.detect(limits)
+    policy = Policy.detect(limits, container=grading_container(course_root))
     with limited_kernels(limits, course_root=course_root, quiet=True), grader_env(), \
             tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
         config = load_config(course_root)
@@ -54,6 +54,17 @@ def autograde(module: str, student: str, *, course_root: Path | None = None) -> 
         check_result(nbgrader_api_for(config).autograde(assignment, student, force=True, create=True),
                      f"autograding {assignment} for {student}")  # fmt: skip
     return course_root_of(course_root) / "grading" / "autograded" / student / assignment / f"{assignment}.ipynb"
+
+
+def grading_container(course_root: Path | None = None) -> str:
+    """The image learners' notebooks run in: CITYKIT_GRADING_CONTAINER, else the cohort's `container`
+    ("": citykit's own sandbox)."""
+    if os.environ.get(CONTAINER_ENV):
+        return os.environ[CONTAINER_ENV]
+    try:
+        return load_cohort(course_root=course_root_of(course_root)).container
+    except CitykitError:
+        return ""
 
 
 def two_phase(config, policy: dict, scratch: str, answers_mb: int) -> None:
@@ -193,7 +204,7 @@ def autograde_cohort(
     private = workers > 1 and sqlite_file(config.CourseDirectory.db_url) is not None
     limits = limits or cohort_limits(course_root)
     made = ensure_user()
-    policy = Policy.detect(limits)
+    policy = Policy.detect(limits, container=grading_container(course_root))
     grades.sandbox = ([made] if made else []) + sandbox_lines(policy)
     with limited_kernels(limits, course_root=course_root, quiet=True) as kernel_env, \
             tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip

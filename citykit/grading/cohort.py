@@ -81,6 +81,7 @@ class Cohort:
     timezone: str = "UTC"  # due dates without an offset are in this zone (an IANA name: America/Chicago)
     lms_assignments: dict[str, str] = field(default_factory=dict)  # assignment -> the LMS's assignment id
     graded: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> learner -> course version
+    container: str = ""  # an image learners' notebooks run in while graded ("": the sandbox; grading/README.md)
 
     @property
     def student_ids(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from citykit.errors import CitykitError
@@ -123,25 +124,30 @@ def _hidden_message(message: str, patterns: list[re.Pattern]) -> str | None:
 
 
 def strip_hidden_tests(nb, *, cell_timeout: int | None = None):
-    """A graded notebook without hidden-test source: nbgrader's ClearHiddenTests removes the code.
+    """A graded notebook without hidden-test source: the hidden part of each test cell is removed.
 
     Errors raised in test cells keep only their message (a traceback would print the test's lines).
     A failure in the visible part of a test keeps its message, the advice written for learners. A
     failure in the hidden part shows the message written in the hidden test with every computed
     value in it masked, or, for a bare `assert` or any other error, a sentence naming the exercise.
     A cell stopped by the cell timeout says so in plain words."""
-    from nbgrader.preprocessors import ClearHiddenTests
-    from nbgrader.utils import is_grade
+    from nbgrader.utils import is_grade, is_solution
 
-    begin, end = ClearHiddenTests.begin_test_delimeter.default_value, ClearHiddenTests.end_test_delimeter.default_value
+    from citykit.grading.scoring import BEGIN_HIDDEN as begin
+    from citykit.grading.scoring import END_HIDDEN as end
+    from citykit.grading.scoring import visible_part
+
     hidden = {}  # cell index -> (hidden line numbers, message patterns, hidden lines)
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and begin in cell.source:
+        # only test cells carry hidden tests (their source is the course's); in a learner's cell the
+        # markers are text like any other, kept as written
+        if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) and begin in cell.source:
             numbers = _hidden_range(cell.source, begin, end)
             lines = cell.source.splitlines()
             hidden[index] = (numbers, _message_patterns(cell.source, numbers),
                              {lines[n - 1].strip() for n in numbers if lines[n - 1].strip()})  # fmt: skip
-    nb, _ = ClearHiddenTests().preprocess(nb, {})
+    for index in hidden:
+        nb.cells[index].source = visible_part(nb.cells[index].source)
     blank, explained = None, False  # the first exercise left blank; its later NameErrors explained once
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -263,7 +269,8 @@ Your instructor has the same message.</p></body></html>
 
 def feedback(module: str, students: list[str] | None = None, *, course_root: Path | None = None) -> list[Path]:
     """HTML feedback per learner (nbgrader's feedback), without hidden-test source; return the files.
-    A submission that could not be graded (not a valid notebook) gets a page saying why."""
+    A submission that could not be graded (not a valid notebook) gets a page saying why; a learner
+    whose page fails is named on stderr, and the others' pages are still written."""
     import html
 
     import nbformat
@@ -286,7 +293,8 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
     config = load_config(course_root)
     config.CourseDirectory.autograded_directory = str(staging.relative_to(root))
     timeout = cohort_limits(course_root).cell_timeout
-    written = []
+    written: list[Path] = []
+    failed: dict[str, str] = {}
     with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
         api = nbgrader_api_for(config)
         for student in students:
@@ -298,24 +306,32 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
                                 encoding="utf-8")  # fmt: skip
                 written.append(page)
                 continue
-            source, target = root / "grading" / "autograded" / student / assignment, staging / student / assignment
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(source, target)
-            notes = _repairs(problems.get(student, []))
-            waiting = {}
-            for path in target.glob("*.ipynb"):
-                graded_nb = nbformat.read(path, as_version=4)
-                blanks = blank_exercises(graded_nb)
-                nb = strip_hidden_tests(graded_nb, cell_timeout=timeout)
-                nb.cells.insert(0, _points_cell(gradebook, assignment, student, path.stem, notes, blanks))
-                nbformat.write(nb, path)
-                waiting[path.stem] = _not_graded_yet(gradebook, assignment, student, path.stem)
-            check_result(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
-            for page in out.glob("*.html"):
-                if waiting.get(page.stem):
-                    page.write_text(_say_not_graded_yet(page.read_text(encoding="utf-8"), waiting[page.stem]),
-                                    encoding="utf-8")  # fmt: skip
+            try:
+                source, target = root / "grading" / "autograded" / student / assignment, staging / student / assignment
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(source, target)
+                notes = _repairs(problems.get(student, []))
+                waiting = {}
+                for path in target.glob("*.ipynb"):
+                    graded_nb = nbformat.read(path, as_version=4)
+                    blanks = blank_exercises(graded_nb)
+                    nb = strip_hidden_tests(graded_nb, cell_timeout=timeout)
+                    nb.cells.insert(0, _points_cell(gradebook, assignment, student, path.stem, notes, blanks))
+                    nbformat.write(nb, path)
+                    waiting[path.stem] = _not_graded_yet(gradebook, assignment, student, path.stem)
+                check_result(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+                for page in out.glob("*.html"):
+                    if waiting.get(page.stem):
+                        page.write_text(_say_not_graded_yet(page.read_text(encoding="utf-8"), waiting[page.stem]),
+                                        encoding="utf-8")  # fmt: skip
+            except Exception as error:  # one learner's page failing never stops the others'
+                failed[student] = f"{type(error).__name__}: {error}"
+                for stale in out.glob("*.html"):  # an older page would not say this grading's result
+                    stale.unlink()
+                continue
             written += sorted(out.glob("*.html"))
+    for student, why in sorted(failed.items()):
+        print(f"feedback for {student} FAILED (the others were written): {why}", file=sys.stderr)
     return written
 
 

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SPEC_ENV = "CITYKIT_SANDBOX_SPEC"
+CONTAINER_ENV = "CITYKIT_GRADING_CONTAINER"  # an image: grade in containers of it (or the cohort's `container`)
+ENGINE_ENV = "CITYKIT_CONTAINER_ENGINE"  # docker (default) or podman
 USER = "citykit-grader"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("passwd", "group", "nsswitch.conf", "hosts", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
@@ -140,12 +142,19 @@ class Policy:
     cpu_seconds: int = 600
     wall_seconds: int = 1800
     missing: tuple[str, ...] = ()  # why each missing protection is missing
+    container: str = ""  # an image: the notebook runs in a container of it instead (`container_command`)
+    engine: str = "docker"
 
     @classmethod
-    def detect(cls, limits=None) -> Policy:
+    def detect(cls, limits=None, container: str = "") -> Policy:
         from citykit.grading.cohort import Limits
 
         limits = limits or Limits()
+        if container:
+            return cls(rlimits=True, memory_mb=limits.memory_mb, processes=limits.processes,
+                       file_size_mb=limits.file_size_mb, cpu_seconds=limits.notebook_cpu_seconds,
+                       wall_seconds=limits.wall_seconds, container=container,
+                       engine=os.environ.get(ENGINE_ENV, "docker"))  # fmt: skip
         missing = []
         try:
             import resource  # noqa: F401
@@ -186,6 +195,12 @@ class Policy:
         return asdict(self)
 
     def enforced(self) -> list[str]:
+        if self.container:
+            return [f"runs in a {self.engine} container of {self.container} as nobody, with no network, no "
+                    "capabilities (no-new-privileges), a read-only root, only the notebook, its working folder and "
+                    f"the published data mounted, {self.memory_mb} MB of memory and {self.processes} processes for "
+                    f"the container, {self.file_size_mb} MB per file, a wall-time limit of {self.wall_seconds} s",
+                    "an environment without the grader's variables (no database URLs, no tokens)"]  # fmt: skip
         done = ["an environment without the grader's variables (no database URLs, no tokens)",
                 f"a wall-time limit of {self.wall_seconds} s per notebook"]  # fmt: skip
         if self.isolate:
@@ -199,7 +214,10 @@ class Policy:
         if "pids" in self.cgroups or "v2" in self.cgroups:
             done.append(f"processes and threads of the whole tree: {self.processes} (cgroup)")
         if self.rlimits:
-            done.append(f"per process: {self.memory_mb} MB address space, {self.file_size_mb} MB per file, "
+            space = (
+                max(self.memory_mb, MIN_ADDRESS_SPACE_MB) if {"memory", "v2"} & set(self.cgroups) else self.memory_mb
+            )
+            done.append(f"per process: {space} MB address space, {self.file_size_mb} MB per file, "
                         f"{self.cpu_seconds} CPU seconds" + (f", {self.processes} processes of {self.user}"
                                                              if self.isolate else ""))  # fmt: skip
         if self.reaper and not self.isolate:
@@ -208,6 +226,8 @@ class Policy:
 
     def not_enforced(self) -> list[str]:
         gaps = []
+        if self.container:
+            return gaps if shutil.which(self.engine) else [f"no `{self.engine}` on this machine: nothing can be graded"]
         if not self.isolate:
             gaps += ["learner code runs as you: it can read and write your files (the course, the gradebook, "
                      "other submissions) and use the network",
@@ -233,14 +253,20 @@ class Policy:
 
 
 def describe_for_help() -> str:
-    """The sandbox in a paragraph, for `citykit grade autograde --help`."""
-    return (
+    """The sandbox in a paragraph, for `citykit grade autograde --help`, with what this machine lacks."""
+    general = (
         "Learner code runs in a sandbox; its answers are exported as data and every test, hidden ones "
         "included, runs apart from it. As root on Linux: user citykit-grader, no network, own PID/mount "
         "namespaces, only the published data and curriculum visible (read-only), memory and process "
-        "limits on the whole process tree (cgroups), file size, CPU and wall-time limits. Elsewhere "
-        "less is enforced, and every run prints what is not."
+        "limits on the whole process tree (cgroups), file size, CPU and wall-time limits."
     )
+    try:
+        gaps = Policy.detect().not_enforced()
+    except Exception:
+        gaps = ["(could not tell what this system enforces)"]
+    here = ("On this machine all of it is enforced." if not gaps
+            else "On this machine NOT enforced: " + "; ".join(gaps) + ". Every run says so.")  # fmt: skip
+    return f"{general} {here}"
 
 
 # ---------------------------------------------------------------------------------- a run
@@ -339,6 +365,7 @@ class Run:
         self._mounted = False
         self._old_env = None
         self._children_before: set[int] = set()
+        self._events_noted = False
 
     # folders -------------------------------------------------------------------------
     def __enter__(self) -> Run:
@@ -368,6 +395,12 @@ class Run:
         if self.policy.isolate:
             for path in [self.workdir, *self.workdir.rglob("*"), self.answers, self.kernel_dir]:
                 os.lchown(path, self.policy.uid, self.policy.gid)
+        elif self.policy.container:  # the container runs as nobody
+            for path in [self.workdir, *self.workdir.rglob("*"), self.answers]:
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    os.lchown(path, 65534, 65534)
+                else:
+                    path.chmod(0o777 if path.is_dir() else 0o666)
         kernel_course = _course_for_kernel(self.course_root)
         spec = {
             "policy": self.policy.to_dict(),
@@ -376,12 +409,14 @@ class Run:
             "read_only": _read_only_paths(kernel_course) if self.policy.isolate else [],
             "env": _kernel_env(self.policy, self.workdir, kernel_course),
             "cgroups": [],
+            "tree": [],  # what the cgroups bound for the whole process tree: "memory", "pids"
         }  # fmt: skip
         for controller, parent in self.policy.cgroups.items():
             group = _make_cgroup(controller, Path(parent), self.policy)
             if group is not None:
                 self.groups.append(group)
                 spec["cgroups"].append(str(group))
+                spec["tree"] += ["memory", "pids"] if controller == "v2" else [controller]
             else:
                 self.notes.append(f"could not make a {controller} cgroup: that limit is per process only")
         self.spec = self.dir / "spec.json"
@@ -439,8 +474,13 @@ class Run:
             time.sleep(0.02)
         if left:
             self.notes.append("some processes of the run could not be ended")
-        for group in self.groups:
-            self.notes += _cgroup_events(group, self.policy)
+        if not self._events_noted:
+            self._events_noted = True
+            self.notes += self.events()
+
+    def events(self) -> list[str]:
+        """The limits the run has reached so far (from its cgroups' counters)."""
+        return [note for group in self.groups for note in _cgroup_events(group, self.policy)]
 
     def __exit__(self, *exc) -> None:
         try:
@@ -464,7 +504,7 @@ def died_output(run: Run, why: str = ""):
     """The error output of the cell during which the kernel died."""
     from nbformat.v4 import new_output
 
-    reached = "; ".join(n for n in run.notes if "limit" in n)
+    reached = "; ".join(n for n in [*run.notes, *run.events()] if "limit" in n)
     why = why or ("the notebook's kernel stopped" + (f" ({reached})" if reached else " (over a limit?)"))
     text = f"{why}; the cells after this one did not run. Answers from the cells before it are graded."
     return new_output("error", ename="DeadKernelError", evalue=text, traceback=[f"DeadKernelError: {text}"])
@@ -636,23 +676,94 @@ def _reap() -> None:
             return
 
 
+# ---------------------------------------------------------------------------------- the container route
+
+CONTAINER_NOTEBOOK, CONTAINER_WORK, CONTAINER_OUT, CONTAINER_DATA = "/run/notebook.ipynb", "/work", "/out", "/data"
+NOBODY = "65534:65534"
+
+
+def container_command(policy: Policy, notebook: Path, workdir: Path, answers: Path, datasets: list[Path],
+                      cell_timeout: int, name: str = "") -> list[str]:  # fmt: skip
+    """The command that runs one learner's notebook (prepared by the grader: the submission with the
+    release's locked and visible test cells, no hidden tests) in a container of `policy.container`.
+    Mounted: that notebook (read-only), its working folder, the answers folder, and each dataset's
+    published tables (read-only) - never the course, the raw exports, the gradebook or another
+    learner's work. It executes the notebook and writes it, with its outputs, to the answers folder."""
+    memory = f"{policy.memory_mb}m"
+    size = f"{policy.file_size_mb * 2**20}"
+    command = [
+        policy.engine, "run", "--rm", *(["--name", name] if name else []), "--network", "none", "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--user", NOBODY, "--memory", memory, "--memory-swap", memory,
+        "--pids-limit", str(policy.processes), "--cpus", "1", "--ulimit", f"fsize={size}:{size}", "--ulimit", "core=0",
+        "--tmpfs", f"/tmp:rw,nosuid,nodev,size={policy.file_size_mb}m", "--workdir", CONTAINER_WORK,
+        "--env", f"HOME={CONTAINER_WORK}", "--env", f"CITYKIT_HOME={CONTAINER_DATA}", "--env", "MPLCONFIGDIR=/tmp/mpl",
+        "--env", "CITYKIT_DUCKDB_THREADS=1", "--env", "OMP_NUM_THREADS=1", "--env", "JPY_PARENT_PID=1",
+        "--mount", f"type=bind,source={notebook},target={CONTAINER_NOTEBOOK},readonly",
+        "--mount", f"type=bind,source={workdir},target={CONTAINER_WORK}",
+        "--mount", f"type=bind,source={answers},target={CONTAINER_OUT}",
+    ]  # fmt: skip
+    for folder in datasets:
+        command += ["--mount", f"type=bind,source={folder},target={CONTAINER_DATA}/published/{folder.name},readonly"]
+    return [*command, policy.container, "python", "-m", "citykit.grading.sandbox", "--execute", CONTAINER_NOTEBOOK,
+            f"{CONTAINER_OUT}/executed.ipynb", str(int(cell_timeout))]  # fmt: skip
+
+
+def execute(notebook: str, out: str, cell_timeout: int) -> None:
+    """Inside the container: run the prepared notebook cell by cell (a failing cell does not stop the
+    rest) and write it with its outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=cell_timeout or None, allow_errors=True, interrupt_on_timeout=True,
+                            kernel_name="python3", resources={"metadata": {"path": os.getcwd()}})  # fmt: skip
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, out)
+
+
+def published_folders() -> list[Path]:
+    """Each parquet dataset's published folder (what a container mounts)."""
+    from citykit import paths
+    from citykit.data import registry
+
+    home = paths.citykit_home().resolve()
+    found = []
+    for dataset in registry.all_datasets().values():
+        if dataset.kind == "parquet":
+            folder = (home / dataset.location).resolve()
+            if folder.is_dir() and folder.parent.name == "published":
+                found.append(folder)
+    return found
+
+
 # ---------------------------------------------------------------------------------- the launcher
 
 
-def _set_rlimits(policy: Policy, processes: bool) -> None:
+MIN_ADDRESS_SPACE_MB = 3584  # a kernel reserves ~2.5 GB of address space to use ~400 MB (duckdb, arrow)
+
+
+def _set_rlimits(policy: Policy, processes: bool, tree: tuple[str, ...] = ()) -> None:
+    """Resource limits of this process (inherited by what it starts). Each process's address space is
+    the memory limit; where a cgroup bounds the tree's memory, at least MIN_ADDRESS_SPACE_MB, as a
+    kernel reserves far more address space than it uses. Where a
+    cgroup bounds the tree's processes, the sandbox user's own limit only stops a runaway across
+    concurrent notebooks."""
     try:
         import resource
     except ImportError:
         return
     limits = [(resource.RLIMIT_CORE, 0)]
     if policy.memory_mb:
-        limits.append((resource.RLIMIT_AS, policy.memory_mb * 2**20))
+        space = max(policy.memory_mb, MIN_ADDRESS_SPACE_MB) if "memory" in tree else policy.memory_mb
+        limits.append((resource.RLIMIT_AS, space * 2**20))
     if policy.file_size_mb:
         limits.append((resource.RLIMIT_FSIZE, policy.file_size_mb * 2**20))
     if policy.cpu_seconds:
         limits.append((resource.RLIMIT_CPU, policy.cpu_seconds))
     if processes and policy.processes:
-        limits.append((resource.RLIMIT_NPROC, policy.processes))
+        limits.append((resource.RLIMIT_NPROC, policy.processes * (8 if "pids" in tree else 1)))
     for kind, value in limits:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(kind, (value, value if kind != resource.RLIMIT_CPU else value + 5))
@@ -791,7 +902,7 @@ def _inside(spec_path: str, argv: list[str]) -> None:
     pid = os.fork()
     if pid == 0:
         os.setsid()
-        _set_rlimits(policy, processes=True)
+        _set_rlimits(policy, processes=True, tree=tuple(spec.get("tree", ())))
         os.setgroups([])
         os.setgid(policy.gid)
         os.setuid(policy.uid)
@@ -804,5 +915,7 @@ def _inside(spec_path: str, argv: list[str]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--inside":
         _inside(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "--execute":
+        execute(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         launch(sys.argv[1:])

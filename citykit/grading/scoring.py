@@ -99,30 +99,64 @@ def _parse_answers(raw: Any, where: str) -> dict[str, dict[str, dict | None]]:
 
 
 def assigned_names(source: str) -> list[str]:
-    """The names a cell assigns or defines at its top level (in order, each once)."""
+    """The global names a cell assigns, imports or defines (in order, each once): its statements and
+    those inside its if/for/while/with/try blocks, not inside functions or classes."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     found: list[str] = []
-    for node in tree.body:
-        targets: list[ast.AST] = []
-        if isinstance(node, ast.Assign):
-            targets = list(node.targets)
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
-            targets = [node.target]
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found.append(node.name)
-        elif isinstance(node, ast.For | ast.With):
-            targets = (
-                [node.target] if isinstance(node, ast.For) else [i.optional_vars for i in node.items if i.optional_vars]
-            )
-        for target in targets:
-            if isinstance(target, ast.Name):
-                found.append(target.id)
-            elif isinstance(target, ast.Tuple | ast.List):
-                found += [e.id for e in ast.walk(target) if isinstance(e, ast.Name)]
+
+    def targets(node: ast.AST) -> None:
+        found.extend(e.id for e in ast.walk(node) if isinstance(e, ast.Name) and isinstance(e.ctx, ast.Store))
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    targets(target)
+            elif isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
+                targets(node.target)
+            elif isinstance(node, ast.With | ast.AsyncWith):
+                for item in node.items:
+                    if item.optional_vars is not None:
+                        targets(item.optional_vars)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found.append(node.name)
+                continue
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                found.extend((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
+            elif isinstance(node, ast.Expr | ast.Return):
+                found.extend(e.target.id for e in ast.walk(node) if isinstance(e, ast.NamedExpr))
+            for block in ("body", "orelse", "finalbody"):
+                visit(getattr(node, block, []) or [])
+            for handler in getattr(node, "handlers", []) or []:
+                if handler.name:
+                    found.append(handler.name)
+                visit(handler.body)
+
+    visit(tree.body)
     return list(dict.fromkeys(found))
+
+
+def used_names(source: str) -> set[str]:
+    """The global names a cell reads that it does not define itself (before or after; a rough but
+    safe over-approximation for deciding what a test needs)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    loads, local = set(), set(assigned_names(source))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.add(node.id)
+        elif isinstance(node, ast.arg):
+            local.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            local.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            local.add(node.name)
+    return loads - local
 
 
 # ---------------------------------------------------------------------------------- the plan
@@ -130,7 +164,7 @@ def assigned_names(source: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PlanCell:
-    kind: str  # "locked" (replayed), "solution" (answers put in), "test" (run and scored)
+    kind: str  # "locked" (replayed), "solution" (answers put in), "test" (run and scored), "free" (see plan_for)
     grade_id: str
     source: str
 
@@ -158,7 +192,12 @@ def _meta(cell) -> dict:
 
 
 def plan_for(assignment: str, notebook: str, course_root: Path | None = None) -> Plan:
-    """The scoring plan of `notebook` (a name without .ipynb) from notebooks/<assignment>/."""
+    """The scoring plan of `notebook` (a name without .ipynb) from notebooks/<assignment>/: its locked,
+    answer and test cells in order, and the unlocked cells of the course's own version that define a
+    name a later locked or test cell reads and nothing else provides (replayed as written in the
+    course: the learner's edits to them do not reach the tests)."""
+    import builtins
+
     import nbformat
 
     root = Path(course_root) if course_root is not None else paths.course_root()
@@ -166,17 +205,20 @@ def plan_for(assignment: str, notebook: str, course_root: Path | None = None) ->
     if not source.is_file():
         raise CitykitError(f"no source notebook {source} to score {assignment} with")
     nb = nbformat.read(source, as_version=4)
-    cells = []
-    for cell in nb.cells:
-        meta = _meta(cell)
-        if cell.cell_type != "code" or not meta.get("grade_id"):
+    cells: list[PlanCell] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
             continue
-        if meta.get("solution"):
-            cells.append(PlanCell("solution", meta["grade_id"], cell.source))
-        elif meta.get("grade"):
-            cells.append(PlanCell("test", meta["grade_id"], cell.source))
-        elif meta.get("locked"):
-            cells.append(PlanCell("locked", meta["grade_id"], cell.source))
+        meta = _meta(cell)
+        grade_id = meta.get("grade_id") or ""
+        if grade_id and meta.get("solution"):
+            cells.append(PlanCell("solution", grade_id, cell.source))
+        elif grade_id and meta.get("grade"):
+            cells.append(PlanCell("test", grade_id, cell.source))
+        elif grade_id and meta.get("locked"):
+            cells.append(PlanCell("locked", grade_id, cell.source))
+        else:
+            cells.append(PlanCell("free", f"cell {index + 1}", cell.source))
     declared = declared_answers(assignment, course_root)
     solutions = [c.grade_id for c in cells if c.kind == "solution"]
     if declared is None:
@@ -186,7 +228,44 @@ def plan_for(assignment: str, notebook: str, course_root: Path | None = None) ->
         if unknown:
             raise CitykitError(f"course.yml declares answers of {', '.join(unknown)}, not answer cells of {assignment}")
         answers = {g: declared.get(g, {}) for g in solutions}
-    return Plan(assignment, notebook, tuple(cells), answers, declared is not None)
+    # keep a free cell only when a later locked or test cell needs a name that only it defines
+    provided = set(dir(builtins)) | {"display", "get_ipython"}
+    needed_from: dict[int, set[str]] = {}
+    last_definer: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        if cell.kind in ("locked", "test"):
+            for name in used_names(cell.source) - provided:
+                if name in last_definer:
+                    needed_from.setdefault(last_definer[name], set()).add(name)
+        names = set(answers.get(cell.grade_id, {})) if cell.kind == "solution" else set(assigned_names(cell.source))
+        if cell.kind == "free":
+            for name in names:
+                last_definer[name] = index
+        else:
+            provided |= names
+            for name in names:
+                last_definer.pop(name, None)
+    kept = tuple(c for i, c in enumerate(cells) if c.kind != "free" or i in needed_from)
+    return Plan(assignment, notebook, kept, answers, declared is not None)
+
+
+def unprovided_names(plan: Plan) -> dict[str, list[str]]:
+    """test grade_id -> names it reads that no locked cell, earlier test, kept free cell or declared
+    answer provides (a declaration missing from course.yml `answers:`, or a name made up by the test)."""
+    import builtins
+
+    provided = set(dir(builtins)) | {"display", "get_ipython"}
+    missing: dict[str, list[str]] = {}
+    for cell in plan.cells:
+        if cell.kind == "test":
+            lacking = sorted(used_names(cell.source) - provided)
+            if lacking:
+                missing[cell.grade_id] = lacking
+        if cell.kind == "solution":
+            provided |= set(plan.answers.get(cell.grade_id, {}))
+        else:
+            provided |= set(assigned_names(cell.source))
+    return missing
 
 
 def visible_part(source: str) -> str:
@@ -247,6 +326,10 @@ def _traceback(shell, etype, evalue, tb) -> list[str]:
 
     cells = getattr(shell.compile, "_filename_map", {})
     lines = ["-" * 75, f"{etype.__name__:<42}Traceback (most recent call last)"]
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename not in cells:
+        start = start.tb_next  # IPython's own frames, before the cell's
+    tb = start or tb
     while tb is not None:
         frame, number = tb.tb_frame, tb.tb_lineno
         filename = frame.f_code.co_filename
@@ -314,7 +397,8 @@ def _fingerprint(args: tuple) -> str:
     for value in args:
         digest.update(type(value).__qualname__.encode())
         if isinstance(value, pd.DataFrame | pd.Series | pd.Index):
-            digest.update(repr((value.shape, [str(d) for d in getattr(value, "dtypes", [value.dtype])])).encode())
+            kinds = value.dtypes if isinstance(value, pd.DataFrame) else [value.dtype]
+            digest.update(repr((value.shape, [str(d) for d in kinds])).encode())
             if isinstance(value, pd.DataFrame):
                 digest.update(repr(list(value.columns)).encode())
             try:
@@ -463,7 +547,7 @@ class Scorer:
                 folder = None
             try:
                 for cell in plan.cells[done:]:
-                    if cell.kind == "locked":
+                    if cell.kind in ("locked", "free"):
                         self._run(cell.source, self.cell_timeout)
                     elif cell.kind == "solution":
                         self._put_answers(plan, cell.grade_id, manifest.get(cell.grade_id, {}), folder, limit_bytes,
@@ -605,11 +689,15 @@ class TwoPhaseExecute(Execute):
         limit = int(self.answers_mb) * 2**20
         policy = sandbox.Policy.from_dict(self.sandbox) if self.sandbox else sandbox.Policy.detect()
         with sandbox.Run(policy, Path(self.scratch) if self.scratch else None, root, info["assignment"]) as run:
-            run_nb, origin = _phase_one_notebook(nb, plan, run.answers, limit)
+            folder = Path(sandbox.CONTAINER_OUT) if policy.container else run.answers  # as the notebook sees it
+            run_nb, origin = _phase_one_notebook(nb, plan, folder, limit)
             path = resources.setdefault("metadata", {}).get("path")
             resources["metadata"]["path"] = str(run.workdir)
             try:
-                self._phase_one(run_nb, resources, run)
+                if policy.container:
+                    self._phase_one_container(run_nb, run, limit)
+                else:
+                    self._phase_one(run_nb, resources, run)
             finally:
                 resources["metadata"]["path"] = path
             run.stop()  # every process of the run has ended before its answers are read
@@ -651,6 +739,44 @@ class TwoPhaseExecute(Execute):
                 nb.cells[0].outputs = [sandbox.died_output(run, f"the kernel did not start: {error}")]
         finally:
             watchdog.cancel()
+
+    def _phase_one_container(self, nb, run, limit: int) -> None:
+        """Execute the notebook in a container (`sandbox.container_command`) and take its outputs back
+        from the notebook it wrote: a regular file, within the limit, with the same cells."""
+        import subprocess
+        import uuid
+
+        import nbformat
+
+        from citykit.grading import sandbox
+
+        prepared = run.dir / "notebook.ipynb"
+        nbformat.write(nb, prepared)
+        prepared.chmod(0o644)
+        name = f"citykit-grade-{uuid.uuid4().hex[:12]}"
+        command = sandbox.container_command(run.policy, prepared, run.workdir, run.answers, sandbox.published_folders(),
+                                            int(self.timeout or 0), name)  # fmt: skip
+        try:
+            subprocess.run(command, capture_output=True, timeout=run.policy.wall_seconds, check=False)
+        except subprocess.TimeoutExpired:
+            run.notes.append(f"stopped at the wall-time limit ({run.policy.wall_seconds} s)")
+            subprocess.run([run.policy.engine, "kill", name], capture_output=True, check=False)
+        except OSError as error:
+            run.notes.append(f"the container could not start: {error}")
+        try:
+            executed = nbformat.reads(
+                answer_files.read_file(run.answers / "executed.ipynb", limit).decode(), as_version=4
+            )
+        except (OSError, ValueError, answer_files.Refused) as error:
+            run.notes.append(f"the container's notebook could not be read ({type(error).__name__})")
+            return
+        if len(executed.cells) != len(nb.cells):
+            run.notes.append("the container's notebook does not have the cells it was given")
+            return
+        for cell, ran in zip(nb.cells, executed.cells, strict=True):
+            if cell.cell_type == "code" and ran.get("cell_type") == "code":
+                cell.outputs = ran.get("outputs", [])
+                cell.execution_count = ran.get("execution_count")
 
 
 EXPORT_CELL = (
