@@ -321,6 +321,15 @@ def _read_only_paths(kernel_course: Path | None) -> list[str]:
     return [str(p) for p in kept]
 
 
+def _masked_paths() -> list[str]:
+    """Folders under the read-only ones the sandbox must not see: an installed wheel carries the
+    course's source notebooks (solutions and hidden tests) in citykit/resources/course/notebooks."""
+    import citykit
+
+    inside = Path(citykit.__file__).resolve().parent / "resources" / "course" / "notebooks"
+    return [str(inside)] if inside.is_dir() else []
+
+
 def _kit_course() -> Path | None:
     from citykit import paths
 
@@ -407,6 +416,7 @@ class Run:
             "workdir": str(self.workdir), "answers": str(self.answers), "kernel": str(self.kernel_dir),
             "root": str(self.root), "python": sys.executable,
             "read_only": _read_only_paths(kernel_course) if self.policy.isolate else [],
+            "masked": _masked_paths() if self.policy.isolate else [],
             "env": _kernel_env(self.policy, self.workdir, kernel_course),
             "cgroups": [],
             "tree": [],  # what the cgroups bound for the whole process tree: "memory", "pids"
@@ -873,6 +883,9 @@ def _inside(spec_path: str, argv: list[str]) -> None:
     for path in spec["read_only"]:
         if os.path.exists(path) and not os.path.islink(path):
             bind(path)
+    for path in spec.get("masked", []):  # hidden under an empty, read-only folder
+        if os.path.isdir(inside(path)):
+            _mount("tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
     for path in (spec["workdir"], spec["answers"], spec["kernel"]):
         bind(path, writable=True)
     os.makedirs(inside("/dev"), exist_ok=True)

@@ -79,3 +79,17 @@ def test_the_executor_runs_every_cell_and_writes_the_outputs(tmp_path):
     ran = nbformat.read(out, as_version=4)
     assert ran.cells[0].outputs[0]["text"] == "42\n" and ran.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
     assert ran.cells[2].outputs[0]["text"] == "43\n"  # a failing cell does not stop the rest
+
+
+def test_the_image_is_built_from_the_kit_without_the_courses_notebooks_grading_or_data():
+    dockerfile = (paths.course_root() / "grading" / "Dockerfile.grader").read_text(encoding="utf-8")
+    copies = [line.split()[1:-1] for line in dockerfile.splitlines() if line.startswith("COPY")]
+    sources = [s for line in copies for s in line if not s.startswith("--")]
+    assert "environment.yml" in sources and "citykit" in sources
+    assert "." not in sources and not any(
+        s.startswith(("notebooks", "datasets/raw", "datasets/published")) for s in sources
+    )
+    assert not any(
+        s == "grading" or s.startswith(("grading/submitted", "grading/cohorts", "grading/gradebook")) for s in sources
+    )
+    assert 'find / -xdev -name "*.ipynb"' in dockerfile and "USER 65534:65534" in dockerfile
