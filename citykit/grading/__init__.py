@@ -1,6 +1,7 @@
 """Grading a cohort with nbgrader.
 
-Modules depend one way: `cohort` <- `config` <- the rest (`lint`, `limits` <- `autograde`, ...).
+Modules depend one way: `cohort` <- `config` <- the rest (`lint`, `limits`, `sandbox`, `answer_files`
+<- `scoring` <- `autograde`, ...).
 
 - `cohort` — the roster, due dates and limits of a training cohort (`grading/cohorts/NAME.yml`):
   `read_roster`, `setup_cohort`, `load_cohort`, `apply_to_config`;
@@ -12,6 +13,12 @@ Modules depend one way: `cohort` <- `config` <- the rest (`lint`, `limits` <- `a
   `lint_notebook`, `lint_assignment` (and `DeduplicateCells`, the preprocessor grading uses);
 - `limits` — kernels under the cohort's memory and CPU-time limits (where the OS has them):
   `limited_kernels`, `kernel_dir`, `run_limited_kernel`, `cohort_limits`, `limits_enforced`;
+- `sandbox` — where a learner's notebook runs while graded: `Policy` (what this system enforces),
+  `Run` (one learner's folders, cgroups and spec), the kernel launcher, `container_command`;
+- `answer_files` — answers out of the sandbox as data (parquet, JSON, npy; charts and citykit's
+  results as their data; never pickle): `export` (in the kernel), `read_answers`, `read_value`;
+- `scoring` — every test run apart from learner code: `declared_answers` (course.yml `answers:`),
+  `plan_for`, `Scorer`, and `TwoPhaseExecute`, nbgrader's Execute step in two phases;
 - `autograde` — one learner (`autograde`) or a cohort in parallel with warm workers and one
   gradebook writer (`autograde_cohort` -> `CohortGrades`);
 - `feedback` — HTML feedback without hidden tests: `feedback`, `strip_hidden_tests`;

@@ -163,6 +163,38 @@ def test_cli_setup_exits_2_on_a_bad_roster(tmp_path, capsys, monkeypatch):
     assert "duplicate student_id 'ana'" in capsys.readouterr().err
 
 
+def test_the_gradebook_url_stays_out_of_the_course(tmp_path, monkeypatch):
+    """`setup --db-url` keeps the URL (its password) in a 0600 file outside the course; the cohort file
+    names only that file; the environment variable wins; a cohort file holding a password is refused."""
+    root = tmp_path / "course"
+    (root / "notebooks" / SUMS).mkdir(parents=True)
+    nbformat.write(sums_source(), root / "notebooks" / SUMS / f"{SUMS}.ipynb")
+    secrets = tmp_path / "secrets"
+    monkeypatch.setenv(cohorts.SECRETS_ENV, str(secrets))
+    monkeypatch.delenv(cohorts.GRADEBOOK_URL_ENV, raising=False)
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}?password=s3cret-pw"  # SQLite here; the same for any URL
+    cohort = cohorts.setup_cohort("fall", write_roster(tmp_path / "r.csv", ["ana"]), course_root=root, db_url=url)
+    stored = Path(cohort.db_url_file)
+    assert stored.parent == secrets and stored.read_text(encoding="utf-8").strip() == url
+    assert stored.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_mode & 0o777 == 0o700
+    text = cohorts.cohort_file("fall", root).read_text(encoding="utf-8")
+    assert "s3cret-pw" not in text and str(stored) in text
+    assert load_config(root).CourseDirectory.db_url == url
+    monkeypatch.setenv(cohorts.GRADEBOOK_URL_ENV, "sqlite:////from/the/environment.db")
+    assert load_config(root).CourseDirectory.db_url == "sqlite:////from/the/environment.db"
+    monkeypatch.delenv(cohorts.GRADEBOOK_URL_ENV)
+    stored.chmod(0o644)
+    with pytest.raises(CitykitError, match="can be read by others"):
+        cohorts.gradebook_url(cohorts.load_cohort(course_root=root), root)
+    monkeypatch.setenv(cohorts.SECRETS_ENV, str(root / "inside"))
+    with pytest.raises(CitykitError, match="inside the course folder"):
+        cohorts.setup_cohort("fall", tmp_path / "r.csv", course_root=root, db_url=url)
+    file = cohorts.cohort_file("fall", root)
+    file.write_text(text.replace(f"db_url_file: {stored}", "db_url: postgresql://grader:pw@db/gradebook"))
+    with pytest.raises(CitykitError, match="holds the gradebook's database password"):
+        cohorts.load_cohort(course_root=root)
+
+
 def test_cohort_file_sets_nbgrader_config(tmp_path):
     root = tmp_path / "course"
     (root / "notebooks" / SUMS).mkdir(parents=True)

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -390,3 +391,48 @@ def test_help_and_every_run_say_what_the_sandbox_enforces(capsys):
         isolate=True, user="citykit-grader", rlimits=True, reaper=True, cgroups={"memory": "/x", "pids": "/y"}
     )
     assert full.notes() == [] and any("whole process tree" in line for line in full.enforced())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="elsewhere left-over processes are not found")
+def test_without_the_sandbox_the_kernel_gets_no_secret_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The fallback where the sandbox cannot be had (not root): a plain kernel in the run's folder,
+    with the stripped environment and file-size limit, and whatever it left running ended after it."""
+    from jupyter_client.manager import KernelManager
+
+    from citykit.grading.limits import limited_kernels
+    from citykit.grading.sandbox import Run
+
+    monkeypatch.setenv("CITY_DB_URL", f"postgresql://grader:{SECRET}@db/gradebook")
+    policy = Policy(isolate=False, rlimits=True, reaper=True, file_size_mb=5, wall_seconds=120)
+    seen: list[str] = []
+    code = f"""import os, subprocess, sys, time
+print(sorted(os.environ), "{SECRET}" in str(os.environ))
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)  # {TOKEN}-plain"], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(900)
+    os._exit(0)
+try:
+    open("big.bin", "wb").write(bytes(10 * 2**20))
+except OSError as error:
+    print("file stopped:", error.errno)
+"""
+    with limited_kernels(LIMITS, quiet=True), Run(policy, tmp_path, paths.course_root(), MODULE) as run:
+        manager = KernelManager(kernel_name="python3")
+        run.configure_kernel_manager(manager)
+        manager.start_kernel(cwd=str(run.workdir))
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            client.execute_interactive(
+                code, timeout=120, output_hook=lambda m: seen.append(m["content"].get("text", ""))
+            )
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+        assert processes_of_the_run([f"{TOKEN}-plain", str(tmp_path)])  # still running before the run ends
+    said = "".join(seen)
+    assert "False" in said and "CITY_DB_URL" not in said and "file stopped: 27" in said, said
+    assert processes_of_the_run([f"{TOKEN}-plain", str(tmp_path)]) == []
