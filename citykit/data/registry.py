@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from citykit import paths
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, quote
 from citykit.files import atomic_write, locked
 
 TABLES = ("service_requests", "neighborhoods", "program_applications")
@@ -159,7 +159,7 @@ def all_datasets() -> dict[str, Dataset]:
 def get(name: str) -> Dataset:
     datasets = all_datasets()
     if name not in datasets:
-        raise CitykitError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(datasets))}")
+        raise CitykitError(f"unknown dataset {quote(name)}; registered datasets: {', '.join(sorted(datasets))}")
     return datasets[name]
 
 

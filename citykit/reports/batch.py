@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from citykit import paths
-from citykit.errors import CitykitError
+from citykit.errors import CitykitError, quote, redact
 from citykit.files import atomic_write, locked
 from citykit.reports.html import index_page
 from citykit.reports.kernel import ReportKernel, kill_all_kernels
@@ -89,7 +89,7 @@ class BatchResult:
         ok = len(self.runs) - len(self.failed)
         text = f"{self.report} over {self.over}: {ok} of {len(self.runs)} reports succeeded in {self.seconds:.1f} s"
         if self.failed:
-            text += "; failed: " + "; ".join(f"{r.value}: {r.error}" for r in self.failed)
+            text += "; failed: " + "; ".join(f"{redact(str(r.value))}: {r.error}" for r in self.failed)
         return text
 
 
@@ -105,10 +105,12 @@ def plan(
     spec = next((s for s in report.parameters if s.name == over), None)
     if spec is None:
         known = ", ".join(s.name for s in report.parameters) or "none"
-        raise CitykitError(f"report {report.name} has no parameter {over!r} to batch over; its parameters: {known}")
+        raise CitykitError(
+            f"report {report.name} has no parameter {quote(over)} to batch over; its parameters: {known}"
+        )
     chosen = list(values) if values else allowed_values(spec, dataset_of(base, report.parameters))
     if not chosen:
-        raise CitykitError(f"no values of {over!r} to run")
+        raise CitykitError(f"no values of {quote(over)} to run")
     root = Path(out) if out is not None else paths.reports_dir() / report.name
     runs = []
     for value in chosen:
@@ -120,7 +122,7 @@ def plan(
         runs.append(BatchRun(resolved[over], resolved, folder))
     folders = [r.out for r in runs]
     if len(set(folders)) != len(folders):
-        raise CitykitError(f"two values of {over!r} name the same report folder; give distinct --values")
+        raise CitykitError(f"two values of {quote(over)} name the same report folder; give distinct --values")
     return report, runs, root
 
 
@@ -379,7 +381,8 @@ class _progress:
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if outcome["status"] != "succeeded":
-                    self.bar.console.print(f"[red]failed[/red] {task['parameters']}: {outcome['error']}")
+                    shown = {k: redact(str(v)) for k, v in task["parameters"].items()}
+                    self.bar.console.print(f"failed {shown}: {outcome['error']}", style="red", markup=False)
             elif callable(self.progress):
                 self.progress(task, outcome)
 
@@ -429,9 +432,12 @@ def index_rows(root: Path, title: str) -> list[dict[str, str]]:
     for (folder, data), params in zip(found, parameters):
         shown = [params.get(k) for k in varying]
         if len(varying) == 1:
-            label = "citywide" if shown[0] is None else str(shown[0])
+            label = "citywide" if shown[0] is None else redact(str(shown[0]))
         else:
-            label = ", ".join(f"{k}={v}" for k, v in zip(varying, shown)) or folder.relative_to(root).as_posix()
+            label = (
+                ", ".join(f"{k}={redact(str(v))}" for k, v in zip(varying, shown))
+                or folder.relative_to(root).as_posix()
+            )
         as_of = (data.get("dataset") or {}).get("as_of")
         if as_of:
             label += f" (as of {as_of})"

@@ -109,3 +109,12 @@ def test_dask_localcluster_batch_equals_local_batch(riverton, tmp_path):
     assert len(local_outputs) >= 2 * 3  # two tables and the outputs, per neighborhood
     assert dask_outputs == local_outputs
     assert (tmp_path / "dask" / "index.html").exists()
+
+
+def test_a_failed_value_with_a_password_is_redacted_in_the_summary(tmp_path):
+    from citykit.reports.batch import BatchResult, BatchRun
+
+    url = "postgresql://alice:s3cret-pw@127.0.0.1/city"
+    result = BatchResult("r", "db", tmp_path, [BatchRun(url, {"db": url}, tmp_path, "failed", error="boom")])
+    assert "s3cret-pw" not in result.summary()
+    assert "postgresql://***@127.0.0.1/city" in result.summary()
