@@ -8,6 +8,14 @@ with plain-language advice, e.g. "You got 4.2 days; that is the mean. Medians re
                        mistakes={"mean": closed["days"].mean()})
 
 Values may be numbers, pandas Series or DataFrames (compared label by label).
+
+Checks fail kindly: the kind and shape of an answer come first, with what to do ("should be a list ...:
+add .tolist()", "one True/False value per row ...: add .sum()", "a Ratio ...: take its .estimate");
+numbers are written for people (227,305, never 5e+05; `unit="share"` says 0.79 (79.0%)); pandas' own
+errors never reach the learner. A visible test compares the answer with the value computed on the
+learner's own data, `close_to(..., reveal=False, hint=...)` (or `shares(...)` for shares of a whole),
+so a wrong answer fails with advice but the expected value is not shown. Each module's catalogue of
+mistakes (curriculum/mistakes/NN-slug.yml, tests/lessons/test_mistakes.py) holds the checks to that.
 """
 
 from __future__ import annotations
