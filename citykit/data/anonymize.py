@@ -1,17 +1,26 @@
 """Publish a raw export as the canonical, anonymized tables a training cohort may use.
 
-Service requests: personal and free-text columns dropped, coordinates rounded to 3 decimals
-(about 100 m), no coordinates for the standard's sensitive request types, and every defect flagged
-from the raw values, never repaired ("flag, don't silently repair"). Program applications: personal
-columns dropped, then k-anonymity under the disaggregation standard (`citykit.standards.kanonymity`).
+Every column of a table of people is treated as the standard's one table of columns says
+(`privacy.columns` in curriculum/standards/disaggregation.yml): identifiers are dropped or replaced
+by keyed hashes (`citykit.standards.pseudonyms`), times coarsened, quasi-identifiers published in
+the rows under k-anonymity with the outcome rule (`citykit.standards.kanonymity`), and the columns
+that would cost too much of the rest published only in aggregate tables.
+
+Service requests: personal and free-text columns dropped, request ids hashed with the dataset's
+key, coordinates rounded to 3 decimals (about 100 m), no coordinates for the standard's sensitive
+request types, and every defect flagged from the raw values, never repaired ("flag, don't silently
+repair"). Program applications: `publish_applications` (days to decision from the exact dates, then
+the month of submission, fresh ids, k-anonymity over every quasi-identifier, and the aggregate table
+of age band, household size, income band and days to decision).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,21 +34,40 @@ import shapely
 import yaml
 
 from citykit import paths
-from citykit.data.columns import NEIGHBORHOODS, PROGRAM_APPLICATIONS, SERVICE_REQUESTS
+from citykit.data.columns import NEIGHBORHOODS, OUTCOMES, PROGRAM_APPLICATIONS, SERVICE_REQUESTS
 from citykit.errors import CitykitError
-from citykit.standards.kanonymity import k_anonymize
+from citykit.standards import suppression
+from citykit.standards.kanonymity import KAnonymityReport, k_anonymize
+from citykit.standards.pseudonyms import dataset_key, pseudonymise
+from citykit.standards.reader import DisaggregationStandard, load_disaggregation, personal_columns
 from citykit.standards.sensitive import blank_sensitive_coordinates
 
-PERSONAL_COLUMNS = {
-    "service_requests": ("incident_address", "caller_name", "caller_phone", "caller_email", "notes"),
-    "program_applications": ("applicant_name", "phone", "email", "address", "date_of_birth"),
-}
+
+class _Personal(Mapping):
+    """The standard's personal columns per table (`privacy.columns`: identifiers never published),
+    read from the standard when first used (nothing runs at import)."""
+
+    def _columns(self) -> dict[str, tuple[str, ...]]:
+        return personal_columns()
+
+    def __getitem__(self, table: str) -> tuple[str, ...]:
+        return self._columns()[table]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns())
+
+    def __len__(self) -> int:
+        return len(self._columns())
+
+
+PERSONAL_COLUMNS: Mapping[str, tuple[str, ...]] = _Personal()
 COORDINATE_DECIMALS = 3  # about 110 m of latitude
 PLACEHOLDER_YEAR = 1900
 TIMESTAMPS = {
     "service_requests": ("created_at", "closed_at", "due_at"),
     "program_applications": ("submitted_at", "decided_at"),
 }
+UNIT_FREQ = {"month": "M", "quarter": "Q", "year": "Y"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +77,7 @@ class PublishSummary:
     flags: dict[str, int]  # rows per flag column in the published service requests
     coordinates_removed: int  # sensitive-type requests published without coordinates
     k_anonymity: dict[str, Any]  # citykit.standards.kanonymity.KAnonymityReport as a dict
+    aggregates: dict[str, Any] | None = None  # the aggregate table: file, rows, cells suppressed
 
 
 def standard_request_types() -> list[str]:
@@ -138,25 +167,33 @@ def _check_columns(df: pd.DataFrame, table: str, required: Sequence[str]) -> Non
         raise CitykitError(f"raw {table} export lacks columns: {', '.join(missing)}")
 
 
-def publish(raw_dir: Path, out_dir: Path) -> PublishSummary:
-    """Anonymize the raw export in `raw_dir` into canonical parquet tables in `out_dir`."""
+def publish(raw_dir: Path, out_dir: Path, *, dataset: str = "riverton", home: Path | None = None) -> PublishSummary:
+    """Anonymize the raw export in `raw_dir` into canonical parquet tables in `out_dir`.
+
+    `dataset` names the key of its published ids (`citykit.standards.pseudonyms`, kept in the
+    data home `home`, default `paths.citykit_home()`): the same raw export publishes the same ids."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     boundaries = raw_dir / "boundaries.geojson"
+    std = load_disaggregation()
+    key = dataset_key(dataset, home)
 
     raw = _requests(raw_dir)
     _check_columns(raw, "service_requests", [c for c in SERVICE_REQUESTS if not c.startswith("flag_")])
     requests = flag_requests(raw.drop(columns=list(PERSONAL_COLUMNS["service_requests"])),
                              standard_request_types(), city_bounds(boundaries))  # fmt: skip
     requests, removed = blank_sensitive_coordinates(requests)
+    for column in std.columns["service_requests"].names(publish=("pseudonymised",)):
+        requests[column] = pseudonymise(requests[column], key, dataset, "service_requests", standard=std)
     requests = requests[list(SERVICE_REQUESTS)]
     write_parquet(requests, out_dir / "service_requests.parquet")
 
-    people = _applications(raw_dir).drop(columns=list(PERSONAL_COLUMNS["program_applications"]))
-    _check_columns(people, "program_applications", PROGRAM_APPLICATIONS)
-    people, report = k_anonymize(people[list(PROGRAM_APPLICATIONS)])
-    people = people.sort_values("application_id", ignore_index=True).astype({"household_size": "int64"})
+    raw_people = _applications(raw_dir)
+    _check_columns(raw_people, "program_applications", raw_application_columns(std))
+    people, aggregates, report = publish_applications(raw_people, key=key, dataset=dataset, standard=std)
     write_parquet(people, out_dir / "program_applications.parquet")
+    aggregate_file = std.aggregate_tables["program_applications"].file
+    write_parquet(aggregates, out_dir / aggregate_file)
 
     neighborhoods = read_csv(raw_dir / "neighborhoods.csv", {"area_km2": pa.float64()})
     _check_columns(neighborhoods, "neighborhoods", NEIGHBORHOODS)
@@ -175,14 +212,167 @@ def publish(raw_dir: Path, out_dir: Path) -> PublishSummary:
         },
         flags={c: int(requests[c].sum()) for c in SERVICE_REQUESTS if c.startswith("flag_")},
         coordinates_removed=removed,
-        k_anonymity={
-            "k": report.k,
-            "quasi_identifiers": list(report.quasi_identifiers),
-            "rows_in": report.rows_in,
-            "rows_out": report.rows_out,
-            "suppressed": report.suppressed,
-            "generalised": dict(report.generalised),
-            "smallest_class": report.smallest_class,
-            "standard_version": report.standard_version,
-        },
+        k_anonymity=k_anonymity_info(report),
+        aggregates=aggregate_info(aggregates, aggregate_file),
     )
+
+
+def k_anonymity_info(report: KAnonymityReport) -> dict[str, Any]:
+    """A k-anonymity report as the build records it (build.json)."""
+    return {
+        "k": report.k,
+        "quasi_identifiers": list(report.quasi_identifiers),
+        "outcome_rule": {"column": report.outcome, "uniform_max": report.uniform_max},
+        "rows_in": report.rows_in,
+        "rows_out": report.rows_out,
+        "suppressed": report.suppressed,
+        "generalised": dict(report.generalised),
+        "smallest_class": report.smallest_class,
+        "standard_version": report.standard_version,
+    }
+
+
+def aggregate_info(aggregates: pd.DataFrame, file: str) -> dict[str, Any]:
+    """What the aggregate table holds and hides (build.json)."""
+    counts = [c for c in AGGREGATE_COUNTS if c in aggregates.columns]
+    hidden = int(aggregates[counts].isna().sum().sum())
+    return {
+        "file": file,
+        "rows": len(aggregates),
+        "columns": sorted(set(aggregates["column"])),
+        "cells": len(aggregates) * len(counts),
+        "cells_suppressed": hidden,
+    }
+
+
+# -- program applications --------------------------------------------------------------------------
+
+AGGREGATE_COUNTS = ("applications", *(o.lower() for o in OUTCOMES))
+NOT_DECIDED = "not decided"
+NOT_RECORDED = "not recorded"
+
+
+def raw_application_columns(standard: DisaggregationStandard | None = None) -> list[str]:
+    """The columns a raw applications export must hold: everything the standard classes for the
+    table except what is derived at publication (days_to_decision)."""
+    spec = (standard or load_disaggregation()).columns["program_applications"]
+    return [c for e in spec.columns if not e.derived_from for c in spec.expand(e.column)]
+
+
+def publish_applications(
+    raw: pd.DataFrame,
+    *,
+    key: bytes,
+    dataset: str,
+    standard: DisaggregationStandard | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, KAnonymityReport]:
+    """The person-level applications table, the aggregate table and the k-anonymity report, from
+    raw applications (personal columns may be present: they are dropped), under `privacy.columns`:
+
+    1. derived columns from the exact values (days_to_decision: whole days from submitted_at to
+       decided_at, rounded down; empty while undecided);
+    2. the aggregate table of the aggregate_only columns (`aggregate_table`), from every raw row;
+    3. coarsened columns cut to their unit (submitted_at: the first day of its month);
+    4. pseudonymised columns replaced by keyed hashes (application_id);
+    5. the columns published in the rows (`PROGRAM_APPLICATIONS`), k-anonymized over every
+       quasi-identifier among them with the outcome rule on `outcome`.
+    """
+    std = standard or load_disaggregation()
+    spec = std.columns["program_applications"]
+    df = raw.copy()
+    if "days_to_decision" in spec.names() and {"submitted_at", "decided_at"} <= set(df.columns):
+        elapsed = (df["decided_at"] - df["submitted_at"]) // pd.Timedelta(days=1)
+        df["days_to_decision"] = pd.array(elapsed.where(df["decided_at"].notna()), dtype="Int64")
+    aggregates = aggregate_table(df, standard=std)
+    for entry in spec.columns:
+        if entry.publish == "coarsened" and entry.column in df.columns:
+            df[entry.column] = coarsen(df[entry.column], entry.unit or "month")
+        if entry.publish == "pseudonymised" and entry.column in df.columns:
+            df[entry.column] = pseudonymise(df[entry.column], key, dataset, "program_applications", standard=std)
+    unclassified = [c for c in PROGRAM_APPLICATIONS if spec.entry(c) is None or not spec.entry(c).in_rows]
+    if unclassified:  # the contract and the standard disagree: never publish a column the standard does not
+        raise CitykitError(f"the standard does not publish {', '.join(unclassified)} in program_applications' rows")
+    people, report = k_anonymize(df[list(PROGRAM_APPLICATIONS)], standard=std)
+    people = people.sort_values("application_id", ignore_index=True)
+    return people, aggregates, report
+
+
+def coarsen(times: pd.Series, unit: str) -> pd.Series:
+    """Timestamps cut to the first moment of their month, quarter or year (nulls stay null)."""
+    if unit not in UNIT_FREQ:
+        raise CitykitError(f"unknown unit {unit!r}; choose one of: {', '.join(UNIT_FREQ)}")
+    cut = times.dt.to_period(UNIT_FREQ[unit]).dt.start_time
+    return cut.astype(times.dtype)
+
+
+def _band(values: pd.Series, rule: dict[str, Any]) -> pd.Series:
+    """A column's values as the aggregate table shows them (bands from the standard)."""
+    if "top" in rule:
+        top = int(rule["top"])
+        number = pd.to_numeric(values, errors="coerce")
+        text = number.astype("Int64").astype(str).where(number < top, f"{top} or more")
+        return text.where(number.notna(), NOT_RECORDED)
+    if "breaks" in rule:
+        unit = rule.get("unit", "")
+        edges = [0, *map(int, rule["breaks"])]
+        labels = [f"{lo}-{hi - 1} {unit}".strip() for lo, hi in itertools.pairwise(edges)]
+        labels.append(f"{edges[-1]} {unit} or more".replace("  ", " ").strip())
+        number = pd.to_numeric(values, errors="coerce")
+        banded = pd.cut(number, [*edges, np.inf], right=False, labels=labels).astype(object)
+        return pd.Series(banded, index=values.index).where(number.notna(), NOT_DECIDED)
+    return values.astype(object).where(values.notna(), NOT_RECORDED).astype(str)
+
+
+def _natural(value: str) -> tuple:
+    """Sort key: "Under 30% AMI" < "30-50% AMI" < "Over 80% AMI"; "2" < "10"; words after numbers."""
+    if value in (NOT_RECORDED, NOT_DECIDED):
+        return (2, 0.0, value)
+    numbers = re.findall(r"\d+", value)
+    if not numbers:
+        return (1, 0.0, value)
+    first = float(numbers[0])
+    if value.lower().startswith(("under", "below", "less")):
+        first -= 0.5
+    if value.lower().startswith(("over", "above", "more")):
+        first += 0.5
+    return (0, first, value)
+
+
+def aggregate_table(df: pd.DataFrame, *, standard: DisaggregationStandard | None = None) -> pd.DataFrame:
+    """The aggregate_only columns as counts of applications by outcome, per year of submission and
+    value (banded as the standard says), citywide, each (year, column) table suppressed and audited
+    under small_cells and the outcome rule (`citykit.standards.suppression`). Long format: year,
+    column, value (with a "Total" row per table), applications, approved, denied, withdrawn,
+    pending (hidden counts empty) and `hidden` (the marks of the hidden counts, e.g. "denied ≤10")."""
+    std = standard or load_disaggregation()
+    spec = std.columns["program_applications"]
+    rule = std.aggregate_tables["program_applications"]
+    columns = [c for c in spec.names(publish=("aggregate_only",)) if c in df.columns]
+    year = df["submitted_at"].dt.year
+    outcome_columns = [o.lower() for o in OUTCOMES]
+    records = []
+    for column in columns:
+        values = _band(df[column], rule.bands.get(column, {}))
+        for y in sorted(year.dropna().unique()):
+            rows = year == y
+            grid = pd.crosstab(values[rows], df.loc[rows, "outcome"]).reindex(columns=list(OUTCOMES), fill_value=0)
+            grid.columns = outcome_columns
+            grid = grid.loc[sorted(grid.index, key=_natural)]
+            table = suppression.count_table(grid, name=f"{column} {int(y)}", outcome_columns=outcome_columns)
+            [table] = suppression.suppress(table, standard=std)
+            marks = table.marks(std)
+            for label in table.values.index:
+                record = {"year": int(y), "column": column, "value": str(label)}
+                hidden = []
+                for name in ("Total", *outcome_columns):
+                    out = "applications" if name == "Total" else name
+                    shown = not table.suppressed.at[label, name]
+                    record[out] = int(table.values.at[label, name]) if shown else None
+                    if not shown:
+                        hidden.append(f"{out} {marks.at[label, name]}")
+                record["hidden"] = "; ".join(hidden)
+                records.append(record)
+    out = pd.DataFrame.from_records(
+        records, columns=["year", "column", "value", "applications", *outcome_columns, "hidden"]
+    )
+    return out.astype({c: "Int64" for c in ("applications", *outcome_columns)})

@@ -65,21 +65,21 @@ NEIGHBORHOODS = (
     "pop_multiracial",  # Multiracial and/or Multiethnic; the pop_* columns sum to population
 )
 
+# The columns published in the rows of program applications, as the disaggregation standard's
+# table of columns classes them (privacy.columns; a test keeps the two equal). decided_at,
+# age_band, household_size, income_band and days_to_decision are published only in the aggregate
+# table beside it (privacy.aggregate_tables), or not at all.
 PROGRAM_APPLICATIONS = (
-    "application_id",
+    "application_id",  # a keyed hash of the raw id (A- and 10 hex digits), never the raw id
     "program",
-    "submitted_at",
-    "decided_at",
+    "submitted_at",  # the first day of the month of submission
     "outcome",  # Approved, Denied, Withdrawn, Pending
     "neighborhood",  # may be generalized away (null) by k-anonymity; council_district remains
     "council_district",
-    "age_band",
     "gender",
     *(f"race_{code}" for code in RACE_ETHNICITY),  # multi-select indicators
     "race_not_reported",
     "race_declined",
-    "household_size",
-    "income_band",
     "language",
 )
 

@@ -67,7 +67,8 @@ def fingerprint() -> str:
     here = Path(__file__).resolve().parent
     files = [
         here / "generate.py", here / "anonymize.py", here / "city.py", here / "columns.py",
-        here.parent / "standards" / "kanonymity.py", here.parent / "standards" / "sensitive.py", calibration_file(),
+        here.parent / "standards" / "kanonymity.py", here.parent / "standards" / "sensitive.py",
+        here.parent / "standards" / "pseudonyms.py", here.parent / "standards" / "suppression.py", calibration_file(),
         paths.standard_file("metrics.yml"), paths.standard_file("disaggregation.yml"),
     ]  # fmt: skip
     digest = hashlib.sha256(f"numpy {np.__version__} faker {faker.VERSION}".encode())
@@ -602,7 +603,7 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 write_raw(raw_tmp, city, requests, applications)
                 generated = time.perf_counter()
                 progress.update(step, description="Publishing (anonymizing) the tables")
-                published = anonymize.publish(raw_tmp, published_tmp)
+                published = anonymize.publish(raw_tmp, published_tmp, dataset=name, home=home)
             seconds = time.perf_counter() - started
             info = {
                 "dataset": name,
@@ -621,6 +622,7 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 "city_bounds": dict(zip(("min_lon", "min_lat", "max_lon", "max_lat"), city.bounds)),
                 "sensitive_coordinates_removed": published.coordinates_removed,
                 "k_anonymity": published.k_anonymity,
+                "aggregates": published.aggregates,
                 "seconds": {
                     "generate": round(generated - started, 2),
                     "publish": round(seconds - (generated - started), 2),

@@ -39,14 +39,15 @@ from shapely.geometry import mapping, shape
 
 from citykit import standards
 from citykit.data import registry
-from citykit.data.anonymize import write_parquet
-from citykit.data.columns import NEIGHBORHOODS, OUTCOMES, PROGRAM_APPLICATIONS, RACE_ETHNICITY
+from citykit.data.anonymize import publish_applications, raw_application_columns, write_parquet
+from citykit.data.columns import NEIGHBORHOODS, OUTCOMES, RACE_ETHNICITY
 from citykit.data.importers import IMPORTED, Mapping, parse_timestamps
 from citykit.data.quality import scorecard
 from citykit.data.schema import validate
 from citykit.errors import CitykitError
 from citykit.files import atomic_write, replacing
-from citykit.standards.kanonymity import k_anonymize
+from citykit.standards.pseudonyms import dataset_key
+from citykit.standards.reader import personal_columns
 
 NAME_PROPERTIES = ("neighborhood", "name", "NAME", "nhood", "Neighborhood")
 
@@ -289,11 +290,14 @@ def import_applications(file: Path | str, mapping_file: Path | str, name: str | 
     df["language"] = get("language")
     if df["submitted_at"].isna().any():
         raise CitykitError("some submitted dates are empty or not in timestamp_formats; fix the mapping's formats")
-    df = df[list(PROGRAM_APPLICATIONS)]
-    published, report = k_anonymize(df, standard=std)
-    published = published.sort_values("application_id", ignore_index=True)
+    # the standard's treatment of every column (privacy.columns): fresh ids under the dataset's key,
+    # the month of submission, k-anonymity with the outcome rule, the aggregate-only columns apart
+    published, aggregates, report = publish_applications(df, key=dataset_key(ds.name), dataset=ds.name, standard=std)
     validate(published, "program_applications")
     path = _write(published, ds, "program_applications")
+    aggregate_path = ds.folder / std.aggregate_tables["program_applications"].file
+    with replacing(aggregate_path) as tmp:
+        write_parquet(aggregates, tmp)
     return TableImport(ds.name, path, len(published), (str(report),))
 
 
@@ -302,7 +306,8 @@ def _application_mapping(path: Path) -> dict[str, Any]:
         raise CitykitError(f"mapping file {path} not found")
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     columns = spec.get("columns") or {}
-    allowed = {*PROGRAM_APPLICATIONS, "age", "race"} - {f"race_{c}" for c in RACE_ETHNICITY}
+    allowed = {*raw_application_columns(), "age", "race"} - {f"race_{c}" for c in RACE_ETHNICITY}
+    allowed -= {c for cs in personal_columns().values() for c in cs}  # never read (names, phones, ...)
     unknown = [c for c in columns if c not in allowed]
     needed = [c for c in ("application_id", "submitted_at", "outcome", "race") if c not in columns]
     if unknown or needed:

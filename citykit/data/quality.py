@@ -499,20 +499,24 @@ def _score_applications(
     # k-anonymity shows a multi-category person as Multiracial and/or Multiethnic: indicators <NA>.
     race = indicators.fillna(False).astype(bool).any(axis=1) | indicators.isna().any(axis=1)
     not_given = df["race_not_reported"].fillna(False).astype(bool) | df["race_declined"].fillna(False).astype(bool)
-    submitted, decided, outcome = df["submitted_at"], df["decided_at"], df["outcome"]
+    # published applications carry no decided_at (standard 1.4.0: only days to decision, in aggregate)
+    submitted, outcome = df["submitted_at"], df["outcome"]
+    decided = df["decided_at"] if "decided_at" in df.columns else pd.Series(pd.NaT, index=df.index)
 
     s.add("race_unrecorded", ~race & ~not_given)
     s.add("missing_neighborhood", _blank(df["neighborhood"]))
     s.add("invalid_outcome", ~outcome.isin(OUTCOMES))
     for column, allowed in (categories or {}).items():
-        s.add(f"invalid_{column}", df[column].notna() & ~df[column].isin(allowed))
+        if column in df.columns:  # age_band is published in aggregate only (standard 1.4.0)
+            s.add(f"invalid_{column}", df[column].notna() & ~df[column].isin(allowed))
     if known is not None:
         named = ~_blank(df["neighborhood"])
         s.add("unknown_neighborhood", named & ~df["neighborhood"].isin(known), applies=named)
     s.add("race_conflict", race & not_given)
     is_decided = outcome.isin(DECIDED_OUTCOMES)
-    s.add("decided_without_date", is_decided & decided.isna(), applies=is_decided)
-    s.add("decided_before_submitted", decided < submitted, applies=decided.notna())
+    if "decided_at" in df.columns:
+        s.add("decided_without_date", is_decided & decided.isna(), applies=is_decided)
+        s.add("decided_before_submitted", decided < submitted, applies=decided.notna())
     s.add("duplicate_application_id", df["application_id"].duplicated(keep="first"))
     if now is not None:
         s.add("submitted_in_future", submitted.ge(_now_for(submitted, now)) | decided.ge(_now_for(decided, now)))

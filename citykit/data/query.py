@@ -15,6 +15,7 @@ import pandas as pd
 from citykit.data.columns import PERIOD_COLUMN
 from citykit.data.periods import Period, parse_period
 from citykit.errors import CitykitError
+from citykit.standards.coarsening import check_whole_units
 
 
 @dataclass
@@ -91,6 +92,7 @@ def build_query(
         if table not in PERIOD_COLUMN:
             raise CitykitError(f"{table} has no dates to filter by period; load it without period=")
         p = parse_period(period)
+        check_whole_units(table, PERIOD_COLUMN[table], p.start, p.nominal_end or p.end, p.label)  # coarsened times
         column = quote_identifier(PERIOD_COLUMN[table])
         query.where.append(f"{column} >= ? AND {column} < ?")
         query.params += [pd.Timestamp(p.start).to_pydatetime(), pd.Timestamp(p.end).to_pydatetime()]

@@ -111,22 +111,18 @@ def _neighborhoods() -> pa.DataFrameSchema:
 
 def _program_applications() -> pa.DataFrameSchema:
     columns = {
-        "application_id": _text(unique=True),
+        "application_id": _text(unique=True),  # a keyed hash of the raw id
         "program": _text(),
-        "submitted_at": _timestamp(),
-        "decided_at": _timestamp(nullable=True),  # null while pending
+        "submitted_at": _timestamp(),  # the first day of the month of submission
         "outcome": _text(checks=pa.Check.isin(OUTCOMES)),
         # k-anonymity generalises geography (neighborhood, then district) and may widen or blank
         # the other quasi-identifiers; suppressed values are null.
         "neighborhood": _text(nullable=True),
         "council_district": _district(nullable=True),
-        "age_band": _text(nullable=True),
         "gender": _text(nullable=True),
         **{f"race_{code}": _indicator() for code in RACE_ETHNICITY},
         "race_not_reported": _flag(),
         "race_declined": _flag(),
-        "household_size": pa.Column(pa.Int, pa.Check.ge(1)),
-        "income_band": _text(nullable=True),
         "language": _text(nullable=True),
     }
     assert tuple(columns) == PROGRAM_APPLICATIONS

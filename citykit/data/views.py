@@ -40,6 +40,7 @@ from citykit.data.periods import Period, parse_period
 from citykit.data.query import bind
 from citykit.data.query import connect as plain_connection
 from citykit.errors import CitykitError
+from citykit.standards.coarsening import check_whole_units
 
 RESERVED = ("period_start", "period_end", "neighborhood", "neighborhoods", "now", "as_of")  # with `<table>_path`
 # the tables whose rows a period and a neighborhood select; `neighborhoods` is always whole (it is
@@ -88,6 +89,12 @@ def _open_tables(con, ds: registry.Dataset, period, neighborhood, tables) -> Non
         if table not in ds.tables:
             raise CitykitError(ds.missing_table_advice(table))
     selected = parse_period(period) if period is not None else None
+    if selected is not None:  # a period on a time the standard publishes coarsened must be whole units
+        for table in wanted:
+            if table in PERIOD_COLUMN:
+                check_whole_units(
+                    table, PERIOD_COLUMN[table], selected.start, selected.nominal_end or selected.end, selected.label
+                )
     names = None if neighborhood is None else [neighborhood] if isinstance(neighborhood, str) else list(neighborhood)
     if names is not None and not all(isinstance(n, str) for n in names):
         raise CitykitError(f"neighborhood should be a name or a list of names, not {neighborhood!r}")

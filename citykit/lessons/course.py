@@ -179,11 +179,34 @@ def data_dictionary_markdown(datapackage: Path | None = None) -> str:
             lines.append(
                 f"- `{', '.join(foreign['fields'])}` refers to `{ref['resource']}.{', '.join(ref['fields'])}`."
             )
+        people = _people_columns(resource["name"])  # the disaggregation standard's classes (privacy.columns)
         if schema.get("fields"):
-            lines += ["", "| column | type | unit | rules | meaning |", "|---|---|---|---|---|"]
+            privacy = "privacy | " if people else ""
+            lines += [
+                "",
+                f"| column | type | unit | rules | {privacy}meaning |",
+                "|---|---|---|---|---|" + "---|" * bool(people),
+            ]
             for field in schema["fields"]:
+                entry = people.entry(field["name"]) if people else None
+                cls = (f"{entry.label if entry else 'not classed'} | ") if people else ""
                 lines.append(
                     f"| `{field['name']}` | {field.get('type', '')} | {_cell(field.get('unit', ''))} "
-                    f"| {_cell(_rules(field))} | {_cell(field.get('description', ''))} |"
+                    f"| {_cell(_rules(field))} | {cls}{_cell(field.get('description', ''))} |"
                 )
+        if people:
+            shown = {f["name"] for f in schema.get("fields", [])}
+            apart = [e for e in people.columns if not set(people.expand(e.column)) & shown]
+            lines += ["", "Privacy: the class of each column of people and how it is published come from the "
+                      "disaggregation standard's table of columns (curriculum/standards/disaggregation.yml, "
+                      "privacy.columns). Not in these rows:", ""]  # fmt: skip
+            lines += [f"- `{e.column}`: {e.label}. {_cell(e.reason)}" for e in apart]
     return "\n".join(lines) + "\n"
+
+
+def _people_columns(table: str):
+    """The standard's classes of a person-level table's columns (None for other tables)."""
+    from citykit.standards import load_disaggregation
+
+    spec = load_disaggregation().columns.get(table)
+    return spec if spec is not None and spec.person_level else None

@@ -2,9 +2,10 @@
 
     published, report = k_anonymize(applications)   # every quasi-identifier group has >= k rows
 
-The quasi-identifiers, k and the order of the generalisation steps come from
-`curriculum/standards/disaggregation.yml` (`citykit.standards.load_disaggregation`); nothing here
-hard-codes a rule.
+The quasi-identifiers (every column `privacy.columns` classes quasi_identifier and publishes in the
+rows), k, the outcome rule (`privacy.outcome_disclosure`) and the order of the generalisation steps
+come from `curriculum/standards/disaggregation.yml` (`citykit.standards.load_disaggregation`);
+nothing here hard-codes a rule.
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ class KAnonymityReport:
     suppressed: int
     smallest_class: int | None  # smallest equivalence class after (None when no rows remain)
     standard_version: str
+    outcome: str | None = None  # the sensitive column the outcome rule reads (None: not applied)
+    uniform_max: int = 0  # a class of at most this many rows sharing one outcome is too small
 
     def __str__(self) -> str:
         steps = ", ".join(f"{name} {n:,}" for name, n in self.generalised.items() if n) or "none"
+        rule = (
+            f", no group of {self.uniform_max} or fewer sharing one {self.outcome}"
+            if self.outcome and self.uniform_max
+            else ""
+        )
         return (
-            f"k-anonymity (k={self.k}, standard {self.standard_version}): {self.rows_in:,} rows in, "
+            f"k-anonymity (k={self.k}{rule}, standard {self.standard_version}): {self.rows_in:,} rows in, "
             f"{self.rows_out:,} out; generalised: {steps}; suppressed {self.suppressed:,}; "
             f"smallest group {self.smallest_class}"
         )
@@ -55,24 +63,30 @@ def k_anonymize(
     quasi_identifiers: list[str] | None = None,
     k: int | None = None,
     *,
+    outcome: str | None = "outcome",
     standard: DisaggregationStandard | None = None,
 ) -> tuple[pd.DataFrame, KAnonymityReport]:
-    """Generalise, then suppress, person-level rows until every quasi-identifier group has ≥ k rows.
+    """Generalise, then suppress, person-level rows until every quasi-identifier group has ≥ k rows
+    and no small group shares one outcome.
 
-    `quasi_identifiers` defaults to the standard's list (`neighborhood, council_district, age_band,
-    gender, race`), keeping those present in `df`; `race` stands for the race_* indicator columns.
-    `k` defaults to the standard's (5). The standard's generalisation steps run in order, and each
-    step changes only the rows whose group is still smaller than k (local recoding):
+    `quasi_identifiers` defaults to the standard's (`privacy.columns`: for program applications
+    `submitted_at, neighborhood, council_district, gender, race, language`), keeping those present
+    in `df`; `race` stands for the race_* indicator columns. `k` defaults to the standard's (5).
+    `outcome` names the sensitive column of the outcome rule (`privacy.outcome_disclosure`): a
+    group of at most `uniform_outcome_max_n` (20) rows whose outcomes are all the same is too small
+    too (None, or a column not in `df`, turns the rule off). The standard's generalisation steps
+    run in order, and each step changes only the rows whose group is still too small (local
+    recoding):
 
     1. neighborhood -> council district: `neighborhood` set to null, `council_district` kept;
     2. district -> citywide: `neighborhood` and `council_district` both null;
-    3. age: 10-year bands -> wider bands (18-34, 35-54, 55+); 4. age -> null (all ages);
-    5. gender: Nonbinary and Another gender -> "Nonbinary or another gender"; 6. gender -> null;
-    7. race: a person with two or more categories becomes Multiracial and/or Multiethnic — the
+    3. gender: Nonbinary and Another gender -> "Nonbinary or another gender"; 4. gender -> null;
+    5. language -> null;
+    6. race: a person with two or more categories becomes Multiracial and/or Multiethnic — the
        seven SPD-15 indicators set to <NA>, race_not_reported and race_declined False. Single
        categories are never merged (kept intact as long as possible).
 
-    Rows still in a group smaller than k are dropped and counted as suppressed. When step 7
+    Rows still in a group too small are dropped and counted as suppressed. When the race step
     changes any row, the seven indicator columns become pandas' nullable "boolean" dtype (other
     dtypes are kept; a nulled integer district becomes "Int64"). The input is not modified.
     """
@@ -81,15 +95,17 @@ def k_anonymize(
     if k < 1:
         raise CitykitError(f"k must be at least 1, got {k}")
     qi_columns = _quasi_identifier_columns(df, quasi_identifiers, std)
+    outcome = outcome if outcome is not None and outcome in df.columns else None
+    uniform_max = std.small_cells.uniform_outcome_max_n if outcome is not None else 0
 
     out = df.copy()
     generalised: dict[str, int] = {}
     for step in std.k_anonymity.steps:
-        small = _class_sizes(out, qi_columns) < k
+        small = _too_small(out, qi_columns, k, outcome, uniform_max)
         generalised[step.step] = _apply_step(out, step, small, qi_columns, std) if small.any() else 0
 
+    keep = ~_too_small(out, qi_columns, k, outcome, uniform_max)
     sizes = _class_sizes(out, qi_columns)
-    keep = sizes >= k
     out = out.loc[keep]
     report = KAnonymityReport(
         k=k,
@@ -100,6 +116,8 @@ def k_anonymize(
         suppressed=int((~keep).sum()),
         smallest_class=int(sizes[keep].min()) if keep.any() else None,
         standard_version=std.version,
+        outcome=outcome,
+        uniform_max=uniform_max,
     )
     return out, report
 
@@ -124,6 +142,20 @@ def _quasi_identifier_columns(df: pd.DataFrame, requested: list[str] | None, std
     if missing:
         raise CitykitError(f"quasi-identifier columns not in the table: {', '.join(missing)}")
     return list(dict.fromkeys(columns))
+
+
+def _too_small(df: pd.DataFrame, columns: list[str], k: int, outcome: str | None, uniform_max: int) -> np.ndarray:
+    """Rows whose equivalence class has fewer than k rows, or at most `uniform_max` rows that all
+    share one `outcome` (the outcome rule: the group's outcome would be known for each of them)."""
+    sizes = _class_sizes(df, columns)
+    small = sizes < k
+    if outcome is None or uniform_max <= 0 or df.empty:
+        return small
+    codes = df.groupby(columns, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    values = pd.factorize(df[outcome].astype(object).where(df[outcome].notna(), "<null>"))[0]
+    pairs = np.unique(np.stack([codes, values]), axis=1)[0]  # one entry per (class, outcome) present
+    kinds = np.bincount(pairs, minlength=codes.max() + 1)[codes]
+    return small | ((sizes <= uniform_max) & (kinds == 1))
 
 
 def _class_sizes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:

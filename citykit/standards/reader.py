@@ -50,6 +50,92 @@ class KAnonymityRules:
     steps: tuple[GeneralisationStep, ...]
 
 
+CLASSES = ("identifier", "quasi_identifier", "sensitive", "safe")
+PERSON_LEVEL_PUBLISH = ("person_level", "coarsened", "pseudonymised")  # published in the rows
+
+
+@dataclass(frozen=True)
+class PrivacyColumn:
+    """One column of a table of people, classed once (`privacy.columns` of the standard).
+
+    `column` "race" stands for every race_* indicator column. `klass`: identifier,
+    quasi_identifier, sensitive or safe. `publish`: person_level, coarsened (to `unit`),
+    pseudonymised, aggregate_only or never."""
+
+    table: str
+    column: str
+    klass: str
+    publish: str
+    reason: str
+    unit: str | None = None
+    derived_from: tuple[str, ...] = ()
+
+    @property
+    def in_rows(self) -> bool:
+        """Published in the person-level rows (as is, coarsened or pseudonymised)."""
+        return self.publish in PERSON_LEVEL_PUBLISH
+
+    @property
+    def label(self) -> str:
+        """The class and treatment in words, for the data dictionary ("quasi-identifier, coarsened to month")."""
+        words = {"person_level": "", "coarsened": f"coarsened to the {self.unit}", "pseudonymised": "keyed hash",
+                 "aggregate_only": "aggregate tables only", "never": "never published"}[self.publish]  # fmt: skip
+        klass = self.klass.replace("_", "-")
+        return f"{klass} ({words})" if words else klass
+
+
+@dataclass(frozen=True)
+class TablePrivacy:
+    """The standard's classes for one table's columns; `person_level` tables list every column."""
+
+    table: str
+    person_level: bool
+    columns: tuple[PrivacyColumn, ...]
+    race_columns: tuple[str, ...] = ()  # what the "race" entry stands for
+
+    def expand(self, name: str) -> list[str]:
+        return list(self.race_columns) if name == "race" else [name]
+
+    def entry(self, column: str) -> PrivacyColumn | None:
+        """The entry classing `column` (a race_* column is classed by the "race" entry)."""
+        for entry in self.columns:
+            if column in self.expand(entry.column):
+                return entry
+        return None
+
+    def names(self, *, publish: tuple[str, ...] = (), klass: tuple[str, ...] = (), aliases: bool = False) -> list[str]:
+        """Columns with the given treatments and classes (all when empty), in the standard's order;
+        `aliases` keeps "race" as one name instead of its indicator columns."""
+        out: list[str] = []
+        for entry in self.columns:
+            if (not publish or entry.publish in publish) and (not klass or entry.klass in klass):
+                out += [entry.column] if aliases else self.expand(entry.column)
+        return out
+
+    @property
+    def quasi_identifiers(self) -> tuple[str, ...]:
+        """The quasi-identifiers published in the rows ("race" as one name): what k-anonymity runs over."""
+        return tuple(self.names(publish=PERSON_LEVEL_PUBLISH, klass=("quasi_identifier",), aliases=True))
+
+
+@dataclass(frozen=True)
+class AggregateTables:
+    """Where and how a table's aggregate_only columns are published (`privacy.aggregate_tables`)."""
+
+    table: str
+    file: str
+    period: str
+    bands: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleaseRules:
+    """The release ledger (`privacy.releases`)."""
+
+    ledger_folder: str
+    risk_summary: str
+
+
 @dataclass(frozen=True)
 class SmallCellRules:
     min_suppressed: int
@@ -152,6 +238,11 @@ class DisaggregationStandard:
     path: Path
     collapses: dict[str, Collapse] = field(default_factory=dict)
     changelog: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    columns: dict[str, TablePrivacy] = field(default_factory=dict)  # privacy.columns, per table
+    pseudonym_prefixes: dict[str, str] = field(default_factory=dict)
+    pseudonym_digits: dict[str, int] = field(default_factory=dict)
+    aggregate_tables: dict[str, AggregateTables] = field(default_factory=dict)
+    releases: ReleaseRules | None = None
     raw: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
 
     @property
@@ -166,6 +257,21 @@ def load_disaggregation() -> DisaggregationStandard:
     path = paths.standard_file(DISAGGREGATION_FILE)
     schema = _schema_path(path)
     return _load_disaggregation(str(path), _mtime(path), _mtime(schema))
+
+
+def personal_columns(standard: DisaggregationStandard | None = None) -> dict[str, tuple[str, ...]]:
+    """Per table, the columns the standard never publishes because they identify a person (class
+    identifier, publish never: names, phones, e-mails, addresses, dates of birth, free text).
+    The publisher drops them and an import refuses to publish them."""
+    std = standard or load_disaggregation()
+    return {name: tuple(t.names(publish=("never",), klass=("identifier",))) for name, t in std.columns.items()}
+
+
+def identifier_columns(standard: DisaggregationStandard | None = None) -> dict[str, tuple[str, ...]]:
+    """Per table, every identifier: the personal columns above and the ids published only as keyed
+    hashes (publish pseudonymised)."""
+    std = standard or load_disaggregation()
+    return {name: tuple(t.names(klass=("identifier",))) for name, t in std.columns.items()}
 
 
 def load_metrics() -> dict[str, Any]:
@@ -238,6 +344,29 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
         for s in kanon["generalisation_order"]
     )
     presentations = race["presentations"]
+    codes = [c["code"] for c in race["categories"]] + [race["not_reported"]["code"], race["declined"]["code"]]
+    columns = {
+        table: TablePrivacy(
+            table,
+            bool(spec["person_level"]),
+            tuple(
+                PrivacyColumn(
+                    table,
+                    name,
+                    c["class"],
+                    c["publish"],
+                    " ".join(c["reason"].split()),
+                    c.get("unit"),
+                    tuple(c.get("derived_from", ())),
+                )
+                for name, c in spec["columns"].items()
+            ),
+            tuple(f"race_{code}" for code in codes),
+        )
+        for table, spec in privacy["columns"].items()
+    }
+    quasi = tuple(dict.fromkeys(q for t in columns.values() if t.person_level for q in t.quasi_identifiers))
+    pseudonyms = privacy["pseudonyms"]
     return DisaggregationStandard(
         version=raw["version"],
         title=raw["title"],
@@ -278,7 +407,7 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
                 max_n=privacy["outcome_disclosure"]["uniform_outcome_max_n"]
             ),
         ),
-        k_anonymity=KAnonymityRules(k=kanon["k"], quasi_identifiers=tuple(kanon["quasi_identifiers"]), steps=steps),
+        k_anonymity=KAnonymityRules(k=kanon["k"], quasi_identifiers=quasi, steps=steps),
         sensitive_request_types=tuple(privacy["sensitive_request_types"]),
         disparity=DisparityRules(
             reference_group=dict(disparity["reference_group"]),
@@ -323,6 +452,16 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             for name, c in privacy.get("collapses", {}).items()
         },
         changelog=tuple((c["version"], tuple(c["changes"])) for c in raw.get("changelog", ())),
+        columns=columns,
+        pseudonym_prefixes=dict(pseudonyms["prefixes"]),
+        pseudonym_digits={k: int(v) for k, v in pseudonyms["hex_digits"].items()},
+        aggregate_tables={
+            table: AggregateTables(table, a["file"], a["period"], {k: dict(v) for k, v in a.get("bands", {}).items()})
+            for table, a in privacy["aggregate_tables"].items()
+        },
+        releases=ReleaseRules(
+            privacy["releases"]["ledger_folder"], " ".join(privacy["releases"]["risk_summary"].split())
+        ),
         raw=raw,
     )
 
@@ -356,9 +495,30 @@ def _check_consistency(std: DisaggregationStandard) -> None:
         key = f"privacy.k_anonymity.generalisation_order.{i}"
         for column in (*step.columns, *([step.column] if step.column else [])):
             if column not in qis:
-                fail(key, f"step {step.step!r} changes {column!r}, which is not a quasi-identifier")
+                fail(
+                    key,
+                    f"step {step.step!r} changes {column!r}, which privacy.columns does not publish as a quasi-identifier",
+                )
         if step.kind == "multiracial" and "race" not in qis:
             fail(key, "a multiracial step needs 'race' among the quasi-identifiers")
+    for table, spec in std.columns.items():
+        key = f"privacy.columns.{table}"
+        for entry in spec.columns:
+            if entry.publish == "pseudonymised" and table not in std.pseudonym_prefixes:
+                fail(key, f"{entry.column!r} is pseudonymised but privacy.pseudonyms has no prefix for {table!r}")
+            if entry.publish == "aggregate_only" and table not in std.aggregate_tables:
+                fail(key, f"{entry.column!r} is aggregate_only but privacy.aggregate_tables has no {table!r}")
+            if entry.klass == "identifier" and entry.publish not in ("never", "pseudonymised"):
+                fail(key, f"identifier {entry.column!r} may only be pseudonymised or never published")
+            for source in entry.derived_from:
+                if spec.entry(source) is None:
+                    fail(key, f"{entry.column!r} is derived from {source!r}, which the table does not class")
+    for table, aggregate in std.aggregate_tables.items():
+        spec = std.columns.get(table)
+        only = spec.names(publish=("aggregate_only",)) if spec else []
+        for column in aggregate.bands:
+            if column not in only:
+                fail(f"privacy.aggregate_tables.{table}.bands", f"{column!r} is not an aggregate_only column")
     for name, program in std.disparity.programs.items():
         for outcome in (program.favourable, program.adverse):
             if outcome not in program.decided:

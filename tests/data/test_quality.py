@@ -291,10 +291,10 @@ APPLICATION_CASES = {
     ),
     "unknown neighborhood": (lambda f: _at(f, 2, neighborhood="Atlantis"), {"unknown_neighborhood": {"A02"}}),
     "bad outcome": (lambda f: _at(f, 3, outcome="Maybe"), {"invalid_outcome": {"A03"}}),
-    "age band and gender outside the standard (wider bands and null are fine)": (
+    "age band and gender outside the standard (null and gender's wider label are fine)": (
         lambda f: [
             _at(f, 1, age_band="25 to 34", gender="F"),
-            _at(f, 2, age_band="18-34", gender=None),
+            _at(f, 2, age_band="18-24", gender=None),
             _at(f, 3, age_band=None, gender="Nonbinary or another gender"),
         ],
         {"invalid_age_band": {"A01"}, "invalid_gender": {"A01"}},

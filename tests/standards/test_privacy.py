@@ -16,18 +16,21 @@ from citykit.standards import equity, kanonymity, load_disaggregation, sensitive
 
 CATEGORIES = ["aian", "asian", "black", "hispanic", "mena", "nhpi", "white"]
 RACE_COLS = [f"race_{c}" for c in CATEGORIES] + ["race_not_reported", "race_declined"]
-QI = ["neighborhood", "council_district", "age_band", "gender", *RACE_COLS]
+QI = ["neighborhood", "council_district", "gender", "language", *RACE_COLS]  # the standard's, as in these frames
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 GENDERS = ["Woman", "Man", "Nonbinary", "Another gender", "Declined"]
 
 
-def person(i: int, neighborhood: str, district: int, age: str, gender: str, races: list[str]) -> dict:
+def person(
+    i: int, neighborhood: str, district: int, age: str, gender: str, races: list[str], language: str = "English"
+) -> dict:
     row = {
         "application_id": i,
         "neighborhood": neighborhood,
         "council_district": district,
-        "age_band": age,
+        "age_band": age,  # not a quasi-identifier in the rows any more (aggregate tables only): never touched
         "gender": gender,
+        "language": language,
     }
     for col in RACE_COLS:
         row[col] = col.removeprefix("race_") in races
@@ -45,6 +48,7 @@ def applications(n: int, seed: int, neighborhoods: int = 30) -> pd.DataFrame:
             "council_district": nb % 8 + 1,
             "age_band": rng.choice(AGE_BANDS, n, p=[0.15, 0.25, 0.2, 0.15, 0.15, 0.1]),
             "gender": rng.choice(GENDERS, n, p=[0.5, 0.43, 0.03, 0.02, 0.02]),
+            "language": rng.choice(["English", "Spanish", "Arabic"], n, p=[0.85, 0.12, 0.03]),
         }
     )
     p = [0.01, 0.12, 0.2, 0.25, 0.03, 0.01, 0.38]
@@ -96,24 +100,24 @@ def test_generalisation_order_geography_first_race_last():
     out, report = kanonymity.k_anonymize(df)
     merged = out.merge(df, on="application_id", suffixes=("", "_orig"))
     race_touched = merged[[f"race_{c}" for c in CATEGORIES]].isna().any(axis=1)
-    age_touched = merged["age_band"].astype("string").fillna("<null>") != merged["age_band_orig"]
     gender_touched = merged["gender"].astype("string").fillna("<null>") != merged["gender_orig"]
+    language_touched = merged["language"].isna()
     citywide = merged["neighborhood"].isna() & merged["council_district"].isna()
     # a later dimension is only touched once every earlier one is fully generalised
-    assert (citywide[age_touched]).all()
-    assert (merged.loc[gender_touched, "age_band"].isna()).all() and citywide[gender_touched].all()
-    assert merged.loc[race_touched, ["age_band", "gender"]].isna().all().all()
+    assert citywide[gender_touched].all()
+    assert merged.loc[language_touched, "gender"].isna().all() and citywide[language_touched].all()
+    assert merged.loc[race_touched, ["gender", "language"]].isna().all().all()
     assert citywide[race_touched].all()
+    assert (merged["age_band"] == merged["age_band_orig"]).all()  # not a quasi-identifier: never generalised
     # neighborhood is dropped before the district
     assert not (merged["neighborhood"].notna() & merged["council_district"].isna()).any()
     assert report.generalised["neighborhood_to_district"] > 0
     assert list(report.generalised) == [
         "neighborhood_to_district",
         "district_to_citywide",
-        "age_wider_bands",
-        "age_all_ages",
         "gender_merge_nonbinary_another",
         "gender_not_shown",
+        "language_not_shown",
         "race_combinations_to_multiracial",
     ]
 
@@ -141,8 +145,8 @@ def test_rare_combinations_become_multiracial_and_lone_rows_are_suppressed():
     seven = [f"race_{c}" for c in CATEGORIES]
     assert out[seven].isna().all().all()
     assert (~out["race_not_reported"]).all() and (~out["race_declined"]).all()
-    # every earlier step ran first: geography, age and gender are all generalised away
-    assert out[["neighborhood", "council_district", "age_band", "gender"]].isna().all().all()
+    # every earlier step ran first: geography, gender and language are all generalised away
+    assert out[["neighborhood", "council_district", "gender", "language"]].isna().all().all()
     assert report.smallest_class == 5
 
 
