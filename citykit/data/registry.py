@@ -157,6 +157,8 @@ def all_datasets() -> dict[str, Dataset]:
 
 
 def get(name: str) -> Dataset:
+    if not isinstance(name, str):
+        raise CitykitError(f'dataset must be a dataset\'s name as text, like "riverton"; got {quote(name)}')
     datasets = all_datasets()
     if name not in datasets:
         raise CitykitError(f"unknown dataset {quote(name)}; registered datasets: {', '.join(sorted(datasets))}")

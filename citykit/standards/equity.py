@@ -22,6 +22,7 @@ import pandas as pd
 
 from citykit.errors import CitykitError
 from citykit.standards import DisaggregationStandard, load_disaggregation, suppression
+from citykit.standards.releases import PEOPLE
 
 RACE_ALONE = "race_alone"  # virtual `by` keys for disaggregate()
 RACE_IN_COMBINATION = "race_in_combination"
@@ -33,6 +34,12 @@ CORRECTION_LABELS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
 # -- SPD-15 presentations ----------------------------------------------------------------------
 
 
+def _table(df, function: str, argument: str = "df", what: str = "people's records") -> None:
+    """One line naming the argument when a function gets something else than a table (a DataFrame)."""
+    if not isinstance(df, pd.DataFrame):
+        raise CitykitError(f"{function}: {argument} must be a table (a DataFrame) of {what}, got {type(df).__name__}")
+
+
 def race_alone(df: pd.DataFrame, *, standard: DisaggregationStandard | None = None) -> pd.Series:
     """Each person's one "alone" category: a categorical Series aligned with `df`.
 
@@ -41,6 +48,7 @@ def race_alone(df: pd.DataFrame, *, standard: DisaggregationStandard | None = No
     -> Declined if race_declined, otherwise Not reported. Counts sum to the number of people.
     Values are the standard's labels, in its order.
     """
+    _table(df, "race_alone")
     std = standard or load_disaggregation()
     codes = [c.code for c in std.race_categories]
     selected = _indicators(df, codes)
@@ -64,6 +72,7 @@ def race_alone_or_in_combination(df: pd.DataFrame, *, standard: DisaggregationSt
     k-anonymity generalised away appear once as Multiracial and/or Multiethnic. Counts sum past
     the number of people whenever anyone selected two or more categories.
     """
+    _table(df, "race_alone_or_in_combination")
     std = standard or load_disaggregation()
     codes = [c.code for c in std.race_categories]
     labels = std.race_labels
@@ -473,6 +482,7 @@ def disaggregate(
     if measure is not None and measure not in df.columns:
         raise CitykitError(f"measure column {measure!r} is not in the table")
     frame, notes = _with_group_columns(df, by, std)
+    grouped = frame  # before the collapses: each person's own group (the release ledger's labels)
     frame, by, collapse_notes, pools = _collapse(frame, by, collapse, reference, std)
     notes += collapse_notes
     missing = [c for c in by if c not in frame.columns]
@@ -502,13 +512,14 @@ def disaggregate(
         )
     if people:
         if alongside is not None:
-            published, relations = _suppress_with_alone(df, counts, alongside, measure, std)
+            published, relations = _suppress_with_alone(df, counts, alongside, measure, std, title)
         elif RACE_IN_COMBINATION in by:
-            published, relations = _suppress_counts(df, counts, by, measure, std)
+            published, relations = _suppress_counts(df, counts, by, measure, std, title)
         else:
             published = suppression.suppress(
                 suppression.count_table(_grid(counts, by, measure), name="table", outcome_columns=_outcomes(measure)),
                 standard=std,
+                **_release({"table": (_people(frame, by, measure, std, grouped), _key(by, measure))}, title),
             )
         _apply_suppression(data, published[0], _labels(counts, by), measure, denominator is not None, std)
         notes.append(rules.footnote)
@@ -713,7 +724,12 @@ def _grid(counts: pd.DataFrame, by: list[str], measure: str | None) -> pd.DataFr
 
 
 def _suppress_counts(
-    df: pd.DataFrame, counts: pd.DataFrame, by: list[str], measure: str | None, std: DisaggregationStandard
+    df: pd.DataFrame,
+    counts: pd.DataFrame,
+    by: list[str],
+    measure: str | None,
+    std: DisaggregationStandard,
+    title: str = "",
 ) -> tuple[list[suppression.PublishedTable], list[suppression.Relation]]:
     """Suppress an "alone or in combination" grid with its "alone" grid (not published here)."""
     grid = _grid(counts, by, measure)
@@ -752,7 +768,14 @@ def _suppress_counts(
             row(std.multiracial.label, rest),
             same=[row(lab, rest) for lab in unknown],
         )
-    tables = suppression.suppress([combined, alone], relations, standard=std)
+    ledger = {
+        "in combination": (
+            _people(_with_group_columns(df, by, std)[0], by, measure, std, overlap=True),
+            _key(by, measure),
+        ),
+        "alone": (_people(alone_frame, alone_by, measure, std), _key(alone_by, measure)),
+    }
+    tables = suppression.suppress([combined, alone], relations, standard=std, **_release(ledger, title))
     return tables, relations
 
 
@@ -762,6 +785,7 @@ def _suppress_with_alone(
     alongside: DisaggregatedTable,
     measure: str | None,
     std: DisaggregationStandard,
+    title: str = "",
 ) -> tuple[list[suppression.PublishedTable], list[suppression.Relation]]:
     """Suppress an "alone or in combination" grid together with the published "alone" table of the
     same people (`alongside`, pooled or not): [in combination, alone, pooled groups (unpublished)]."""
@@ -806,7 +830,90 @@ def _suppress_with_alone(
         pools=pooled,
         members=members,
     )
-    return suppression.suppress(group, relations, standard=std), relations
+    alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
+    pooled_frame = alone_frame.assign(
+        **{RACE_ALONE: alone_frame[RACE_ALONE].astype(object).replace({m: p for p, ms in pooled.items() for m in ms})}
+    )
+    ledger = {
+        "in combination": (
+            _people(
+                _with_group_columns(df, [RACE_IN_COMBINATION], std)[0],
+                [RACE_IN_COMBINATION],
+                measure,
+                std,
+                overlap=True,
+            ),
+            _key([RACE_IN_COMBINATION], measure),
+        ),
+        "alone": (_people(pooled_frame, [RACE_ALONE], measure, std, alone_frame), _key([RACE_ALONE], measure)),
+    }
+    return suppression.suppress(group, relations, standard=std, **_release(ledger, title)), relations
+
+
+# -- what the release ledger records (citykit.reports.ledger, when a report run installs it) -----------
+
+
+def _id_column(df: pd.DataFrame, std: DisaggregationStandard) -> str | None:
+    """The published id of the people in `df` (the standard's pseudonymised identifier), if present."""
+    for table in std.columns.values():
+        for column in table.names(publish=("pseudonymised",)):
+            if column in df.columns and table.person_level:
+                return column
+    return None
+
+
+def _key(by: list[str], measure: str | None) -> str:
+    """What a table's cells count: tables with one key are related by the release ledger."""
+    return f"{' / '.join(by)}|{measure or 'count'}"
+
+
+def _people(
+    frame: pd.DataFrame,
+    by: list[str],
+    measure: str | None,
+    std: DisaggregationStandard,
+    grouped: pd.DataFrame | None = None,
+    *,
+    overlap: bool = False,
+) -> pd.DataFrame | None:
+    """The people in each interior cell of a table counted from `frame` (one row per person and
+    group): id, row (each person's own group, from `grouped` where a collapse pooled it), the row as
+    published, column. `overlap`: the rows overlap (in combination), so the Total row is its own
+    label (each person once). None when the records carry no published id."""
+    column = _id_column(frame, std)
+    if column is None or not all(c in frame.columns for c in by):
+        return None
+    published = pd.Series(_labels(frame, by), index=frame.index)
+    base = published
+    if grouped is not None and all(c in grouped.columns for c in by):
+        base = pd.Series(_labels(grouped.loc[frame.index], by), index=frame.index)
+    if measure is not None:
+        outcome = np.where(frame[measure].fillna(False).astype(bool), "events", "no events")
+    else:
+        outcome = np.full(len(frame), "count", dtype=object)
+    people = pd.DataFrame({"id": frame[column].astype(str).to_numpy(), "row": base.to_numpy(),
+                           "published": published.to_numpy(), "column": outcome})  # fmt: skip
+    if overlap:
+        once = people.drop_duplicates("id").assign(row=PEOPLE, published=suppression.TOTAL)
+        people = pd.concat([people, once], ignore_index=True)
+    return people
+
+
+def _release(tables: dict[str, tuple[pd.DataFrame | None, str]], title: str) -> dict:
+    """`suppression.suppress` arguments for the release ledger: the people, keys and pooled rows of
+    each table; nothing when a table's records carry no published id."""
+    if any(people is None for people, _ in tables.values()):
+        return {}
+    pools = {}
+    for name, (people, _) in tables.items():
+        pooled = people[(people["row"] != people["published"]) & (people["published"] != suppression.TOTAL)]
+        pools[name] = {str(p): sorted(set(g["row"])) for p, g in pooled.groupby("published")}
+    return {
+        "people": {name: people for name, (people, _) in tables.items()},
+        "keys": {name: key for name, (_, key) in tables.items()},
+        "pools": pools,
+        "title": title,
+    }
 
 
 def suppress(
@@ -818,6 +925,8 @@ def suppress(
     `PublishedTable` (`.shown` has <NA> for suppressed entries; `.suppressed` the mask).
     Use `citykit.standards.suppression.suppress` for several tables published together.
     """
+    if not isinstance(counts, suppression.PublishedTable):
+        _table(counts, "suppress", "counts", "counts of people")
     table = counts if isinstance(counts, suppression.PublishedTable) else suppression.count_table(counts)
     return suppression.suppress(table, standard=standard)[0]
 

@@ -57,6 +57,10 @@ RATES_FOR_COUNTS = [  # what a learner passes by mistake, the argument the messa
     (lambda: equity.disproportionality_index(130, 100, 500, 2000), "events_group = 130 is more than events_total"),
     (lambda: equity.disproportionality_index(30, 100, "500", 2000), "benchmark_group"),
     (lambda: equity.disproportionality_index(30, 100, 2500, 2000), "benchmark_group = 2500 is more than"),
+    (lambda: equity.race_alone("applications"), "race_alone: df must be a table"),
+    (lambda: equity.race_alone_or_in_combination(None), "race_alone_or_in_combination: df must be a table"),
+    (lambda: equity.suppress([[1, 2], [3, 4]]), "suppress: counts must be a table (a DataFrame) of counts"),
+    (lambda: citykit.dataset(["riverton"]), "dataset must be a dataset's name as text"),
 ]
 
 
