@@ -160,6 +160,17 @@ class Ratio:
 NO_RATIO = Ratio(math.nan, math.nan, math.nan, math.nan)
 
 
+def _said(value) -> str:
+    """A value as a message shows it: 0.6977 or 1,204, not np.float64(0.6977491961414791)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        x = float(value)
+        if math.isfinite(x) and x == int(x):
+            return f"{int(x):,}"
+        if math.isfinite(x) and 0.001 <= abs(x) < 1e6:
+            return f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.1f}"
+    return repr(value)
+
+
 def _whole(value, name: str) -> int:
     """A count of people or events: a whole number ≥ 0 (a rate passed by mistake fails here)."""
     if isinstance(value, (pd.Series, pd.DataFrame, np.ndarray, list, tuple)):
@@ -172,10 +183,10 @@ def _whole(value, name: str) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {value!r}") from None
+        raise CitykitError(f"{name} must be a count (a whole number ≥ 0), got {_said(value)}") from None
     if not math.isfinite(number) or number < 0 or number != int(number):
         raise CitykitError(
-            f"{name} must be a count (a whole number ≥ 0), got {value!r}; pass counts, not rates or shares"
+            f"{name} must be a count (a whole number ≥ 0), got {_said(value)}; pass counts, not rates or shares"
         )
     return int(number)
 
@@ -188,7 +199,7 @@ def _amount(value, name: str) -> None:
         or not math.isfinite(float(value))
         or value < 0
     ):
-        raise CitykitError(f"{name} must be a number ≥ 0 (people, residents, person-time), got {value!r}")
+        raise CitykitError(f"{name} must be a number ≥ 0 (people, residents, person-time), got {_said(value)}")
 
 
 def proportion_ratio(a, n_a, b, n_b, confidence: float | None = None, method: str | None = None) -> Ratio:
@@ -300,7 +311,7 @@ def disproportionality_index(
         _amount(value, name)
     if benchmark_group > benchmark_total:
         raise CitykitError(
-            f"benchmark_group = {benchmark_group!r} is more than benchmark_total = {benchmark_total!r}: "
+            f"benchmark_group = {_said(benchmark_group)} is more than benchmark_total = {_said(benchmark_total)}: "
             "pass the group's population and the whole population"
         )
     if events_total <= 0 or benchmark_total <= 0 or benchmark_group <= 0:

@@ -56,7 +56,7 @@ RATES_FOR_COUNTS = [  # what a learner passes by mistake, the argument the messa
     (lambda: equity.disproportionality_index(30, 100.5, 500, 2000), "events_total"),
     (lambda: equity.disproportionality_index(130, 100, 500, 2000), "events_group = 130 is more than events_total"),
     (lambda: equity.disproportionality_index(30, 100, "500", 2000), "benchmark_group"),
-    (lambda: equity.disproportionality_index(30, 100, 2500, 2000), "benchmark_group = 2500 is more than"),
+    (lambda: equity.disproportionality_index(30, 100, 2500, 2000), "benchmark_group = 2,500 is more than"),
     (lambda: equity.race_alone("applications"), "race_alone: df must be a table"),
     (lambda: equity.race_alone_or_in_combination(None), "race_alone_or_in_combination: df must be a table"),
     (lambda: equity.suppress([[1, 2], [3, 4]]), "suppress: counts must be a table (a DataFrame) of counts"),
@@ -77,3 +77,13 @@ def test_ratio_functions_still_take_counts_and_populations():
     assert equity.proportion_ratio(5.0, 10, 3, 10).estimate == pytest.approx(5 / 3)
     di = equity.disproportionality_index(30, 100, 500.5, 2000)  # a census estimate need not be whole
     assert di.estimate == pytest.approx(0.3 / (500.5 / 2000))
+
+
+def test_messages_show_numbers_as_people_write_them():
+    import numpy as np
+
+    with pytest.raises(CitykitError) as failure:
+        equity.proportion_ratio(np.float64(0.6977491961414791), 310, 5, 10)
+    assert "got 0.6977;" in str(failure.value) and "np." not in str(failure.value)
+    with pytest.raises(CitykitError, match=r"got -1,250"):
+        equity.rate_ratio(12, np.int64(-1250), 9, 120)
