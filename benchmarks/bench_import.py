@@ -116,7 +116,7 @@ def main() -> None:
                 "print(r.rows_read, time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
             )
             duck = (
-                "import sys, time, duckdb; t=time.perf_counter(); con=duckdb.connect();"
+                "import sys, time, duckdb; t=time.perf_counter(); con=duckdb.connect(); con.execute('SET enable_progress_bar = false');"
                 'con.execute("COPY (FROM read_csv(?, all_varchar=true)) TO \'" + sys.argv[2] + "\' (FORMAT parquet)", [sys.argv[1]]);'
                 "n=con.execute('SELECT count(*) FROM read_parquet(?)', [sys.argv[2]]).fetchone()[0];"
                 "print(n, time.perf_counter()-t)"

@@ -1,5 +1,8 @@
 """One batch of an export as the canonical `service_requests` columns: timestamps, statuses,
-types, channels, duplicates; what the batch holds (defects, variants) is counted in `Findings`."""
+types, channels, duplicates, the publisher's flags; what the batch holds (defects, variants) is
+counted in `Findings`. Batches are Arrow record batches, and every step is an Arrow or numpy
+operation over the whole batch (`vector`); a request type's standard name, variant flag,
+sensitivity and cap are decided once per spelling (`TypeTable`)."""
 
 from __future__ import annotations
 
@@ -7,20 +10,24 @@ import datetime as dt
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citykit.data.anonymize import normalise_type
+from citykit.data.anonymize import COORDINATE_DECIMALS, PLACEHOLDER_YEAR, map_request_types, normalise_type
 from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS
+from citykit.data.importers import vector
 from citykit.data.importers.mapping import Mapping
-from citykit.data.importers.personal import ID_COLUMNS, TEXT_COLUMNS, cap_id, cap_text
+from citykit.data.importers.personal import ID_COLUMNS, TEXT_CAP, TEXT_COLUMNS, cap_id, cap_text
+from citykit.standards.sensitive import blank_sensitive_coordinates
 
 ZIP_PATTERN = re.compile(r"^\d{5}(-\d{4})?$")
-OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 STAMPS = ("created_at", "closed_at", "due_at")
+UNKNOWN = "Unknown"  # an empty agency or request type is published as this
 
 # The plausible range of an export's timestamps: from PLAUSIBLE_START (311 systems began in the late
 # 1990s) to the end of the extract date; due dates may lie up to DUE_YEARS_AHEAD years after it.
@@ -101,168 +108,304 @@ def type_standards(counts: Counter, explicit: dict[str, str]) -> dict[str, str]:
 
 def parse_timestamps(values: pd.Series, mapping: Mapping) -> pd.Series:
     """Export timestamps as naive city-local datetime64[us] (unreadable values NaT). Any year from 1
-    to 9999 is read (microseconds hold it); whether it is plausible is `flag_implausible_dates`' job."""
-    arrow = pc.utf8_trim_whitespace(pa.array(values.astype(object), type=pa.string(), from_pandas=True))
-    if mapping.utc_offset == "ignore":
-        arrow = pc.replace_substring_regex(arrow, OFFSET_SUFFIX.pattern, "")
-    text = pd.Series(arrow.to_pandas(), index=values.index, dtype="string")
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
-    for fmt in mapping.timestamp_formats:
-        todo = out.isna() & text.notna()
-        if not todo.any():
-            break
-        try:
-            parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=mapping.utc_offset == "convert")
-            if mapping.utc_offset == "convert":
-                parsed = parsed.dt.tz_convert(mapping.timezone).dt.tz_localize(None)
-            out[todo] = parsed.astype("datetime64[us]")
-        except (OverflowError, pd.errors.OutOfBoundsDatetime, ValueError):  # one value at a time
-            out[todo] = [_one_timestamp(v, fmt, mapping) for v in text[todo]]
-    return out
+    to 9999 is read (microseconds hold it); whether it is plausible is `flag_implausible_dates`' job.
+    The formats are tried in the mapping's order; a value that keeps a time zone the mapping does
+    not strip (such as +00) is unreadable."""
+    arrow = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+    out = vector.timestamps(arrow, mapping.timestamp_formats, mapping.utc_offset, mapping.timezone)
+    return pd.Series(out, index=values.index, dtype="datetime64[us]")
 
 
-def _one_timestamp(value: str, fmt: str, mapping: Mapping) -> pd.Timestamp:
-    """One value the vectorised parse could not take (e.g. 9999-12-31 shifted past the year 9999 by
-    a time zone): its timestamp, or NaT."""
-    try:
-        parsed = pd.to_datetime(value, format=fmt, utc=mapping.utc_offset == "convert")
-        if mapping.utc_offset == "convert":
-            parsed = parsed.tz_convert(mapping.timezone).tz_localize(None)
-        return pd.Timestamp(parsed).as_unit("us")
-    except (OverflowError, pd.errors.OutOfBoundsDatetime, ValueError, TypeError):
-        return pd.NaT
+# --- request types: every spelling decided once, then looked up per row ----------------------------
 
 
-def flag_implausible_dates(frame: pd.DataFrame, window: DateWindow, findings: Findings) -> np.ndarray:
-    """Rows with a timestamp outside the plausible window (placeholders such as 1900-01-01 included),
-    counted per column. A timestamp past what analysis tools can hold is not published: a closed or
-    due date becomes empty, a created date the placeholder 1900-01-01. Changes `frame` in place."""
-    rows = np.zeros(len(frame), dtype=bool)
+@dataclass(frozen=True)
+class TypeTable:
+    """Per trimmed export spelling of the request type (and "Unknown" for an empty one): what the
+    published row gets. Built once per import from the whole file's spellings, so each batch only
+    looks its rows up."""
+
+    keys: pa.Array  # the trimmed export spellings, "Unknown" last
+    mapped: pa.Array  # the spelling's standard name (`type_standards`)
+    final: pa.Array  # after the publisher's `map_request_types`, cut to the text cap
+    variant: np.ndarray  # map_request_types calls it a variant
+    blanked: np.ndarray  # the disaggregation standard's sensitive types: no coordinates
+    sensitive: np.ndarray  # the mapping's own sensitive types: no coordinates either
+    cut: np.ndarray  # the published name was cut to the text cap
+
+    @classmethod
+    def build(cls, types: dict[str, str], mapping: Mapping) -> TypeTable:
+        keys = [*types, UNKNOWN] if UNKNOWN not in types else list(types)
+        mapped = pd.Series([types.get(k, k) for k in keys], dtype="string")
+        standard = sorted(set(types.values()))
+        final, variant = map_request_types(mapped, standard)
+        final = final.astype("string")
+        probe = pd.DataFrame({"request_type": final, "latitude": 0.0, "longitude": 0.0})
+        blanked = blank_sensitive_coordinates(probe)[0]["latitude"].isna().to_numpy()
+        sensitive = final.isin(mapping.sensitive_request_types).to_numpy()
+        capped = cap_text(final)
+        cut = final.str.len().gt(TEXT_CAP).fillna(False).to_numpy(bool)
+        return cls(
+            keys=pa.array(keys, pa.string()), mapped=pa.array(mapped, pa.string(), from_pandas=True),
+            final=pa.array(capped.values, pa.string(), from_pandas=True), variant=np.asarray(variant, bool),
+            blanked=blanked, sensitive=sensitive, cut=cut,
+        )  # fmt: skip
+
+    def index(self, trimmed: pa.Array) -> np.ndarray:
+        """Each row's entry (an empty type is "Unknown")."""
+        where = pc.index_in(vector.fill(trimmed, UNKNOWN), value_set=self.keys)
+        if where.null_count:  # the type pass read every spelling of the same file: cannot happen
+            raise RuntimeError("a request type spelling the type pass did not see")
+        return where.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+# --- one batch --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What every batch of one import needs: the mapping, the columns found, the type table, the
+    plausible dates, and a DuckDB connection to hash the repeat key with."""
+
+    mapping: Mapping
+    found: dict[str, str]
+    types: TypeTable
+    window: DateWindow
+    hasher: Any  # duckdb connection
+    bounds: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
+    row: int = 0  # rows of the file read so far (the next batch's first row number)
+
+
+def canonical_batch(raw: pa.RecordBatch, plan: Plan, findings: Findings) -> pa.Table:
+    """One batch of the export as staged rows: the canonical columns with their flags (rows without
+    a request id or a readable created date left out), `_row` (the row's place in the file) and
+    `_repeat` (a hash of address, type and day; 0 when the request has no place). Counts what it
+    finds in `findings`.
+
+    The steps and their meaning are the importer's: trimmed text (empty is missing), statuses and
+    channels through the mapping, timestamps in the mapping's formats, then the publisher's flags
+    (`anonymize.flag_requests`: placeholder and implausible dates, closed before created, 0,0 and
+    points outside the city, type variants, no neighborhood), coordinates rounded to
+    `anonymize.COORDINATE_DECIMALS` and blanked for sensitive types, and text cut to the cap."""
+    mapping, found, n = plan.mapping, plan.found, raw.num_rows
+    names = raw.schema.names
+
+    def column(name: str) -> pa.Array:
+        return vector.strings(raw.column(names.index(found[name]))) if name in found else vector.null_strings(n)
+
+    def text(name: str) -> pa.Array:
+        return vector.text(column(name))
+
+    request_id = text("request_id")
+    stamps = {}
     for stamp in STAMPS:
-        values = frame[stamp]
-        start, end = window.bounds(stamp)
-        outside = (values.notna() & (values.lt(start) | values.ge(end))).to_numpy(bool)
-        if not outside.any():
-            continue
-        findings.implausible[stamp] += int(outside.sum())
-        findings.implausible_examples.setdefault(stamp, f"{values[outside].iloc[0]:%Y-%m-%d %H:%M:%S}")
-        rows |= outside
-        unpublishable = (values.notna() & (values.lt(PUBLISHABLE[0]) | values.ge(PUBLISHABLE[1]))).to_numpy(bool)
-        if unpublishable.any():
-            findings.unpublishable[stamp] += int(unpublishable.sum())
-            frame.loc[unpublishable, stamp] = PLACEHOLDER if stamp == "created_at" else pd.NaT
-    return rows
-
-
-def canonical_batch(
-    raw: pd.DataFrame, mapping: Mapping, found: dict[str, str], types: dict[str, str], findings: Findings
-) -> pd.DataFrame:
-    """One batch of the export as canonical columns (before flags); counts what it finds."""
-    n = len(raw)
-    col = lambda name: raw[found[name]] if name in found else pd.Series(pd.NA, index=raw.index, dtype="string")  # noqa: E731
-    text = lambda name: col(name).astype("string").str.strip().replace("", pd.NA)  # noqa: E731
-    out = pd.DataFrame(index=raw.index)
-    out["request_id"] = text("request_id")
-
-    for stamp in ("created_at", "closed_at", "due_at"):
         given = text(stamp)
-        out[stamp] = parse_timestamps(given, mapping)
-        bad = given.notna() & out[stamp].isna()
+        stamps[stamp] = vector.timestamps(given, mapping.timestamp_formats, mapping.utc_offset, mapping.timezone)
+        bad = np.isnat(stamps[stamp]) & ~vector.is_null(given)
         if bad.any():
             findings.unreadable[stamp] += int(bad.sum())
-            findings.unreadable_examples.setdefault(stamp, str(given[bad].iloc[0]))
+            findings.unreadable_examples.setdefault(stamp, str(given[int(np.argmax(bad))].as_py()))
 
     raw_status = text("status")
-    status = raw_status.map(mapping.status_map)
-    unknown = raw_status.notna() & status.isna()
-    findings.unmapped_status.update(raw_status[unknown].tolist())
-    findings.unmapped_status.update(["(empty)"] * int(raw_status.isna().sum()))
-    out["status"] = status
-    out["is_duplicate"] = _duplicates(raw, raw_status, mapping, found)
+    status = vector.lookup(raw_status, mapping.status_map)
+    unknown = vector.is_null(status) & ~vector.is_null(raw_status)
+    findings.unmapped_status.update(vector.counts(raw_status.filter(pa.array(unknown))))
+    if raw_status.null_count:
+        findings.unmapped_status["(empty)"] += raw_status.null_count
+    duplicate = _duplicates(column, raw_status, mapping, found)
 
-    for name in ("agency", "request_type"):
-        values = text(name)
-        findings.missing_required[name] += int(values.isna().sum())
-        out[name] = values.fillna("Unknown")
-    out["request_type"] = out["request_type"].map(lambda v: types.get(v, v))  # explicit names and spacing
-    out["descriptor"] = text("descriptor")
+    agency = text("agency")
+    findings.missing_required["agency"] += agency.null_count
+    agency = vector.fill(agency, UNKNOWN)
+    trimmed_type = text("request_type")
+    findings.missing_required["request_type"] += trimmed_type.null_count
+    entry = plan.types.index(trimmed_type)
+    # a variant also when the published name differs from the export's own trimmed spelling
+    respelled = vector.mask(pc.not_equal(plan.types.mapped.take(entry), vector.strip(column("request_type"))))
+    descriptor = text("descriptor")
 
     raw_channel = text("channel")
-    channel = raw_channel.map(mapping.channel_map)
-    findings.channel_default.update(raw_channel[channel.isna()].fillna("(empty)").tolist())
-    out["channel"] = channel.fillna(mapping.channel_default)
+    channel = vector.lookup(raw_channel, mapping.channel_map)
+    defaulted = vector.is_null(channel)
+    findings.channel_default.update(vector.counts(vector.fill(raw_channel, "(empty)").filter(pa.array(defaulted))))
+    channel = vector.fill(channel, mapping.channel_default)
 
-    out["neighborhood"] = text("neighborhood")
-    district = pd.to_numeric(text("council_district"), errors="coerce")
-    valid = district.notna() & district.ge(1) & district.mod(1).eq(0)
-    findings.invalid_district.update(text("council_district")[text("council_district").notna() & ~valid].tolist())
-    out["council_district"] = district.where(valid).astype("Int64")
-    out["latitude"] = pd.to_numeric(text("latitude"), errors="coerce").astype("float64")
-    out["longitude"] = pd.to_numeric(text("longitude"), errors="coerce").astype("float64")
-    out["parent_request_id"] = text("parent_request_id")
+    neighborhood = text("neighborhood")
+    district_text = text("council_district")
+    district, invalid = vector.districts(district_text)
+    findings.invalid_district.update(vector.counts(district_text.filter(pa.array(invalid))))
+    lat, lon = vector.numbers(text("latitude")), vector.numbers(text("longitude"))
+    parent = text("parent_request_id")
 
-    _count_defects(raw, out, mapping, found, findings)
+    _count_defects(column, lat, lon, duplicate, stamps["created_at"], mapping, found, findings)
     findings.rows_read += n
-    return out
+
+    keep = ~np.isnat(stamps["created_at"]) & ~vector.is_null(request_id)
+    findings.no_created += int((~keep).sum())
+    kept = pa.array(keep)
+    stamps = {stamp: values[keep] for stamp, values in stamps.items()}
+    implausible = _flag_implausible_dates(stamps, plan.window, findings)
+    entry, lat, lon, respelled = entry[keep], lat[keep], lon[keep], respelled[keep]
+
+    # the publisher's flags (anonymize.flag_requests), from the values as read
+    created, closed = stamps["created_at"], stamps["closed_at"]
+    placeholder_date = closed.astype("datetime64[Y]").astype(np.int64) + 1970 == PLACEHOLDER_YEAR
+    placeholder_date &= ~np.isnat(closed)
+    before = closed < created  # NaT compares False
+    min_lon, min_lat, max_lon, max_lat = plan.bounds
+    with np.errstate(invalid="ignore"):
+        outside = (lat < min_lat) | (lat > max_lat) | (lon < min_lon) | (lon > max_lon)
+    neighborhood = neighborhood.filter(kept)
+    flags = {
+        "flag_closed_before_created": before & ~placeholder_date,
+        "flag_placeholder_date": placeholder_date | implausible,
+        "flag_placeholder_coords": ((lat == 0) & (lon == 0)) | outside,  # NaN coordinates: not flagged
+        "flag_type_variant": plan.types.variant[entry] | respelled,
+        "flag_missing_neighborhood": vector.is_null(neighborhood),
+    }
+    lat, lon = np.round(lat, COORDINATE_DECIMALS), np.round(lon, COORDINATE_DECIMALS)
+    blanked, sensitive = plan.types.blanked[entry], plan.types.sensitive[entry]
+    lat[blanked | sensitive] = np.nan
+    lon[blanked | sensitive] = np.nan
+    findings.sensitive_blanked += int(blanked.sum()) + int(sensitive.sum())
+
+    published = {
+        "request_id": request_id.filter(kept), "agency": agency.filter(kept), "request_type": plan.types.final.take(entry),
+        "descriptor": descriptor.filter(kept), "neighborhood": neighborhood, "parent_request_id": parent.filter(kept),
+    }  # fmt: skip
+    for name in TEXT_COLUMNS:  # the text cap, counted in this order (the report lists columns as first cut)
+        if name == "request_type":
+            cut = int(plan.types.cut[entry].sum())
+        else:
+            published[name], cut = _cap(published[name], identifier=name in ID_COLUMNS)
+        if cut:
+            findings.text_cut[name] += cut
+
+    columns = {
+        "request_id": published["request_id"],
+        **{stamp: vector.stamps_array(stamps[stamp]) for stamp in STAMPS},
+        "status": status.filter(kept), "agency": published["agency"], "request_type": published["request_type"],
+        "descriptor": published["descriptor"], "channel": channel.filter(kept), "neighborhood": published["neighborhood"],
+        "council_district": district.filter(kept), "latitude": pa.array(lat, from_pandas=True),
+        "longitude": pa.array(lon, from_pandas=True), "is_duplicate": pa.array(duplicate[keep]),
+        "parent_request_id": published["parent_request_id"], **{flag: pa.array(flags[flag]) for flag in REQUEST_FLAGS},
+        "_row": pa.array(plan.row + np.flatnonzero(keep), pa.int64()),
+    }  # fmt: skip
+    columns["_repeat"] = _repeat_key(column, kept, columns, plan)
+    plan.row += n
+    return pa.table(columns, schema=staged_schema())
 
 
-def cap_text_columns(frame: pd.DataFrame, findings: Findings) -> None:
-    """Every published text value cut to the cap (`personal.TEXT_CAP`), counted per column; ids keep
-    their start and a hash (distinct ids stay distinct). Changes `frame` in place."""
-    for column in TEXT_COLUMNS:
-        capped = (cap_id if column in ID_COLUMNS else cap_text)(frame[column])
-        if capped.cut:
-            frame[column] = capped.values
-            findings.text_cut[column] += capped.cut
-
-
-def _duplicates(raw: pd.DataFrame, status: pd.Series, mapping: Mapping, found: dict[str, str]) -> np.ndarray:
-    marked = status.isin(mapping.duplicate_statuses).fillna(False).to_numpy(bool).copy()
+def _duplicates(column: Any, status: pa.Array, mapping: Mapping, found: dict[str, str]) -> np.ndarray:
+    """The export's own duplicate marks: a duplicate status, or the mapping's duplicate column."""
+    marked = vector.isin(status, mapping.duplicate_statuses)
     if "defect:duplicate" in found:
-        values = raw[found["defect:duplicate"]].astype("string").str.strip()
+        values = vector.strip(column("defect:duplicate"))
         if "values" in mapping.duplicate:
-            marked = marked | values.isin([str(v) for v in mapping.duplicate["values"]]).fillna(False).to_numpy(bool)
+            marked = marked | vector.isin(values, [str(v) for v in mapping.duplicate["values"]])
         if "contains" in mapping.duplicate:
-            hit = values.str.contains(str(mapping.duplicate["contains"]), case=False, regex=False)
-            marked = marked | hit.fillna(False).to_numpy(bool)
+            hit = pc.match_substring(values, str(mapping.duplicate["contains"]), ignore_case=True)
+            marked = marked | vector.mask(hit)
     return marked
 
 
-def _count_defects(raw: pd.DataFrame, out: pd.DataFrame, mapping: Mapping, found: dict[str, str], f: Findings) -> None:
-    lat, lon = out["latitude"], out["longitude"]
-    zero = lat.eq(0) & lon.eq(0)
+def _count_defects(
+    column: Any, lat: np.ndarray, lon: np.ndarray, duplicate: np.ndarray, created: np.ndarray, mapping: Mapping,
+    found: dict[str, str], f: Findings,
+) -> None:  # fmt: skip
+    zero = (lat == 0) & (lon == 0)
     f.zero_coords += int(zero.sum())
-    at_point = pd.Series(False, index=out.index)
+    at_point = np.zeros(len(lat), dtype=bool)
     for p_lat, p_lon in mapping.placeholder_points:
-        hit = lat.eq(p_lat) & lon.eq(p_lon)
+        hit = (lat == p_lat) & (lon == p_lon)
         f.placeholder_points[f"{p_lat:g},{p_lon:g}"] += int(hit.sum())
         at_point |= hit
     if mapping.bounds:
         min_lon, min_lat, max_lon, max_lat = mapping.bounds
-        outside = lat.notna() & lon.notna() & ~(lat.between(min_lat, max_lat) & lon.between(min_lon, max_lon))
+        inside = (lat >= min_lat) & (lat <= max_lat) & (lon >= min_lon) & (lon <= max_lon)
+        outside = ~np.isnan(lat) & ~np.isnan(lon) & ~inside
         f.outside_city += int((outside & ~zero & ~at_point).sum())
     if "defect:zip" in found:
-        zips = raw[found["defect:zip"]].astype("string").str.strip()
-        given = zips.notna() & zips.ne("")
-        junk = given & ~zips.str.fullmatch(ZIP_PATTERN).fillna(False)
+        zips = vector.strip(column("defect:zip"))
+        given = vector.mask(pc.not_equal(zips, ""))
+        junk = given & ~_is_zip(zips)
         f.zip_checked += int(given.sum())
-        f.zip_junk.update(zips[junk].tolist())
-    f.marked_duplicate += int(out["is_duplicate"].sum())
-    created = out["created_at"].dropna()
-    seconds = created.dt.hour * 3600 + created.dt.minute * 60 + created.dt.second
-    f.clock_times.update(seconds.value_counts().to_dict())  # seconds after midnight -> rows
+        f.zip_junk.update(vector.counts(zips.filter(pa.array(junk))))
+    f.marked_duplicate += int(duplicate.sum())
+    stamps = created[~np.isnat(created)]
+    if len(stamps):  # seconds after midnight -> rows (pandas' value_counts order, as the report's ties need)
+        seconds = (stamps.astype(np.int64) // 1_000_000 % 86_400).astype(np.int32)
+        f.clock_times.update(pd.Series(seconds).value_counts().to_dict())
 
 
-def repeat_key(raw: pd.DataFrame, out: pd.DataFrame, found: dict[str, str], mapping: Mapping) -> np.ndarray:
-    """A hash of (address, request type, created day): rows sharing one are likely repeats."""
-    place = raw[found["defect:address"]].astype("string") if "defect:address" in found else (
-        out["latitude"].astype("string") + "," + out["longitude"].astype("string"))  # fmt: skip
-    place = place.mask(place.isin(mapping.placeholder_addresses))
-    day = out["created_at"].dt.strftime("%Y-%m-%d")
-    frame = pd.DataFrame({"place": place.fillna(""), "type": out["request_type"], "day": day.fillna("")})
-    key = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    located = place.notna().to_numpy()
-    return np.where(located, key, np.uint64(0)).astype(np.uint64)
+def _is_zip(zips: pa.Array) -> np.ndarray:
+    """`str.fullmatch(ZIP_PATTERN)` (Python's re: \\d is any Unicode digit), null False."""
+    ascii_ = vector.mask(pc.string_is_ascii(zips))
+    out = vector.mask(pc.match_substring_regex(zips, ZIP_PATTERN.pattern)) & ascii_
+    other = ~ascii_ & ~vector.is_null(zips)
+    if other.any():
+        out[other] = [ZIP_PATTERN.fullmatch(v) is not None for v in zips.filter(pa.array(other)).to_pylist()]
+    return out
+
+
+def _flag_implausible_dates(stamps: dict[str, np.ndarray], window: DateWindow, findings: Findings) -> np.ndarray:
+    """Rows with a timestamp outside the plausible window (placeholders such as 1900-01-01 included),
+    counted per column. A timestamp past what analysis tools can hold is not published: a closed or
+    due date becomes empty, a created date the placeholder 1900-01-01. Changes `stamps` in place."""
+    rows = np.zeros(len(stamps["created_at"]), dtype=bool)
+    low, high = (np.datetime64(t.to_datetime64(), "us") for t in PUBLISHABLE)
+    for stamp in STAMPS:
+        values = stamps[stamp]
+        start, end = (np.datetime64(t.to_datetime64(), "us") for t in window.bounds(stamp))
+        given = ~np.isnat(values)
+        outside = given & ((values < start) | (values >= end))
+        if not outside.any():
+            continue
+        findings.implausible[stamp] += int(outside.sum())
+        first = pd.Timestamp(values[int(np.argmax(outside))])
+        findings.implausible_examples.setdefault(stamp, f"{first:%Y-%m-%d %H:%M:%S}")
+        rows |= outside
+        unpublishable = given & ((values < low) | (values >= high))
+        if unpublishable.any():
+            findings.unpublishable[stamp] += int(unpublishable.sum())
+            values[unpublishable] = PLACEHOLDER.to_datetime64() if stamp == "created_at" else np.datetime64("NaT")
+    return rows
+
+
+def _cap(values: pa.Array, identifier: bool) -> tuple[pa.Array, int]:
+    """Text over the cap cut by `personal.cap_text` (ids: `cap_id`), and how many values were cut."""
+    long = vector.mask(pc.greater(pc.utf8_length(values), TEXT_CAP))
+    if not long.any():
+        return values, 0
+    capped = (cap_id if identifier else cap_text)(pd.Series(values.filter(pa.array(long)).to_pylist(), dtype="string"))
+    replaced = pc.replace_with_mask(values, pa.array(long), pa.array(capped.values, pa.string(), from_pandas=True))
+    return replaced, capped.cut
+
+
+def _repeat_key(column: Any, kept: pa.Array, columns: dict[str, pa.Array], plan: Plan) -> pa.Array:
+    """A hash of (place, published request type, created day): rows sharing one are likely repeats.
+    The place is the raw address (the mapping's placeholder addresses are no place), else the
+    published coordinates (both needed); 0 for a request without a place."""
+    if "defect:address" in plan.found:
+        place = column("defect:address").filter(kept)
+        nowhere = vector.isin(place, plan.mapping.placeholder_addresses)
+        place = pc.if_else(pa.array(nowhere), pa.scalar(None, pa.string()), place)
+        parts = {"place": place}
+    else:  # the coordinates' exact values (their bits: -0.0 is not 0.0, as their text differs too)
+        lat, lon = (columns[c].to_numpy(zero_copy_only=False) for c in ("latitude", "longitude"))
+        nowhere = np.isnan(lat) | np.isnan(lon)
+        parts = {"place": pa.array(lat.view(np.int64), mask=nowhere), "lon": pa.array(lon.view(np.int64))}
+    table = pa.table({**parts, "type": columns["request_type"], "day": pc.cast(columns["created_at"], pa.date32())})
+    nowhere_sql = "place IS NULL" + (" OR lon IS NULL" if "lon" in parts else "")
+    key = "hash(place, lon, type, day)" if "lon" in parts else "hash(place, type, day)"
+    plan.hasher.register("repeat_rows", table)
+    try:
+        hashed = plan.hasher.execute(
+            f"SELECT CASE WHEN {nowhere_sql} THEN 0::UBIGINT ELSE {key} END AS k FROM repeat_rows"
+        )
+        return hashed.to_arrow_table().column("k").combine_chunks()
+    finally:
+        plan.hasher.unregister("repeat_rows")
 
 
 def canonical_schema() -> pa.Schema:
@@ -273,3 +416,11 @@ def canonical_schema() -> pa.Schema:
     dtypes.update({flag: "bool" for flag in REQUEST_FLAGS})
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
     return pa.Schema.from_pandas(empty, preserve_index=False)
+
+
+@cache
+def staged_schema() -> pa.Schema:
+    """The staged rows: the canonical columns (text as plain Arrow strings), then `_row` and
+    `_repeat` (see `canonical_batch`)."""
+    fields = [pa.field(f.name, pa.string()) if f.type == pa.large_string() else f for f in canonical_schema()]
+    return pa.schema([*fields, pa.field("_row", pa.int64()), pa.field("_repeat", pa.uint64())])

@@ -12,33 +12,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import duckdb
 import pandas as pd
-import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from citykit import paths
 from citykit.data import registry
-from citykit.data.anonymize import flag_requests
-from citykit.data.columns import REQUEST_FLAGS, SERVICE_REQUESTS, STATUSES
+from citykit.data.columns import REQUEST_FLAGS, STATUSES
+from citykit.data.importers import vector
 from citykit.data.importers.canonical import (
     PLAUSIBLE_START,
     DateWindow,
     Findings,
+    Plan,
+    TypeTable,
     canonical_batch,
     canonical_schema,
-    cap_text_columns,
-    flag_implausible_dates,
-    repeat_key,
+    staged_schema,
     type_standards,
 )
 from citykit.data.importers.mapping import Mapping, detect_source, load_mapping
 from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, imported_dir, publish, validate_final
 from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_COLUMNS, check_mapping, shorten
-from citykit.data.importers.reader import Header, Malformed, read_header, stream
+from citykit.data.importers.reader import Header, Malformed, batches, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
-from citykit.standards.sensitive import blank_sensitive_coordinates
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ class ImportDates:
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the layout we think
 MAX_UNREADABLE_DATES_SHARE = 0.01  # more unreadable created dates than this: wrong timestamp format
+WORLD = (-180.0, -90.0, 180.0, 90.0)  # bounds of a mapping without its own: only impossible points flagged
+STAGED_COMPRESSION = "lz4"  # the staged rows are read once more, by DuckDB, then deleted
 
 
 def import_requests(
@@ -126,6 +127,19 @@ def import_requests(
     return result
 
 
+def _type_counts(file: Path, header: Header, found: dict[str, str]) -> dict[str, Counter]:
+    """Rows per trimmed, non-empty spelling of the request type (and descriptor), in the order
+    pandas' value_counts gives them batch by batch (type_standards' report order follows it)."""
+    counts: dict[str, Counter] = {c: Counter() for c in ("request_type", "descriptor") if c in found}
+    for batch in batches(file, header, sorted({found[c] for c in counts}), Malformed()):
+        names = batch.schema.names
+        for column, counter in counts.items():
+            values = vector.strip(vector.strings(batch.column(names.index(found[column]))))
+            given = values.filter(pc.fill_null(pc.not_equal(values, ""), False))
+            counter.update(given.to_pandas().value_counts().to_dict())
+    return counts
+
+
 def _sample(file: Path, header: Header, found: dict[str, str]) -> pd.DataFrame | None:
     """The first rows of the columns published as text, to sniff for personal content."""
     columns = sorted({found[c] for c in TEXT_COLUMNS if c in found})
@@ -166,51 +180,30 @@ def _import(
     findings = Findings()
     malformed = Malformed()
     # Pass 1 reads only the type columns: the standard spelling of each type needs all rows.
-    counts: dict[str, Counter] = {c: Counter() for c in ("request_type", "descriptor") if c in found}
-    for batch in stream(file, header, sorted({found[c] for c in counts}), Malformed()):
-        for column, counter in counts.items():
-            values = batch[found[column]].str.strip()
-            counter.update(values[values.ne("").fillna(False)].value_counts().to_dict())
+    counts = _type_counts(file, header, found)
     types = type_standards(counts["request_type"], mapping.request_type_map)
     findings.type_variants = {raw: std for raw, std in types.items() if raw != std}
     if "descriptor" in counts:  # reported, not changed: the flag column is about request types
         descriptors = type_standards(counts["descriptor"], {})
         findings.descriptor_variants = {raw: std for raw, std in descriptors.items() if raw != std}
-    standard = sorted(set(types.values()))
-    bounds = mapping.bounds or (-180.0, -90.0, 180.0, 90.0)
 
-    schema = canonical_schema()
-    staged_schema = schema.append(pa.field("_row", pa.int64())).append(pa.field("_repeat", pa.uint64()))
+    # Pass 2: every column, batch by batch, to staged rows (canonical columns, flags, row number, repeat key)
+    hasher = duckdb.connect(config={"threads": 1})
+    plan = Plan(mapping, found, TypeTable.build(types, mapping), dates.window, hasher, mapping.bounds or WORLD)
     staged = staging / "staged.parquet"
-    row = 0
-    with pq.ParquetWriter(staged, staged_schema) as writer:
-        for raw in stream(file, header, sorted(set(found.values())), malformed):
-            frame = canonical_batch(raw, mapping, found, types, findings)
-            variants = frame["request_type"].ne(raw[found["request_type"]].astype("string").str.strip()).fillna(False)
-            keep = frame["created_at"].notna() & frame["request_id"].notna()
-            findings.no_created += int((~keep).sum())
-            frame = frame[keep].copy()
-            implausible = flag_implausible_dates(frame, dates.window, findings)
-            frame = flag_requests(frame, standard, bounds)  # flags from raw values; coordinates rounded
-            frame["flag_placeholder_date"] = frame["flag_placeholder_date"].to_numpy() | implausible
-            frame["flag_type_variant"] = frame["flag_type_variant"].to_numpy() | variants[keep].to_numpy()
-            frame, blanked = blank_sensitive_coordinates(frame)
-            extra = frame["request_type"].isin(mapping.sensitive_request_types).to_numpy()
-            frame.loc[extra, ["latitude", "longitude"]] = np.nan
-            findings.sensitive_blanked += blanked + int(extra.sum())
-            cap_text_columns(frame, findings)
-            frame = frame[list(SERVICE_REQUESTS)]
-            frame["_row"] = np.arange(row, row + len(raw))[keep.to_numpy()]
-            frame["_repeat"] = repeat_key(raw[keep], frame, found, mapping)
-            row += len(raw)
-            writer.write_table(pa.Table.from_pandas(frame, schema=staged_schema, preserve_index=False))
-            if progress:
-                progress(findings.rows_read)
+    try:
+        with pq.ParquetWriter(staged, staged_schema(), compression=STAGED_COMPRESSION) as writer:
+            for raw in batches(file, header, sorted(set(found.values())), malformed):
+                writer.write_table(canonical_batch(raw, plan, findings))
+                if progress:
+                    progress(findings.rows_read)
+    finally:
+        hasher.close()
 
     _check_readable(file, findings, malformed, mapping)
     final = staging / "service_requests.parquet"
     previous = imported_dir(name) / "service_requests.parquet"
-    stats = finish(staged, previous if previous.exists() else None, final, schema, staging, dates.window)
+    stats = finish(staged, previous if previous.exists() else None, final, canonical_schema(), staging, dates.window)
     staged.unlink()
     as_of = dates.as_of
     if as_of is None:

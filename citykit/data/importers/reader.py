@@ -82,6 +82,12 @@ class Malformed:
 
 def stream(path: Path, header: Header, columns: Sequence[str], malformed: Malformed) -> Iterator[pd.DataFrame]:
     """The chosen columns of the file as pandas batches of strings (missing values NaN)."""
+    for batch in batches(path, header, columns, malformed):
+        yield batch.to_pandas()
+
+
+def batches(path: Path, header: Header, columns: Sequence[str], malformed: Malformed) -> Iterator[pa.RecordBatch]:
+    """The chosen columns of the file as Arrow record batches of strings (an empty field null)."""
     read = pacsv.ReadOptions(column_names=header.names, skip_rows=1, encoding=header.encoding, block_size=BLOCK_SIZE)
     parse = pacsv.ParseOptions(
         delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=malformed.handler
@@ -97,7 +103,7 @@ def stream(path: Path, header: Header, columns: Sequence[str], malformed: Malfor
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         for batch in reader:
             if batch.num_rows:
-                yield batch.to_pandas()
+                yield batch
     except pa.ArrowInvalid as error:
         message = str(error).splitlines()[0]
         raise CitykitError(f"{path.name} cannot be read as CSV: {message}") from None
