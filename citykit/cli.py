@@ -365,6 +365,76 @@ def grade_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- hub -------------------------------------------------------------------------------------
+
+
+def _cpus(text: str) -> float:
+    return _number(float, text, "must be a number of CPUs above 0 (1.5 is one and a half)", 0, above_low=True)
+
+
+def hub_setup(args: argparse.Namespace) -> int:
+    from citykit.hub.lifecycle import setup
+
+    result = setup(args.cohort, args.roster, prefix=args.prefix, ip=args.ip, port=args.port, ssl_cert=args.ssl_cert,
+                   ssl_key=args.ssl_key, auth=args.auth, public_url=args.public_url, memory_mb=args.memory_mb,
+                   cpus=args.cpus, idle_minutes=args.idle_minutes, proxy_command=args.proxy_command,
+                   account_prefix=args.account_prefix, python=args.python)  # fmt: skip
+    print(result.summary())
+    return 0
+
+
+def hub_start(args: argparse.Namespace) -> int:
+    from citykit.hub.service import start
+    from citykit.hub.state import load_state
+
+    start(load_state(args.cohort, args.prefix))  # becomes JupyterHub: returns only by an error
+    return 1
+
+
+def hub_stop(args: argparse.Namespace) -> int:
+    from citykit.hub.service import stop
+    from citykit.hub.state import load_state
+
+    print(stop(load_state(args.cohort, args.prefix)).summary(args.cohort))
+    return 0
+
+
+def hub_status(args: argparse.Namespace) -> int:
+    from citykit.hub.service import status
+    from citykit.hub.state import load_state
+
+    state = load_state(args.cohort, args.prefix)
+    found = status(state)
+    print(found.summary(state))
+    return 0 if found.running else 1
+
+
+def hub_add_learner(args: argparse.Namespace) -> int:
+    from citykit.hub.lifecycle import add_learner
+    from citykit.hub.state import load_state
+
+    done = add_learner(load_state(args.cohort, args.prefix), args.id, args.first_name, args.last_name, args.email,
+                       instructor=args.instructor)  # fmt: skip
+    print(done.summary())
+    return 0
+
+
+def hub_teardown(args: argparse.Namespace) -> int:
+    from citykit.hub.lifecycle import teardown
+    from citykit.hub.state import load_state
+
+    state = load_state(args.cohort, args.prefix)
+    if not args.yes:
+        question = (f"remove the accounts of {args.cohort} ({len(state.members)} people) and, if grades were "
+                    "exported, their files? [y/N] ")  # fmt: skip
+        if not sys.stdin.isatty():
+            raise CitykitError(f"teardown removes the accounts of {args.cohort}; confirm with --yes")
+        if input(question).strip().lower() not in ("y", "yes"):
+            return 1
+    print(teardown(state).summary())
+    return 0
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -632,6 +702,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--need-help-below", type=_share, default=0.6, help="share of points under which a learner needs help"
     )
     p.set_defaults(func=grade_dashboard)
+
+    hub = commands.add_parser("hub", help="a cohort on one shared JupyterHub server (run as root)").add_subparsers(
+        dest="hub_command", required=True, metavar="ACTION"
+    )
+    where = Parser(add_help=False)
+    where.add_argument("--cohort", required=True, help="cohort name (also nbgrader's course id), e.g. fall-2027")
+    where.add_argument("--prefix", type=Path, default=None,
+                       help="folder holding one hub folder per cohort (default /srv/citykit-hub, or CITYKIT_HUB_PREFIX)")  # fmt: skip
+    p = hub.add_parser(
+        "setup", parents=[where], help="accounts, course, exchange and jupyterhub_config.py from the roster"
+    )
+    p.add_argument("--roster", type=Path, default=None, help="roster CSV with a `role` column (learner/instructor); "
+                   "needed the first time")  # fmt: skip
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port people open (the next three are used inside)")
+    p.add_argument(
+        "--ssl-cert", type=Path, default=None, help="HTTPS certificate (else a reverse proxy terminates TLS)"
+    )
+    p.add_argument("--ssl-key", type=Path, default=None, help="HTTPS key")
+    p.add_argument("--auth", choices=("firstuse", "native", "oidc"), default="firstuse",
+                   help="first passwords, NativeAuthenticator with instructor approval, or the city's single sign-on")  # fmt: skip
+    p.add_argument("--public-url", default="", help="the address people type (for single sign-on's redirect)")
+    p.add_argument("--memory-mb", type=_count, default=2048, help="memory per person's server and kernels")
+    p.add_argument("--cpus", type=_cpus, default=1.0, help="CPUs per person's server and kernels")
+    p.add_argument("--idle-minutes", type=_count, default=60, help="stop a server idle this long (idle culler)")
+    p.add_argument("--proxy-command", default=None, help="configurable-http-proxy (default: found on PATH)")
+    p.add_argument("--account-prefix", default="ck-", help="prefix of the system accounts (default ck-)")
+    p.add_argument(
+        "--python", default=None, help="the Python with citykit[hub] every account can run (default: this one)"
+    )
+    p.set_defaults(func=hub_setup)
+    hub.add_parser("start", parents=[where], help="run the hub in the foreground").set_defaults(func=hub_start)
+    hub.add_parser("stop", parents=[where], help="stop the hub, every server and service").set_defaults(func=hub_stop)
+    hub.add_parser("status", parents=[where], help="running? servers, memory, limits (exit 1 when not running)"
+                   ).set_defaults(func=hub_status)  # fmt: skip
+    p = hub.add_parser("add-learner", parents=[where], help="a late joiner: account, roster, gradebook, hub settings")
+    p.add_argument("id", help="the person's roster id")
+    p.add_argument("--first-name", required=True)
+    p.add_argument("--last-name", required=True)
+    p.add_argument("--email", default="", help="for single sign-on and the Canvas export")
+    p.add_argument("--instructor", action="store_true", help="an instructor rather than a learner")
+    p.set_defaults(func=hub_add_learner)
+    p = hub.add_parser("teardown", parents=[where], help="remove the accounts; after a grade export, their files too")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    p.set_defaults(func=hub_teardown)
 
     report = commands.add_parser("report", help="run notebooks as production reports").add_subparsers(
         dest="report_command", required=True, metavar="ACTION"
