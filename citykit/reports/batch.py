@@ -41,6 +41,7 @@ from typing import Any
 from citykit import paths
 from citykit.errors import CitykitError, quote, redact
 from citykit.files import atomic_write, locked
+from citykit.reports import ledger as release_ledger
 from citykit.reports.html import index_page
 from citykit.reports.kernel import ReportKernel, kill_all_kernels
 from citykit.reports.params import allowed_values, dataset_of, validate
@@ -197,8 +198,9 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     _worker["out"] = task["out"]
     try:
         result = run_report(
-            task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel
-        )
+            task["name"], task["parameters"], Path(task["out"]), timeout=task.get("timeout"), kernel=kernel,
+            ledger=Path(task["ledger"]) if task.get("ledger") else None, batch=task.get("batch", ""),
+        )  # fmt: skip
     except CitykitError as error:
         return {
             "status": "failed",
@@ -236,9 +238,11 @@ def run_batch(
     """Run `name` once per value of `over`; see the module docstring. Failures are in the result."""
     report, runs, root = plan(name, over, values, parameters, out)
     started = time.perf_counter()
+    # one release ledger for the batch: each report audited with the ledger and the batch's earlier tables
+    ledger, batch = str(release_ledger.ledger_folder(root, batch_root=root)), f"{report.name}-over-{over}-{os.getpid()}"
     tasks = [
         {"name": str(report.source) if not report.is_module else report.name, "parameters": r.parameters,
-         "out": str(r.out), "timeout": timeout, "reuse": reuse_kernel}
+         "out": str(r.out), "timeout": timeout, "reuse": reuse_kernel, "ledger": ledger, "batch": batch}
         for r in runs
     ]  # fmt: skip
     root.mkdir(parents=True, exist_ok=True)

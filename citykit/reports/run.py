@@ -59,6 +59,7 @@ from citykit.data import registry
 from citykit.data.build_info import check_current
 from citykit.errors import CitykitError, WorkFailed, quote, redact, secrets_in
 from citykit.lessons.course import find_module, load_course
+from citykit.reports import ledger as release_ledger
 from citykit.reports.html import (
     collect_tables,
     find_chromium,
@@ -440,11 +441,16 @@ def run_report(
     pdf: bool = False,
     timeout: float | None = None,
     kernel: ReportKernel | None = None,
+    ledger: Path | None = None,
+    batch: str = "",
 ) -> RunResult:
     """Run a module (or a notebook by path) as a report; see the module docstring.
 
     timeout: seconds for the whole run; a kernel still busy then is killed (`WorkFailed`).
     kernel: a ReportKernel to run in (a batch worker's); by default a fresh one, shut down after.
+    ledger: the release ledger's folder (a batch's); by default `citykit.reports.ledger.ledger_folder(out)`.
+    Every table of people the run publishes is audited with the ledger's earlier releases and recorded
+    there (`citykit.reports.ledger`); the manifest names the ledger state, the page carries the risk line.
     """
     started_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
@@ -458,6 +464,10 @@ def run_report(
     manifest = _manifest(report, values, started_at)
     hide = _hider(values)
     claimed = _claim(out, report, values)
+    release = release_ledger.begin(  # the release ledger this run's tables of people are audited with
+        ledger or release_ledger.ledger_folder(out), (manifest.get("dataset") or {}).get("name"), report.name,
+        {k: redact(v) for k, v in values.items()}, batch,
+    )  # fmt: skip
     clean_stale_staging(out)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out))  # same filesystem
     _active_staging.add(str(staging))
@@ -466,7 +476,8 @@ def run_report(
     succeeded = False
     try:
         kernel = kernel or ReportKernel(reuse=False)
-        executed = _execute(report, values, kernel, timeout, staging, manifest, started, out, hide)
+        executed = _execute(report, values, kernel, timeout, staging, manifest, started, out, hide, release)
+        manifest["ledger"] = release_ledger.finish(release, succeeded=True)  # before the page: its risk line
         timings.update(kernel.timings)
         timings["run cells"] = sum(_cell_seconds(executed).values())
         timings["cells"] = _cell_seconds(executed)
@@ -488,6 +499,7 @@ def run_report(
         _active_staging.discard(str(staging))
         shutil.rmtree(staging, ignore_errors=True)
         if not succeeded:
+            release_ledger.finish(release, succeeded=False)  # what the run recorded leaves the ledger
             _unclaim(out, claimed)
         if own_kernel and kernel is not None:
             kernel.shutdown()
@@ -499,7 +511,7 @@ def run_report(
     )  # fmt: skip
 
 
-def _execute(report, values, kernel, timeout, staging, manifest, started, out, hide):
+def _execute(report, values, kernel, timeout, staging, manifest, started, out, hide, release=None):
     """Execute the contract's notebook on the kernel; on failure keep it aside and raise WorkFailed.
 
     The engine hands the executed notebook back on the kernel, and it is written once here, with
@@ -515,6 +527,11 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out, h
     nb, resources = contract.preprocess(read_notebook(report.source), {})
     manifest["left_out"] = resources["citykit"]["left_out"]
     kernel.ready_for_run()
+    reply = kernel._execute_quietly(release_ledger.activation_code(release), timeout=60)  # this run's ledger, or none
+    if reply["content"]["status"] != "ok":
+        raise WorkFailed(
+            f"the release ledger could not be switched on in the report kernel: {reply['content'].get('evalue')}"
+        )
     executed_path = staging / f"{report.name}.ipynb"
     try:
         executed = _scrub(kernel.execute(nb, values, timeout), hide)
@@ -591,6 +608,8 @@ def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf:
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     shown = {k: redact(v) for k, v in values.items()}  # the page never shows a password
     header = header_cell_text(report.title, shown, manifest.get("dataset"), generated, manifest.get("period"))
+    if (manifest.get("ledger") or {}).get("risk"):
+        header += "  \n" + manifest["ledger"]["risk"].replace("Disclosure risk:", "**Disclosure risk:**", 1)
     html = staging / f"{report.name}.html"
     people = report.is_module and any(m.report and m.folder_name == report.name for m in _modules())  # production
     html.write_text(render_html(executed, report.title, header, people=people, workbook=f"{report.name}.xlsx"),

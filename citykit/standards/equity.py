@@ -530,7 +530,7 @@ def disaggregate(
             published = suppression.suppress(
                 suppression.count_table(_grid(counts, by, measure), name="table", outcome_columns=_outcomes(measure)),
                 standard=std,
-                **_release({"table": (_people(frame, by, measure, std, grouped), _key(by, measure))}, title),
+                **_release(lambda: {"table": (_people(frame, by, measure, std, grouped), _key(by, measure))}, title),
             )
         _apply_suppression(data, published[0], _labels(counts, by), measure, denominator is not None, std)
         notes.append(rules.footnote)
@@ -779,13 +779,16 @@ def _suppress_counts(
             row(std.multiracial.label, rest),
             same=[row(lab, rest) for lab in unknown],
         )
-    ledger = {
-        "in combination": (
-            _people(_with_group_columns(df, by, std)[0], by, measure, std, overlap=True),
-            _key(by, measure),
-        ),
-        "alone": (_people(alone_frame, alone_by, measure, std), _key(alone_by, measure)),
-    }
+
+    def ledger() -> dict:  # the release ledger's view, built only when a report records it
+        return {
+            "in combination": (
+                _people(_with_group_columns(df, by, std)[0], by, measure, std, overlap=True),
+                _key(by, measure),
+            ),
+            "alone": (_people(alone_frame, alone_by, measure, std), _key(alone_by, measure)),
+        }
+
     tables = suppression.suppress([combined, alone], relations, standard=std, **_release(ledger, title))
     return tables, relations
 
@@ -841,23 +844,20 @@ def _suppress_with_alone(
         pools=pooled,
         members=members,
     )
-    alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
-    pooled_frame = alone_frame.assign(
-        **{RACE_ALONE: alone_frame[RACE_ALONE].astype(object).replace({m: p for p, ms in pooled.items() for m in ms})}
-    )
-    ledger = {
-        "in combination": (
-            _people(
-                _with_group_columns(df, [RACE_IN_COMBINATION], std)[0],
-                [RACE_IN_COMBINATION],
-                measure,
-                std,
-                overlap=True,
+
+    def ledger() -> dict:  # the release ledger's view, built only when a report records it
+        alone_frame = df.assign(**{RACE_ALONE: race_alone(df, standard=std)})
+        replace = {m: p for p, ms in pooled.items() for m in ms}
+        pooled_frame = alone_frame.assign(**{RACE_ALONE: alone_frame[RACE_ALONE].astype(object).replace(replace)})
+        combination = _with_group_columns(df, [RACE_IN_COMBINATION], std)[0]
+        return {
+            "in combination": (
+                _people(combination, [RACE_IN_COMBINATION], measure, std, overlap=True),
+                _key([RACE_IN_COMBINATION], measure),
             ),
-            _key([RACE_IN_COMBINATION], measure),
-        ),
-        "alone": (_people(pooled_frame, [RACE_ALONE], measure, std, alone_frame), _key([RACE_ALONE], measure)),
-    }
+            "alone": (_people(pooled_frame, [RACE_ALONE], measure, std, alone_frame), _key([RACE_ALONE], measure)),
+        }
+
     return suppression.suppress(group, relations, standard=std, **_release(ledger, title)), relations
 
 
@@ -910,9 +910,13 @@ def _people(
     return people
 
 
-def _release(tables: dict[str, tuple[pd.DataFrame | None, str]], title: str) -> dict:
+def _release(build, title: str) -> dict:
     """`suppression.suppress` arguments for the release ledger: the people, keys and pooled rows of
-    each table; nothing when a table's records carry no published id."""
+    each table (`build()`: table name -> (people, key)); nothing when no release reviews the tables
+    (in a lesson nothing is built) or a table's records carry no published id."""
+    if not suppression.reviewing():
+        return {}
+    tables: dict[str, tuple[pd.DataFrame | None, str]] = build()
     if any(people is None for people, _ in tables.values()):
         return {}
     pools = {}

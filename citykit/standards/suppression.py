@@ -25,7 +25,7 @@ library at hand does cell suppression; the audit is the standard LP range comput
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,11 +217,49 @@ def _hide_outcomes_of_hidden_groups(table: PublishedTable) -> bool:
     return True
 
 
+@dataclass
+class ReleaseRequest:
+    """A group of tables of people about to be published, as a release reviewer sees it: the
+    tables as suppressed for their page alone, the people in each interior cell (`people`: table
+    name -> id, row, column), what each table's cells count (`keys`), its pooled rows (`pools`),
+    and `resuppress(forced)`: the group suppressed again with the given cells hidden first (table
+    name -> (row, column) cells; the name "*withhold*" withholds every published table whole)."""
+
+    tables: list[PublishedTable]
+    people: dict[str, pd.DataFrame]
+    keys: dict[str, str]
+    pools: dict[str, dict[str, list[str]]]
+    title: str
+    standard: DisaggregationStandard
+    resuppress: Callable[[dict[str, set]], list[PublishedTable]]
+
+
+_reviewer: Callable[[ReleaseRequest], list[PublishedTable]] | None = None
+
+
+def set_release_reviewer(reviewer: Callable[[ReleaseRequest], list[PublishedTable]] | None):
+    """Install the function every `suppress(..., people=...)` hands its tables to before they are
+    published (the release ledger of a report run, `citykit.reports.ledger`); None removes it.
+    Returns the one it replaces."""
+    global _reviewer
+    previous, _reviewer = _reviewer, reviewer
+    return previous
+
+
+def reviewing() -> bool:
+    """Whether a release reviewer is installed (a report run's release ledger)."""
+    return _reviewer is not None
+
+
 def suppress(
     tables: PublishedTable | list[PublishedTable],
     relations: Iterable[Relation] = (),
     *,
     standard: DisaggregationStandard | None = None,
+    people: dict[str, pd.DataFrame] | None = None,
+    keys: dict[str, str] | None = None,
+    pools: dict[str, dict[str, list[str]]] | None = None,
+    title: str = "",
 ) -> list[PublishedTable]:
     """Primary plus complementary suppression of tables published together.
 
@@ -229,11 +267,50 @@ def suppress(
     outcomes. Then complementary cells, by the standard's method: `fewest_people` (an integer
     programme, then pruning; see the module docstring) or `smallest_in_line` (greedy: while a hidden
     count is exposed, the smallest published non-zero entry in its row or column).
+
+    `people` (table name -> the people in each interior cell: columns id, row, column), with `keys`
+    (table name -> what its cells count, e.g. "race_alone|approved") and `pools`, lets a release
+    reviewer (`set_release_reviewer`: the release ledger of a report run) audit the tables against
+    earlier releases and extend their suppression; without a reviewer they change nothing.
     """
     std = standard or load_disaggregation()
-    group = [tables] if isinstance(tables, PublishedTable) else list(tables)
-    group = [primary_suppression(t, standard=std) for t in group]
+    originals = [tables] if isinstance(tables, PublishedTable) else list(tables)
     relations = tuple(relations)
+    group = _suppress(originals, relations, std)
+    if people and _reviewer is not None:
+
+        def resuppress(forced: dict[str, set]) -> list[PublishedTable]:
+            copies = [
+                PublishedTable(t.name, t.values, t.suppressed.copy(), t.rows_add_up, t.columns_add_up,
+                               t.outcome_columns, t.published, None if t.withheld is None else t.withheld.copy())
+                for t in originals
+            ]  # fmt: skip
+            if "*withhold*" in forced:
+                for t in copies:
+                    if t.published:
+                        t.withheld = pd.DataFrame(True, index=t.values.index, columns=t.values.columns)
+                        t.suppressed = t.withheld.copy()
+                return copies
+            for t in copies:
+                for row, column in forced.get(t.name, ()):
+                    t.suppressed.loc[_label(t.values.index, row), _label(t.values.columns, column)] = True
+            return _suppress(copies, relations, std)
+
+        request = ReleaseRequest(group, dict(people), dict(keys or {}), dict(pools or {}), title, std, resuppress)
+        group = _reviewer(request)
+    return group
+
+
+def _label(labels: pd.Index, text: str) -> object:
+    """The index label written as `text` (a ledger keeps labels as text)."""
+    for label in labels:
+        if str(label) == str(text):
+            return label
+    raise CitykitError(f"no row or column {text!r} in the table")
+
+
+def _suppress(group: list[PublishedTable], relations: tuple[Relation, ...], std: DisaggregationStandard):
+    group = [primary_suppression(t, standard=std) for t in group]
     twins = same_entries(relations)
     _hide_twins(group, twins)
     if not std.small_cells.complementary:

@@ -1,0 +1,350 @@
+"""The release ledger: every table of people a report publishes, recorded in its archive and audited
+with the earlier ones (the disaggregation standard's `privacy.releases`).
+
+    folder = ledger_folder(out)                           # <archive>/.citykit-ledger/ (or <out>/...)
+    context = begin(folder, "riverton", "equity-report", values)      # the runner, before the kernel runs
+    activate(context)                                     # in the report's kernel: tables go through the ledger
+    summary = finish(context, succeeded=True)             # the runner: manifest["ledger"], the page's risk line
+
+In a report run, every table of people suppressed with its people (`equity.disaggregate` on
+records carrying their published ids) reaches `review` before it is shown: under the ledger's lock,
+the table is audited against every earlier table of the same dataset and breakdown in the ledger
+(`citykit.standards.releases.audit_releases`: overlapping periods, nested geographies, a table and
+its subtotals), its suppression is extended until nothing earlier plus it gives a count of 1 to 10
+away (`releases.extend`), and it is recorded: its cells as shown, its marks, and its people by
+published id. A batch's reports share one ledger and record under the same lock, each audited
+against the ledger and the batch's tables recorded before it, before its page is written. A run
+that fails removes what it recorded.
+
+Where the ledger lives: `CITYKIT_LEDGER` when set; else the archive's `reports/.citykit-ledger/`
+for a report written in the archive; else the `.citykit-ledger/` folder of the batch folder or of
+`--out` (a report written elsewhere is audited against the releases written there). There, one
+JSON index per dataset (`<dataset>.json`) holds what was published: each release, its tables,
+their cells as shown and their marks. The people of each table (who is counted in which cell,
+which is what the suppression hides: the hidden counts can be read off it) never go beside the
+pages: they are kept in the data home, readable by its owner only
+(`<data home>/.secrets/ledgers/<folder digest>/<dataset>/`, parquet). Without them (the archive
+moved to another machine) a recorded table cannot be related to new ones; the page says how many
+were audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from citykit import paths
+from citykit.errors import CitykitError
+from citykit.files import atomic_write, locked, replacing
+
+LEDGER_ENV = "CITYKIT_LEDGER"
+SECRETS = ".secrets"  # in the data home, beside the datasets' keys (citykit.standards.pseudonyms)
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    """One report run's release: where its ledger is, which dataset, and who it is."""
+
+    folder: str
+    dataset: str
+    release: str
+    report: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    batch: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+
+def ledger_folder(out: Path, batch_root: Path | None = None) -> Path:
+    """The ledger a report written to `out` (in the batch folder `batch_root`) records into."""
+    override = os.environ.get(LEDGER_ENV)
+    if override:
+        return Path(override).resolve()
+    root = Path(batch_root if batch_root is not None else out).resolve()
+    name = _folder_name()
+    try:
+        archive = paths.reports_dir().resolve()
+    except Exception:  # no course: the folder written to keeps its own ledger
+        archive = None
+    if archive is not None and (root == archive or archive in root.parents):
+        return archive / name
+    return root / name
+
+
+def _folder_name() -> str:
+    from citykit.standards import load_disaggregation
+
+    releases = load_disaggregation().releases
+    return releases.ledger_folder if releases else ".citykit-ledger"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "dataset"
+
+
+# ------------------------------------------------------------------ the ledger files
+
+
+class Ledger:
+    """The ledger of one dataset in one folder."""
+
+    def __init__(self, folder: Path | str, dataset: str):
+        self.folder = Path(folder)
+        self.dataset = dataset
+        self.index_path = self.folder / f"{_safe(dataset)}.json"
+        digest = hashlib.sha256(str(self.folder.resolve()).encode()).hexdigest()[:16]
+        self.people_folder = paths.citykit_home() / SECRETS / "ledgers" / digest / _safe(dataset)
+
+    def lock(self):
+        return locked(self.index_path, timeout=600)
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": INDEX_VERSION, "dataset": self.dataset, "releases": []}
+        except (OSError, ValueError) as error:
+            raise CitykitError(f"the release ledger {self.index_path} cannot be read ({error}); move it away") from None
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.index_path, json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+
+    def state(self, data: dict[str, Any] | None = None, *, exclude: str = "") -> dict[str, Any]:
+        """The ledger as a release is audited against it: its releases (this one left out) and a digest."""
+        data = self.read() if data is None else data
+        releases = [r for r in data["releases"] if r["release"] != exclude]
+        text = json.dumps(releases, sort_keys=True, default=str)
+        return {
+            "file": str(self.index_path),
+            "releases": len(releases),
+            "tables": sum(len(r.get("tables", [])) for r in releases),
+            "digest": hashlib.sha256(text.encode()).hexdigest()[:12],
+        }
+
+    def records(self, data: dict[str, Any], keys: set[str], *, skip: set[str] = frozenset()) -> list:
+        """The recorded tables with these keys, as `releases.TableRecord`s (their people read back);
+        `skip`: table ids left out (a table this release records again)."""
+        from citykit.standards.releases import TableRecord
+
+        out = []
+        for release in data["releases"]:
+            for table in release.get("tables", []):
+                if table["key"] not in keys or table["id"] in skip:
+                    continue
+                try:
+                    members = pd.read_parquet(self.people_folder / table["people"])
+                except (OSError, ValueError):
+                    continue  # people missing: the table cannot be related to others (said in the summary)
+                out.append(
+                    TableRecord(
+                        release["release"], table["name"], table["key"], list(table["rows"]), list(table["columns"]),
+                        bool(table["rows_add_up"]), {(r, c): int(v) for r, c, v in table["shown"]},
+                        {(r, c): m for r, c, m in table["marks"]}, members,
+                        {k: list(v) for k, v in table.get("pools", {}).items()}, tuple(table.get("outcome_columns", ())),
+                        table.get("title", ""),
+                    )
+                )  # fmt: skip
+        return out
+
+    def save_people(self, members: pd.DataFrame) -> str:
+        for folder in reversed([self.people_folder, *self.people_folder.parents][:4]):
+            folder.mkdir(mode=0o700, exist_ok=True)  # the data home's private folder: owner only
+        name = f"{uuid.uuid4().hex}.parquet"
+        with replacing(self.people_folder / name) as tmp:
+            members[["id", "row", "column"]].to_parquet(tmp, index=False)
+        return name
+
+    def remove_people(self, names: list[str]) -> None:
+        for name in names:
+            (self.people_folder / name).unlink(missing_ok=True)
+
+
+def _table_id(record) -> str:
+    ids = ",".join(sorted(record.members["id"].unique()))
+    return hashlib.sha256(f"{record.key}\x1f{ids}".encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ the runner's side
+
+
+def begin(
+    folder: Path, dataset: str | None, report: str, parameters: dict[str, Any], batch: str = ""
+) -> ReleaseContext | None:
+    """A release for one report run (None without a dataset: nothing to audit against)."""
+    if not dataset:
+        return None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    release = f"{stamp}-{_safe(report)}-{uuid.uuid4().hex[:8]}"
+    shown = {k: v for k, v in parameters.items() if not isinstance(v, (bytes, bytearray))}
+    return ReleaseContext(str(Path(folder)), dataset, release, report, shown, batch)
+
+
+def activation_code(context: ReleaseContext | None) -> str:
+    """The code a report's kernel runs before the notebook: the ledger on for this run (or off)."""
+    argument = "None" if context is None else repr(context.to_json())
+    return (
+        f"import citykit.reports.ledger as _citykit_ledger\n_citykit_ledger.activate({argument})\ndel _citykit_ledger"
+    )
+
+
+def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | None:
+    """After the run: a failed run's tables leave the ledger; a good run's are marked published.
+    Returns what the manifest records (the ledger state the release was audited against, the tables,
+    the cells hidden further) with the page's one-line risk summary."""
+    if context is None:
+        return None
+    ledger = Ledger(context.folder, context.dataset)
+    with ledger.lock():
+        data = ledger.read()
+        mine = next((r for r in data["releases"] if r["release"] == context.release), None)
+        if not succeeded:
+            if mine is not None:
+                data["releases"] = [r for r in data["releases"] if r["release"] != context.release]
+                ledger.write(data)
+                ledger.remove_people([t["people"] for t in mine.get("tables", [])])
+            return None
+        if mine is not None:
+            mine["status"] = "published"
+            ledger.write(data)
+        state = mine["audited_against"] if mine else ledger.state(data, exclude=context.release)
+    tables = mine.get("tables", []) if mine else []
+    summary = {
+        "ledger": str(ledger.index_path),
+        "release": context.release,
+        "audited_against": state,
+        "tables": len(tables),
+        "cells_hidden_further": sum(int(t.get("forced", 0)) for t in tables),
+        "tables_withheld": sum(bool(t.get("withheld")) for t in tables),
+        "already_given_away": sorted({w for t in tables for w in t.get("already", [])})[:20],
+    }
+    summary["risk"] = risk_line(summary, context.dataset)
+    return summary
+
+
+def risk_line(summary: dict[str, Any], dataset: str) -> str:
+    """The page's one-line disclosure-risk summary, in the standard's words (`privacy.releases`)."""
+    from citykit.standards import load_disaggregation
+
+    std = load_disaggregation()
+    state = summary["audited_against"]
+    if summary["tables"] == 0:
+        return (
+            "Disclosure risk: no table of people on this page was recorded in the release ledger "
+            f"({state['releases']} earlier releases of {dataset}); tables of people are audited only on their own."
+        )
+    extended = (
+        f"{summary['cells_hidden_further']} more cells hidden so that no count of 1 to 10 can be worked out from "
+        "this page and the earlier ones together"
+        if summary["cells_hidden_further"]
+        else "no count of 1 to 10 can be worked out from this page and the earlier ones together"
+    )
+    if summary.get("tables_withheld"):
+        extended += f" ({summary['tables_withheld']} withheld whole)"
+    if summary["already_given_away"]:
+        extended += f"; {len(summary['already_given_away'])} were already given away by earlier releases"
+    template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
+    return template.format(
+        tables=summary["tables"], releases=state["releases"], dataset=dataset,
+        state=f"state {state['digest']}", extended=extended,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the kernel's side
+
+_active: ReleaseContext | None = None
+
+
+def activate(context: str | ReleaseContext | None) -> None:
+    """In a report's kernel: send every table of people through this run's release (None: off)."""
+    global _active
+    from citykit.standards import suppression
+
+    if isinstance(context, str):
+        context = ReleaseContext(**json.loads(context))
+    _active = context
+    suppression.set_release_reviewer(review if context is not None else None)
+
+
+def review(request) -> list:
+    """`suppression.set_release_reviewer`'s reviewer: audit the request's tables with the earlier
+    releases of the dataset, extend their suppression, record them; the tables to publish."""
+    from citykit.standards import releases
+    from citykit.standards.releases import TableRecord
+
+    context = _active
+    if context is None:
+        return request.tables
+    std = request.standard
+
+    def to_records(tables) -> list[TableRecord]:
+        out = []
+        for table in tables:
+            people = request.people.get(table.name)
+            if not table.published or people is None or not len(people):
+                continue
+            out.append(
+                TableRecord.from_table(
+                    table, people, key=request.keys.get(table.name, table.name), release=context.release,
+                    pools=request.pools.get(table.name), title=request.title, standard=std,
+                )
+            )  # fmt: skip
+        return out
+
+    final = {"tables": request.tables}
+
+    def resuppress(forced) -> list[TableRecord]:
+        final["tables"] = request.resuppress(forced)
+        return to_records(final["tables"])
+
+    current = to_records(request.tables)
+    if not current:
+        return request.tables
+    ledger = Ledger(context.folder, context.dataset)
+    with ledger.lock():
+        data = ledger.read()
+        mine = next((r for r in data["releases"] if r["release"] == context.release), None)
+        if mine is None:
+            mine = {
+                "release": context.release, "report": context.report, "parameters": context.parameters,
+                "batch": context.batch, "recorded": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "status": "pending", "audited_against": ledger.state(data), "tables": [],
+            }  # fmt: skip
+            data["releases"].append(mine)
+        again = {_table_id(r) for r in current}  # the same table recorded again in this release replaces itself
+        earlier = ledger.records(data, {r.key for r in current}, skip=again & {t["id"] for t in mine["tables"]})
+        records, audit, forced = releases.extend(current, earlier, resuppress, standard=std)
+        by_id = {t["id"]: t for t in mine["tables"]}
+        for record in records:
+            table_id = _table_id(record)
+            previous = by_id.get(table_id)
+            entry = {
+                "id": table_id, "name": record.name, "title": record.title, "key": record.key,
+                "rows": record.rows, "columns": record.columns, "rows_add_up": record.rows_add_up,
+                "shown": [[r, c, v] for (r, c), v in record.shown.items()],
+                "marks": [[r, c, m] for (r, c), m in record.marks.items()],
+                "pools": record.pools, "outcome_columns": list(record.outcome_columns),
+                "people": previous["people"] if previous else ledger.save_people(record.members),
+                "people_count": int(record.members["id"].nunique()),
+                "forced": forced, "already": [e.what for e in audit.already][:20],
+                "withheld": not record.shown and bool(record.marks),
+                "exposed": [e.what for e in audit.new][:20],
+            }  # fmt: skip
+            if previous is not None:
+                mine["tables"][mine["tables"].index(previous)] = entry
+            else:
+                mine["tables"].append(entry)
+        ledger.write(data)
+    return final["tables"]
