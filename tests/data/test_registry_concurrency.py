@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 
 from citykit.data import registry
@@ -67,3 +69,45 @@ def test_registrations_racing_from_four_processes_lose_nothing(tmp_path):
         w.join(60)
     assert [w.exitcode for w in workers] == [0] * 4
     assert registered(home) == {f"w{w}_{i}" for w in range(4) for i in range(10)}
+
+
+def _export(first: int, count: int) -> str:
+    """NYC_EXPORT's layout with `count` requests numbered from `first` (ids never shared)."""
+    header, row = NYC_EXPORT.splitlines()[0], NYC_EXPORT.splitlines()[1]
+    return "\n".join([header, *(row.replace("1001", str(first + i), 1) for i in range(count))]) + "\n"
+
+
+def _import_meeting(home: str, export: str, meet) -> None:
+    """Import into `same`, stopping after the rows are read until the other import has read its rows too
+    (or 5 s pass): without the dataset's lock both then merge into the same, empty, previous state."""
+    import threading
+
+    from citykit.data.importers import import_requests
+
+    os.environ["CITYKIT_HOME"] = home  # in the forked child only
+
+    def progress(rows: int) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait(5)
+
+    import_requests("nyc311", export, name="same", progress=progress)
+
+
+def test_two_imports_into_one_name_at_once_keep_every_row(tmp_path):
+    """Issue 16 QA walk: two imports into one dataset at once both exited 0 and one export's rows vanished."""
+    home = tmp_path / "home"
+    exports = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    exports[0].write_text(_export(5000, 4), encoding="utf-8")
+    exports[1].write_text(_export(6000, 3), encoding="utf-8")
+    context = multiprocessing.get_context("fork")
+    meet = context.Barrier(2)
+    workers = [context.Process(target=_import_meeting, args=(str(home), str(e), meet)) for e in exports]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    table = home / "imported" / "same" / "service_requests.parquet"
+    expected = {f"{base + i}" for base, count in ((5000, 4), (6000, 3)) for i in range(count)}
+    ids = set(pq.read_table(table, columns=["request_id"]).column(0).to_pylist())
+    assert ids == expected
