@@ -10,6 +10,7 @@ standard name, the raw spelling is gone. Every "now" is the dataset's as-of "now
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -534,7 +535,32 @@ def _score_neighborhoods(s: _Scorer) -> None:
 
 
 def check_dataset(name: str = "riverton") -> Scorecard:
-    """Score every table of a registered dataset (parquet, or a database) at its as-of "now"."""
+    """Score every table of a registered dataset (parquet, or a database) at its as-of "now".
+
+    A parquet dataset's scorecard is kept per version of its files and of the gates, so a batch of
+    reports on one dataset (one kernel per worker) scores it once, not once per report."""
+    ds = registry.get(name)
+    if ds.kind != "parquet":
+        return _check_dataset(name)
+    files = [*(ds.table_path(t) for t in ds.tables), ds.boundaries_path, quality_file()]
+    card = _check_dataset_version((name, repr(ds), tuple(_stamp(path) for path in files)))
+    return Scorecard(list(card.checks), dataset=card.dataset, as_of=card.as_of)
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        found = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), found.st_mtime_ns, found.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _check_dataset_version(version: tuple) -> Scorecard:
+    return _check_dataset(version[0])
+
+
+def _check_dataset(name: str) -> Scorecard:
     ds = registry.get(name)
     missing = [t for t in ds.tables if ds.kind == "parquet" and not ds.table_path(t).exists()]
     if missing:

@@ -98,3 +98,24 @@ def test_the_p90_interval_finds_a_doubled_tail_and_not_a_same_one():
     assert low > 0  # the 90th percentile of an exponential with twice the mean is twice as long
     low, high = cmp.bootstrap_median_difference(same, before, 200, 0.95, 1, p=0.9)
     assert low < 0 < high
+
+
+def test_the_scorecard_is_kept_per_version_of_the_files(riverton_small, tmp_path, monkeypatch):
+    """A batch scores a dataset once (check_dataset is cached), yet a changed file is scored again."""
+    home = tmp_path / "home"
+    folder = home / "published" / "riverton"
+    folder.mkdir(parents=True)
+    for path in (riverton_small / "published" / "riverton").iterdir():
+        (folder / path.name).symlink_to(path)
+    monkeypatch.setenv("CITYKIT_HOME", str(home))
+    first = citykit.quality.check_dataset("riverton")
+    assert citykit.quality.check_dataset("riverton").to_frame().equals(first.to_frame())
+    requests = folder / "service_requests.parquet"
+    source = requests.resolve()
+    requests.unlink()
+    duckdb.execute(  # every request loses its neighborhood
+        f"COPY (SELECT * REPLACE (NULL::VARCHAR AS neighborhood) FROM read_parquet($src)) TO '{requests.as_posix()}'",
+        {"src": source.as_posix()},
+    )
+    again = citykit.quality.check_dataset("riverton")
+    assert again.get("missing_neighborhood").share == 1.0 != first.get("missing_neighborhood").share
