@@ -207,6 +207,14 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
     if context is None:
         return None
     ledger = Ledger(context.folder, context.dataset)
+    if not ledger.index_path.exists():  # nothing recorded, ever: no ledger files either
+        if not succeeded:
+            return None
+        state = ledger.state({"releases": []})
+        summary = {"ledger": str(ledger.index_path), "release": context.release, "audited_against": state,
+                   "tables": 0, "cells_hidden_further": 0, "tables_withheld": 0, "already_given_away": []}  # fmt: skip
+        summary["risk"] = risk_line(summary, context.dataset)
+        return summary
     with ledger.lock():
         data = ledger.read()
         mine = next((r for r in data["releases"] if r["release"] == context.release), None)
@@ -228,6 +236,7 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
         "tables": len(tables),
         "cells_hidden_further": sum(int(t.get("forced", 0)) for t in tables),
         "tables_withheld": sum(bool(t.get("withheld")) for t in tables),
+        "set_aside": sorted({r for t in tables for r in t.get("set_aside", [])}),
         "already_given_away": sorted({w for t in tables for w in t.get("already", [])})[:20],
     }
     summary["risk"] = risk_line(summary, context.dataset)
@@ -235,16 +244,14 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
 
 
 def risk_line(summary: dict[str, Any], dataset: str) -> str:
-    """The page's one-line disclosure-risk summary, in the standard's words (`privacy.releases`)."""
+    """The page's one-line disclosure-risk summary, in the standard's words (`privacy.releases`);
+    empty for a page without tables of people."""
     from citykit.standards import load_disaggregation
 
     std = load_disaggregation()
     state = summary["audited_against"]
     if summary["tables"] == 0:
-        return (
-            "Disclosure risk: no table of people on this page was recorded in the release ledger "
-            f"({state['releases']} earlier releases of {dataset}); tables of people are audited only on their own."
-        )
+        return ""  # no table of people on the page: no line (the manifest still names the ledger state)
     extended = (
         f"{summary['cells_hidden_further']} more cells hidden so that no count of 1 to 10 can be worked out from "
         "this page and the earlier ones together"
@@ -253,6 +260,11 @@ def risk_line(summary: dict[str, Any], dataset: str) -> str:
     )
     if summary.get("tables_withheld"):
         extended += f" ({summary['tables_withheld']} withheld whole)"
+    if summary.get("set_aside"):
+        extended += (
+            f"; {len(summary['set_aside'])} earlier releases made from another version of the data could not be "
+            "audited with it"
+        )
     if summary["already_given_away"]:
         extended += f"; {len(summary['already_given_away'])} were already given away by earlier releases"
     template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
@@ -325,7 +337,16 @@ def review(request) -> list:
             data["releases"].append(mine)
         again = {_table_id(r) for r in current}  # the same table recorded again in this release replaces itself
         earlier = ledger.records(data, {r.key for r in current}, skip=again & {t["id"] for t in mine["tables"]})
-        records, audit, forced = releases.extend(current, earlier, resuppress, standard=std)
+        set_aside: list[str] = []
+        while True:
+            try:
+                records, audit, forced = releases.extend(current, earlier, resuppress, standard=std)
+                break
+            except releases.Inconsistent:  # made from another version of the data: the oldest is set aside
+                oldest = earlier[0].release
+                set_aside.append(oldest)
+                earlier = [r for r in earlier if r.release != oldest]
+                current, final["tables"] = to_records(request.tables), request.tables
         by_id = {t["id"]: t for t in mine["tables"]}
         for record in records:
             table_id = _table_id(record)
@@ -340,6 +361,7 @@ def review(request) -> list:
                 "people_count": int(record.members["id"].nunique()),
                 "forced": forced, "already": [e.what for e in audit.already][:20],
                 "withheld": not record.shown and bool(record.marks),
+                "set_aside": set_aside,
                 "exposed": [e.what for e in audit.new][:20],
             }  # fmt: skip
             if previous is not None:

@@ -46,7 +46,14 @@ from citykit.errors import CitykitError
 from citykit.standards.reader import DisaggregationStandard, load_disaggregation
 from citykit.standards.suppression import TOTAL, PublishedTable
 
-PEOPLE = "__people__"  # the Total row's label in a table whose rows overlap (alone or in combination)
+PEOPLE = "__people__"
+
+
+class Inconsistent(CitykitError):
+    """No counts fit every release at once: they were made from different versions of the data."""
+
+
+# the Total row's label in a table whose rows overlap (alone or in combination)
 
 
 @dataclass
@@ -285,7 +292,7 @@ class _Solver:
         self.programs += 1
         result = linprog(objective, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
         if result.status == 2:
-            raise CitykitError(f"the releases of {self.key!r} are inconsistent (no counts fit them all)")
+            raise Inconsistent(f"the releases of {self.key!r} are inconsistent (no counts fit them all)")
         return sign * result.fun if result.status == 0 else None
 
     def exposed(self, coefs, value, low_mark, high_mark, system) -> tuple[bool, float, float]:

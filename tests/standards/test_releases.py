@@ -247,3 +247,16 @@ def test_where_the_ledger_lives(tmp_path, monkeypatch):
     assert ledger.ledger_folder(tmp_path / "b" / "x", batch_root=tmp_path / "b") == (tmp_path / "b") / ".citykit-ledger"
     monkeypatch.setenv(ledger.LEDGER_ENV, str(tmp_path / "shared"))
     assert ledger.ledger_folder(tmp_path / "out") == (tmp_path / "shared").resolve()
+
+
+def test_releases_of_another_version_of_the_data_are_set_aside_not_fatal(tmp_path):
+    """The same people published again after their outcomes changed (a newer export): the old
+    release cannot be audited with the new one; the new one is still published, and says so."""
+    data = december_city()
+    releases = Releases(tmp_path, data)
+    releases.publish(range(1, 13), None, "year")
+    changed = data.copy()
+    changed.loc[changed.index[:40], "approved"] = ~changed.loc[changed.index[:40], "approved"]
+    releases.data = changed
+    _, summary = releases.publish(range(1, 13), None, "year again")
+    assert len(summary["set_aside"]) == 1 and "another version of the data" in summary["risk"]
