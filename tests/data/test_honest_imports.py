@@ -197,8 +197,18 @@ def test_a_mapping_cannot_publish_a_personal_column_by_name(tmp_path, home, caps
         (lambda i: f"resident{i}@example.org", "e-mail addresses"),
         (lambda i: f"(415) 555-01{i:02d}", "phone numbers"),
         (lambda i: f"Crew {i} spoke with the resident, who was upset about it", "free text"),
+        (
+            lambda i: ("Apt {i}B, {n} Oak Ave", "Unit {i}, {n} Elm St", "Suite {n}, Main Blvd")[i % 3].format(
+                i=i, n=10 + i
+            ),
+            "street addresses",
+        ),
+        (
+            lambda i: ("Maria Gonzalez", "John Smith", "Pierre Dubois", "Anna Maria Rossi", "Hans Becker")[i % 5],
+            "people's names",
+        ),
     ],
-    ids=["addresses", "emails", "phones", "notes"],
+    ids=["addresses", "emails", "phones", "notes", "units", "names"],
 )
 def test_a_renamed_personal_column_is_refused_by_its_values(tmp_path, home, capsys, values, what):
     header = [*HEADER, "zone_code"]  # an innocent name, personal values
@@ -208,8 +218,10 @@ def test_a_renamed_personal_column_is_refused_by_its_values(tmp_path, home, caps
     with pytest.raises(CitykitError, match=f"'zone_code'.*24 of 24 sampled values (look like|are) {what}"):
         import_requests("auto", path, mapping_file=mapping, name="leak")
     nothing_left(home, "leak")
-    # the same values in a column nobody maps are simply not imported
+    # the same values in a column nobody maps are simply not imported, and the report calls them personal
     assert import_requests("sf311_warehouse", path, name="fine").rows == 24
+    report = (imported_dir("fine") / REPORT_FILE).read_text()
+    assert "zone_code" in next(x for x in report.splitlines() if x.startswith("- Of those, personal"))
 
 
 def published_text(folder: Path) -> str:
@@ -223,6 +235,15 @@ def published_text(folder: Path) -> str:
         else:
             parts.append(file.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def test_place_names_are_not_people(tmp_path):
+    """Neighborhood names that start with a given name (Glen, Victoria, Lincoln) are not refused."""
+    from citykit.data.city import NAMES
+    from citykit.data.importers.personal import content_reason
+
+    places = pd.Series([*NAMES, "Glen Park", "Victoria Park", "Lincoln Heights", "Morgan State University"])
+    assert content_reason(places) is None
 
 
 def test_no_personal_text_in_the_published_data(tmp_path):
@@ -311,3 +332,29 @@ def test_request_ids_shaped_like_phone_numbers_are_ids(tmp_path):
     """Ids are sniffed for e-mails and addresses only: 311-555-0001 is a ticket number in some cities."""
     path = write(tmp_path / "x.csv", [row(i, unique_key=f"311-555-{i:04d}") for i in range(6)])
     assert import_requests("sf311_warehouse", path, name="ids").rows == 6
+
+
+@pytest.mark.parametrize("content", ["- a\n- b\n", "unique_key,created_date\nK1,2017-03-01\n", "\x00\xff\xfe"])
+def test_a_mapping_that_is_not_a_mapping_is_one_line(tmp_path, capsys, content):
+    """QA walk: --mapping pointing at a YAML list or at a CSV file gave a traceback."""
+    path = write(tmp_path / "x.csv", [row(i) for i in range(3)])
+    mapping = tmp_path / "m.csv"
+    mapping.write_bytes(content.encode("latin-1"))
+    assert main(["data", "import", "auto", str(path), "--mapping", str(mapping), "--name", "m"]) == 2
+    assert one_line_error(capsys).startswith("citykit: mapping m.csv")
+
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        (["--as-of", "9999-12-31"], "not plausible"),
+        (["--extract-date", "1850-01-01"], "not plausible"),
+        (["--as-of", "2017-05-01", "--extract-date", "2017-04-01"], "after the extract date"),
+    ],
+)
+def test_implausible_as_of_and_extract_dates_are_one_line(tmp_path, home, capsys, options, says):
+    """QA walk: --as-of 9999-12-31 was an OverflowError; an as-of after the extract date was accepted."""
+    path = write(tmp_path / "x.csv", [row(i) for i in range(3)])
+    assert main(["data", "import", "sf311_warehouse", str(path), "--name", "d", *options]) == 2
+    assert says in one_line_error(capsys)
+    nothing_left(home, "d")

@@ -21,6 +21,8 @@ from citykit.data.importers.report import ImportResult
 from citykit.errors import CitykitError
 from citykit.files import locked
 
+EARLIEST = dt.date(1990, 1, 1)  # the plausible range of an as-of or extract date: 1990 to a year from today
+AHEAD = dt.timedelta(days=366)
 LOCK_TIMEOUT = -1  # wait as long as the other import takes: the lock dies with its holder
 
 
@@ -39,6 +41,29 @@ def dataset_name(source: str, file: Path | str, name: str | None, mapping_file: 
         return None
 
 
+def check_dates(file: Path | str, as_of: dt.date | str | None, extract_date: dt.date | str | None) -> None:
+    """Refuse (one line) an --as-of or --extract-date outside 1990 to a year from today, and an as-of
+    after the extract date (given, or the file's own modification date)."""
+    latest = dt.date.today() + AHEAD
+    dates = {}
+    for option, value in (("--as-of", as_of), ("--extract-date", extract_date)):
+        date = pipeline._date_option(option, value)
+        if date is not None and not EARLIEST <= date <= latest:
+            raise CitykitError(f"{option} {date} is not plausible: give a date from {EARLIEST} to {latest}")
+        dates[option] = date
+    extract = dates["--extract-date"]
+    if extract is None and dates["--as-of"] is not None:
+        try:
+            extract = dt.date.fromtimestamp(Path(file).stat().st_mtime)
+        except OSError:
+            return  # the import says the file is missing
+    if dates["--as-of"] is not None and dates["--as-of"] > extract:
+        given = "" if dates["--extract-date"] else " (the file's modification date; give --extract-date)"
+        raise CitykitError(
+            f"--as-of {dates['--as-of']} is after the extract date {extract}{given}: the data cannot know that day"
+        )
+
+
 def import_requests(
     source: str,
     file: Path | str,
@@ -49,6 +74,7 @@ def import_requests(
     extract_date: dt.date | str | None = None,
 ) -> ImportResult:
     """`pipeline.import_requests` (same arguments) holding the dataset's exclusive lock throughout."""
+    check_dates(file, as_of, extract_date)
     arguments = {"name": name, "as_of": as_of, "mapping_file": mapping_file, "progress": progress}
     target = dataset_name(source, file, name, mapping_file)
     if target is None or not pipeline.NAME_PATTERN.match(target):

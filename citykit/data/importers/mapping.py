@@ -96,7 +96,17 @@ def load_mapping(source: str | Path) -> Mapping:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise CitykitError(f"mapping {path.name} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return _mapping(raw, path)
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
+        raise CitykitError(f"mapping {path.name} cannot be read as a YAML text file ({type(error).__name__})") from None
+    not_a_mapping = (
+        f"mapping {path.name} is not a citykit mapping (a YAML mapping with `columns:`, like the bundled ones)"
+    )
+    if not isinstance(raw, dict) or not isinstance(raw.get("columns") or {}, dict):
+        raise CitykitError(not_a_mapping)
+    try:
+        return _mapping(raw, path)
+    except (AttributeError, TypeError, ValueError) as error:  # a field of the wrong shape (a list for a map, ...)
+        raise CitykitError(f"{not_a_mapping}: {type(error).__name__}") from None
 
 
 def _mapping(raw: dict[str, Any], path: Path) -> Mapping:

@@ -7,7 +7,9 @@ A mapping is checked twice before anything is written:
   only to count defects), every bundled mapping's lists, and name patterns (address, street, phone,
   e-mail, notes, comments, descriptions, people's names);
 - by the *content* of the first rows of every column published as text (a renamed personal column):
-  e-mail addresses, phone numbers and street addresses in the sampled values.
+  e-mail addresses, phone numbers, street addresses (also a unit first: "Apt 4B, 12 Oak Ave") and
+  people's names (two or three capitalised words, the first a common given name in Faker's
+  first-name lists of several locales, the last not a place word such as Park or Heights).
 
 Status and channel are exempt: their values pass through the mapping's fixed vocabularies
 (`status_map`, `channel_map`), so no raw value of theirs is ever published.
@@ -71,6 +73,50 @@ ADDRESS = re.compile(
 )
 
 
+UNIT = re.compile(
+    r"^\s*(apt|apartment|unit|suite|ste|room|rm|fl|floor)\.?\s*#?\s*\d+[a-z]?\b|^\s*#\s*\d+[a-z]?\b"
+    rf"|,\s*\d+[a-z]?(-\d+)?\s+([nsew]\.?\s+)?([\w.'-]+\s+){{0,4}}({STREET_TYPES})\b"
+    r"|\b(apt|apartment|unit|suite|ste)\.?\s*#?\s*\d+[a-z]?\s*$",
+    re.IGNORECASE,
+)
+PERSON = re.compile(r"^(\w[\w'’.-]*)(\s+\w[\w'’.-]*){1,2}$")
+NAME_SHARE = 0.5  # this share of sampled values looking like people's names refuses the column
+NAME_LOCALES = ("en_US", "en_GB", "es_ES", "es_MX", "fr_FR", "de_DE", "it_IT", "pt_BR", "nl_NL", "pl_PL")
+PLACE_WORDS = frozenset((
+    "park", "heights", "hill", "hills", "valley", "point", "bay", "beach", "village", "town", "city", "square",
+    "gardens", "garden", "commons", "yards", "yard", "harbor", "harbour", "island", "terrace", "district",
+    "quarter", "center", "centre", "east", "west", "north", "south", "upper", "lower", "downtown", "grove",
+    "woods", "wood", "ridge", "view", "lake", "lakes", "river", "creek", "bridge", "station", "market",
+    "crossing", "estates", "manor", "meadows", "field", "fields", "springs", "glen", "acres", "court", "place",
+    "street", "avenue", "road", "county", "junction", "landing",
+))  # fmt: skip
+
+
+@cache
+def given_names() -> frozenset[str]:
+    """Common given names (case-folded), from Faker's person providers of several locales (no network)."""
+    import importlib
+
+    names: set[str] = set()
+    for locale in NAME_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for attribute in ("first_names", "first_names_male", "first_names_female"):
+            names |= {str(n).casefold() for n in getattr(provider, attribute, ()) or ()}
+    return frozenset(n for n in names if len(n) > 1)
+
+
+def _looks_like_name(value: str) -> bool:
+    if not PERSON.match(value):
+        return False
+    words = value.split()
+    if not all(w[0].isupper() for w in words):
+        return False
+    return words[0].casefold() in given_names() and words[-1].casefold() not in PLACE_WORDS
+
+
 def _name_text(column: str) -> str:
     return re.sub(r"[_\-./]+", " ", re.sub(r"([a-z])([A-Z])", r"\1 \2", column)).casefold().strip()
 
@@ -115,10 +161,19 @@ def content_reason(values: pd.Series, identifier: bool = False) -> str | None:
     text = text[text.ne("")].head(SAMPLE_ROWS)
     if text.empty:
         return None
-    patterns = [("e-mail addresses", EMAIL), ("phone numbers", PHONE), ("street addresses", ADDRESS)]
-    for what, pattern in patterns[::2] if identifier else patterns:
-        hits = int(text.map(lambda v, p=pattern: p.search(v) is not None).sum())
-        if hits >= SNIFF_MIN_VALUES and hits >= SNIFF_MIN_SHARE * len(text):
+
+    def address(v: str) -> bool:
+        return ADDRESS.search(v) is not None or UNIT.search(v) is not None
+
+    tests = [
+        ("e-mail addresses", EMAIL.search, SNIFF_MIN_SHARE),
+        ("phone numbers", PHONE.search, SNIFF_MIN_SHARE),
+        ("street addresses", address, SNIFF_MIN_SHARE),
+        ("people's names", _looks_like_name, NAME_SHARE),
+    ]
+    for what, test, share in [tests[0], tests[2]] if identifier else tests:
+        hits = int(text.map(lambda v, t=test: bool(t(v))).sum())
+        if hits >= SNIFF_MIN_VALUES and hits >= share * len(text):
             return f"{hits:,} of {len(text):,} sampled values look like {what}"
     if not identifier and len(text) >= FREE_TEXT_MIN_VALUES:
         sentences = int(text.str.split().str.len().ge(FREE_TEXT_WORDS).sum())

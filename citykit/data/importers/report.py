@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 
 from citykit.data.importers.canonical import DateWindow, Findings
 from citykit.data.importers.mapping import CANONICAL_INPUTS, Mapping
-from citykit.data.importers.personal import TEXT_CAP, name_reason, shorten
-from citykit.data.importers.reader import Header, Malformed
+from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_CAP, content_reason, name_reason, shorten
+from citykit.data.importers.reader import Header, Malformed, stream
 from citykit.data.quality import scorecard
 from citykit.errors import CitykitError
 
@@ -116,7 +116,7 @@ def _plausible(f: Findings, window: DateWindow) -> list[str]:
     return [line]
 
 
-def _written(final: Path, mapping: Mapping, header: Header, found: dict[str, str]) -> list[str]:
+def _written(final: Path, mapping: Mapping, header: Header, found: dict[str, str], file: Path) -> list[str]:
     """What the published table holds, read back from the written file, and the export's columns it
     does not: never the mapping's intentions."""
     written = pq.read_schema(final).names
@@ -131,7 +131,7 @@ def _written(final: Path, mapping: Mapping, header: Header, found: dict[str, str
     read_only = sorted({found[k] for k in found if k.startswith("defect:")})
     published = set(sources.values())
     left = [c for c in header.names if c not in published]
-    personal = [c for c in left if name_reason(c, listed)]
+    personal = _personal(file, header, left, listed)
     lines = [
         f"- Published columns (read back from {final.name}), each with the export column it came from: {mapped}; "
         f"set by the import: {', '.join(computed)}" + (f"; empty (no column in this export): {', '.join(empty)}" if empty else ""),
@@ -150,6 +150,15 @@ def _capped(f: Findings) -> str:
             f"parent_request_id; a longer id keeps its start and a hash): {cut:,} values cut{where}")  # fmt: skip
 
 
+def _personal(file: Path, header: Header, columns: list[str], listed: tuple[str, ...]) -> list[str]:
+    """The unpublished columns that are personal by their name or by the content of their first rows."""
+    by_name = {c for c in columns if name_reason(c, listed)}
+    rest = [c for c in columns if c not in by_name]
+    sample = next(iter(stream(file, header, rest, Malformed())), None) if rest else None
+    by_content = {c for c in rest if sample is not None and c in sample and content_reason(sample[c].head(SAMPLE_ROWS))}
+    return [c for c in columns if c in by_name or c in by_content]
+
+
 def render_report(
     result: ImportResult, mapping: Mapping, file: Path, header: Header, malformed: Malformed,
     stats: dict[str, Any], scorecard_text: str, found: dict[str, str], final: Path, window: DateWindow,
@@ -165,7 +174,7 @@ def render_report(
         f"({result.added:,} added, {result.updated:,} updated by request id)",
         *_dates(result),
         *_plausible(f, window),
-        *_written(final, mapping, header, found),
+        *_written(final, mapping, header, found, file),
         f"- Anonymized: coordinates rounded to about 100 m; {f.sensitive_blanked:,} requests of sensitive types "
         "published without coordinates",
         _capped(f),
