@@ -50,7 +50,10 @@ def role_args(state: HubState) -> dict[str, list[str]]:
         *(f"--ServerApp.jpserver_extensions={name}=False" for name in INSTRUCTOR_ONLY_EXTENSIONS),
         *kernels,
     ]
-    instructor = ["--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False", *kernels]
+    # the terminal's shell is not a login shell: /etc/profile would replace the PATH that finds the hub's citykit
+    terminal = json.dumps({"shell_command": ["/bin/bash"]})
+    instructor = ["--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False",
+                  f"--ServerApp.terminado_settings={terminal}", *kernels]  # fmt: skip
     return {"learner": learner, "instructor": instructor}
 
 
@@ -283,6 +286,11 @@ def validate(path: Path, environment: dict[str, str] | None = None):
         if cls.__module__.startswith("citykit.hub.auth"):
             return cls  # NativeAuthenticator needs the hub's database: the class and its traits are checked by loading
         try:
-            return cls(config=config)
+            authenticator = cls(config=config)
+            for name in authenticator.traits(
+                config=True
+            ):  # every setting resolved (and checked) now, with this environment
+                getattr(authenticator, name)
         except Exception as error:
             raise CitykitError(f"{path}: {cls.__name__} rejects its settings: {error}") from None
+        return authenticator

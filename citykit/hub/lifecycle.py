@@ -330,8 +330,9 @@ def _first_passwords(state: HubState) -> list[str]:
         hashes[member.account] = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
         rows.append([member.account, member.student_id, member.name, password])
         made.append(member.account)
-    for path, text in ((hashes_file, json.dumps(hashes, indent=1) + "\n"),
-                       (sheet, "".join(",".join(row) + "\n" for row in rows))):  # fmt: skip
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows(rows)
+    for path, text in ((hashes_file, json.dumps(hashes, indent=1) + "\n"), (sheet, table.getvalue())):
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(text)

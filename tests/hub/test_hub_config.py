@@ -1,0 +1,241 @@
+"""What `citykit hub setup` writes, checked without making accounts: roster ids to account names, the
+hub roster's roles, jupyterhub_config.py as JupyterHub loads it (single sign-on included, built with
+oauthenticator, contacting nothing), the systemd unit (systemd-analyze verify) and the Zero to
+JupyterHub values against the keys z2jh defines."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from citykit.errors import CitykitError
+from citykit.hub import config, systemd, z2jh
+from citykit.hub.accounts import Member, account_name, read_hub_roster
+from citykit.hub.state import HubState, check_cohort_name
+
+ROSTER = """student_id,first_name,last_name,email,role
+maria_g,María,González,Maria.G@Example.city,learner
+Ana.Lopez,Ana,López,ana@example.city,
+teach,Inés,Teacher,ines@example.city,Instructor
+"""
+
+
+def _state(tmp_path: Path, **options) -> HubState:
+    members = (
+        Member("maria_g", "María", "González", "learner", "ck-maria_g", "Maria.G@Example.city"),
+        Member("Ana.Lopez", "Ana", "López", "learner", account_name("Ana.Lopez"), "ana@example.city"),
+        Member("teach", "Inés", "Teacher", "instructor", "ck-teach", "ines@example.city"),
+    )
+    return HubState(cohort="fall-2027", folder=str(tmp_path / "fall-2027"), members=members, port=18400,
+                    proxy_command="/usr/bin/configurable-http-proxy", python=sys.executable, **options)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- accounts
+
+
+def test_roster_ids_map_to_user_names_that_never_collide():
+    assert account_name("maria_g") == "ck-maria_g"  # already a valid lower-case user name: kept as it is
+    digest = hashlib.sha256(b"Ana.Lopez").hexdigest()[:6]
+    assert account_name("Ana.Lopez") == f"ck-ana-lopez-{digest}"
+    assert account_name("ana-lopez") == "ck-ana-lopez"  # the id that slugs the same keeps its own name
+    assert len({account_name(i) for i in ("Ana.Lopez", "ana-lopez", "ana.lopez", "ANA.LOPEZ")}) == 4
+    long = "x" * 40
+    assert len(account_name(long)) == 32 and account_name(long).endswith(hashlib.sha256(long.encode()).hexdigest()[:6])
+    assert account_name("root", "ck-") == "ck-root"
+
+
+def test_the_hub_roster_reads_roles_and_needs_an_instructor(tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    members = {m.student_id: m for m in read_hub_roster(roster)}
+    assert {i: m.role for i, m in members.items()} == {
+        "maria_g": "learner",
+        "Ana.Lopez": "learner",
+        "teach": "instructor",
+    }
+    assert members["Ana.Lopez"].account == account_name("Ana.Lopez")
+    roster.write_text(ROSTER.replace("Instructor", "learner"), encoding="utf-8")
+    with pytest.raises(CitykitError, match="names no instructor"):
+        read_hub_roster(roster)
+    roster.write_text(ROSTER.replace("Instructor", "teacher"), encoding="utf-8")
+    with pytest.raises(CitykitError, match="row 4: role 'teacher'"):
+        read_hub_roster(roster)
+    for bad in ("Fall", "fall 2027", "-x", "a" * 25):
+        with pytest.raises(CitykitError, match="cohort name"):
+            check_cohort_name(bad)
+
+
+# ---------------------------------------------------------------------------------- jupyterhub_config.py
+
+
+def test_the_config_loads_as_jupyterhub_loads_it_and_says_what_it_should(tmp_path):
+    state = _state(tmp_path)
+    state.path.mkdir(parents=True)
+    state.config_file.write_text(config.render(state), encoding="utf-8")
+    c = config.load(state.config_file)
+    learners, instructors = ["ck-maria_g", account_name("Ana.Lopez")], ["ck-teach"]
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:18400/"
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:18401" and c.JupyterHub.hub_port == 18402
+    assert c.JupyterHub.load_groups == {
+        "nbgrader-fall-2027": {"users": learners},
+        "formgrade-fall-2027": {"users": instructors},
+    }
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["formgrader-fall-2027"]["scopes"] == ["access:services!service=fall-2027"]
+    assert roles["formgrader-fall-2027"]["groups"] == ["formgrade-fall-2027"]
+    assert not any(
+        s.startswith("access:servers") for s in roles["instructor-fall-2027"]["scopes"]
+    )  # never open a learner's server
+    assert set(c.Authenticator.allowed_users) == {*learners, *instructors}
+    assert c.JupyterHub.spawner_class == "citykit.hub.spawner.CohortSpawner"
+    assert c.Spawner.mem_limit == "2048M" and c.Spawner.cpu_limit == 1.0
+    learner_args = c.CohortSpawner.role_args["learner"]
+    assert "--ServerApp.terminals_enabled=False" in learner_args
+    assert "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False" in learner_args
+    assert c.CohortSpawner.role_environment["learner"]["CITYKIT_COURSE"] == str(state.public)  # never the course
+    assert c.CohortSpawner.role_environment["instructor"]["CITYKIT_COURSE"] == str(state.course)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["fall-2027"]["user"] == "ck-grader-fall-2027"
+    assert services["fall-2027"]["cwd"] == str(state.course / "grading")
+    assert "--timeout=3600" in services["idle-culler"]["command"]
+    assert config.render(state) == config.render(state)  # the same file on every run (sets sorted)
+
+
+def test_https_with_a_certificate(tmp_path):
+    state = _state(tmp_path, ssl_cert="/etc/ssl/hub.pem", ssl_key="/etc/ssl/hub.key", ip="0.0.0.0")
+    state.path.mkdir(parents=True)
+    state.config_file.write_text(config.render(state), encoding="utf-8")
+    c = config.load(state.config_file)
+    assert c.JupyterHub.bind_url == "https://0.0.0.0:18400/" and c.JupyterHub.ssl_key == "/etc/ssl/hub.key"
+    assert state.url == "https://127.0.0.1:18400/"
+
+
+@pytest.mark.parametrize("provider", ["azuread", "generic"])
+def test_the_single_sign_on_block_builds_its_authenticator_without_contacting_anything(tmp_path, provider):
+    pytest.importorskip("oauthenticator")
+    state = _state(tmp_path, auth="oidc", public_url="https://hub.city.example/")
+    state.path.mkdir(parents=True)
+    text = config.render(state)
+    state.config_file.write_text(text, encoding="utf-8")
+    assert ".client_secret" not in text and "OAUTH_CLIENT_SECRET=..." in text  # secrets only from the environment
+    env = {"CITYKIT_HUB_OIDC": provider, "OAUTH_CLIENT_ID": "citykit-hub", "OAUTH_CLIENT_SECRET": "not-a-real-secret",
+           "AAD_TENANT_ID": "3f0c7a8e-0000-4000-8000-000000000000", "OIDC_AUTHORIZE_URL": "https://sso.city.example/auth",
+           "OIDC_TOKEN_URL": "https://sso.city.example/token", "OIDC_USERDATA_URL": "https://sso.city.example/userinfo"}  # fmt: skip
+    authenticator = config.validate(state.config_file, env)
+    assert (
+        type(authenticator).__name__
+        == {"azuread": "AzureAdOAuthenticator", "generic": "GenericOAuthenticator"}[provider]
+    )
+    assert authenticator.oauth_callback_url == "https://hub.city.example/hub/oauth_callback"
+    assert authenticator.client_secret == "not-a-real-secret"
+    expected = {"azuread": "https://login.microsoftonline.com/3f0c7a8e-0000-4000-8000-000000000000/oauth2/",
+                "generic": "https://sso.city.example/auth"}[provider]  # fmt: skip
+    assert authenticator.authorize_url.startswith(expected)
+    # people are matched by the roster's e-mail (lower case), and only the cohort's accounts get in
+    assert authenticator.normalize_username("maria.g@example.city") == "ck-maria_g"
+    assert authenticator.normalize_username("Ana@Example.city") == account_name("Ana.Lopez")
+    assert authenticator.allowed_users == {"ck-maria_g", account_name("Ana.Lopez"), "ck-teach"}
+    assert authenticator.username_claim == "preferred_username"
+
+
+def test_a_config_that_does_not_load_is_one_line(tmp_path):
+    broken = tmp_path / "jupyterhub_config.py"
+    broken.write_text("c = get_config()\nc.JupyterHub.bind_url = undefined_name\n")
+    with pytest.raises(CitykitError, match="does not load: NameError"):
+        config.load(broken)
+
+
+# ---------------------------------------------------------------------------------- systemd
+
+
+@pytest.mark.skipif(systemd.verify(Path("/nonexistent.service")) is None, reason="no systemd-analyze here")
+def test_the_systemd_unit_verifies(tmp_path):
+    state = _state(tmp_path)
+    state.path.mkdir(parents=True)
+    state.unit_file.write_text(systemd.render(state))
+    assert systemd.verify(state.unit_file) == ""
+    broken = HubState(**{**state.__dict__, "python": str(tmp_path / "no-python")})
+    broken.unit_file.write_text(systemd.render(broken))
+    assert "no-python" in systemd.verify(broken.unit_file)  # the check is real: a unit that cannot start fails it
+
+
+# ---------------------------------------------------------------------------------- Zero to JupyterHub
+
+# Keys of the jupyterhub Helm chart's values.yaml (zero-to-jupyterhub-k8s, jupyterhub/values.yaml at
+# 48ea50e, chart appVersion 5.5.0), written out here: the chart cannot be fetched in the test.
+Z2JH_TOP = {"cull", "custom", "debug", "enabled", "fullnameOverride", "global", "httpRoute", "hub", "imagePullSecret",
+            "imagePullSecrets", "ingress", "nameOverride", "prePuller", "proxy", "rbac", "scheduling", "singleuser"}  # fmt: skip
+Z2JH_SECTIONS = {
+    "hub": {"activeServerLimit", "allowNamedServers", "annotations", "args", "authenticatePrometheus", "baseUrl",
+            "command", "concurrentSpawnLimit", "config", "consecutiveFailureLimit", "containerSecurityContext",
+            "cookieSecret", "db", "deploymentStrategy", "existingSecret", "extraConfig", "extraContainers", "extraEnv",
+            "extraFiles", "extraPodSpec", "extraVolumeMounts", "extraVolumes", "image", "initContainers", "labels",
+            "lifecycle", "livenessProbe", "loadRoles", "namedServerLimitPerUser", "networkPolicy", "nodeSelector", "pdb",
+            "podSecurityContext", "readinessProbe", "redirectToServer", "resources", "revisionHistoryLimit", "service",
+            "serviceAccount", "services", "shutdownOnLogout", "templatePaths", "templateVars", "tolerations"},
+    "singleuser": {"allowPrivilegeEscalation", "cloudMetadata", "cmd", "cpu", "defaultUrl", "events",
+                   "extraAnnotations", "extraContainers", "extraEnv", "extraFiles", "extraLabels", "extraNodeAffinity",
+                   "extraPodAffinity", "extraPodAntiAffinity", "extraPodConfig", "extraResource", "extraTolerations",
+                   "fsGid", "image", "initContainers", "lifecycleHooks", "memory", "networkPolicy", "networkTools",
+                   "nodeSelector", "podNameTemplate", "profileList", "serviceAccountName", "startTimeout", "storage", "uid"},
+    "proxy": {"annotations", "chp", "deploymentStrategy", "https", "labels", "secretSync", "secretToken", "service", "traefik"},
+    "cull": {"adminUsers", "concurrency", "enabled", "every", "maxAge", "removeNamedServers", "timeout", "users"},
+}  # fmt: skip
+Z2JH_STORAGE = {
+    "capacity",
+    "dynamic",
+    "extraLabels",
+    "extraVolumeMounts",
+    "extraVolumes",
+    "homeMountPath",
+    "static",
+    "type",
+}
+# What a cohort needs z2jh to be told (the issue's list): each must be in the generated file.
+REQUIRED = ["hub.config", "hub.loadRoles", "hub.extraConfig", "singleuser.image.name", "singleuser.image.tag",
+            "singleuser.storage.capacity", "singleuser.storage.extraVolumes", "singleuser.storage.extraVolumeMounts",
+            "singleuser.memory.limit", "singleuser.memory.guarantee", "singleuser.cpu.limit", "singleuser.cpu.guarantee",
+            "singleuser.profileList", "singleuser.extraFiles", "singleuser.defaultUrl", "proxy.https.enabled",
+            "proxy.https.hosts", "cull.enabled", "cull.timeout", "cull.every"]  # fmt: skip
+KUBESPAWNER_LIMITS = {"mem_limit", "mem_guarantee", "cpu_limit", "cpu_guarantee"}  # KubeSpawner's traits
+
+
+def _get(values: dict, dotted: str):
+    node = values
+    for part in dotted.split("."):
+        assert isinstance(node, dict) and part in node, f"values.yaml lacks {dotted}"
+        node = node[part]
+    return node
+
+
+def test_the_z2jh_values_parse_and_name_every_key_z2jh_needs(tmp_path):
+    state = _state(tmp_path, memory_mb=3072, cpus=1.5)
+    state.path.mkdir(parents=True)
+    folder = z2jh.write(state)
+    values = yaml.safe_load((folder / "values.yaml").read_text())
+    for key in REQUIRED:
+        assert _get(values, key) not in (None, "", [], {}), key
+    assert set(values) <= Z2JH_TOP
+    for section, allowed in Z2JH_SECTIONS.items():
+        assert set(values.get(section, {})) <= allowed, (section, set(values[section]) - allowed)
+    assert set(values["singleuser"]["storage"]) <= Z2JH_STORAGE
+    assert _get(values, "singleuser.memory.limit") == "3G" and _get(values, "singleuser.cpu.limit") == 1.5
+    for profile in values["singleuser"]["profileList"]:
+        assert set(profile["kubespawner_override"]) <= KUBESPAWNER_LIMITS
+    # the shared exchange: a ReadWriteMany claim, mounted where every server's nbgrader looks
+    claims = {c["metadata"]["name"]: c for c in yaml.safe_load_all((folder / "volumes.yaml").read_text())}
+    exchange = claims["citykit-fall-2027-exchange"]
+    assert exchange["spec"]["accessModes"] == ["ReadWriteMany"]
+    volume = values["singleuser"]["storage"]["extraVolumes"][0]
+    assert volume["persistentVolumeClaim"]["claimName"] == "citykit-fall-2027-exchange"
+    mount = values["singleuser"]["storage"]["extraVolumeMounts"][0]
+    nbgrader = values["singleuser"]["extraFiles"]["nbgrader-config"]["stringData"]
+    assert mount["name"] == volume["name"] and f"c.Exchange.root = {mount['mountPath']!r}" in nbgrader
+    assert "c.CourseDirectory.course_id = 'fall-2027'" in nbgrader
+    assert compile(values["hub"]["extraConfig"]["citykit-cohort"], "extraConfig", "exec")  # valid Python
+    assert "environment.yml" in (folder / "Dockerfile").read_text()
+    assert set(values["hub"]["config"]["Authenticator"]["allowed_users"]) == set(state.accounts)
