@@ -47,10 +47,12 @@ from citykit.reports.kernel import ReportKernel, kill_all_kernels
 from citykit.reports.params import allowed_values, dataset_of, validate
 from citykit.reports.run import (
     MANIFEST,
+    MARKER,
     STAGING,
-    clean_stale_staging,
     dataset_info,
     prepare,
+    remove_empty_parents,
+    remove_unfinished,
     report_folder,
     run_report,
 )
@@ -95,6 +97,9 @@ class BatchResult:
 
 
 # ------------------------------------------------------------------ planning
+
+
+UNFINISHED_AGE = 60.0  # seconds: a marker-only folder this old under a batch's --out is a stopped run's
 
 
 def plan(
@@ -183,6 +188,7 @@ def _stop_now() -> None:
     if out:
         for staging in Path(out).glob(f"{STAGING}{os.getpid()}-*"):
             shutil.rmtree(staging, ignore_errors=True)
+        remove_unfinished(Path(out))  # a folder holding only our marker
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:
@@ -246,6 +252,7 @@ def run_batch(
         for r in runs
     ]  # fmt: skip
     root.mkdir(parents=True, exist_ok=True)
+    clean_unfinished(root, [r.out for r in runs])
     try:
         with stop_on_signals(), _progress(progress, len(runs), f"{report.name} over {over}") as advance:
             if scheduler:
@@ -255,7 +262,7 @@ def run_batch(
     except KeyboardInterrupt as stop:  # Ctrl-C, TERM or HUP: the workers and their kernels are gone
         with _signals_ignored():
             for run in runs:
-                clean_stale_staging(run.out)
+                remove_unfinished(run.out, root)  # its staging, then the folder if only our marker is left
             write_index(root, report.title, f"batch of {report.name} over {over} stopped ({stop or 'interrupted'})")
         raise
     done = [
@@ -266,6 +273,35 @@ def run_batch(
     result = BatchResult(report.name, over, root, done, time.perf_counter() - started)
     result.index = write_index(root, report.title, f"last batch: {result.summary()}")
     return result
+
+
+def clean_unfinished(root: Path, own: Sequence[Path] = (), min_age: float = UNFINISHED_AGE) -> list[Path]:
+    """The folders under `root` an earlier, stopped or killed, batch left holding only our marker (and
+    stale staging), removed with their empty parents: this batch's own run folders, and any other
+    whose marker is older than `min_age` seconds (a run of a batch running now has it for a moment)."""
+    removed = []
+    own_folders = {Path(f) for f in own}
+    now = time.time()
+    for marker in sorted(Path(root).rglob(MARKER)):
+        folder = marker.parent
+        if folder == Path(root) or not marker.is_file():
+            continue
+        try:
+            old = now - marker.stat().st_mtime >= min_age
+        except OSError:
+            continue
+        if (folder in own_folders or old) and remove_unfinished(folder, root):
+            removed.append(folder)
+    for folder in own_folders:  # removed by a worker that was stopping, its parents left empty
+        if not folder.exists():
+            remove_empty_parents(folder, root)
+    leftovers = (p for p in Path(root).rglob("*") if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    for folder in sorted(leftovers, reverse=True):
+        with contextlib.suppress(OSError):  # an empty folder a stopped batch left (deepest first)
+            if not any(folder.iterdir()) and now - folder.stat().st_mtime >= min_age:
+                folder.rmdir()
+                removed.append(folder)
+    return removed
 
 
 def _on_pool(tasks: list[dict], workers: int, reuse: bool, advance) -> list[dict]:

@@ -420,6 +420,40 @@ def clean_stale_staging(folder: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def remove_unfinished(folder: Path, root: Path | None = None) -> bool:
+    """Remove `folder` when a stopped run left nothing in it but our marker (its stale staging folders
+    removed first), then its parents left empty, up to `root` (kept). Whether it was removed."""
+    folder = Path(folder)
+    clean_stale_staging(folder)
+    removed = False
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        names = set()
+    if names == {MARKER} and not folder.is_symlink() and (folder / MARKER).is_file():
+        try:
+            (folder / MARKER).unlink()
+            folder.rmdir()  # fails, and keeps the folder, if anything appeared meanwhile
+            removed = True
+        except OSError:
+            return False
+    if root is not None and not folder.exists():
+        remove_empty_parents(folder, root)
+    return removed
+
+
+def remove_empty_parents(folder: Path, root: Path) -> None:
+    """Remove `folder`'s parents while they are empty, up to `root` (kept)."""
+    root = Path(root)
+    for parent in Path(folder).parents:
+        if parent == root or root not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -24,7 +24,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from citykit.reports import kernel as report_kernel
-from citykit.reports.batch import write_index
+from citykit.reports.batch import clean_unfinished, write_index
 from citykit.startup import PARENT_ENV, process_alive, process_token
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
@@ -70,6 +70,15 @@ def wait_for(condition, timeout: float, step: float = 0.2) -> bool:
     return condition()
 
 
+def unfinished(out: Path) -> list[str]:
+    """Folders under `out` holding only a report marker, or nothing (a stopped run's leftovers)."""
+    return [
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_dir() and {c.name for c in p.iterdir()} <= {".citykit-report"}
+    ]
+
+
 def hanging_notebook(path: Path) -> Path:
     nb = new_notebook(metadata=KERNEL, cells=[
         new_markdown_cell("# Hang"),
@@ -112,6 +121,9 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, si
         assert time.monotonic() - started < 10 + 1
         assert not list(out.glob("**/.citykit-staging-*"))  # removed, not left for the next run
         assert not [f for f in folders if f.exists()]  # the kernels' folders (connection file, sockets)
+        if signame == "SIGKILL":  # a folder's parents, left empty, go with the next batch into the same --out
+            clean_unfinished(out, min_age=0)
+        assert not unfinished(out)  # no folder holding only our marker (the README: they are removed)
         if signame == "SIGTERM":
             assert code == 130 and "interrupted" in batch.stderr.read()
             assert (out / "index.html").is_file()  # it says what finished (nothing, here)
