@@ -181,13 +181,16 @@ class _Problem:
 
     def __init__(self, tables: list[TableRecord]):
         self.tables = tables
-        pairs = pd.concat(
-            [pd.DataFrame({"id": t.ids(), "t": i}) for i, t in enumerate(tables)], ignore_index=True
-        ).drop_duplicates()
-        signature = pairs.sort_values(["id", "t"]).groupby("id", sort=False)["t"].agg(tuple)
-        codes, uniques = pd.factorize(signature, sort=True)
-        self.atom_of = pd.Series(codes, index=signature.index)  # id -> atom
-        self.atoms: list[frozenset[int]] = [frozenset(u) for u in uniques]  # atom -> the tables holding it
+        self._cells: dict[tuple[int, str, str], dict[int, float]] = {}
+        everyone = pd.Index(pd.unique(np.concatenate([t.ids().to_numpy() for t in tables])))
+        holds = np.zeros((len(everyone), len(tables)), dtype=bool)  # person x table
+        for i, t in enumerate(tables):
+            holds[everyone.get_indexer(t.ids()), i] = True
+        signature = pd.Series([row.tobytes() for row in np.packbits(holds, axis=1)], index=everyone)
+        codes, _ = pd.factorize(signature, sort=True)
+        self.atom_of = pd.Series(codes, index=everyone)  # id -> atom
+        first = np.unique(codes, return_index=True)[1]  # a person of each atom, in atom order
+        self.atoms: list[frozenset[int]] = [frozenset(np.flatnonzero(holds[k]).tolist()) for k in first]
         self.sizes = np.bincount(codes, minlength=len(self.atoms))  # people per atom
         # variables: each atom with the labels of the tables holding it
         self.index: dict[tuple[int, tuple[str, str]], int] = {}
@@ -206,11 +209,11 @@ class _Problem:
             if i is not None:
                 self.true[i] = n
         # atoms that are all of some table's people: their counts are that table's cells, not differences
-        atoms_of: dict[int, list[int]] = {}
+        self.atoms_of: dict[int, list[int]] = {}
         for a, holders in enumerate(self.atoms):
             for t in holders:
-                atoms_of.setdefault(t, []).append(a)
-        self.whole = {atoms[0] for atoms in atoms_of.values() if len(atoms) == 1}
+                self.atoms_of.setdefault(t, []).append(a)
+        self.whole = {atoms[0] for atoms in self.atoms_of.values() if len(atoms) == 1}
 
     def published_zeros(self) -> set[int]:
         """The counts that shown zeros fix at 0."""
@@ -222,45 +225,55 @@ class _Problem:
         return out
 
     def cell(self, t: int, row: str, column: str) -> dict[int, float]:
+        key = (t, row, column)
+        if key not in self._cells:
+            self._cells[key] = self._cell(t, row, column)
+        return self._cells[key]
+
+    def _cell(self, t: int, row: str, column: str) -> dict[int, float]:
         table = self.tables[t]
         coefs: dict[int, float] = {}
-        for a, holders in enumerate(self.atoms):
-            if t not in holders:
-                continue
-            for label in table.cell_labels(row, column):
+        labels = table.cell_labels(row, column)
+        for a in self.atoms_of.get(t, []):
+            for label in labels:
                 i = self.index.get((a, label))
                 if i is not None:
                     coefs[i] = coefs.get(i, 0.0) + 1.0
         return coefs
 
     def constraints(self, tables: set[int], std: DisaggregationStandard):
-        """(A_eq, b_eq, A_ub, b_ub) of what the releases in `tables` publish."""
+        """(A_eq, b_eq, A_ub, b_ub) of what the releases in `tables` publish (sparse matrices)."""
+        from scipy.sparse import csr_matrix
+
         rules = std.small_cells
-        eq, eq_b, ub, ub_b = [], [], [], []
-
-        def row(coefs: dict[int, float]) -> np.ndarray:
-            out = np.zeros(len(self.index))
-            for i, v in coefs.items():
-                out[i] = v
-            return out
-
+        eq: list[dict[int, float]] = []
+        ub: list[dict[int, float]] = []
+        eq_b: list[float] = []
+        ub_b: list[float] = []
         for t in sorted(tables):
             table = self.tables[t]
             for (r, c), value in table.shown.items():
                 coefs = self.cell(t, r, c)
                 if coefs:
-                    eq.append(row(coefs)), eq_b.append(float(value))
+                    eq.append(coefs), eq_b.append(float(value))
             for (r, c), mark in table.marks.items():
                 coefs = self.cell(t, r, c)
                 if not coefs:
                     continue
                 low, high = _mark_bounds(table, r, c, mark, rules)
                 if low > 0:
-                    ub.append(-row(coefs)), ub_b.append(-low)
+                    ub.append({i: -v for i, v in coefs.items()}), ub_b.append(-low)
                 if high is not None:
-                    ub.append(row(coefs)), ub_b.append(high)
-        as_array = lambda rows: np.array(rows) if rows else None  # noqa: E731
-        return as_array(eq), as_array(eq_b), as_array(ub), as_array(ub_b)
+                    ub.append(coefs), ub_b.append(high)
+
+        def matrix(rows: list[dict[int, float]]):
+            if not rows:
+                return None
+            data = [(k, i, v) for k, coefs in enumerate(rows) for i, v in coefs.items()]
+            k, i, v = (list(x) for x in zip(*data))
+            return csr_matrix((v, (k, i)), shape=(len(rows), len(self.index)))
+
+        return matrix(eq), np.array(eq_b) if eq else None, matrix(ub), np.array(ub_b) if ub else None
 
 
 def _mark_bounds(table: TableRecord, row: str, column: str, mark: str, rules) -> tuple[float, float | None]:
@@ -272,6 +285,23 @@ def _mark_bounds(table: TableRecord, row: str, column: str, mark: str, rules) ->
     if mark == rules.complementary_display and not outcome_of_hidden:
         return float(rules.max_suppressed + 1), None
     return 0.0, None
+
+
+def _related(tables: list[TableRecord], current: list[TableRecord]) -> list[TableRecord]:
+    """The tables linked to the current ones through people they share (directly or through
+    others); the rest share no count with them, so nothing this release publishes changes theirs."""
+    ids = [set(t.members["id"]) for t in tables]
+    reached = {i for i, t in enumerate(tables) if any(t is c for c in current)}
+    people = set().union(*(ids[i] for i in reached)) if reached else set()
+    grew = True
+    while grew:
+        grew = False
+        for i in range(len(tables)):
+            if i not in reached and ids[i] & people:
+                reached.add(i)
+                people |= ids[i]
+                grew = True
+    return [t for i, t in enumerate(tables) if i in reached]
 
 
 class _Solver:
@@ -330,7 +360,7 @@ def audit_releases(
     checked = programs = 0
     keys = sorted({t.key for t in current})
     for key in keys:
-        tables = [t for t in (*earlier, *current) if t.key == key and len(t.members)]
+        tables = _related([t for t in (*earlier, *current) if t.key == key and len(t.members)], current)
         now = {i for i, t in enumerate(tables) if any(t is c for c in current)}
         if not now or len(now) == len(tables):
             continue  # nothing earlier to relate to: the one-page audit (suppression.audit) covers the tables
