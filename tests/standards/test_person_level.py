@@ -196,6 +196,12 @@ def test_aggregate_table_counts_every_raw_application_and_hides_small_counts(riv
     expected = raw[(raw["submitted_at"].dt.year == 2025) & (raw["age_band"] == "25-34")]
     assert bands["applications"] == len(expected)
     assert bands["approved"] == (expected["outcome"] == "Approved").sum()
+    # days to decision come from the exact times (whole days, rounded down), not from the published months
+    decided = pd.to_datetime(raw["decided_at"])
+    days = ((decided - raw["submitted_at"]).dt.total_seconds() // 86_400).where(decided.notna())
+    quick = raw[(raw["submitted_at"].dt.year == 2025) & (days >= 0) & (days <= 13)]
+    row = agg[(agg["column"] == "days_to_decision") & (agg["year"] == 2025) & (agg["value"] == "0-13 days")].iloc[0]
+    assert row["applications"] == len(quick) > 0
 
 
 def test_build_records_what_the_rules_cost(riverton):
