@@ -36,6 +36,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _parameters(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """`-p KEY=VALUE` options as a dict; a parameter given twice is refused (which one is meant?)."""
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        if key in values:
+            raise CitykitError(f"parameter {quote(key)} is given twice (-p {key}=...); give it once")
+        values[key] = value
+    return values
+
+
 def _number(kind: type, text: str, what: str, low: float, high: float = math.inf, above_low: bool = False):
     """`text` as an int or float within [low, high] (above `low` when `above_low`), finite."""
     try:
@@ -464,7 +474,7 @@ def report_params(args: argparse.Namespace) -> int:
     table = Table(title=f"Parameters of {report.name}")
     for column in ("name", "type", "default", "allowed values", "help"):
         table.add_column(column)
-    for row in describe(report.parameters, dict(args.parameters)):
+    for row in describe(report.parameters, _parameters(args.parameters)):
         table.add_row(row["name"], row["type"], row["default"], row["allowed"], row["help"])
     Console().print(table)
     return 0
@@ -473,7 +483,7 @@ def report_params(args: argparse.Namespace) -> int:
 def report_run(args: argparse.Namespace) -> int:
     from citykit.reports.run import run_report
 
-    result = run_report(args.name, dict(args.parameters), out=args.out, pdf=args.pdf, timeout=args.timeout)
+    result = run_report(args.name, _parameters(args.parameters), out=args.out, pdf=args.pdf, timeout=args.timeout)
     print(result)
     return 0
 
@@ -483,7 +493,7 @@ def report_batch(args: argparse.Namespace) -> int:
     from citykit.reports.batch import run_batch
 
     result = run_batch(
-        args.name, args.over, args.values or None, dict(args.parameters), out=args.out, workers=args.workers,
+        args.name, args.over, args.values or None, _parameters(args.parameters), out=args.out, workers=args.workers,
         timeout=args.timeout, scheduler=args.scheduler,
     )  # fmt: skip
     print(result.summary())

@@ -43,6 +43,22 @@ def test_bad_usage_exits_2():
 # ------------------------------------------------------------------ issue 16: every bad input is one line
 
 
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["report", "run", "time-to-close", "-p", "neighborhood=Oak", "-p", "neighborhood=Elm"], "given twice"),
+        (
+            ["report", "batch", "time-to-close", "--over", "neighborhood", "-p", "neighborhood=Ashgrove"],
+            "both batched over (--over) and fixed",
+        ),
+    ],
+)
+def test_conflicting_parameters_are_one_line(argv, says, capsys, tmp_path):
+    """QA walk: a repeated -p, and -p of the --over parameter, silently picked one value."""
+    assert says in one_line_error([*argv, "--out", str(tmp_path / "r")], capsys)
+    assert not (tmp_path / "r").exists()
+
+
 def one_line_error(argv: list[str], capsys) -> str:
     """The CLI in-process: exit 2 (argparse's SystemExit or a CitykitError), one stderr line, no traceback."""
     try:

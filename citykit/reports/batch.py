@@ -107,6 +107,10 @@ def plan(
     out: Path | None = None,
 ) -> tuple[Any, list[BatchRun], Path]:  # fmt: skip
     """The report, one validated run per value, and the batch folder; raises before anything runs."""
+    if over in (parameters or {}):
+        raise CitykitError(
+            f"{quote(over)} is both batched over (--over) and fixed (-p {over}=...): give its values with --values"
+        )
     report, base = prepare(name, {k: v for k, v in (parameters or {}).items() if k != over})
     spec = next((s for s in report.parameters if s.name == over), None)
     if spec is None:

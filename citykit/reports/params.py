@@ -296,19 +296,19 @@ def check_neighborhood(text: str, dataset: str | None) -> str:
     if text in known:
         return text
     stripped = text.strip()
-    for same in (
-        lambda name: name == stripped,
-        lambda name: name.casefold() == stripped.casefold(),
-        lambda name: slugify(name) == slugify(stripped) and slugify(stripped) != "none",
-    ):
-        found = [name for name in known if same(name)]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise CitykitError(
-                f"neighborhood {quote(text)} could be any of {', '.join(map(quote, found))} in dataset "
-                f"{dataset!r}; give the name exactly"
-            )
+    if stripped in known:
+        return stripped
+    slug = slugify(stripped)
+    found = [  # every name it could mean, in any letter case or by its slug: one, or it is ambiguous
+        name for name in known if name.casefold() == stripped.casefold() or (slug != "none" and slugify(name) == slug)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise CitykitError(
+            f"neighborhood {quote(text)} could be any of {', '.join(map(quote, found[:10]))}"
+            f"{f' (and {len(found) - 10} more)' if len(found) > 10 else ''} in dataset {dataset!r}; give the name exactly"
+        )
     raise CitykitError(f"unknown neighborhood {quote(text)} in dataset {dataset!r}; choose from: {', '.join(known)}")
 
 

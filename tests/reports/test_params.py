@@ -166,6 +166,11 @@ def test_a_neighborhood_is_matched_by_its_exact_name_never_a_shared_slug(monkeyp
         params.check_neighborhood("harbor_point", "x")  # a slug two names share: never a guess
     with pytest.raises(CitykitError, match="unknown neighborhood '西区'"):
         params.check_neighborhood("西区", "x")
+    # QA walk: the slug of both, which also matches one of them in another letter case, picked that one
+    for ambiguous in ("harbor-point", "harbor point", "HARBOR-POINT"):
+        with pytest.raises(CitykitError, match="could be any of 'Harbor Point', 'Harbor-Point'"):
+            params.check_neighborhood(ambiguous, "x")
+    assert params.check_neighborhood("Harbor Point", "x") == "Harbor Point"  # exact: never ambiguous
 
 
 def test_allowed_values_of_a_neighborhood_are_the_datasets(specs, hoods):
