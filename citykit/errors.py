@@ -14,6 +14,7 @@ message that echoes user input goes through:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 QUOTE_LIMIT = 200  # characters of user input a message shows
@@ -41,6 +42,15 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def listing(names: Iterable[Any], limit: int = 20) -> str:
+    """Names for a message, comma-separated: the first `limit` (each cut like `quote` cuts, unquoted),
+    then how many more, so a message never grows with the input."""
+    names = [str(n) for n in names]
+    shown = [n if len(n) <= QUOTE_LIMIT else f"{n[:QUOTE_LIMIT]}…" for n in names[:limit]]
+    more = f" … and {len(names) - limit:,} more" if len(names) > limit else ""
+    return ", ".join(redact(n) for n in shown) + more
 
 
 def one_line(text: str) -> str:

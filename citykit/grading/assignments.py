@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from citykit import paths
-from citykit.errors import CitykitError, WorkFailed
+from citykit.errors import CitykitError, WorkFailed, listing
 from citykit.grading.cohort import Cohort, Limits, load_cohort, setup_cohort, zone
 from citykit.grading.config import (
     ANSI_ESCAPE,
@@ -265,10 +265,10 @@ class Collected:
                  f"{len(self.students)} submission(s) in grading/submitted: {', '.join(self.students)}"]  # fmt: skip
         lines += [f"  {name} -> {who}" for name, who in sorted(self.matched.items())]
         for who, (kept, others) in sorted(self.kept.items()):
-            lines.append(f"  {who}: {len(others) + 1} files; kept the newest, {kept} (not used: {', '.join(others)})")
+            lines.append(f"  {who}: {len(others) + 1} files; kept the newest, {kept} (not used: {listing(others)})")
         if self.unmatched:
             lines.append(f"  NOT COLLECTED, no learner of the roster matches ({len(self.unmatched)}): "
-                         + ", ".join(self.unmatched)
+                         + listing(self.unmatched)
                          + " - add their canvas_id / moodle_id / blackboard_id to the roster and collect again")  # fmt: skip
         return "\n".join(lines)
 

@@ -18,7 +18,7 @@ newest file per learner (a resubmission's `-N` breaks ties) and writes it, with 
 `grading/submitted/<student_id>/<assignment>/`.
 
 A download folder is extracted with limits (`TimedExtractor`): a file named `.zip` that is not a zip
-archive, an entry whose path leaves its folder (`../`, `/etc/...`), more than `MAX_FILES` files,
+archive, an entry whose path leaves its folder (`../`, `/etc/...`), more than `MAX_FILES` files (`MAX_ARCHIVE_FILES` in one zip),
 more than `MAX_TOTAL_BYTES` in all or `MAX_FILE_BYTES` in one file, an entry that expands more than
 `MAX_RATIO` times (a zip bomb) or archives nested deeper than `MAX_DEPTH` stop the collection with
 one line naming the file; nothing is collected from it.
@@ -44,6 +44,7 @@ RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 BLACKBOARD_TIME = re.compile(r"_attempt_(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)_")
 # Limits of one collection (a cohort's notebooks are a few MB each; a zip bomb is refused long before the disk fills)
 MAX_FILES = 20_000  # files extracted, nested archives included
+MAX_ARCHIVE_FILES = 2_000  # files in one archive: a submission is a notebook or a few dozen files
 MAX_TOTAL_BYTES = 2 * 1024**3  # bytes extracted in all
 MAX_FILE_BYTES = 256 * 1024**2  # bytes of one extracted file
 MAX_RATIO = 100  # how many times an entry above 1 MB may expand
@@ -158,7 +159,13 @@ class TimedExtractor(ExtractorPlugin):
             raise zipfile.BadZipFile(shown)
         written = []
         with zipfile.ZipFile(source) as archive:
-            for entry in archive.infolist():
+            entries = archive.infolist()
+            if len(entries) > MAX_ARCHIVE_FILES:
+                raise CitykitError(
+                    f"{quote(shown)} holds {len(entries):,} entries, above the {MAX_ARCHIVE_FILES:,} one archive of "
+                    "submissions may have; nothing was collected"
+                )
+            for entry in entries:
                 if entry.is_dir():
                     continue
                 target = dest / _inside(entry.filename, shown)

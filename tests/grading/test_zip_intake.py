@@ -18,7 +18,7 @@ from notebook_helpers import nbg
 from citykit.cli import main
 from citykit.errors import CitykitError
 from citykit.grading import lms
-from citykit.grading.assignments import generate, setup
+from citykit.grading.assignments import Collected, generate, setup
 from citykit.grading.lms import TimedExtractor
 
 
@@ -94,6 +94,18 @@ def test_an_entry_leaving_its_folder_is_refused(tmp_path, name):
 def test_too_many_files_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(lms, "MAX_FILES", 5)
     refused(tmp_path, zip_with({f"{n}.ipynb": b"{}" for n in range(6)}), "more than 5 files")
+
+
+def test_a_zip_with_more_entries_than_a_submission_has_is_refused(tmp_path):
+    """QA walk: a zip of 20,000 entries was accepted (under the whole folder's MAX_FILES)."""
+    refused(tmp_path, zip_with({f"f{n}.txt": b"" for n in range(2_001)}), "holds 2,001 entries, above the 2,000")
+
+
+def test_a_summary_of_many_unmatched_files_stays_short():
+    """QA walk: 20,000 unmatched names were printed on one 229 KB line."""
+    names = [f"f{n}.txt" for n in range(20_000)]
+    summary = Collected("04-time-to-close", unmatched=names, kept={"ada": ("a.ipynb", names)}).summary()
+    assert len(summary) < 2_000 and summary.count("and 19,980 more") == 2 and "f19.txt" in summary
 
 
 def test_archives_nested_too_deep_are_refused(tmp_path):
