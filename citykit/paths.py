@@ -76,7 +76,12 @@ def pin_course() -> Path | None:
 def citykit_home() -> Path:
     """Where datasets live: `CITYKIT_HOME`, or the course's `datasets/` folder."""
     override = os.environ.get(HOME_ENV)
-    return Path(override).resolve() if override else course_root() / "datasets"
+    if not override:
+        return course_root() / "datasets"
+    home = Path(override).resolve()
+    if home.exists() and not home.is_dir():
+        raise CitykitError(f"{HOME_ENV}={override} is a file, not a folder: point {HOME_ENV} at a folder (or unset it)")
+    return home
 
 
 def curriculum_dir() -> Path:

@@ -159,6 +159,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(port: int) -> None:
+    """Refuse (one line) a port another program already listens on."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise CitykitError(
+                f"port {port} is already in use ({error.strerror or error}); choose another --port or leave it out"
+            ) from None
+
+
 @dataclass
 class LabServer:
     process: subprocess.Popen
@@ -199,6 +210,8 @@ def start_lab(
     student: str | None = None,
 ) -> LabServer:
     """Start JupyterLab in the background; the caller waits for it and stops it."""
+    if port is not None:
+        check_port_free(port)  # before JupyterLab, which would log a screenful and then fail
     if instructor:
         root = lab_root(True, course_root)
         if not root.is_dir():

@@ -196,6 +196,11 @@ def check_dataset(name: str) -> str:
     if name not in known:
         raise CitykitError(f"unknown dataset {quote(name)}; registered datasets: {', '.join(sorted(known))}")
     ds = known[name]
+    if not ds.exists() and ds.kind != "parquet":
+        raise CitykitError(
+            f"dataset {name!r} lives in a PostgreSQL database and the environment variable {ds.location} is not "
+            f"set; set it to the database URL (postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
     if not ds.exists():
         hint = "citykit data build" + (" --scale large" if name.endswith("_large") else "")
         raise CitykitError(f"dataset {name!r} is registered but has no data yet; build or import it ({hint})")

@@ -358,3 +358,35 @@ def test_implausible_as_of_and_extract_dates_are_one_line(tmp_path, home, capsys
     assert main(["data", "import", "sf311_warehouse", str(path), "--name", "d", *options]) == 2
     assert says in one_line_error(capsys)
     nothing_left(home, "d")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_utf16_export_is_named_as_such(tmp_path, home, capsys, encoding):
+    """QA walk: a UTF-16 CSV (Excel's "Unicode text") was blamed on its date formats."""
+    path = write(tmp_path / "x.csv", [row(i) for i in range(3)])
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    assert main(["data", "import", "auto", str(path), "--name", "u"]) == 2
+    assert "x.csv is UTF-16 text" in one_line_error(capsys)
+    nothing_left(home, "u")
+
+
+def test_a_citykit_home_that_is_a_file_says_so(tmp_path, monkeypatch, capsys):
+    """QA walk: CITYKIT_HOME pointing at a file advised `citykit data build`."""
+    (tmp_path / "homefile").write_text("x")
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "homefile"))
+    assert main(["data", "check", "riverton"]) == 2
+    assert "is a file, not a folder" in one_line_error(capsys)
+
+
+def test_a_postgres_dataset_without_its_url_says_so(monkeypatch):
+    """QA walk: a PostgreSQL dataset with CITY_DB_URL unset advised `citykit data build`."""
+    from citykit.reports.params import check_dataset
+
+    monkeypatch.delenv("CITY_DB_URL_QA", raising=False)
+    registry.register(
+        registry.Dataset(name="pgqa", as_of=dt.date(2024, 3, 3), kind="postgres", location="CITY_DB_URL_QA")
+    )
+    with pytest.raises(
+        CitykitError, match="PostgreSQL database and the environment variable CITY_DB_URL_QA is not set"
+    ):
+        check_dataset("pgqa")

@@ -264,3 +264,18 @@ def test_a_service_stop_stops_jupyterlab_too(tmp_path, signame):
             os.killpg(citykit.pid, signal.SIGKILL)
         for child in filter(alive, children):  # only what this test started
             child.kill()
+
+
+def test_a_busy_port_is_one_line_before_jupyterlab_starts(tmp_path, monkeypatch):
+    """QA walk: `citykit lab --port <busy>` printed 25 lines of JupyterLab's log before its error."""
+    import socket
+
+    started = []
+    monkeypatch.setattr(lab.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CitykitError, match=f"port {port} is already in use"):
+            lab.start_lab(True, port=port, course_root=tmp_path)
+    assert not started

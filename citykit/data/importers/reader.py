@@ -39,6 +39,12 @@ def read_header(path: Path) -> Header:
         head = fh.read(1 << 20)
     if not head.strip():
         raise CitykitError(f"{path.name} is empty: export the data again (no header, no rows)")
+    wide = _wide_encoding(head)
+    if wide:
+        raise CitykitError(
+            f"{path.name} is {wide} text, not UTF-8 or latin-1: save it again as CSV UTF-8 "
+            f"(or convert it: iconv -f {wide} -t UTF-8 {path.name} > converted.csv)"
+        )
     encoding = _encoding(path)
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     first = text.splitlines()[0] if text.splitlines() else ""
@@ -50,6 +56,19 @@ def read_header(path: Path) -> Header:
         seen[column] += 1
         names.append(column if seen[column] == 1 else f"{column}.{seen[column]}")
     return Header(columns, names, delimiter, encoding)
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 (as Excel's "Unicode text" saves), by its byte-order mark or, without one, by
+    the zero bytes between ASCII letters; None for anything else."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):  # fmt: skip
+        if head.startswith(bom):
+            return name
+    sample = head[:4096]
+    if len(sample) >= 8 and sample.count(0) >= 0.4 * len(sample):
+        return "UTF-16"
+    return None
 
 
 def _encoding(path: Path) -> str:
