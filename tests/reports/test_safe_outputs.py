@@ -235,6 +235,7 @@ def test_a_password_in_a_url_parameter_is_shown_nowhere(tmp_path, capsys):
         new_code_cell('db = "none"\nfail = False', metadata={"tags": ["parameters"]}),
         new_code_cell('print("connecting to", db)'),
         new_code_cell('from urllib.parse import urlparse\nprint("password:", urlparse(db).password)'),
+        new_code_cell('print("password length in the kernel:", len(urlparse(db).password or ""))'),
         new_code_cell('import pandas as pd\ndisplay(pd.DataFrame({"source": [db]}))'),
         new_code_cell('if fail:\n    raise ValueError(f"cannot connect to {db}")'),
     ], metadata=KERNEL), tmp_path / "src" / "dbcheck.ipynb")  # fmt: skip
@@ -258,6 +259,8 @@ def test_a_password_in_a_url_parameter_is_shown_nowhere(tmp_path, capsys):
     page = written["dbcheck.html"].decode("utf-8")
     assert "db = postgresql://***@127.0.0.1/x" in page  # the header names the database, not its password
     assert "password: ***" in printed(out / "dbcheck.ipynb")
+    # QA walk: the kernel itself gets the real value (it must connect), only what is saved is redacted
+    assert f"password length in the kernel: {len('secret')}" in printed(out / "dbcheck.ipynb")
 
 
 def test_a_run_stopped_before_its_kernel_leaves_nothing(tmp_path, no_kernel, riverton):
