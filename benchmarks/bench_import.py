@@ -1,14 +1,15 @@
-"""Import speed and peak memory on a large synthetic export in the SF311 warehouse and NYC 311 layouts.
+"""Import speed and peak memory on a large synthetic export, side by side with DuckDB's own CSV -> parquet.
 
     .venv/bin/python benchmarks/bench_import.py [--rows 1000000] [--layout sf311_warehouse nyc311] [--repeat 3] [--quick]
 
 Writes the export (with the real files' dirt: 0,0 coordinates, spelling variants, free text with
-quoted line breaks, duplicate ids) to a temporary folder, then runs `citykit data import` in a child
-process (`--repeat` times, each into a fresh home) and reports the median rows per second and the
-largest peak resident memory of the child beside the file size. Beside it, in the same run, DuckDB
-converts the same file to parquet (`COPY (FROM read_csv(...)) TO ... (FORMAT parquet)`, every column
-as text, in a child process too): the floor an import could reach, printed as a ratio. `--quick`
-(CI) runs 20,000 rows of each layout once, to prove the benchmark still runs.
+quoted line breaks, duplicate ids) to a temporary folder. Then, `--repeat` times and interleaved so
+both sides run under the same load: DuckDB converts the same file to parquet (`COPY (FROM
+read_csv(..., all_varchar = true)) TO ... (FORMAT parquet)`, in a child process: the floor an import
+could reach), and `citykit.data.importers.import_requests` imports it into a fresh home (a child
+process too). Each run prints both rates, their ratio, the peak resident memory of each child and
+the machine's load; then the medians. `--quick` (CI) runs 20,000 rows of each layout once, to prove
+the benchmark still runs; no target is asserted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +95,58 @@ def _chunk(rows: int, first_id: int, layout: str, rng: np.random.Generator) -> p
     return pa.table({k: pa.array(np.broadcast_to(v, rows)) for k, v in columns.items()})
 
 
+# Peak memory: the child's own high-water mark (VmHWM starts afresh at exec; ru_maxrss would keep
+# the forking parent's, which holds the generated export).
+PEAK = """
+def peak_mb():
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+IMPORT = (
+    PEAK
+    + """
+import sys, time
+from citykit.data.importers import import_requests
+t = time.perf_counter()
+result = import_requests(sys.argv[1], sys.argv[2], name="bench")
+print(result.rows_read, time.perf_counter() - t, peak_mb())
+"""
+)
+# The floor: DuckDB's own CSV -> parquet of the same file, every column as text, all cores.
+FLOOR = (
+    PEAK
+    + """
+import sys, time
+import duckdb
+t = time.perf_counter()
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+con.execute("COPY (FROM read_csv($csv, all_varchar = true)) TO $out (FORMAT parquet)", {"csv": sys.argv[1], "out": sys.argv[2]})
+rows = con.execute("SELECT count(*) FROM read_parquet($out)", {"out": sys.argv[2]}).fetchone()[0]
+print(rows, time.perf_counter() - t, peak_mb())
+"""
+)
+
+
+def machine() -> str:
+    """Date, cores and load: every figure is quoted with them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def child(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, float, float]:
+    """Rows, seconds and peak resident MB of `code` run in a fresh Python (its last output line)."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed ({' '.join(args)}):\n{done.stderr[-3000:]}")
+    rows, seconds, peak = done.stdout.strip().splitlines()[-1].split()
+    return int(rows), float(seconds), float(peak)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -100,52 +154,38 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write the exports (default: a temporary folder)"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="imports of each export; the median speed is printed")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side, interleaved; medians are printed")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, one run: checks the benchmark runs (CI)")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeat = 20_000, 1
+    print(f"bench_import: {args.rows:,} rows, {args.repeat} run(s) of each side; {machine()}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for layout in args.layout:
             path = Path(tmp) / f"{layout}.csv"
             synthetic_export(path, args.rows, layout)
-            print(f"{layout}: wrote {path.stat().st_size / 1e9:.2f} GB", flush=True)
-            code = (
-                "import sys, resource, time; from citykit.data.importers import import_requests;"
-                "t=time.perf_counter(); r=import_requests(sys.argv[1], sys.argv[2], name='bench');"
-                "print(r.rows_read, time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-            )
-            duck = (
-                "import sys, time, duckdb; t=time.perf_counter(); con=duckdb.connect(); con.execute('SET enable_progress_bar = false');"
-                'con.execute("COPY (FROM read_csv(?, all_varchar=true)) TO \'" + sys.argv[2] + "\' (FORMAT parquet)", [sys.argv[1]]);'
-                "n=con.execute('SELECT count(*) FROM read_parquet(?)', [sys.argv[2]]).fetchone()[0];"
-                "print(n, time.perf_counter()-t)"
-            )
-            speeds, peaks, duck_speeds = [], [], []
-            for run in range(args.repeat):
-                target = Path(tmp) / f"duckdb_{layout}_{run}.parquet"
-                out = subprocess.run([sys.executable, "-c", duck, str(path), str(target)], capture_output=True, text=True,
-                                     check=True)  # fmt: skip
-                duck_rows, duck_seconds = out.stdout.split()
-                duck_speeds.append(float(duck_rows) / float(duck_seconds))
-                target.unlink()
-                env = {**os.environ, "CITYKIT_HOME": str(Path(tmp) / f"home_{layout}_{run}")}
-                out = subprocess.run([sys.executable, "-c", code, layout, str(path)], env=env, capture_output=True,
-                                     text=True, check=True)  # fmt: skip
-                rows, seconds, peak_kb = out.stdout.split()
-                speeds.append(float(rows) / float(seconds))
-                peaks.append(int(peak_kb) / 1024)
-                shutil.rmtree(env["CITYKIT_HOME"], ignore_errors=True)
             size = path.stat().st_size / 1e6
-            runs = ", ".join(f"{v:,.0f}" for v in speeds)
-            print(f"{layout}: {int(rows):,} rows, {size:,.0f} MB CSV: median {statistics.median(speeds):,.0f} rows/s "
-                  f"(runs: {runs}), peak memory {max(peaks):,.0f} MB", flush=True)  # fmt: skip
-            floor = statistics.median(duck_speeds)
-            print(
-                f"{layout}: DuckDB CSV -> parquet (all text) median {floor:,.0f} rows/s; "
-                f"ratio import/DuckDB: {statistics.median(speeds) / floor:.2f} (target >= 0.30)",
-                flush=True,
-            )
+            ours, floor, ratios, peaks, floor_peaks = [], [], [], [], []
+            for run in range(args.repeat):  # side by side: each import right after its floor, same load
+                target = Path(tmp) / f"duckdb_{layout}.parquet"
+                rows, seconds, peak = child(FLOOR, str(path), str(target))
+                target.unlink()
+                floor.append(rows / seconds)
+                floor_peaks.append(peak)
+                home = Path(tmp) / f"home_{layout}_{run}"
+                env = {**os.environ, "CITYKIT_HOME": str(home)}
+                rows, seconds, peak = child(IMPORT, layout, str(path), env=env)
+                shutil.rmtree(home, ignore_errors=True)
+                ours.append(rows / seconds)
+                peaks.append(peak)
+                ratios.append(ours[-1] / floor[-1])
+                print(f"  {layout} run {run + 1}: import {ours[-1]:,.0f} rows/s ({rows / ours[-1]:.1f} s, peak "
+                      f"{peak:,.0f} MB), DuckDB {floor[-1]:,.0f} rows/s ({rows / floor[-1]:.1f} s, peak "
+                      f"{floor_peaks[-1]:,.0f} MB), ratio {ratios[-1]:.2f}; {machine()}", flush=True)  # fmt: skip
+            print(f"{layout}: {rows:,} rows, {size:,.0f} MB CSV: import median {statistics.median(ours):,.0f} rows/s, "
+                  f"peak memory {max(peaks):,.0f} MB; DuckDB CSV -> parquet (all text) median "
+                  f"{statistics.median(floor):,.0f} rows/s; ratio import/DuckDB: median {statistics.median(ratios):.2f} "
+                  f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.30)", flush=True)  # fmt: skip
             path.unlink()
 
 

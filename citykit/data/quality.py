@@ -435,8 +435,12 @@ def _score_requests(
     s.add("open_with_close_time", is_open & closed.notna(), applies=is_open)
     duplicate = df["is_duplicate"].fillna(False).astype(bool)
     parent = df["parent_request_id"]
-    # object dtype: pandas' arrow-backed strings check isin against a large list slowly
-    orphan = _blank(parent) | ~parent.astype(object).isin(df["request_id"].astype(object))
+    # object dtype: pandas' arrow-backed strings check isin against a large list slowly; only the
+    # parents of marked duplicates are looked up (the only rows the check counts)
+    orphan = _blank(parent)
+    named = (duplicate & ~orphan).to_numpy(dtype=bool, na_value=False)
+    if named.any():
+        orphan[named] = ~parent[named].astype(object).isin(df["request_id"].astype(object)).to_numpy()
     s.add("duplicate_missing_parent", duplicate & orphan, applies=duplicate)
 
     # uniqueness

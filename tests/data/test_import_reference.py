@@ -24,6 +24,7 @@ import pytest
 
 from citykit import paths
 from citykit.data.importers import REPORT_FILE, import_requests, imported_dir, load_mapping, reader, vector
+from citykit.errors import CitykitError
 from citykit.standards import load_disaggregation
 
 REALDATA = paths.course_root().parent / "shared" / "realdata"
@@ -377,3 +378,34 @@ def test_numbers_read_as_pandas_reads_the_column(values):
     want = pd.to_numeric(pd.Series(values, dtype="string"), errors="coerce").astype("float64").to_numpy()
     got = vector.numbers(vector.text(pa.array(values)))
     assert ((np.isnan(want) & np.isnan(got)) | ((want == got) & (np.signbit(want) == np.signbit(got)))).all()
+
+
+def test_the_sql_schema_checks_say_what_the_canonical_schema_says():
+    from citykit.data.importers import merge
+    from citykit.data.schema import schema
+
+    columns = schema("service_requests").columns
+    assert set(merge.NOT_NULL) == {name for name, c in columns.items() if not c.nullable}
+    checks = {(name, k.name): k.statistics for name, c in columns.items() for k in c.checks}
+    assert {name for name, _ in checks} == set(merge.ALLOWED) | set(merge.RANGES)
+    for name, allowed in merge.ALLOWED.items():
+        assert set(checks[name, "isin"]["allowed_values"]) == set(allowed)
+    assert checks["council_district", "greater_than_or_equal_to"]["min_value"] == merge.RANGES["council_district"][0]
+    for name in ("latitude", "longitude"):
+        stats = checks[name, "in_range"]
+        assert (stats["min_value"], stats["max_value"]) == merge.RANGES[name]
+        assert stats["include_min"] and stats["include_max"]
+    assert [name for name, c in columns.items() if c.unique] == ["request_id"]
+
+
+def test_a_table_the_schema_refuses_fails_with_its_message_and_leaves_nothing(tmp_path):
+    header = ["Unique Key", "Created Date", "Status", "Agency", "Complaint Type", "Open Data Channel Type", "Latitude",
+              "Longitude"]  # fmt: skip
+    rows = [[f"R{i}", "03/01/2024 10:00:00 AM", "Closed", "DSNY", "Noise", "PHONE", "40.7", "-74.0"] for i in range(5)]
+    rows[2][6], rows[3][7] = "95", "inf"  # read as numbers, flagged, but no latitude or longitude
+    path = tmp_path / "bad.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    with pytest.raises(CitykitError, match=r"latitude: in_range\(-90, 90\) fails in 1 row.*longitude: in_range"):
+        import_requests("nyc311", path, name="bad", extract_date=EXTRACT)
+    assert not (paths.citykit_home() / "imported" / "bad").exists()

@@ -83,13 +83,33 @@ class Findings:
     outside_city: int = 0
     sensitive_blanked: int = 0
     marked_duplicate: int = 0
-    clock_times: Counter = field(default_factory=Counter)  # created time of day (seconds) -> rows
+    clock_times: Counter = field(default_factory=Counter)  # created time of day (seconds) -> rows (see settle)
     type_variants: dict[str, str] = field(default_factory=dict)  # raw spelling -> standard name
     descriptor_variants: dict[str, str] = field(default_factory=dict)  # reported only, kept as exported
     implausible: Counter = field(default_factory=Counter)  # timestamp column -> values outside the window
     implausible_examples: dict[str, str] = field(default_factory=dict)
     unpublishable: Counter = field(default_factory=Counter)  # timestamp column -> values no tool can hold
     text_cut: Counter = field(default_factory=Counter)  # canonical text column -> values cut to the cap
+    # rows per second of the day, and when each second was first counted (batch, place in that batch's
+    # value_counts): clock_times is built from them once, in the order a Counter updated batch by batch has
+    _clock: np.ndarray = field(default_factory=lambda: np.zeros(86_400, dtype=np.int64), repr=False)
+    _clock_rank: np.ndarray = field(default_factory=lambda: np.full(86_400, np.iinfo(np.int64).max), repr=False)
+    _batches: int = field(default=0, repr=False)
+
+    def count_clock(self, seconds: np.ndarray) -> None:
+        """Count one batch's created times of day (seconds after midnight)."""
+        found = pd.Series(seconds).value_counts()
+        where = found.index.to_numpy(dtype=np.int64)
+        first = self._clock[where] == 0
+        self._clock_rank[where[first]] = self._batches * 86_400 + np.flatnonzero(first)
+        self._clock[where] += found.to_numpy()
+        self._batches += 1
+
+    def settle(self) -> None:
+        """`clock_times` from the batch counts (seconds in the order they were first counted)."""
+        seen = np.flatnonzero(self._clock)
+        order = seen[np.argsort(self._clock_rank[seen], kind="stable")]
+        self.clock_times = Counter(dict(zip(order.tolist(), self._clock[order].tolist(), strict=True)))
 
 
 def type_standards(counts: Counter, explicit: dict[str, str]) -> dict[str, str]:
@@ -132,6 +152,7 @@ class TypeTable:
     blanked: np.ndarray  # the disaggregation standard's sensitive types: no coordinates
     sensitive: np.ndarray  # the mapping's own sensitive types: no coordinates either
     cut: np.ndarray  # the published name was cut to the text cap
+    final_code: np.ndarray  # the published name as a number (equal names, equal numbers)
 
     @classmethod
     def build(cls, types: dict[str, str], mapping: Mapping) -> TypeTable:
@@ -145,10 +166,11 @@ class TypeTable:
         sensitive = final.isin(mapping.sensitive_request_types).to_numpy()
         capped = cap_text(final)
         cut = final.str.len().gt(TEXT_CAP).fillna(False).to_numpy(bool)
+        final_code = pd.factorize(capped.values.astype(object))[0].astype(np.int64)
         return cls(
             keys=pa.array(keys, pa.string()), mapped=pa.array(mapped, pa.string(), from_pandas=True),
             final=pa.array(capped.values, pa.string(), from_pandas=True), variant=np.asarray(variant, bool),
-            blanked=blanked, sensitive=sensitive, cut=cut,
+            blanked=blanked, sensitive=sensitive, cut=cut, final_code=final_code,
         )  # fmt: skip
 
     def index(self, trimmed: pa.Array) -> np.ndarray:
@@ -164,14 +186,13 @@ class TypeTable:
 
 @dataclass
 class Plan:
-    """What every batch of one import needs: the mapping, the columns found, the type table, the
-    plausible dates, and a DuckDB connection to hash the repeat key with."""
+    """What every batch of one import needs: the mapping, the columns found, the type table and
+    the plausible dates."""
 
     mapping: Mapping
     found: dict[str, str]
     types: TypeTable
     window: DateWindow
-    hasher: Any  # duckdb connection
     bounds: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
     row: int = 0  # rows of the file read so far (the next batch's first row number)
 
@@ -200,7 +221,9 @@ def canonical_batch(raw: pa.RecordBatch, plan: Plan, findings: Findings) -> pa.T
     stamps = {}
     for stamp in STAMPS:
         given = text(stamp)
-        stamps[stamp] = vector.timestamps(given, mapping.timestamp_formats, mapping.utc_offset, mapping.timezone)
+        stamps[stamp] = vector.timestamps(
+            given, mapping.timestamp_formats, mapping.utc_offset, mapping.timezone, trimmed=True
+        )
         bad = np.isnat(stamps[stamp]) & ~vector.is_null(given)
         if bad.any():
             findings.unreadable[stamp] += int(bad.sum())
@@ -291,7 +314,7 @@ def canonical_batch(raw: pa.RecordBatch, plan: Plan, findings: Findings) -> pa.T
         "parent_request_id": published["parent_request_id"], **{flag: pa.array(flags[flag]) for flag in REQUEST_FLAGS},
         "_row": pa.array(plan.row + np.flatnonzero(keep), pa.int64()),
     }  # fmt: skip
-    columns["_repeat"] = _repeat_key(column, kept, columns, plan)
+    columns["_repeat"] = _repeat_key(column, kept, columns, entry, plan)
     plan.row += n
     return pa.table(columns, schema=staged_schema())
 
@@ -334,8 +357,7 @@ def _count_defects(
     f.marked_duplicate += int(duplicate.sum())
     stamps = created[~np.isnat(created)]
     if len(stamps):  # seconds after midnight -> rows (pandas' value_counts order, as the report's ties need)
-        seconds = (stamps.astype(np.int64) // 1_000_000 % 86_400).astype(np.int32)
-        f.clock_times.update(pd.Series(seconds).value_counts().to_dict())
+        f.count_clock((stamps.astype(np.int64) // 1_000_000 % 86_400).astype(np.int32))
 
 
 def _is_zip(zips: pa.Array) -> np.ndarray:
@@ -382,30 +404,37 @@ def _cap(values: pa.Array, identifier: bool) -> tuple[pa.Array, int]:
     return replaced, capped.cut
 
 
-def _repeat_key(column: Any, kept: pa.Array, columns: dict[str, pa.Array], plan: Plan) -> pa.Array:
+def _repeat_key(column: Any, kept: pa.Array, columns: dict[str, pa.Array], entry: np.ndarray, plan: Plan) -> pa.Array:
     """A hash of (place, published request type, created day): rows sharing one are likely repeats.
     The place is the raw address (the mapping's placeholder addresses are no place), else the
-    published coordinates (both needed); 0 for a request without a place."""
+    published coordinates (both needed; their exact values: -0.0 is not 0.0, as their text differs
+    too); 0 for a request without a place. Only equal keys matter (the report counts rows sharing
+    one), so the address hash is Python's own, consistent within the import's process."""
     if "defect:address" in plan.found:
         place = column("defect:address").filter(kept)
-        nowhere = vector.isin(place, plan.mapping.placeholder_addresses)
-        place = pc.if_else(pa.array(nowhere), pa.scalar(None, pa.string()), place)
-        parts = {"place": place}
-    else:  # the coordinates' exact values (their bits: -0.0 is not 0.0, as their text differs too)
+        nowhere = vector.isin(place, plan.mapping.placeholder_addresses) | vector.is_null(place)
+        encoded = pc.dictionary_encode(place)
+        spellings = np.array([hash(v) for v in encoded.dictionary.to_pylist()], dtype=np.int64).view(np.uint64)
+        where = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+        key = spellings[where] if len(spellings) else np.zeros(len(where), dtype=np.uint64)
+    else:
         lat, lon = (columns[c].to_numpy(zero_copy_only=False) for c in ("latitude", "longitude"))
         nowhere = np.isnan(lat) | np.isnan(lon)
-        parts = {"place": pa.array(lat.view(np.int64), mask=nowhere), "lon": pa.array(lon.view(np.int64))}
-    table = pa.table({**parts, "type": columns["request_type"], "day": pc.cast(columns["created_at"], pa.date32())})
-    nowhere_sql = "place IS NULL" + (" OR lon IS NULL" if "lon" in parts else "")
-    key = "hash(place, lon, type, day)" if "lon" in parts else "hash(place, type, day)"
-    plan.hasher.register("repeat_rows", table)
-    try:
-        hashed = plan.hasher.execute(
-            f"SELECT CASE WHEN {nowhere_sql} THEN 0::UBIGINT ELSE {key} END AS k FROM repeat_rows"
-        )
-        return hashed.to_arrow_table().column("k").combine_chunks()
-    finally:
-        plan.hasher.unregister("repeat_rows")
+        key = _mix(lat.view(np.uint64) ^ _mix(lon.view(np.uint64)))
+    day = columns["created_at"].to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
+    key = _mix(key ^ _mix(plan.types.final_code[entry].astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
+    key = _mix(key ^ _mix(day.view(np.uint64) + np.uint64(0x632BE59BD9B4E019)))
+    key[key == 0] = 1  # 0 means "no place"
+    key[nowhere] = 0
+    return pa.array(key, pa.uint64())
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every bit of the input moves every bit of the output."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def canonical_schema() -> pa.Schema:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -34,6 +34,7 @@ from citykit.data.importers.canonical import (
 )
 from citykit.data.importers.mapping import Mapping, detect_source, load_mapping
 from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, imported_dir, publish, validate_final
+from citykit.data.importers.overlap import Background, Digest, prefetch
 from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_COLUMNS, check_mapping, shorten
 from citykit.data.importers.reader import Header, Malformed, batches, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
@@ -57,6 +58,7 @@ MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the
 MAX_UNREADABLE_DATES_SHARE = 0.01  # more unreadable created dates than this: wrong timestamp format
 WORLD = (-180.0, -90.0, 180.0, 90.0)  # bounds of a mapping without its own: only impossible points flagged
 STAGED_COMPRESSION = "lz4"  # the staged rows are read once more, by DuckDB, then deleted
+DICTIONARY = ["status", "agency", "request_type", "descriptor", "channel", "neighborhood"]  # few distinct values
 
 
 def import_requests(
@@ -131,7 +133,7 @@ def _type_counts(file: Path, header: Header, found: dict[str, str]) -> dict[str,
     """Rows per trimmed, non-empty spelling of the request type (and descriptor), in the order
     pandas' value_counts gives them batch by batch (type_standards' report order follows it)."""
     counts: dict[str, Counter] = {c: Counter() for c in ("request_type", "descriptor") if c in found}
-    for batch in batches(file, header, sorted({found[c] for c in counts}), Malformed()):
+    for batch in prefetch(batches(file, header, sorted({found[c] for c in counts}), Malformed())):
         names = batch.schema.names
         for column, counter in counts.items():
             values = vector.strip(vector.strings(batch.column(names.index(found[column]))))
@@ -179,6 +181,7 @@ def _import(
 ) -> ImportResult:  # fmt: skip
     findings = Findings()
     malformed = Malformed()
+    digest = Digest(file)  # for the manifest, on the other core meanwhile
     # Pass 1 reads only the type columns: the standard spelling of each type needs all rows.
     counts = _type_counts(file, header, found)
     types = type_standards(counts["request_type"], mapping.request_type_map)
@@ -188,17 +191,20 @@ def _import(
         findings.descriptor_variants = {raw: std for raw, std in descriptors.items() if raw != std}
 
     # Pass 2: every column, batch by batch, to staged rows (canonical columns, flags, row number, repeat key)
-    hasher = duckdb.connect(config={"threads": 1})
-    plan = Plan(mapping, found, TypeTable.build(types, mapping), dates.window, hasher, mapping.bounds or WORLD)
+    plan = Plan(mapping, found, TypeTable.build(types, mapping), dates.window, mapping.bounds or WORLD)
     staged = staging / "staged.parquet"
-    try:
-        with pq.ParquetWriter(staged, staged_schema(), compression=STAGED_COMPRESSION) as writer:
-            for raw in batches(file, header, sorted(set(found.values())), malformed):
-                writer.write_table(canonical_batch(raw, plan, findings))
+    # the parser reads the next batch and the writer writes the last while this one is mapped
+    with pq.ParquetWriter(staged, staged_schema(), compression=STAGED_COMPRESSION, use_dictionary=DICTIONARY) as out:
+        writer = Background(out.write_table)
+        try:
+            for raw in prefetch(batches(file, header, sorted(set(found.values())), malformed)):
+                writer.submit(canonical_batch(raw, plan, findings))
                 if progress:
                     progress(findings.rows_read)
-    finally:
-        hasher.close()
+        finally:
+            writer.close()
+    findings.settle()
+    pa.default_memory_pool().release_unused()  # the batches' memory, before DuckDB and the scorecard take theirs
 
     _check_readable(file, findings, malformed, mapping)
     final = staging / "service_requests.parquet"
@@ -213,7 +219,7 @@ def _import(
                 "give the right date with --extract-date YYYY-MM-DD"
             )
         as_of = stats["newest"].date()
-    validate_final(final)
+    validate_final(final, stats)
 
     flags = {c: int(stats[c]) for c in REQUEST_FLAGS}
     card_summary, card_text = score(final, as_of, mapping, stats["rows"], extract_date=dates.extract)
@@ -227,7 +233,7 @@ def _import(
     result.report = render_report(
         result, mapping, file, header, malformed, stats, card_text, found=found, final=final, window=dates.window
     )
-    publish(result, mapping, file, staging)
+    publish(result, mapping, file, staging, sha256=digest.value())
     return result
 
 

@@ -53,7 +53,10 @@ def strip(column: pa.Array) -> pa.Array:
 def text(column: pa.Array) -> pa.Array:
     """`.astype("string").str.strip().replace("", pd.NA)`: trimmed, empty text null."""
     trimmed = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    empty = pc.equal(trimmed, "")
+    if not pc.any(empty).as_py():
+        return trimmed
+    return pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
 
 
 def mask(values: pa.Array) -> np.ndarray:
@@ -108,8 +111,10 @@ def _plain_numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     length = pc.utf8_length(column)
     short = pc.if_else(pc.match_substring(column, "."), pc.less_equal(length, MAX_PLAIN_NUMBER),
                        pc.less_equal(length, MAX_PLAIN_INTEGER))  # fmt: skip
-    plain = pc.and_(pc.match_substring_regex(column, PLAIN_NUMBER), short)
-    plain = mask(pc.and_not(plain, pc.match_substring_regex(column, NEGATIVE_ZERO)))
+    plain = mask(pc.and_(pc.match_substring_regex(column, PLAIN_NUMBER), short))
+    maybe_zero = mask(pc.starts_with(column, "-0"))
+    if maybe_zero.any():
+        plain[maybe_zero] &= ~mask(pc.match_substring_regex(column.filter(pa.array(maybe_zero)), NEGATIVE_ZERO))
     values = np.full(len(column), np.nan)
     if plain.any():
         values[plain] = pc.cast(column.filter(pa.array(plain)), pa.float64()).to_numpy(zero_copy_only=False)
@@ -179,8 +184,12 @@ OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 def _bytes(column: pa.Array, rows: np.ndarray, width: int) -> np.ndarray:
     """The UTF-8 bytes of `rows` (each exactly `width` bytes long) as a (rows, width) matrix."""
     _validity, offsets, data = column.buffers()
-    starts = np.frombuffer(offsets, dtype=np.int32, count=len(column) + 1, offset=4 * column.offset)[rows]
-    return np.frombuffer(data, dtype=np.uint8)[starts[:, None] + np.arange(width)]
+    offsets = np.frombuffer(offsets, dtype=np.int32, count=len(column) + 1, offset=4 * column.offset)
+    data = np.frombuffer(data, dtype=np.uint8)
+    first, last = int(offsets[0]), int(offsets[-1])
+    if (last - first) == width * len(rows):  # every value has this width (nulls have none): one reshape
+        return data[first:last].reshape(len(rows), width)
+    return data[offsets[rows][:, None] + np.arange(width)]
 
 
 def _number(m: np.ndarray, first: int, last: int) -> np.ndarray:
@@ -265,19 +274,29 @@ def _fast_timestamps(column: pa.Array, formats: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def timestamps(column: pa.Array, formats: tuple[str, ...], utc_offset: str, timezone: str) -> np.ndarray:
-    """Export timestamps (trimmed text, nulls allowed) as naive city-local datetime64[us], NaT where
-    unreadable: the meaning of `canonical.parse_timestamps`."""
-    trimmed = pc.utf8_trim_whitespace(column)
-    if utc_offset == "ignore":
-        trimmed = pc.replace_substring_regex(trimmed, OFFSET_SUFFIX.pattern, "")
-        out = _fast_timestamps(trimmed, formats)
-    else:  # real UTC offsets, converted: pandas reads every value
-        out = np.full(len(column), np.datetime64("NaT"), dtype="datetime64[us]")
-    rest = np.isnat(out) & ~is_null(trimmed)
+def timestamps(
+    column: pa.Array, formats: tuple[str, ...], utc_offset: str, timezone: str, trimmed: bool = False
+) -> np.ndarray:
+    """Export timestamps (text, nulls allowed; `trimmed`: already trimmed) as naive city-local
+    datetime64[us], NaT where unreadable: the meaning of `canonical.parse_timestamps`."""
+    if not trimmed:
+        column = pc.utf8_trim_whitespace(column)
+    out = np.full(len(column), np.datetime64("NaT"), dtype="datetime64[us]")
+    if utc_offset == "ignore":  # a plain spelling has no offset to drop: read before the regex runs
+        out = _fast_timestamps(column, formats)
+    rest = np.isnat(out) & ~is_null(column)
     if rest.any():
-        text = pd.Series(trimmed.filter(pa.array(rest)).to_pandas(), dtype="string")
-        out[rest] = _pandas_timestamps(text, formats, utc_offset, timezone).to_numpy()
+        text = column.filter(pa.array(rest))
+        if utc_offset == "ignore":
+            text = pc.replace_substring_regex(text, OFFSET_SUFFIX.pattern, "")
+            read = _fast_timestamps(text, formats)
+        else:  # real UTC offsets, converted: pandas reads every value
+            read = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]")
+        left = np.isnat(read) & ~is_null(text)
+        if left.any():
+            strings = pd.Series(text.filter(pa.array(left)).to_pandas(), dtype="string")
+            read[left] = _pandas_timestamps(strings, formats, utc_offset, timezone).to_numpy()
+        out[rest] = read
     return out
 
 
