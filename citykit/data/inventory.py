@@ -39,9 +39,11 @@ def summarize(name: str, score: bool = True) -> DatasetSummary:
             bind(con, "path", ds.table_path(table).as_posix())
             tables[table] = con.execute("SELECT count(*) FROM read_parquet(getvariable('path'))").fetchone()[0]
         bind(con, "path", ds.table_path("service_requests").as_posix())
-        lo, hi = con.execute(  # placeholder dates (1900-01-01) are not the first request
-            "SELECT min(created_at) FILTER (WHERE year(created_at) > ?), max(created_at) "
-            "FROM read_parquet(getvariable('path'))",
+        # the range of the requests whose dates are not flagged: a placeholder (1900-01-01) is not the
+        # first request, nor an implausible 2099 the last (flag_placeholder_date marks both)
+        lo, hi = con.execute(
+            "SELECT min(created_at) FILTER (WHERE year(created_at) > ? AND NOT flag_placeholder_date), "
+            "max(created_at) FILTER (WHERE NOT flag_placeholder_date) FROM read_parquet(getvariable('path'))",
             [PLACEHOLDER_YEAR],
         ).fetchone()
         first, last = (f"{lo:%Y-%m-%d}", f"{hi:%Y-%m-%d}") if lo is not None else ("", "")

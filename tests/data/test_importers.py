@@ -686,3 +686,13 @@ def test_a_stale_export_fails_timeliness(tmp_path):
                             extract_date="2024-03-07")  # fmt: skip
     assert fresh.as_of == dt.date(2024, 3, 6)
     assert not check_dataset("fresh").get("staleness_days").gate_failed
+
+
+def test_data_list_shows_the_range_of_unflagged_requests(tmp_path):
+    from citykit.data.inventory import summarize
+
+    future = base_row("baltimore", 7, created="01/01/2099 10:00:00 AM", closed="", status="Open")
+    rows = [base_row("baltimore", i) for i in range(6)] + [future]
+    import_requests("baltimore", export(tmp_path, "baltimore", rows), extract_date="2024-03-20")
+    listed = summarize("baltimore", score=False)
+    assert (listed.first_request, listed.last_request) == ("2024-03-01", "2024-03-06")  # not 2099-01-01
