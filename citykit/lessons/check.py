@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from citykit.errors import CitykitError
 from citykit.standards import load_disaggregation
 
 __all__ = [
     "ADVICE",
+    "CheckFailed",
     "chart_is_labelled",
     "close_to",
     "frame_has_columns",
@@ -343,24 +345,75 @@ def _diagnose(answer: Any, mistakes: Mistakes | None, rel: float, abs_: float) -
     return None
 
 
+class CheckFailed(AssertionError):
+    """A visible check's verdict: an AssertionError (so nbgrader and the grader see a failed cell)
+    that a notebook shows as its message alone, without the check's own source and frames."""
+
+    def __init__(self, *args: Any) -> None:
+        _short_tracebacks()
+        super().__init__(*args)
+
+
+CheckFailed.__name__ = "AssertionError"  # what learners, nbgrader and feedback see: "AssertionError: Your ..."
+
+
+def _show_message_only(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    shell.showtraceback((etype, value, tb), tb_offset=tb_offset, exception_only=True)
+
+
+def _short_tracebacks() -> None:
+    """In IPython, a failed check (and a citykit one-line error raised later in the notebook) is shown
+    as its message only: a learner reads the advice, not the check's code. Called when a check runs,
+    never at import; outside IPython it does nothing."""
+    try:
+        from IPython import get_ipython  # lazy: only inside a kernel
+    except ImportError:  # pragma: no cover - IPython is part of the stack
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "CustomTB", None) is not _show_message_only:
+        shell.set_custom_exc((CheckFailed, CitykitError), _show_message_only)
+
+
 def _kindly(check):
     """A check that never lets pandas' or numpy's own errors reach a learner: anything but an
     AssertionError becomes a plain sentence about what the answer is."""
 
     @functools.wraps(check)
     def wrapped(answer: Any = None, *args: Any, **kwargs: Any) -> None:
+        _short_tracebacks()
         try:
             return check(answer, *args, **kwargs)
         except AssertionError:
             raise
         except Exception:
             name = kwargs.get("name") or "answer"
-            raise AssertionError(
+            raise CheckFailed(
                 f"Your {name} is {_kind_name(answer)}, which cannot be compared with the expected answer; "
                 "check what the exercise asks for (one number, a Series by label, a table)."
             ) from None
 
     return wrapped
+
+
+ADVICE_ROUNDED = (
+    "it looks rounded. Keep the value as computed and round only when you display it "
+    "(for example with round(x, 3) in a display cell)."
+)
+
+
+def _rounded(answer: Any, expected: Any) -> bool:
+    """True when `answer` is `expected` rounded to 0-4 decimals (and not simply equal to it)."""
+    if isinstance(expected, (pd.Series, pd.DataFrame)) and (
+        not isinstance(answer, type(expected)) or not answer.index.equals(expected.index)
+    ):
+        return False  # wrong labels get the label advice, not this one
+    try:
+        got, want = _as_float_array(answer), _as_float_array(expected)
+    except Exception:
+        return False
+    if got.shape != want.shape or not np.isfinite(want).all():
+        return False
+    return any(np.allclose(got, np.round(want, d), rtol=0, atol=1e-12) for d in range(5))
 
 
 @_kindly
@@ -371,7 +424,7 @@ def not_mistaken(
     after the number ("days"); unit="share" says a share both ways, 0.79 (79.0%)."""
     advice = _diagnose(answer, mistakes, rel, abs_)
     if advice is not None:
-        raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {advice}")
 
 
 @_kindly
@@ -392,26 +445,28 @@ def close_to(
     expected value (`reveal=False`, for visible tests: say only that it differs, and `hint`)."""
     problem = _kind_problem(answer, expected, name)
     if problem is not None:
-        raise AssertionError(problem)
+        raise CheckFailed(problem)
     if _matches(answer, expected, rel, abs_):
         return
     advice = _diagnose(answer, mistakes, rel, abs_)
     if advice is not None:
-        raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+    if _rounded(answer, expected):
+        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {ADVICE_ROUNDED}")
     if isinstance(expected, (pd.Series, pd.DataFrame)):
         same_index(answer, expected, name=name)
         if isinstance(expected, pd.DataFrame):
             same_columns(answer, expected, name=name)
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} has the right labels but some values differ from the expected ones."
             + (f" {hint}" if hint else "")
         )
     if not reveal:
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} is {_fmt(answer, unit)}, which is not what the data give. "
             + (hint or "Check which rows you counted, and the denominator of any share.")
         )
-    raise AssertionError(f"Your {name} is {_fmt(answer, unit)}; expected about {_fmt(expected, unit)}.")
+    raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; expected about {_fmt(expected, unit)}.")
 
 
 @_kindly
@@ -430,31 +485,31 @@ def shares(
     shares that do not add up to 1 (a wrong denominator) and rounded shares, each with its advice."""
     problem = _kind_problem(answer, expected, name)
     if problem is not None:
-        raise AssertionError(problem)
+        raise CheckFailed(problem)
     if _matches(answer, expected, rel, abs_):
         return
     advice = _diagnose(answer, mistakes, rel, abs_)
     if advice is not None:
-        raise AssertionError(f"Your {name} is {_fmt(answer)}; {advice}")
+        raise CheckFailed(f"Your {name} is {_fmt(answer)}; {advice}")
     same_index(answer, expected, name=name)
     values = _as_float_array(answer.loc[list(expected.index)])
     want = _as_float_array(expected)
     if any(np.allclose(values, np.round(want, digits), rtol=0, atol=1e-12) for digits in range(5)):
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} is rounded. Keep the shares as computed and round only when you display them "
             "(for example with .round(3) in a display cell)."
         )
     total = float(np.nansum(values))
     if np.nanmax(values) > 1:
         if 99 <= total <= 101:
-            raise AssertionError(f"Your {name} adds up to {number(total)}; {ADVICE['percent']}")
-        raise AssertionError(
+            raise CheckFailed(f"Your {name} adds up to {number(total)}; {ADVICE['percent']}")
+        raise CheckFailed(
             f"Your {name} adds up to {number(total)}, so these are not shares but perhaps counts. Divide each "
             "count by the total of the same rows, or use .value_counts(normalize=True)."
         )
     if abs(total - 1) > 1e-6:
-        raise AssertionError(f"Your {name} adds up to {number(total)}; {ADVICE['shares_do_not_add_up']}")
-    raise AssertionError(
+        raise CheckFailed(f"Your {name} adds up to {number(total)}; {ADVICE['shares_do_not_add_up']}")
+    raise CheckFailed(
         f"Your {name} has the right labels but some shares differ from the data's." + (f" {hint}" if hint else "")
     )
 
@@ -467,20 +522,20 @@ def is_kind(answer: Any, kind: type | tuple[type, ...], *, name: str) -> None:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     for wanted, advice in ((list, _list_advice), (pd.DataFrame, _frame_advice)):
         if kinds == (wanted,):
-            raise AssertionError(advice(answer, name))
+            raise CheckFailed(advice(answer, name))
     if kinds == (pd.Series,):
-        raise AssertionError(_series_advice(answer, pd.Series(dtype=float), name))
+        raise CheckFailed(_series_advice(answer, pd.Series(dtype=float), name))
     wanted = " or ".join(_article(k.__name__) for k in kinds)
-    raise AssertionError(f"Your {name} should be {wanted}, but it is {_kind_name(answer)}.")
+    raise CheckFailed(f"Your {name} should be {wanted}, but it is {_kind_name(answer)}.")
 
 
 def is_number(answer: Any, *, name: str, whole: bool = False) -> None:
     """Fail, saying what to do, unless `answer` is one number (a whole one with `whole=True`)."""
     problem = _number_advice(answer, name)
     if problem:
-        raise AssertionError(problem)
+        raise CheckFailed(problem)
     if whole and float(answer) != int(float(answer)):
-        raise AssertionError(f"Your {name} is {number(answer)}; it should be a whole number (a count).")
+        raise CheckFailed(f"Your {name} is {number(answer)}; it should be a whole number (a count).")
 
 
 def is_list_of(
@@ -492,12 +547,12 @@ def is_list_of(
     shape = f"a list of {what}" + (f", like [{example[0]!r}, ...]" if example else "")
     if not isinstance(answer, list):
         advice = _list_advice(answer, name)
-        raise AssertionError(advice.replace("should be a list", f"should be {shape}", 1))
+        raise CheckFailed(advice.replace("should be a list", f"should be {shape}", 1))
     if not answer:
-        raise AssertionError(f"Your {name} should be {shape}; you have an empty list.")
+        raise CheckFailed(f"Your {name} should be {shape}; you have an empty list.")
     not_text = [item for item in answer if not isinstance(item, str)]
     if not_text:
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} should be {shape}, but it holds {_kind_name(not_text[0])}; "
             "put the names as text, like list(frame.columns)."
         )
@@ -505,7 +560,7 @@ def is_list_of(
         allowed = list(among)
         unknown = [item for item in answer if item not in allowed]
         if unknown:
-            raise AssertionError(f"Your {name} has {unknown[0]!r}, which is not one of the {what} it can hold.")
+            raise CheckFailed(f"Your {name} has {unknown[0]!r}, which is not one of the {what} it can hold.")
 
 
 def _outside_advice(value: float, low: float, high: float, advice: str) -> str:
@@ -528,17 +583,17 @@ def _outside_advice(value: float, low: float, high: float, advice: str) -> str:
 def in_range(answer: Any, low: float, high: float, *, name: str, unit: str = "", advice: str = "") -> None:
     """Fail when a number (or any value of a Series) lies outside [low, high]."""
     if isinstance(answer, (pd.Series, pd.DataFrame)) and pd.api.types.is_bool_dtype(np.asarray(answer)):
-        raise AssertionError(f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}")
+        raise CheckFailed(f"Your {name} is {_kind_name(answer)}; {ADVICE['not_summed']}")
     try:
         values = _as_float_array(answer).ravel()
     except (TypeError, ValueError):
-        raise AssertionError(f"Your {name} should be a number or numbers, but it is {_kind_name(answer)}.") from None
+        raise CheckFailed(f"Your {name} should be a number or numbers, but it is {_kind_name(answer)}.") from None
     outside = values[(values < low) | (values > high) | np.isnan(values)]
     if outside.size:
         what = "is" if np.ndim(answer) == 0 else "has a value"
         said = _outside_advice(float(outside[0]), low, high, advice)
         hint = f"; {said}" if said else "."
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} {what} {_fmt(outside[0], unit)}, outside the possible range {number(low)} to "
             f"{number(high)}{hint}"
         )
@@ -549,7 +604,7 @@ def frame_has_columns(frame: Any, columns: Iterable[str], *, name: str = "table"
     is_kind(frame, pd.DataFrame, name=name)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} is missing the column(s) {', '.join(map(repr, missing))}; "
             f"it has {', '.join(map(repr, frame.columns))}."
         )
@@ -558,7 +613,7 @@ def frame_has_columns(frame: Any, columns: Iterable[str], *, name: str = "table"
 def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     """Fail naming missing and unexpected labels when the two objects' labels differ."""
     if not isinstance(answer, (pd.Series, pd.DataFrame)):  # labels only: a Series or a table will do
-        raise AssertionError(
+        raise CheckFailed(
             _series_advice(answer, pd.Series(dtype=float), name).replace(
                 "should be a Series", "should be a Series or a table", 1
             )
@@ -566,7 +621,7 @@ def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
     if isinstance(answer, pd.Series):  # one value per row where one per label was expected
         problem = _series_advice(answer, pd.Series(0, index=expected.index), name)
         if problem:
-            raise AssertionError(problem)
+            raise CheckFailed(problem)
     have, want = list(answer.index), list(expected.index)
     missing = [label for label in want if label not in set(have)]
     extra = [label for label in have if label not in set(want)]
@@ -579,7 +634,7 @@ def same_index(answer: Any, expected: Any, *, name: str, show: int = 3) -> None:
         parts.append(f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}")
     if not parts:
         parts.append("some labels are repeated")
-    raise AssertionError(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")
+    raise CheckFailed(f"Your {name} does not have the expected rows: {'; '.join(parts)}.")
 
 
 def same_columns(answer: Any, expected: pd.DataFrame, *, name: str, show: int = 3) -> None:
@@ -595,7 +650,7 @@ def same_columns(answer: Any, expected: pd.DataFrame, *, name: str, show: int = 
         parts.append(f"it lacks {', '.join(map(repr, missing[:show]))}{' ...' if len(missing) > show else ''}")
     if extra:
         parts.append(f"it has unexpected {', '.join(map(repr, extra[:show]))}{' ...' if len(extra) > show else ''}")
-    raise AssertionError(f"Your {name} does not have the expected columns: {'; '.join(parts)}.")
+    raise CheckFailed(f"Your {name} does not have the expected columns: {'; '.join(parts)}.")
 
 
 def same_order(answer: Any, expected: Any, *, name: str, mistakes: Mistakes | None = None) -> None:
@@ -610,8 +665,8 @@ def same_order(answer: Any, expected: Any, *, name: str, mistakes: Mistakes | No
             continue
         value, advice = _mistake(entry, key)
         if have == list(value.index):
-            raise AssertionError(f"Your {name} is in the wrong order; {advice}")
-    raise AssertionError(
+            raise CheckFailed(f"Your {name} is in the wrong order; {advice}")
+    raise CheckFailed(
         f"Your {name} is in the wrong order: expected {', '.join(map(repr, list(expected.index)[:3]))} first."
     )
 
@@ -620,7 +675,7 @@ def chart_is_labelled(ax: Any, *, name: str = "chart") -> None:
     """Fail naming what is missing when a matplotlib Axes has no title or no axis labels
     (a chart without them cannot be read on its own, or by a screen reader's alt text)."""
     if not hasattr(ax, "get_title") or not hasattr(ax, "get_xlabel"):
-        raise AssertionError(f"Your {name} should be a matplotlib Axes (the ax of fig, ax = plt.subplots()).")
+        raise CheckFailed(f"Your {name} should be a matplotlib Axes (the ax of fig, ax = plt.subplots()).")
     missing = [
         what
         for what, text in (
@@ -631,7 +686,7 @@ def chart_is_labelled(ax: Any, *, name: str = "chart") -> None:
         if not str(text).strip()
     ]
     if missing:
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} has no {' and no '.join(m.split(' ', 1)[1] for m in missing)}; "
             "give it ax.set_title(...), ax.set_xlabel(...) and ax.set_ylabel(...) so it reads on its own."
         )
@@ -652,7 +707,7 @@ def small_cells_hidden(table: Any, *, name: str, low: int | None = None, high: i
     small = (values.ge(low) & values.le(high)).fillna(False).astype(bool)
     if small.to_numpy().any():
         row, column = small.stack().loc[lambda cells: cells].index[0]
-        raise AssertionError(
+        raise CheckFailed(
             f"Your {name} shows {int(values.at[row, column])} people in ({row!r}, {column!r}); publishing "
             f"unsuppressed small cells ({low} to {high} people) can identify someone. Hide them (missing "
             f"values), and the cells that would give them away, with citykit.equity.suppress."

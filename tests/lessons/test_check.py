@@ -230,3 +230,38 @@ def test_kind_checks_pass_the_right_kinds():
         check.is_list_of(["status"], name="time_columns", among=["created_at"])
     check.close_to(np.int64(4), 4, name="n")
     check.close_to(COUNTS.sort_index(), COUNTS, name="by_place")  # label by label, any order
+
+
+def test_a_rounded_answer_is_told_to_round_only_for_display():
+    from citykit.lessons import check
+
+    expected = 227_305 / 287_561
+    with pytest.raises(AssertionError, match="rounded") as failed:
+        check.close_to(round(expected, 2), expected, name="share_within_sla", reveal=False)
+    assert "denominator" not in str(failed.value)
+    by_type = pd.Series([3.456, 10.04], index=["Pothole", "Graffiti"])
+    with pytest.raises(AssertionError, match="rounded"):
+        check.close_to(by_type.round(1), by_type, name="median_days_by_type", reveal=False)
+    with pytest.raises(AssertionError, match="not what the data give"):  # a wrong value is not "rounded"
+        check.close_to(0.72, expected, name="share_within_sla", reveal=False)
+
+
+def test_in_a_kernel_a_failed_check_and_a_citykit_error_show_their_message_without_frames():
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [
+        "from citykit.lessons import check\ncheck.close_to(0.79, 0.7904, name='share', reveal=False)",
+        "from citykit.errors import CitykitError\ndef f():\n    raise CitykitError('a must be a count')\nf()",
+        "1 / 0",
+    ]
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, allow_errors=True).execute()
+    errors = [next(o for o in c.outputs if o.output_type == "error") for c in nb.cells]
+    check_error, library_error, other_error = errors
+    assert check_error.ename == "AssertionError" and "rounded" in check_error.evalue
+    assert library_error.ename == "CitykitError"
+    for shown in (check_error, library_error):
+        text = "\n".join(shown.traceback)
+        assert "check.py" not in text and "close_to" not in text and "def f" not in text and len(shown.traceback) <= 2
+    assert len(other_error.traceback) > 2  # other errors keep IPython's usual traceback
