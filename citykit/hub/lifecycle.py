@@ -161,7 +161,7 @@ def _check_python(state: HubState) -> None:
     """The hub's Python runs for the cohort's accounts (the grader account tries it)."""
     uid, gid = _ids(state.grader)
     try:
-        done = subprocess.run([state.python, "-c", "import citykit, jupyterhub, nbgrader, nativeauthenticator"],
+        done = subprocess.run([state.python, "-c", "import citykit, jupyterhub"],
                               user=uid, group=gid, extra_groups=[], cwd="/", capture_output=True, text=True,
                               timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # fmt: skip
         problem = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit code"])[-1]

@@ -64,8 +64,8 @@ def cohort_processes(state: HubState) -> dict[int, str]:
     marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{state.hub_port}/hub/api".encode()
     found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or _state(int(entry.name)) in ("Z", "X", ""):
+            continue  # (a zombie has ended: it only waits for its parent)
         try:
             uid = entry.stat().st_uid
         except OSError:

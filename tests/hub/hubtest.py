@@ -113,3 +113,5 @@ def scrub(prefix: str, cohort: str) -> None:
     for entry in grp.getgrall():
         if entry.gr_name.startswith(prefix) or entry.gr_name in (f"nbgrader-{cohort}", f"formgrade-{cohort}"):
             os.system(f"groupdel {entry.gr_name} >/dev/null 2>&1")
+    for home in Path("/home").glob(f"{prefix}*"):  # homes teardown keeps (no grade export in a test)
+        shutil.rmtree(home, ignore_errors=True)

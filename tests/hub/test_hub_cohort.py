@@ -136,11 +136,16 @@ def _assignments(page):
     page.locator("#released_assignments_list").wait_for(timeout=60_000)
 
 
-def _run_as_instructor_and_wait(page, state, account: str, commands: str, flag: str, timeout: float) -> str:
-    """Type `commands` in the instructor's terminal with their output to ~/<flag>.log and the exit code to
-    ~/<flag>.rc; wait for the code; return the log (an error shows it)."""
+def _type_as_instructor(page, account: str, commands: str, flag: str) -> None:
+    """Type `commands` in the instructor's terminal, their output to ~/<flag>.log, the exit code to ~/<flag>.rc."""
     home = Path(pwd.getpwnam(account).pw_dir)
+    (home / f"{flag}.rc").unlink(missing_ok=True)
     _terminal(page, f"({commands}) > ~/{flag}.log 2>&1; echo $? > ~/{flag}.rc")
+
+
+def _instructor_done(account: str, commands: str, flag: str, timeout: float) -> str:
+    """Wait for the typed commands' exit code; return their output (a failure shows it)."""
+    home = Path(pwd.getpwnam(account).pw_dir)
     rc = _wait_for(lambda: (home / f"{flag}.rc").is_file() and (home / f"{flag}.rc").read_text().strip(), timeout,
                    f"the instructor's `{commands}`")  # fmt: skip
     log = (home / f"{flag}.log").read_text(encoding="utf-8", errors="replace")
@@ -179,8 +184,9 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                 learner = _sign_in(browser, base, *maria)
                 other = _sign_in(browser, base, *chloe)
                 _lab(instructor, teacher[0])
-                out = _run_as_instructor_and_wait(instructor, state, teacher[0], "citykit grade generate time-to-close && "
-                                                  "citykit grade release time-to-close", "release", 180)  # fmt: skip
+                release = "citykit grade generate time-to-close && citykit grade release time-to-close"
+                _type_as_instructor(instructor, teacher[0], release, "release")
+                out = _instructor_done(teacher[0], release, "release", 180)
                 assert f"released to {state.exchange / state.cohort / 'outbound' / M04}" in out
                 released = state.exchange / state.cohort / "outbound" / M04
                 assert released.stat().st_uid == pwd.getpwnam(teacher[0]).pw_uid  # released as the instructor's account
@@ -213,6 +219,11 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                 learner.locator("#submitted_assignments_list").get_by_text(M04).first.wait_for(timeout=60_000)
 
                 stage("learner A fetched, answered, submitted")
+                # -- the instructor collects, autogrades, writes and releases feedback (while learner B tries A's files)
+                grading = ("citykit grade collect time-to-close && citykit grade autograde time-to-close && "
+                           "citykit grade feedback time-to-close && cd $CITYKIT_COURSE/grading && "
+                           f"nbgrader release_feedback {M04}")  # fmt: skip
+                _type_as_instructor(instructor, teacher[0], grading, "grade")
                 # -- learner B: cannot open A's server, files or submission
                 _lab(other, chloe[0])
                 own = f"{base}user/{chloe[0]}/"
@@ -238,13 +249,7 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                     "home": "PermissionError", "inbound": "PermissionError", "glob": []}, probe  # fmt: skip
 
                 stage("learner B kept out of A's files")
-                # -- the instructor collects, autogrades, writes and releases feedback
-                _run_as_instructor_and_wait(
-                    instructor, state, teacher[0],
-                    "citykit grade collect time-to-close && citykit grade autograde time-to-close && "
-                    "citykit grade feedback time-to-close && cd $CITYKIT_COURSE/grading && nbgrader release_feedback "
-                    f"{M04}", "grade", 420,
-                )  # fmt: skip
+                _instructor_done(teacher[0], grading, "grade", 420)
                 source = nbformat.read(state.course / "notebooks" / M04 / f"{M04}.ipynb", as_version=4)
                 most = sum(c.metadata["nbgrader"]["points"] for c in source.cells
                            if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
