@@ -7,11 +7,11 @@ Builds a course copy in a temporary folder with module 04, generates the student
 times each and alternating:
   plain    `nbgrader autograde 04-time-to-close --force` (the CLI, one process, learner after learner)
   citykit  `citykit.grading.autograde_cohort(..., workers=N, force=True)` (N = cores + 1 by default; lint, worker processes
-           that keep nbgrader imported, one writer of the gradebook, one DuckDB thread per kernel,
-           learner code under time and memory limits)
+           that keep nbgrader imported, one writer of the gradebook, one DuckDB thread per kernel;
+           each notebook in the sandbox, its answers exported, every test run in the worker)
 and prints the median wall time of each and their ratio. Both grade into their own copy of the
-course; the script checks that they give the same grades, cell by cell. Needs the bundled city
-(`citykit data build`).
+course; the script checks that they give the same grades, cell by cell (and lists the cells that
+differ). Needs the bundled city (`citykit data build`); run as root on Linux for the full sandbox.
 """
 
 from __future__ import annotations
@@ -108,6 +108,9 @@ def main() -> None:
               f"({ours_median / len(students):.2f} s per learner)")  # fmt: skip
         print(f"  ratio: {plain_median / ours_median:.2f}x  (grades identical cell by cell: {'yes' if same else 'NO'})")
         if not same:
+            plain_grades, our_grades = set(cell_grades(plain_root)), set(cell_grades(citykit_root))
+            for row in sorted(plain_grades ^ our_grades):
+                print(f"    {'plain  ' if row in plain_grades else 'citykit'} {row}")
             raise SystemExit(1)
 
 

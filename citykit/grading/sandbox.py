@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SPEC_ENV = "CITYKIT_SANDBOX_SPEC"
+MAX_MESSAGE = 64 * 2**20  # the largest message a learner's kernel may send the grader
 CONTAINER_ENV = "CITYKIT_GRADING_CONTAINER"  # an image: grade in containers of it (or the cohort's `container`)
 ENGINE_ENV = "CITYKIT_CONTAINER_ENGINE"  # docker (default) or podman
 USER = "citykit-grader"
@@ -53,7 +54,7 @@ ETC_FILES = ("passwd", "group", "nsswitch.conf", "hosts", "ld.so.cache", "ld.so.
 DEVICES = ("null", "zero", "full", "random", "urandom")
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18)  # fmt: skip
-PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
+PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG = 38, 36, 1
 
 
 # ---------------------------------------------------------------------------------- the policy
@@ -440,11 +441,24 @@ class Run:
         return self
 
     def configure_kernel_manager(self, km) -> None:
-        """The kernel's connection file and sockets in the run's kernel folder (IPC, no TCP)."""
+        """The kernel's connection file and sockets in the run's kernel folder (IPC, no TCP), and a
+        client that drops the connection of a kernel sending a message over MAX_MESSAGE bytes (the
+        grader's memory is outside the sandbox's limits)."""
+        import zmq
+
         km.transport = "ipc"
         km.ip = str(self.kernel_dir / "k")
         km.connection_file = str(self.kernel_dir / "kernel.json")
         self.km = km
+        self.context = type(km.context)()  # asyncio or blocking, as the manager's clients expect
+        self.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        make_client = km.client
+
+        def client(**options):
+            options.setdefault("context", self.context)
+            return make_client(**options)
+
+        km.client = client
 
     def watchdog(self) -> threading.Timer:
         timer = threading.Timer(self.policy.wall_seconds, self._wall_time)
@@ -503,6 +517,8 @@ class Run:
                 os.environ.pop(SPEC_ENV, None)
             else:
                 os.environ[SPEC_ENV] = self._old_env
+            if getattr(self, "context", None) is not None:
+                self.context.destroy(linger=0)
             if self._mounted:
                 _umount(self.dir)
             shutil.rmtree(self.dir, onerror=_force_remove)
@@ -800,6 +816,9 @@ def launch(argv: list[str]) -> None:
         return
     for group in spec["cgroups"]:  # this process and everything it starts are counted there
         Path(group, "cgroup.procs").write_text(str(os.getpid()))
+    # if the grading worker dies (even by SIGKILL), this process is killed, and `unshare --kill-child`
+    # then ends the namespace and every process in it
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     os.execv(unshare, [unshare, "--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts",
                        "--propagation", "private", "--", spec["python"], "-I", "-m", "citykit.grading.sandbox",

@@ -23,6 +23,8 @@ import ast
 import contextlib
 import copy
 import hashlib
+import json
+import os
 import re
 import signal
 import sys
@@ -41,7 +43,7 @@ from citykit.errors import CitykitError
 from citykit.grading import answer_files
 
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-ANSWERS_FOLDER = ".citykit-answers"
+OUTPUT_LIMIT = 2 * 2**20  # output kept per cell of a learner's notebook
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -284,7 +286,17 @@ def visible_part(source: str) -> str:
 # ---------------------------------------------------------------------------------- the scorer
 
 
+_SHELL_CLASS: list = []
+
+
 def _shell_class():
+    """The scorer's IPython shell class, made once per process (IPython keeps one shell per class)."""
+    if not _SHELL_CLASS:
+        _SHELL_CLASS.append(_make_shell_class())
+    return _SHELL_CLASS[0]
+
+
+def _make_shell_class():
     from IPython.core.displayhook import DisplayHook
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets import Type
@@ -458,9 +470,13 @@ class Scorer:
     def shell(self):
         if self._shell is None:
             import matplotlib
+            from traitlets.config.configurable import MultipleInstanceError
 
             matplotlib.use("Agg", force=True)
-            self._shell = _shell_class().instance(colors="nocolor")
+            try:
+                self._shell = _shell_class().instance(colors="nocolor")
+            except MultipleInstanceError:  # another IPython shell runs this process (grading from IPython)
+                self._shell = _shell_class()(colors="nocolor")
         return self._shell
 
     def _run(self, source: str, timeout: int = 0) -> tuple[list, dict | None, Any]:
@@ -537,8 +553,8 @@ class Scorer:
         started = time.perf_counter()
         scored = Scored()
         manifest = answer_files.read_answers(answers_folder, limit_bytes)
-        with warnings.catch_warnings():  # every learner meets each warning as a fresh kernel would
-            warnings.simplefilter("default")
+        # the process's warning filters, as a kernel's; each learner meets each warning afresh
+        with warnings.catch_warnings(), _quiet_descriptors():
             done = self._fresh(plan)
             folder = None
             try:
@@ -622,6 +638,27 @@ class Scorer:
                 error["ename"] = "TimeoutError"
             outputs.append(new_output("error", **error))
         return outputs
+
+
+@contextlib.contextmanager
+def _quiet_descriptors():
+    """What test code writes straight to the process's stdout and stderr (DuckDB's progress bar on a
+    slow query) goes nowhere, not onto the grader's terminal; Python's own output is captured apart."""
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def _snapshot(namespace: dict) -> dict | None:
@@ -716,6 +753,7 @@ class TwoPhaseExecute(Execute):
 
         NotebookClient.__init__(self, nb, None)  # owns its kernel manager: shuts the kernel down after
         self.reset_execution_trackers()
+        self._output_bytes, self._output_cut = {}, {}
         self._check_assign_resources(resources)
         self.shutdown_kernel = "immediate"  # a tampered kernel may ignore a polite shutdown
         self.km = self.create_kernel_manager()
@@ -739,6 +777,21 @@ class TwoPhaseExecute(Execute):
                 nb.cells[0].outputs = [sandbox.died_output(run, f"the kernel did not start: {error}")]
         finally:
             watchdog.cancel()
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output handling, up to OUTPUT_LIMIT bytes per cell: a notebook printing without
+        end fills the grader's memory, not only its own."""
+        used = self._output_bytes.get(cell_index, 0) + len(json.dumps(msg.get("content", {}), default=str))
+        self._output_bytes[cell_index] = used
+        if used > OUTPUT_LIMIT:
+            if not self._output_cut.get(cell_index):
+                self._output_cut[cell_index] = True
+                from nbformat.v4 import new_output
+
+                outs.append(new_output("stream", name="stdout", text=f"\n[output beyond {OUTPUT_LIMIT // 2**20} MB "
+                                                                      "not kept]\n"))  # fmt: skip
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
     def _phase_one_container(self, nb, run, limit: int) -> None:
         """Execute the notebook in a container (`sandbox.container_command`) and take its outputs back

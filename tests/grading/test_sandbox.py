@@ -130,6 +130,10 @@ _children = [subprocess.Popen([sys.executable, "-c", "import time; x = bytearray
 time.sleep(10)
 print("children still alive:", sum(c.poll() is None for c in _children), "of", len(_children))
 """
+FLOOD = """for _ in range(12):  # 12 MB of output: the grader keeps 2 MB of a cell's output
+    print("x" * 2**20)
+"""
+SLEEP = f"600.{int(TOKEN, 16) % 10**6:06d}"  # `sleep 600.NNNNNN`: a mark for the processes the fork loop leaves
 LIMITS_CELL = f"""import os, subprocess, sys, time
 try:
     with open("big.bin", "wb") as _file:
@@ -142,15 +146,14 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)  # {TOKEN}
 if os.fork() == 0:  # a daemon: double fork, own session
     os.setsid()
     if os.fork() == 0:
-        time.sleep(900)
+        os.execv("/bin/sleep", ["sleep", "{SLEEP}"])
     os._exit(0)
 _forked = []
 try:
     for _ in range(5000):
         _pid = os.fork()
         if _pid == 0:
-            time.sleep(600)
-            os._exit(0)
+            os.execv("/bin/sleep", ["sleep", "{SLEEP}"])  # a small process, holding its place in the count
         _forked.append(_pid)
 except OSError as _error:
     print("fork refused after", len(_forked), "children:", type(_error).__name__)
@@ -166,6 +169,11 @@ def answered(released: nbformat.NotebookNode, answers: dict[str, str], extra: st
             cell.source = answers[grade_id]
     if extra:
         nb.cells.append(new_code_cell(extra))
+    return nb
+
+
+def with_cells(nb: nbformat.NotebookNode, *sources: str) -> nbformat.NotebookNode:
+    nb.cells += [new_code_cell(source) for source in sources]
     return nb
 
 
@@ -196,6 +204,21 @@ def cell_grades(db: Path, students: list[str]) -> dict[tuple[str, str], float | 
 def cgroups() -> set[Path]:
     """The sandbox cgroups that exist now (any run's)."""
     return {g for parent in POLICY.cgroups.values() for g in Path(parent).glob("citykit-*")}
+
+
+def of_the_run(group: Path, marks: list[str]) -> bool:
+    """A cgroup left behind by this run: empty (not removed), or holding a process of the run."""
+    try:
+        pids = (group / "cgroup.procs").read_text().split()
+    except OSError:
+        return False  # removed meanwhile
+    commands = []
+    for pid in pids:
+        try:
+            commands.append(Path("/proc", pid, "cmdline").read_bytes().decode(errors="replace"))
+        except OSError:
+            continue
+    return not pids or any(mark in command for mark in marks for command in commands)
 
 
 def processes_of_the_run(marks: list[str]) -> list[str]:
@@ -240,7 +263,7 @@ def hostile(tmp_path_factory, riverton):
         "writer": answered(released, right, WRITER.format(targets=write_targets,
                                                           gradebook=str(root / "grading" / "gradebook.db"))),
         "hog": answered(released, right, HOG),
-        "limits": answered(released, right, LIMITS_CELL),
+        "limits": with_cells(answered(released, right, FLOOD), LIMITS_CELL),
         "marker": answered(released, {**right, "median-by-type": MARKER + right["median-by-type"]}),
     }  # fmt: skip
     roster = base / "roster.csv"
@@ -270,8 +293,8 @@ def hostile(tmp_path_factory, riverton):
         patch.setenv("TMPDIR", str(scratch))
         patch.setattr(tempfile, "tempdir", str(scratch))  # every run's folder, socket and spec under here
         graded = autograde_cohort(MODULE, workers=3, force=True, course_root=root, progress=False, limits=LIMITS)
-        left = processes_of_the_run([TOKEN, str(scratch)])
-        left_groups = [g for g in cgroups() - groups_before if not (g / "cgroup.procs").read_text().strip()]
+        left = processes_of_the_run([TOKEN, str(scratch), SLEEP])
+        left_groups = [g for g in sorted(cgroups() - groups_before) if of_the_run(g, [TOKEN, str(scratch), SLEEP])]
         pages = feedback(MODULE, course_root=root)
     clean = autograde_cohort(MODULE, workers=2, force=True, course_root=clean_root, progress=False, limits=LIMITS)
     return {"root": root, "graded": graded, "clean": clean, "clean_root": clean_root, "before": before, "left": left,
@@ -303,10 +326,11 @@ def test_the_attacks_ran_and_were_stopped(hostile):
     writer = outputs(root, "writer")
     assert writer.count("BLOCKED") == 4 and not re.search(r"^WROTE ", writer, re.M), writer
     limits = outputs(root, "limits")
-    assert "file stopped: 27" in limits, limits  # EFBIG: over the file-size limit
+    assert "file stopped: 27" in limits, limits[-3000:]  # EFBIG: over the file-size limit
+    assert "output beyond 2 MB not kept" in limits and len(limits) < 3 * 2**20
     refused = re.search(r"fork refused after (\d+) children", limits)
     if TREE_LIMITS:
-        assert refused and int(refused[1]) < LIMITS.processes, limits
+        assert refused and int(refused[1]) < LIMITS.processes, limits[-3000:]
     hog = outputs(root, "hog")
     alive = re.search(r"children still alive: (\d+) of 20", hog)
     if TREE_LIMITS:  # 6 GB asked for, 768 MB for the whole tree: at most two 300 MB children left, or the
