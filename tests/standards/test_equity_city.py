@@ -38,6 +38,9 @@ def significant_by_statsmodels(d: pd.DataFrame, column: str, reference: str, gro
 
 def test_language_comparisons_use_the_ratio_of_proportions():
     d = decided("2025")
+    d["language"] = d["language"].fillna(
+        "Not shown (privacy)"
+    )  # generalised away by k-anonymity, as report 13 shows it
     table = equity.disaggregate(d, by=["language"], measure="approved")
     result = equity.disparities(table, reference="English").data
     compared = result.dropna(subset=["rr_p"])
@@ -77,13 +80,15 @@ def people_in_shown_rates(period: str, collapse=None) -> float:
     return shown / people
 
 
-# measured after the change (standard 1.1.0); before it: 57.3% for 2025 and 18.4% for 2025-Q4
+# measured after the change (standard 1.1.0); before it: 57.3% for 2025 and 18.4% for 2025-Q4. Standard
+# 1.4.0 (k-anonymity over the month, gender, race and language: 35% of applications lose their
+# neighborhood, 13% before) measured 0.845, 0.499 and 0.499 (1.3.1's data: 0.872, 0.459, 0.508)
 @pytest.mark.parametrize(
     ("period", "collapse", "floor"),
     [
-        ("2025", None, 0.872),
+        ("2025", None, 0.845),
         ("2025-Q4", None, 0.459),
-        ("2025-Q4", "small_groups_to_other", 0.508),
+        ("2025-Q4", "small_groups_to_other", 0.499),
     ],
 )
 def test_share_of_neighborhood_group_approval_rates_shown_does_not_fall(period, collapse, floor):
@@ -136,7 +141,7 @@ def test_a_multiracial_in_combination_is_not_pinned_by_the_extra_selections():
 
 
 def test_d_declined_hidden_alone_is_hidden_in_combination():
-    a, c, db = report_pair("2025-07")
+    a, c, db = report_pair("2025-11")  # the case on the bundled city published under standard 1.4.0
     declined = duck(db, "race_declined")
     assert declined > 10  # the case: a complementary "†" in one table, printed in the other
     assert a.loc["Declined", "n_suppressed"] and c.loc["Declined", "n_suppressed"]
@@ -144,7 +149,7 @@ def test_d_declined_hidden_alone_is_hidden_in_combination():
 
 
 def test_e_white_hidden_alone_is_hidden_in_combination_without_multiracial_people():
-    a, c, db = report_pair("2025-07", "Harbor Point")
+    a, c, db = report_pair("2025-07", "Cedar Flats")  # the case on the city published under standard 1.4.0
     selections = " + ".join(f"coalesce(race_{x}::int, 0)" for x in CATS)
     assert duck(db, f"({selections}) >= 2") == 0  # no Multiracial person: alone = in combination
     white = duck(db, "race_white")

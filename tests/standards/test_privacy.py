@@ -368,7 +368,8 @@ def test_notebooks_reach_every_privacy_method_through_citykit_privacy():
         for n, v in vars(module).items()
         if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
     }
-    assert public <= set(exposed)
+    plumbing = {"set_release_reviewer", "ReleaseRequest", "reviewing"}  # the release ledger's hook, not for notebooks
+    assert public - plumbing <= set(exposed)
 
 
 # -- outcomes of small groups (attribute disclosure) -------------------------------------------
