@@ -48,6 +48,7 @@ from citykit.files import atomic_write, locked, replacing
 
 LEDGER_ENV = "CITYKIT_LEDGER"
 SECRETS = ".secrets"  # in the data home, beside the datasets' keys (citykit.standards.pseudonyms)
+OWNER_FILE = "ledger.txt"  # beside a ledger's people: the ledger folder they belong to
 INDEX_VERSION = 1
 
 
@@ -162,6 +163,9 @@ class Ledger:
     def save_people(self, members: pd.DataFrame) -> str:
         for folder in reversed([self.people_folder, *self.people_folder.parents][:4]):
             folder.mkdir(mode=0o700, exist_ok=True)  # the data home's private folder: owner only
+        owner = self.people_folder.parent / OWNER_FILE  # which ledger these are (orphans are removed)
+        if not owner.exists():
+            atomic_write(owner, str(self.folder.resolve()) + "\n")
         name = f"{uuid.uuid4().hex}.parquet"
         with replacing(self.people_folder / name) as tmp:
             members[["id", "row", "column"]].to_parquet(tmp, index=False)
@@ -170,6 +174,30 @@ class Ledger:
     def remove_people(self, names: list[str]) -> None:
         for name in names:
             (self.people_folder / name).unlink(missing_ok=True)
+
+
+def prune_orphans(home: Path | None = None) -> list[Path]:
+    """Remove the people of ledgers whose folder is gone (a deleted `--out`, a test's temporary
+    folder): `<data home>/.secrets/ledgers/<digest>/` without a live ledger folder named in its
+    owner file. Returns what was removed."""
+    import shutil
+
+    root = Path(home or paths.citykit_home()) / SECRETS / "ledgers"
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            owner = Path((entry / OWNER_FILE).read_text(encoding="utf-8").strip())
+            alive = owner.is_dir()
+        except OSError:
+            alive = False
+        if not alive and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _table_id(record) -> str:
@@ -186,6 +214,7 @@ def begin(
     """A release for one report run (None without a dataset: nothing to audit against)."""
     if not dataset:
         return None
+    prune_orphans()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     release = f"{stamp}-{_safe(report)}-{uuid.uuid4().hex[:8]}"
     shown = {k: v for k, v in parameters.items() if not isinstance(v, (bytes, bytearray))}

@@ -260,3 +260,15 @@ def test_releases_of_another_version_of_the_data_are_set_aside_not_fatal(tmp_pat
     releases.data = changed
     _, summary = releases.publish(range(1, 13), None, "year again")
     assert len(summary["set_aside"]) == 1 and "another version of the data" in summary["risk"]
+
+
+def test_the_people_of_a_ledger_whose_folder_is_gone_are_removed(tmp_path):
+    releases = Releases(tmp_path / "archive", december_city())
+    releases.publish(range(1, 13), None, "year")
+    people = ledger.Ledger(tmp_path / "archive", "town").people_folder
+    assert any(people.iterdir())
+    assert people.parent not in ledger.prune_orphans()  # its ledger is alive
+    import shutil
+
+    shutil.rmtree(tmp_path / "archive")
+    assert people.parent in ledger.prune_orphans() and not people.parent.exists()
