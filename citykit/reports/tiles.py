@@ -67,11 +67,14 @@ class KeyFigure:
             return ""
         before_text = KeyFigure(self.label, self.before, self.kind, self.unit).value_text()
         diff = now - before
+        # shares and days: the change between the values as shown, so "3.3 days, +0.1 against 3.2"
+        # never reads "+0.0" beside two different numbers
         if self.kind in ("share", "percent"):
-            points = diff * (100 if self.kind == "share" else 1)
+            scale = 100 if self.kind == "share" else 1
+            points = round(now * scale, 1) - round(before * scale, 1)
             return f"{points:+.1f} points against {before_text}"
         if self.kind == "days":
-            return f"{diff:+.1f} days against {before_text}"
+            return f"{round(now, 1) - round(before, 1):+.1f} days against {before_text}"
         if self.kind == "count":
             rel = f" ({diff / before:+.1%})" if before else ""
             return f"{round(diff):+,}{rel} against {before_text}"

@@ -426,3 +426,13 @@ def test_one_colour_blind_safe_palette_is_set_once():
     cycle = [to_hex(c) for c in matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]]
     assert cycle == sns.color_palette("colorblind").as_hex() == charts.PALETTE
     assert min(matplotlib.rcParams[k] for k in ("xtick.labelsize", "ytick.labelsize", "legend.fontsize")) >= 9
+
+
+def test_a_change_is_the_difference_of_the_values_shown():
+    from citykit.reports.tiles import KeyFigure
+
+    # 3.26 and 3.24 show as 3.3 and 3.2: the change shown is +0.1, not +0.0 (0.02 rounded)
+    days = KeyFigure("Median days to close", 3.26, "days", before=3.24)
+    assert days.value_text() == "3.3 days" and days.change_text() == "+0.1 days against 3.2 days"
+    share = KeyFigure("On time", 0.78349, "share", before=0.78240)
+    assert share.change_text() == "+0.1 points against 78.3%"
