@@ -435,4 +435,4 @@ def test_a_change_is_the_difference_of_the_values_shown():
     days = KeyFigure("Median days to close", 3.26, "days", before=3.24)
     assert days.value_text() == "3.3 days" and days.change_text() == "+0.1 days against 3.2 days"
     share = KeyFigure("On time", 0.78349, "share", before=0.78240)
-    assert share.change_text() == "+0.1 points against 78.3%"
+    assert share.change_text() == "+0.1 points against 78.2%"
