@@ -75,6 +75,14 @@ CANONICAL = {
     "household_size": "Household size",
     "income_band": "Income (share of area median)",
     "language": "Language",
+    # program_applications_aggregates (columns published only in aggregate)
+    "column": "Characteristic",
+    "applications": "Applications",
+    "approved": "Approved",
+    "denied": "Denied",
+    "withdrawn": "Withdrawn",
+    "pending": "Pending",
+    "hidden": "Hidden (small numbers)",
     # boundaries
     "geometry": "Boundary",
 }
