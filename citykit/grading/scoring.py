@@ -2,9 +2,11 @@
 
 Grading a notebook has two phases (`TwoPhaseExecute`, the Execute step of nbgrader's autograde):
 
-1. The learner's notebook runs in a sandboxed kernel (`citykit.grading.sandbox`), its visible tests
-   included and its hidden tests left out. After each answer cell, the answers its exercise declares
-   (course.yml `answers:`, see `declared_answers`) are written as data (`citykit.grading.answer_files`).
+1. The learner's notebook runs in a sandboxed kernel (`citykit.grading.sandbox`), each test cell
+   reduced to its imports (the tests run in phase 2, visible part included: their messages are the
+   feedback, so running them here too would only cost time). After each answer cell, the answers
+   its exercise declares (course.yml `answers:`, see `declared_answers`) are written as data
+   (`citykit.grading.answer_files`).
 2. Every graded test, visible and hidden, runs in this process (a grading worker that never runs
    learner code) in a namespace built from the course's own source notebook: its locked cells
    replayed (parameters, setup: never the learner's copies), each exercise's exported answers put
@@ -268,6 +270,17 @@ def unprovided_names(plan: Plan) -> dict[str, list[str]]:
         else:
             provided |= set(assigned_names(cell.source))
     return missing
+
+
+def imports_only(source: str) -> str:
+    """A cell's top-level import statements, nothing else ("" when it has none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    lines = source.splitlines()
+    return "\n".join("\n".join(lines[node.lineno - 1 : node.end_lineno]) for node in tree.body
+                     if isinstance(node, ast.Import | ast.ImportFrom))  # fmt: skip
 
 
 def visible_part(source: str) -> str:
@@ -849,7 +862,9 @@ def _phase_one_notebook(nb, plan: Plan, folder: Path, limit_bytes: int):
     for index, cell in enumerate(run_nb.cells):
         meta = _meta(cell)
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            cell.source = visible_part(cell.source)  # a test cell's source comes from the gradebook: trusted
+            # the tests run in the scorer (their visible part too, whose messages are the feedback); here
+            # a test cell keeps only its imports, which a learner's later cells may use (`check`)
+            cell.source = imports_only(visible_part(cell.source))
         cells.append(cell)
         origin.append(index)
         spec = plan.answers.get(meta.get("grade_id")) if cell.cell_type == "code" and meta.get("solution") else None

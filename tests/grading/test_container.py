@@ -59,13 +59,14 @@ def test_the_notebook_a_container_gets_has_no_hidden_test_and_exports_to_its_out
     source = new_notebook(cells=[
         new_code_cell("values = [3, 4, 5]", metadata=nbg("setup", locked=True)),
         new_code_cell("total = sum(values)", metadata=nbg("total", solution=True)),
-        new_code_cell(f"assert total > 0, 'positive'\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
+        new_code_cell(f"from math import isclose\nassert total > 0, 'positive'\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
                       metadata=nbg("sum", grade=True, locked=True, points=1)),
     ])  # fmt: skip
     plan = Plan("01-sums", "01-sums", (PlanCell("locked", "setup", ""),), {"total": {"total": None}}, True)
     prepared, origin = _phase_one_notebook(source, plan, Path(CONTAINER_OUT), 2**20)
     text = json.dumps(prepared)
-    assert hidden not in text and "HIDDEN" not in text and "'positive'" in text
+    assert hidden not in text and "HIDDEN" not in text and "'positive'" not in text  # the tests run in the scorer
+    assert prepared.cells[3].source == "from math import isclose"  # a test cell keeps its imports
     assert origin == [0, 1, None, 2] and f"'{CONTAINER_OUT}'" in prepared.cells[2].source
 
 
