@@ -217,12 +217,14 @@ class Status:
     def summary(self, state: HubState) -> str:
         lines = [f"hub of {state.cohort}: " + (f"running (pid {self.pid})" if self.running else "not running"),
                  f"address: {self.url} " + ("(login page answers)" if self.answering else "(login page does not answer)")]  # fmt: skip
+        people = {a: rss for a, rss in self.servers.items() if state.member(a) is not None}
         if self.servers:
-            lines.append(f"servers running: {len(self.servers)} of {len(state.members)} accounts")
+            lines.append(f"servers running: {len(people)} of {len(state.members)} people")
             for account, rss in sorted(self.servers.items()):
                 member = state.member(account)
-                who = f"{member.student_id}, {member.role}" if member else "formgrader"
-                lines.append(f"  {account} ({who}): {rss / 2**20:,.0f} MB resident")
+                who = (f"{account} ({member.student_id}, {member.role})" if member
+                       else f"{account} (formgrader)" if account == state.grader else account)  # fmt: skip
+                lines.append(f"  {who}: {rss / 2**20:,.0f} MB resident")
         lines.append(
             f"limits per person: {state.memory_mb} MB memory, {state.cpus:g} CPU, {state.processes} processes: "
             + (f"enforced by cgroups ({', '.join(self.limits)})" if self.limits
@@ -244,8 +246,16 @@ def _rss(pid: int) -> int:
 def status(state: HubState) -> Status:
     pid = hub_pid(state)
     servers: dict[str, int] = {}
-    for process, account in cohort_processes(state).items():
+    processes = cohort_processes(state)
+    for process, account in processes.items():
         servers[account] = servers.get(account, 0) + _rss(process)
     cgroups = limits.Cgroups.detect()
+    enforced, why_not = cgroups.enforces, cgroups.why_not
+    names = {"memory_bytes": "memory", "cpu_quota_us": "cpu", "processes": "pids"}
+    for process, account in processes.items():  # a running server says what its limits are, whoever asks
+        if state.member(account) is not None:
+            found = limits.limits_of(process)
+            enforced, why_not = sorted(names[k] for k in found), "" if found else "its servers have no cgroup limits"
+            break
     return Status(running=pid is not None, pid=pid, url=state.url, answering=answers(state) if pid else False,
-                  servers=servers, limits=cgroups.enforces, not_enforced=cgroups.why_not)  # fmt: skip
+                  servers=servers, limits=enforced, not_enforced=why_not)  # fmt: skip
