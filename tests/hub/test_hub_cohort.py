@@ -285,6 +285,10 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                 if limits.Cgroups.detect().parents:
                     found = limits.limits_of(next(iter(servers)))
                     assert found.get("memory_bytes") == state.memory_mb * 2**20, found
+                status = subprocess.run([sys.executable, "-m", "citykit", "hub", "status", "--cohort", state.cohort,
+                                         "--prefix", str(state.path.parent)], capture_output=True, text=True, timeout=60)  # fmt: skip
+                assert status.returncode == 0 and "running (pid" in status.stdout, status.stdout + status.stderr
+                assert "servers running: 3 of 4 people" in status.stdout, status.stdout
             finally:
                 browser.close()
     finally:
