@@ -534,8 +534,7 @@ def teardown(state: HubState) -> Teardown:
             done.removed_accounts.append(name)
     for group in (state.learner_group, state.grader_group):
         accounts.remove_group(group)
-    for name in state.accounts:
-        limits.remove(list(limits.Cgroups.detect().group_paths(state.cohort, name).values()))
+    limits.remove_cohort(state.cohort)
     if exported:
         for account, home in homes.items():
             if home.is_dir() and home.name == account:

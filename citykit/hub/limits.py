@@ -136,6 +136,15 @@ def remove(folders: list[Path]) -> None:
             folder.rmdir()
 
 
+def remove_cohort(cohort: str) -> None:
+    """Remove the cohort's (empty) groups, and the kit's folder when no cohort is left in it."""
+    for parent in Cgroups.detect().parents.values():
+        folder = parent / "citykit-hub" / cohort
+        if folder.is_dir():
+            remove([p for p in folder.iterdir() if p.is_dir()])
+            remove([folder, folder.parent])
+
+
 def limits_of(pid: int) -> dict[str, int]:
     """The memory (bytes), CPU quota (per 100,000 us) and process limits of a process's cgroups, as the
     system reports them (what `status` prints and the tests check)."""

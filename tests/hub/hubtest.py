@@ -21,10 +21,12 @@ import secrets
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_PROXY = REPO / "tests" / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -52,23 +54,28 @@ def missing_for_accounts() -> str | None:
 needs_accounts = pytest.mark.skipif(missing_for_accounts() is not None, reason=missing_for_accounts() or "")
 
 
+LOCK = Path(tempfile.gettempdir()) / "citykit-hub-tests.lock"
+
+
 @contextlib.contextmanager
 def runnable_python() -> Iterator[str]:
     """This Python, runnable by other accounts for the block: folders on its paths that others may not
-    traverse get o+x (not r) and their modes back afterwards."""
+    traverse get o+x (not r) and their modes back afterwards. One block at a time on this machine (a
+    lock), so two test sessions never put a mode back while the other's accounts still need it."""
     targets = {Path(sys.executable).resolve(), Path(sys.prefix), REPO}
     changed: dict[Path, int] = {}
-    try:
-        for target in targets:
-            for folder in [*reversed(target.parents), target] if target.is_dir() else reversed(target.parents):
-                mode = folder.stat().st_mode & 0o7777
-                if folder not in changed and not mode & 0o001:
-                    changed[folder] = mode
-                    folder.chmod(mode | 0o001)
-        yield sys.executable
-    finally:
-        for folder, mode in changed.items():
-            folder.chmod(mode)
+    with FileLock(str(LOCK), timeout=1800):
+        try:
+            for target in targets:
+                for folder in [*reversed(target.parents), target] if target.is_dir() else reversed(target.parents):
+                    mode = folder.stat().st_mode & 0o7777
+                    if folder not in changed and not mode & 0o001:
+                        changed[folder] = mode
+                        folder.chmod(mode | 0o001)
+            yield sys.executable
+        finally:
+            for folder, mode in changed.items():
+                folder.chmod(mode)
 
 
 def free_ports(count: int = 4) -> int:

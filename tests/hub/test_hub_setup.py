@@ -21,7 +21,7 @@ import pytest
 import yaml
 from hubtest import needs_accounts
 
-from citykit.hub import lifecycle, systemd
+from citykit.hub import lifecycle, limits, systemd
 from citykit.hub.accounts import account_name
 from citykit.hub.state import load_state
 
@@ -114,7 +114,10 @@ def test_setup_makes_the_accounts_course_and_exchange_and_teardown_removes_them(
 
     # teardown before any grade export: accounts go, learners' files stay (root's now)
     homes = {n: Path(pwd.getpwnam(n).pw_dir) for n in (maria, ana, ines, sam)}
+    cgroups = limits.Cgroups.detect()
+    left = cgroups.make(cohort, maria, memory_bytes=2**30, cpus=1, processes=64)  # as a server left them
     first = lifecycle.teardown(load_state(cohort, state.path.parent))
+    assert not any(folder.exists() or folder.parent.exists() for folder in left)
     assert set(first.removed_accounts) == {maria, ana, ines, sam, grader}
     for name, home in homes.items():
         with pytest.raises(KeyError):
