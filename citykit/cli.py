@@ -598,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("lab", help="JupyterLab: a learner's own workspace, or formgrader (token always on)")
     p.add_argument("--instructor", action="store_true", help="open the grading folder with formgrader")
     p.add_argument("--student", default=None, metavar="ID", help="the learner's roster id (default: your user name)")
-    p.add_argument("--port", type=_port, default=8888, help="port on 127.0.0.1 (default 8888)")
+    p.add_argument("--port", type=_port, default=None, help="port on 127.0.0.1 (default: 8888, or the next free one)")
     p.set_defaults(func=lab)
 
     grade = commands.add_parser("grade", help="nbgrader around a cohort").add_subparsers(
@@ -707,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/export/)")
     p.set_defaults(func=grade_export)
     p = grade.add_parser("dashboard", help="the cohort dashboard (objectives heatmap, distributions, failed tests)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: grading/dashboard/)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: reports/dashboard/)")
     p.add_argument(
         "--need-help-below", type=_share, default=0.6, help="share of points under which a learner needs help"
     )

@@ -73,7 +73,7 @@ def two_phase(config, policy: dict, scratch: str, answers_mb: int) -> None:
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
 
-    from citykit.grading.scoring import TwoPhaseExecute
+    from citykit.grading.scoring import TwoPhaseExecute  # lazy: loaded only when used
 
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
     config.Autograde.autograde_preprocessors = [TwoPhaseExecute if step is Execute else step for step in steps]
@@ -348,7 +348,7 @@ def _read_autogrades(db_url: str, assignment: str, student: str) -> dict:
 
 def _worker_grade(assignment: str, student: str) -> tuple[str, dict | None, str, float, list[str]]:
     """(student, autogrades or None, why not graded, seconds, limits the notebook reached) — in a worker."""
-    from citykit.grading.scoring import TwoPhaseExecute
+    from citykit.grading.scoring import TwoPhaseExecute  # lazy: loaded only when used
 
     started = time.perf_counter()
     TwoPhaseExecute.notes.clear()

@@ -19,5 +19,5 @@ def dashboard(out: Path | None = None, *, course_root: Path | None = None, need_
     return run_report(
         paths.grading_dir() / "dashboard.ipynb",
         {"gradebook": str(database), "need_help_below": float(need_help_below)},
-        out=Path(out) if out is not None else root / "grading" / "dashboard",
+        out=Path(out) if out is not None else root / "reports" / "dashboard",
     )

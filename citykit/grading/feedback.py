@@ -133,9 +133,9 @@ def strip_hidden_tests(nb, *, cell_timeout: int | None = None):
     A cell stopped by the cell timeout says so in plain words."""
     from nbgrader.utils import is_grade, is_solution
 
-    from citykit.grading.scoring import BEGIN_HIDDEN as begin
-    from citykit.grading.scoring import END_HIDDEN as end
-    from citykit.grading.scoring import visible_part
+    from citykit.grading.scoring import BEGIN_HIDDEN as begin  # lazy: loaded only when used
+    from citykit.grading.scoring import END_HIDDEN as end  # lazy: loaded only when used
+    from citykit.grading.scoring import visible_part  # lazy: loaded only when used
 
     hidden = {}  # cell index -> (hidden line numbers, message patterns, hidden lines)
     for index, cell in enumerate(nb.cells):

@@ -148,7 +148,7 @@ class Policy:
 
     @classmethod
     def detect(cls, limits=None, container: str = "") -> Policy:
-        from citykit.grading.cohort import Limits
+        from citykit.grading.cohort import Limits  # lazy: loaded only when used
 
         limits = limits or Limits()
         if container:
@@ -277,16 +277,16 @@ _RUNS = itertools.count()
 
 
 def _course_for_kernel(course_root: Path, workdir_hint: Path | None = None) -> Path | None:
-    from citykit import paths
+    from citykit import paths  # lazy: loaded only when used
 
     return paths.find_course(workdir_hint) if workdir_hint else paths.find_course(course_root)
 
 
 def _read_only_paths(kernel_course: Path | None) -> list[str]:
     """Host paths the sandbox sees read-only (directories or files), besides the system ones."""
-    import citykit
-    from citykit import paths
-    from citykit.data import registry
+    import citykit  # lazy: loaded only when used
+    from citykit import paths  # lazy: loaded only when used
+    from citykit.data import registry  # lazy: loaded only when used
 
     found: list[Path] = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
                          Path(sys.executable).resolve().parent]  # fmt: skip
@@ -325,14 +325,14 @@ def _read_only_paths(kernel_course: Path | None) -> list[str]:
 def _masked_paths() -> list[str]:
     """Folders under the read-only ones the sandbox must not see: an installed wheel carries the
     course's source notebooks (solutions and hidden tests) in citykit/resources/course/notebooks."""
-    import citykit
+    import citykit  # lazy: loaded only when used
 
     inside = Path(citykit.__file__).resolve().parent / "resources" / "course" / "notebooks"
     return [str(inside)] if inside.is_dir() else []
 
 
 def _kit_course() -> Path | None:
-    from citykit import paths
+    from citykit import paths  # lazy: loaded only when used
 
     try:
         return paths.kit_course()
@@ -751,8 +751,8 @@ def execute(notebook: str, out: str, cell_timeout: int) -> None:
 
 def published_folders() -> list[Path]:
     """Each parquet dataset's published folder (what a container mounts)."""
-    from citykit import paths
-    from citykit.data import registry
+    from citykit import paths  # lazy: loaded only when used
+    from citykit.data import registry  # lazy: loaded only when used
 
     home = paths.citykit_home().resolve()
     found = []
@@ -804,7 +804,7 @@ def launch(argv: list[str]) -> None:
     none, a kernel under the cohort's resource limits only, as `limited_kernels` sets up)."""
     spec_path = os.environ.get(SPEC_ENV)
     if not spec_path:
-        from citykit.grading.limits import run_limited_kernel
+        from citykit.grading.limits import run_limited_kernel  # lazy: loaded only when used
 
         sys.argv = [sys.argv[0], *argv]
         run_limited_kernel()

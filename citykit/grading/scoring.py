@@ -727,7 +727,7 @@ class TwoPhaseExecute(Execute):
     notes: ClassVar[dict[str, list[str]]] = {}  # notebook -> limits its run reached (read by the grading worker)
 
     def preprocess(self, nb, resources=None, km=None):
-        from citykit.grading import sandbox
+        from citykit.grading import sandbox  # lazy: loaded only when used
 
         info = resources.get("nbgrader", {})
         root = Path(self.config.CourseDirectory.root or paths.course_root())
@@ -762,7 +762,7 @@ class TwoPhaseExecute(Execute):
         from nbclient import NotebookClient
         from nbclient.exceptions import DeadKernelError
 
-        from citykit.grading import sandbox
+        from citykit.grading import sandbox  # lazy: loaded only when used
 
         NotebookClient.__init__(self, nb, None)  # owns its kernel manager: shuts the kernel down after
         self.reset_execution_trackers()
@@ -814,7 +814,7 @@ class TwoPhaseExecute(Execute):
 
         import nbformat
 
-        from citykit.grading import sandbox
+        from citykit.grading import sandbox  # lazy: loaded only when used
 
         prepared = run.dir / "notebook.ipynb"
         nbformat.write(nb, prepared)

@@ -206,7 +206,7 @@ def data_dictionary_markdown(datapackage: Path | None = None) -> str:
 
 def _people_columns(table: str):
     """The standard's classes of a person-level table's columns (None for other tables)."""
-    from citykit.standards import load_disaggregation
+    from citykit.standards import load_disaggregation  # lazy: loaded only when used
 
     spec = load_disaggregation().columns.get(table)
     return spec if spec is not None and spec.person_level else None

@@ -84,7 +84,7 @@ def ledger_folder(out: Path, batch_root: Path | None = None) -> Path:
 
 
 def _folder_name() -> str:
-    from citykit.standards import load_disaggregation
+    from citykit.standards import load_disaggregation  # lazy: loaded only when used
 
     releases = load_disaggregation().releases
     return releases.ledger_folder if releases else ".citykit-ledger"
@@ -138,7 +138,7 @@ class Ledger:
     def records(self, data: dict[str, Any], keys: set[str], *, skip: set[str] = frozenset()) -> list:
         """The recorded tables with these keys, as `releases.TableRecord`s (their people read back);
         `skip`: table ids left out (a table this release records again)."""
-        from citykit.standards.releases import TableRecord
+        from citykit.standards.releases import TableRecord  # lazy: loaded only when used
 
         out = []
         for release in data["releases"]:
@@ -275,7 +275,7 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
 def risk_line(summary: dict[str, Any], dataset: str) -> str:
     """The page's one-line disclosure-risk summary, in the standard's words (`privacy.releases`);
     empty for a page without tables of people."""
-    from citykit.standards import load_disaggregation
+    from citykit.standards import load_disaggregation  # lazy: loaded only when used
 
     std = load_disaggregation()
     state = summary["audited_against"]
@@ -311,7 +311,7 @@ _active: ReleaseContext | None = None
 def activate(context: str | ReleaseContext | None) -> None:
     """In a report's kernel: send every table of people through this run's release (None: off)."""
     global _active
-    from citykit.standards import suppression
+    from citykit.standards import suppression  # lazy: loaded only when used
 
     if isinstance(context, str):
         context = ReleaseContext(**json.loads(context))
@@ -322,8 +322,8 @@ def activate(context: str | ReleaseContext | None) -> None:
 def review(request) -> list:
     """`suppression.set_release_reviewer`'s reviewer: audit the request's tables with the earlier
     releases of the dataset, extend their suppression, record them; the tables to publish."""
-    from citykit.standards import releases
-    from citykit.standards.releases import TableRecord
+    from citykit.standards import releases  # lazy: loaded only when used
+    from citykit.standards.releases import TableRecord  # lazy: loaded only when used
 
     context = _active
     if context is None:

@@ -40,7 +40,7 @@ def test_loading_every_period_is_named_where_it_starts(graded_course_of, tmp_pat
     points, most = autograded_points(course, M01, "every-period")
     failures = failed_tests(course, M01, "every-period")
     assert points < most
-    assert failures["load-requests"].startswith("AssertionError: Your number of rows loaded")
+    assert failures["load-requests"].startswith("AssertionError: Your requests table has")
     assert "that is every period. Pass period=period" in failures["load-requests"]
 
 

@@ -151,7 +151,7 @@ def validate_final(final: Path, stats: dict[str, Any] | None = None) -> None:
 
 def _types_match(final: Path) -> bool:
     """The written columns, in order, with the canonical Arrow types (text in either string width)."""
-    from citykit.data.importers.canonical import canonical_schema
+    from citykit.data.importers.canonical import canonical_schema  # lazy: loaded only when used
 
     written = pq.read_schema(final)
     expected = canonical_schema()
