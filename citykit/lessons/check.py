@@ -295,10 +295,6 @@ def _kind_problem(answer: Any, expected: Any, name: str) -> str | None:
     return None
 
 
-class _Unreadable(Exception):
-    """A value a check could not compare (pandas or numpy refused)."""
-
-
 def _as_float_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype="float64")
 
