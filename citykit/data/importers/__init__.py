@@ -22,9 +22,9 @@ batches, malformed rows), `canonical` (a batch as canonical columns, what it hol
 """
 
 from citykit.data.importers.canonical import parse_timestamps
-from citykit.data.importers.locking import import_requests
 from citykit.data.importers.mapping import Mapping, detect_source, load_mapping, mapping_files
 from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, imported_dir
+from citykit.data.importers.pipeline import import_requests
 from citykit.data.importers.report import REPORT_FILE, ImportResult
 
 __all__ = [

@@ -39,6 +39,7 @@ from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_COLUMNS, check_map
 from citykit.data.importers.reader import Header, Malformed, batches, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
 from citykit.errors import CitykitError
+from citykit.files import locked
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class ImportDates:
 
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+AHEAD = dt.timedelta(days=366)  # an --as-of or --extract-date may lie up to a year from today
+LOCK_TIMEOUT = -1  # wait as long as the other import of the dataset takes: the lock dies with its holder
 MAX_MALFORMED_SHARE = 0.01  # more malformed rows than this: the file is not the layout we think
 MAX_UNREADABLE_DATES_SHARE = 0.01  # more unreadable created dates than this: wrong timestamp format
 WORLD = (-180.0, -90.0, 180.0, 90.0)  # bounds of a mapping without its own: only impossible points flagged
@@ -82,9 +85,14 @@ def import_requests(
     up to five years after it) flag their row (flag_placeholder_date) and never become the as-of.
     A mapping that would publish a personal column (by its name or its values) is refused.
     progress: called with the number of rows read so far after each batch.
+    An --as-of or --extract-date outside 1990 to a year from today, or an as-of after the extract
+    date, is refused. The import holds the dataset's exclusive lock (`$CITYKIT_HOME/imported/.<name>.lock`,
+    an OS lock released even on `kill -9`) from the name check to the publish: a second import into
+    the same name waits, then merges into the first one's result instead of dropping its rows.
     """
     file = Path(file)
     header = read_header(file)
+    dates = _import_dates(file, as_of, extract_date)
     if mapping_file is not None:
         mapping = load_mapping(Path(mapping_file))
     elif source == "auto":
@@ -109,24 +117,41 @@ def import_requests(
     check_mapping(mapping.path.name if mapping.path else mapping.source, found, listed, _sample(file, header, found))
 
     name = name or mapping.source
-    _check_name(name, mapping)
-    as_of_date = _date_option("--as-of", as_of)
-    extract = _date_option("--extract-date", extract_date)
-    extract_given = extract is not None
-    if extract is None:  # the file's own date: when it was saved from the portal, as close as we can get
-        extract = dt.date.fromtimestamp(file.stat().st_mtime)
-    dates = ImportDates(extract, extract_given, as_of_date)
-
+    if not NAME_PATTERN.match(name):  # before the name becomes a lock file's
+        raise CitykitError(
+            f"dataset name {shorten(name)}: use lower-case letters, digits and _ (starting with a letter)"
+        )
     home = paths.citykit_home() / IMPORTED
-    home.mkdir(parents=True, exist_ok=True)
-    staging = home / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        result = _import(file, header, mapping, found, name, dates, staging, progress)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return result
+    with locked(home / name, timeout=LOCK_TIMEOUT):
+        _check_name(name, mapping)
+        home.mkdir(parents=True, exist_ok=True)
+        staging = home / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            return _import(file, header, mapping, found, name, dates, staging, progress)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _import_dates(file: Path, as_of: dt.date | str | None, extract_date: dt.date | str | None) -> ImportDates:
+    """The import's dates: each given one within 1990 to a year from today, the extract date by default
+    the file's own (when it was saved from the portal, as close as we can get), the as-of not after it."""
+    latest = dt.date.today() + AHEAD
+    given = {}
+    for option, value in (("--as-of", as_of), ("--extract-date", extract_date)):
+        date = _date_option(option, value)
+        if date is not None and not PLAUSIBLE_START <= date <= latest:
+            raise CitykitError(f"{option} {date} is not plausible: give a date from {PLAUSIBLE_START} to {latest}")
+        given[option] = date
+    extract = given["--extract-date"]
+    dates = ImportDates(extract or dt.date.fromtimestamp(file.stat().st_mtime), extract is not None, given["--as-of"])
+    if dates.as_of is not None and dates.as_of > dates.extract:
+        said = "" if dates.extract_given else " (the file's modification date; give --extract-date)"
+        raise CitykitError(
+            f"--as-of {dates.as_of} is after the extract date {dates.extract}{said}: the data cannot know that day"
+        )
+    return dates
 
 
 def _type_counts(file: Path, header: Header, found: dict[str, str]) -> dict[str, Counter]:
@@ -158,10 +183,6 @@ def _date_option(option: str, value: dt.date | str | None) -> dt.date | None:
 
 
 def _check_name(name: str, mapping: Mapping) -> None:
-    if not NAME_PATTERN.match(name):
-        raise CitykitError(
-            f"dataset name {shorten(name)}: use lower-case letters, digits and _ (starting with a letter)"
-        )
     if name in registry.builtin_names():
         raise CitykitError(f"{name!r} is a bundled dataset; import under another --name")
     existing = registry.all_datasets().get(name)
