@@ -675,13 +675,13 @@ def _quiet_descriptors():
 
 
 def _snapshot(namespace: dict) -> dict | None:
-    """The names a replayed prefix defined, or None when one of them cannot be copied for reuse."""
+    """A copy of the names a replayed prefix defined (the learner scored now works on the originals,
+    so what their tests change never reaches the next learner), or None when one cannot be copied."""
     kept = {k: v for k, v in namespace.items() if k not in IPYTHON_NAMES and not re.match(r"^_i\d+$|^_\d+$", k)}
     try:
-        _copied(kept)
+        return _copied(kept)
     except Exception:
         return None
-    return kept
 
 
 SHARED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)

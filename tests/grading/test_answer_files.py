@@ -22,7 +22,7 @@ from notebook_helpers import nbg
 from citykit import paths
 from citykit.errors import CitykitError
 from citykit.grading import answer_files
-from citykit.grading.scoring import Scorer, assigned_names, plan_for, unprovided_names
+from citykit.grading.scoring import Plan, PlanCell, Scorer, assigned_names, plan_for, unprovided_names
 
 matplotlib.use("Agg")
 LIMIT = 2**24
@@ -183,6 +183,20 @@ def test_the_scorer_runs_tests_on_exported_answers_and_the_courses_own_cells(tmp
     assert error["ename"] == "AssertionError" and error["evalue"] == "the frame given"
     assert "Cell In[" in error["traceback"][0] and "----> 2 " in error["traceback"][0]  # as feedback reads it
     assert scored.outputs["total-test"][0]["ename"] == "NameError"  # exercise 2 not exported: not answered
+
+
+def test_what_one_learners_tests_change_in_the_replayed_setup_never_reaches_the_next(tmp_path):
+    # the locked setup runs once per worker; every learner, the first included, starts from it unchanged
+    setup = "data = [1, 2]\nframe = pd.DataFrame({'a': [1, 2]})"
+    test = "assert data == [1, 2] and list(frame.columns) == ['a'], (data, list(frame.columns))\n" \
+           "data.append(99)\nframe['b'] = 0"  # fmt: skip
+    plan = Plan("setup", "setup", (PlanCell("locked", "imports", "import pandas as pd"),
+                                   PlanCell("locked", "setup", setup), PlanCell("test", "t", test)), {}, False)  # fmt: skip
+    scorer = Scorer(cell_timeout=30)
+    for learner in range(3):
+        folder = tmp_path / f"learner-{learner}"
+        folder.mkdir()
+        assert scorer.score(plan, folder, LIMIT).outputs == {"t": []}, f"learner {learner}"
 
 
 def test_assigned_names_reach_into_blocks_but_not_functions():
