@@ -132,12 +132,18 @@ def grader_env() -> Iterator[None]:
         "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")]),
         "CITYKIT_DUCKDB_THREADS": "1",
     }
+    with environment(changes), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own gradebook session warnings
+        yield
+
+
+@contextmanager
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """`os.environ` with these changes for the block; each variable as it was after."""
     old = {key: os.environ.get(key) for key in changes}
     os.environ.update(changes)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own gradebook session warnings
-            yield
+        yield
     finally:
         for key, value in old.items():
             if value is None:

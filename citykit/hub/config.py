@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import os
 import pprint
-from contextlib import contextmanager
 from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError
+from citykit.grading import config as grading_config
 from citykit.hub.state import HubState
 from citykit.lessons.lab import COURSE_JUPYTER_CONFIG, HIDE_GLOBS, INSTRUCTOR_ONLY_EXTENSIONS
 
@@ -245,25 +245,11 @@ def render(state: HubState) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def _environment(values: dict[str, str]):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def load(path: Path, environment: dict[str, str] | None = None):
     """The file's traitlets configuration, loaded as JupyterHub loads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    with _environment(environment or {}):
+    with grading_config.environment(environment or {}):
         try:
             return PyFileConfigLoader(Path(path).name, path=str(Path(path).parent)).load_config()
         except Exception as error:
@@ -281,7 +267,7 @@ def validate(path: Path, environment: dict[str, str] | None = None):
     """Load the file and build the authenticator it names with its configuration (traitlets checks
     every value it is given); return the authenticator. Contacts nothing."""
     config = load(path, environment)
-    with _environment(environment or {}):
+    with grading_config.environment(environment or {}):
         cls = authenticator_class(config)
         if cls.__module__.startswith("citykit.hub.auth"):
             return cls  # NativeAuthenticator needs the hub's database: the class and its traits are checked by loading
