@@ -388,7 +388,7 @@ def review(request) -> list:
                 "pools": record.pools, "outcome_columns": list(record.outcome_columns),
                 "people": previous["people"] if previous else ledger.save_people(record.members),
                 "people_count": int(record.members["id"].nunique()),
-                "forced": forced, "already": [e.what for e in audit.already][:20],
+                "forced": forced.get(record.name, 0), "already": [e.what for e in audit.already][:20],
                 "withheld": not record.shown and bool(record.marks),
                 "set_aside": set_aside,
                 "exposed": [e.what for e in audit.new][:20],

@@ -478,19 +478,19 @@ def extend(
     *,
     standard: DisaggregationStandard | None = None,
     max_rounds: int = 12,
-) -> tuple[list[TableRecord], ReleaseAudit, int]:
+) -> tuple[list[TableRecord], ReleaseAudit, dict[str, int]]:
     """Hide more of the `current` tables until the releases together expose nothing new.
 
     `resuppress(forced)` suppresses the current tables again with the cells `forced` (table name ->
     cells) hidden first, complementary cells chosen as usual, and returns their new records; the
     last resort `forced` holds every cell of every current table ("withhold"). Returns the records,
-    the final audit and how many cells were forced."""
+    the final audit and how many cells were forced in each table (table name -> cells)."""
     std = standard or load_disaggregation()
     forced: dict[str, set[tuple[str, str]]] = {t.name: set() for t in current}
     audit = audit_releases(earlier, current, standard=std)
     for _ in range(max_rounds):
         if audit.passed:
-            return current, audit, sum(len(v) for v in forced.values())
+            return current, audit, {name: len(cells) for name, cells in forced.items()}
         added = False
         for exposure in audit.new:
             for table in current:
@@ -505,10 +505,10 @@ def extend(
         current = resuppress(forced)
         audit = audit_releases(earlier, current, standard=std)
     if audit.passed:
-        return current, audit, sum(len(v) for v in forced.values())
+        return current, audit, {name: len(cells) for name, cells in forced.items()}
     everything = {t.name: {(r, c) for r in [*t.rows, TOTAL] for c in [*t.columns, TOTAL]} for t in current}
     current = resuppress({"*withhold*": set(), **everything})
-    return current, audit_releases(earlier, current, standard=std), sum(len(v) for v in everything.values())
+    return current, audit_releases(earlier, current, standard=std), {n: len(c) for n, c in everything.items()}
 
 
 def _cells_to_hide(table: TableRecord, exposure: Exposure) -> list[tuple[str, str]]:

@@ -233,6 +233,38 @@ def test_a_release_records_its_tables_under_a_lock_and_a_failed_run_leaves_nothi
     assert second["audited_against"]["releases"] == 1 and second["audited_against"]["digest"]
 
 
+def test_cells_hidden_further_counts_each_table_of_a_page_once(tmp_path):
+    """A page with two tables of people (alone and in combination, audited together): each records
+    the cells hidden for the ledger in it, and the page's count is no more than the cells its tables
+    hide beyond what the same tables suppressed on their own hide (counted from the tables' marks)."""
+    data = december_city()
+
+    def pair(months):
+        selection = data[data["month"].isin(list(months))]
+        alone = equity.disaggregate(selection, by=["race_alone"], measure="approved")
+        both = equity.disaggregate(selection, by=["race_in_combination"], measure="approved", alongside=alone)
+        return {t.name: int(t.suppressed.to_numpy().sum()) for t in both.tables}
+
+    on_its_own = pair(PERIODS["jan-nov"])
+    summaries, hidden = [], {}
+    for name in ["year", "jan-nov"]:
+        context = ledger.begin(tmp_path, "town", "equity-report", {"release": name})
+        ledger.activate(context)
+        try:
+            hidden = pair(PERIODS[name])
+        finally:
+            ledger.activate(None)
+        summaries.append(ledger.finish(context, succeeded=True))
+    beyond = {name: hidden[name] - on_its_own[name] for name in hidden}
+    assert len(beyond) == 2 and summaries[1]["tables"] == 2
+    index = json.loads((tmp_path / "town.json").read_text(encoding="utf-8"))
+    recorded = {t["name"]: t["forced"] for t in index["releases"][1]["tables"]}
+    assert recorded.keys() == beyond.keys()
+    for name, forced in recorded.items():
+        assert 0 < forced <= beyond[name], (name, forced, beyond[name])
+    assert summaries[1]["cells_hidden_further"] == sum(recorded.values()) <= sum(beyond.values())
+
+
 def test_without_a_release_nothing_is_recorded(tmp_path):
     assert suppression.set_release_reviewer(None) is None
     equity.disaggregate(december_city(), by=["race_alone"], measure="approved")
