@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from import_checks import nothing_left
 
 import citykit
 from citykit import paths
@@ -31,6 +32,8 @@ from citykit.data.importers import REPORT_FILE, import_requests, imported_dir
 from citykit.data.quality import check_dataset
 from citykit.data.query import build_query, quote_identifier
 from citykit.errors import CitykitError
+
+pytestmark = pytest.mark.usefixtures("home")  # each test imports into its own CITYKIT_HOME
 
 # The SF311 warehouse copy's header, as in ../shared/realdata (facts.md: 311 schemas).
 HEADER = [
@@ -88,21 +91,6 @@ def custom_mapping(tmp_path: Path, columns: dict[str, str], drop_lists: bool = F
     path = tmp_path / "mytown.yml"
     path.write_text(yaml.safe_dump(spec))
     return path
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CITYKIT_HOME", str(home))
-    return home
-
-
-def nothing_left(home: Path, name: str) -> None:
-    assert name not in registry.all_datasets()
-    imported = home / "imported"
-    assert not (imported / name).exists()
-    assert not imported.exists() or not any(imported.glob(".staging-*"))
 
 
 def one_line_error(capsys) -> str:

@@ -38,9 +38,7 @@ FLAGS = ("flag_closed_before_created", "flag_placeholder_date", "flag_placeholde
          "flag_missing_neighborhood")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("home")  # each test imports into its own CITYKIT_HOME
 
 
 # --- the reference ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from import_checks import nothing_left
 
 import citykit
 from citykit import paths
@@ -21,6 +22,8 @@ from citykit.cli import main
 from citykit.data import registry
 from citykit.data.importers import REPORT_FILE, import_requests, imported_dir
 from citykit.errors import CitykitError
+
+pytestmark = pytest.mark.usefixtures("home")  # each test imports into its own CITYKIT_HOME
 
 US = "%m/%d/%Y %I:%M:%S %p"
 ISO = "%Y-%m-%d %H:%M:%S"
@@ -311,15 +314,6 @@ LAYOUTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch) -> Path:
-    """Every test imports into its own CITYKIT_HOME."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CITYKIT_HOME", str(home))
-    return home
-
-
 def base_row(source: str, i: int, **overrides) -> dict[str, str]:
     """One clean request in `source`'s layout: created i days after 2024-03-01 09:30:15, closed 5 hours later."""
     layout = LAYOUTS[source]
@@ -351,14 +345,6 @@ def write_csv(
 
 def export(tmp_path: Path, source: str, rows: list[dict[str, str]], name: str = "export.csv", **kw) -> Path:
     return write_csv(tmp_path / name, LAYOUTS[source]["header"], rows, **kw)
-
-
-def nothing_left(home: Path, name: str) -> None:
-    """A failed import leaves no registered dataset, no dataset folder and no staging files."""
-    assert name not in registry.all_datasets()
-    imported = home / "imported"
-    assert not (imported / name).exists()
-    assert not imported.exists() or not any(imported.glob(".staging-*"))
 
 
 # --- every source -----------------------------------------------------------------------------------
