@@ -500,7 +500,7 @@ def run_report(
     claimed = _claim(out, report, values)
     release = release_ledger.begin(  # the release ledger this run's tables of people are audited with
         ledger or release_ledger.ledger_folder(out), (manifest.get("dataset") or {}).get("name"), report.name,
-        {k: redact(v) for k, v in values.items()}, batch,
+        manifest["parameters"], batch,
     )  # fmt: skip
     clean_stale_staging(out)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out))  # same filesystem
@@ -516,7 +516,7 @@ def run_report(
         timings["run cells"] = sum(_cell_seconds(executed).values())
         timings["cells"] = _cell_seconds(executed)
         rendered = time.perf_counter()
-        tables, pdf_path = _write_outputs(report, values, executed, staging, manifest, pdf)
+        tables, pdf_path = _write_outputs(report, executed, staging, manifest, pdf)
         timings["render"] = time.perf_counter() - rendered
         manifest.update(status="succeeded", seconds=round(time.perf_counter() - started, 3))
         manifest["outputs"] = [
@@ -638,10 +638,11 @@ def _cell_seconds(nb) -> dict[int, float]:
     return seconds
 
 
-def _write_outputs(report, values, executed, staging: Path, manifest: dict, pdf: bool):
+def _write_outputs(report, executed, staging: Path, manifest: dict, pdf: bool):
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    shown = {k: redact(v) for k, v in values.items()}  # the page never shows a password
-    header = header_cell_text(report.title, shown, manifest.get("dataset"), generated, manifest.get("period"))
+    header = header_cell_text(
+        report.title, manifest["parameters"], manifest.get("dataset"), generated, manifest.get("period")
+    )
     if (manifest.get("ledger") or {}).get("risk"):
         header += "  \n" + manifest["ledger"]["risk"].replace("Disclosure risk:", "**Disclosure risk:**", 1)
     html = staging / f"{report.name}.html"
@@ -739,7 +740,7 @@ def _manifest(report: Report, values: dict[str, Any], started_at: dt.datetime) -
         "title": report.title,
         "source": str(report.source),
         "source_sha256": hashlib.sha256(report.source.read_bytes()).hexdigest(),
-        "parameters": {k: redact(v) for k, v in values.items()},
+        "parameters": {k: redact(v) for k, v in values.items()},  # the page and the ledger show these too
         "dataset": dataset_info(dataset) if dataset else None,
         # the period as run: its days, "partial (to DATE)" when it runs past the as-of date, and what it is compared with
         "period": period_info(period, dataset) if period is not None else None,
