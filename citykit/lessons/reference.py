@@ -31,6 +31,7 @@ import yaml
 from citykit import paths
 from citykit.data import registry
 from citykit.data.periods import Period, parse_period
+from citykit.data.query import bind
 from citykit.errors import CitykitError
 
 # table in the dataset -> the view that holds its selected rows
@@ -97,12 +98,12 @@ def connect(
     selected = parse_period(period) if period is not None else None
 
     con = duckdb.connect()
-    _set(con, "period_start", selected.start if selected else None, "DATE")
-    _set(con, "period_end", selected.end if selected else None, "DATE")
-    _set(con, "neighborhood", neighborhood, "VARCHAR")
-    _set(con, "now", ds.now, "TIMESTAMP")
+    bind(con, "period_start", selected.start if selected else None, "DATE")
+    bind(con, "period_end", selected.end if selected else None, "DATE")
+    bind(con, "neighborhood", neighborhood, "VARCHAR")
+    bind(con, "now", ds.now, "TIMESTAMP")
     for table in wanted:
-        _set(con, f"{table}_path", ds.table_path(table).as_posix(), "VARCHAR")
+        bind(con, f"{table}_path", ds.table_path(table).as_posix(), "VARCHAR")
         source = f"read_parquet(getvariable('{table}_path'))"
         where = []
         if table in PERIOD_COLUMN:
@@ -118,11 +119,6 @@ def connect(
     return con
 
 
-def _set(con: duckdb.DuckDBPyConnection, name: str, value: Any, sql_type: str) -> None:
-    """A connection variable holding `value`, bound as a parameter (never pasted into the SQL)."""
-    con.execute(f"SET VARIABLE {name} = CAST(? AS {sql_type})", [value])
-
-
 def _quoted(column: str, known: set[str], where: str) -> str:
     if not _IDENTIFIER.fullmatch(str(column)) or column not in known:
         raise CitykitError(f"metrics.yml {where} names {column!r}, which is not a column of service_requests")
@@ -134,9 +130,9 @@ def _request_views(con: duckdb.DuckDBPyConnection, metrics: dict[str, Any]) -> N
     columns = {row[0] for row in con.execute("DESCRIBE requests").fetchall()}
     ttc = metrics["time_to_close"]
     exclude = ttc.get("exclude") or {}
-    _set(con, "closed_statuses", [str(s) for s in ttc["closed_statuses"]], "VARCHAR[]")
-    _set(con, "excluded_statuses", [str(s) for s in exclude.get("statuses") or []], "VARCHAR[]")
-    _set(con, "open_statuses", [str(s) for s in ttc["open_statuses"]], "VARCHAR[]")
+    bind(con, "closed_statuses", [str(s) for s in ttc["closed_statuses"]], "VARCHAR[]")
+    bind(con, "excluded_statuses", [str(s) for s in exclude.get("statuses") or []], "VARCHAR[]")
+    bind(con, "open_statuses", [str(s) for s in ttc["open_statuses"]], "VARCHAR[]")
 
     con.execute("CREATE TABLE sla (request_type VARCHAR, days DOUBLE)")
     sla_days = metrics.get("sla_days") or {}
