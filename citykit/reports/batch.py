@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -48,7 +47,6 @@ from citykit.reports.params import allowed_values, dataset_of, validate
 from citykit.reports.run import (
     MANIFEST,
     MARKER,
-    STAGING,
     dataset_info,
     prepare,
     remove_empty_parents,
@@ -190,9 +188,7 @@ def _stop_now() -> None:
     kill_all_kernels()
     out = _worker.get("out")
     if out:
-        for staging in Path(out).glob(f"{STAGING}{os.getpid()}-*"):
-            shutil.rmtree(staging, ignore_errors=True)
-        remove_unfinished(Path(out))  # a folder holding only our marker
+        remove_unfinished(Path(out), stopping=True)  # the run's staging, then the folder if only our marker is left
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:

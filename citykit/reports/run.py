@@ -411,20 +411,23 @@ def _unclaim(out: Path, claimed: tuple[Path | None, bool]) -> None:
 _active_staging: set[str] = set()
 
 
-def clean_stale_staging(folder: Path) -> None:
-    """Remove staging folders that a run killed before it finished left in `folder`."""
+def clean_stale_staging(folder: Path, stopping: bool = False) -> None:
+    """Remove staging folders that a run killed before it finished left in `folder`; `stopping`: this
+    process is being stopped, so the runs it has under way are stale too."""
     for stale in Path(folder).glob(f"{STAGING}*"):
         pid = stale.name[len(STAGING) :].split("-")[0]
-        if str(stale) in _active_staging or (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+        active = str(stale) in _active_staging and not stopping
+        if active or (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
             continue
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def remove_unfinished(folder: Path, root: Path | None = None) -> bool:
+def remove_unfinished(folder: Path, root: Path | None = None, stopping: bool = False) -> bool:
     """Remove `folder` when a stopped run left nothing in it but our marker (its stale staging folders
-    removed first), then its parents left empty, up to `root` (kept). Whether it was removed."""
+    removed first, `clean_stale_staging`), then its parents left empty, up to `root` (kept). Whether
+    it was removed."""
     folder = Path(folder)
-    clean_stale_staging(folder)
+    clean_stale_staging(folder, stopping)
     removed = False
     try:
         names = {p.name for p in folder.iterdir()}
