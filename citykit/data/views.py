@@ -40,6 +40,7 @@ from citykit.data.periods import Period, parse_period
 from citykit.data.query import bind
 from citykit.data.query import connect as plain_connection
 from citykit.errors import CitykitError
+from citykit.files import atomic_write
 from citykit.standards.coarsening import check_whole_units
 
 RESERVED = ("period_start", "period_end", "neighborhood", "neighborhoods", "now", "as_of")  # with `<table>_path`
@@ -182,8 +183,5 @@ def boundaries(dataset: str) -> Path | None:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"citykit-boundaries-{digest}.geojson"
     if not path.exists():
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=".citykit-",
-                                         suffix=".tmp", delete=False) as partial:  # fmt: skip
-            partial.write(text)
-        Path(partial.name).replace(path)  # whole or not at all, whoever writes it first
+        atomic_write(path, text)  # whole or not at all, whoever writes it first; readable by other users
     return path
