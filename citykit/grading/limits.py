@@ -53,6 +53,57 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------- cgroups
+# (the sandbox bounds a graded notebook's process tree with them, the hub a person's server)
+
+
+def cgroup_mounts(controllers: tuple[str, ...]) -> tuple[dict[str, Path], Path | None]:
+    """Where the cgroup file systems are mounted: v1 hierarchy of each of `controllers`, and the
+    v2 unified hierarchy (None when absent)."""
+    v1: dict[str, Path] = {}
+    v2 = None
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return v1, v2
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        if parts[2] == "cgroup":
+            for option in parts[3].split(","):
+                if option in controllers:
+                    v1[option] = Path(parts[1])
+        elif parts[2] == "cgroup2":
+            v2 = Path(parts[1])
+    return v1, v2
+
+
+def cgroup_parents(controllers: tuple[str, ...]) -> dict[str, Path]:
+    """controller -> this process's own cgroup folder, where it may make child groups: each of
+    `controllers` mounted (v1) and writable, or else "v2" -> the unified hierarchy's folder when
+    it delegates all of them and is writable; {} when neither."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return {}
+    own: dict[str, str] = {}  # controller -> this process's group in its hierarchy ("" for v2)
+    for line in lines:
+        _, names, path = ([*line.split(":", 2), "", ""])[:3]
+        for controller in names.split(","):  # the v2 line ("0::/path") has none: key ""
+            own[controller] = path.lstrip("/")
+    v1, v2 = cgroup_mounts(controllers)
+    found = {c: v1[c] / own[c] for c in controllers if c in v1 and c in own and os.access(v1[c] / own[c], os.W_OK)}
+    if found or v2 is None or "" not in own:
+        return found
+    unified = v2 / own[""]
+    try:
+        enabled = set((unified / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return {}
+    return {"v2": unified} if set(controllers) <= enabled and os.access(unified, os.W_OK) else {}
+
+
 def run_limited_kernel() -> None:
     """Start an IPython kernel under the grading limits (the kernelspec `kernel_dir` writes runs this)."""
     skip_slow_optional_modules()

@@ -63,40 +63,9 @@ PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG = 38, 36, 1
 def _cgroup_dirs() -> dict[str, Path]:
     """controller -> the folder where this process may make a child cgroup ("v2" for the unified
     hierarchy); only controllers that are mounted and writable."""
-    found: dict[str, Path] = {}
-    try:
-        own = Path("/proc/self/cgroup").read_text().splitlines()
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return found
-    v1 = {}
-    v2_mount = None
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        if parts[2] == "cgroup":
-            for option in parts[3].split(","):
-                if option in ("memory", "pids"):
-                    v1[option] = Path(parts[1])
-        elif parts[2] == "cgroup2":
-            v2_mount = Path(parts[1])
-    for line in own:
-        number, controllers, path = ([*line.split(":", 2), "", ""])[:3]
-        for controller in controllers.split(","):
-            if controller in v1:
-                folder = v1[controller] / path.lstrip("/")
-                if os.access(folder, os.W_OK):
-                    found[controller] = folder
-        if number == "0" and controllers == "" and v2_mount is not None and not v1:
-            folder = v2_mount / path.lstrip("/")
-            try:
-                enabled = (folder / "cgroup.subtree_control").read_text().split()
-            except OSError:
-                enabled = []
-            if {"memory", "pids"} <= set(enabled) and os.access(folder, os.W_OK):
-                found["v2"] = folder
-    return found
+    from citykit.grading.limits import cgroup_parents  # lazy: not in the kernel launcher's start-up
+
+    return cgroup_parents(("memory", "pids"))
 
 
 def _user_ids(name: str) -> tuple[int, int] | None:

@@ -21,44 +21,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from citykit.grading.limits import cgroup_mounts, cgroup_parents
+
 CPU_PERIOD_US = 100_000
 
 
-def _own_groups() -> dict[str, str]:
-    """controller -> this process's cgroup path ("" key for the v2 unified hierarchy)."""
-    found: dict[str, str] = {}
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        number, controllers, path = ([*line.split(":", 2), "", ""])[:3]
-        for controller in controllers.split(","):
-            found[controller] = path
-        if number == "0" and controllers == "":
-            found[""] = path
-    return found
-
-
-def _mounts() -> tuple[dict[str, Path], Path | None]:
-    v1: dict[str, Path] = {}
-    v2 = None
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return v1, v2
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        if parts[2] == "cgroup":
-            for option in parts[3].split(","):
-                if option in ("memory", "cpu", "pids"):
-                    v1[option] = Path(parts[1])
-        elif parts[2] == "cgroup2":
-            v2 = Path(parts[1])
-    return v1, v2
+CONTROLLERS = ("memory", "cpu", "pids")
 
 
 @dataclass(frozen=True)
@@ -72,22 +40,7 @@ class Cgroups:
     def detect(cls) -> Cgroups:
         if not hasattr(os, "geteuid") or os.geteuid() != 0:
             return cls(why_not="the hub does not run as root")
-        v1, v2 = _mounts()
-        own = _own_groups()
-        parents: dict[str, Path] = {}
-        for controller in ("memory", "cpu", "pids"):
-            if controller in v1 and controller in own:
-                folder = v1[controller] / own[controller].lstrip("/")
-                if os.access(folder, os.W_OK):
-                    parents[controller] = folder
-        if not parents and v2 is not None and "" in own:
-            folder = v2 / own[""].lstrip("/")
-            try:
-                enabled = set((folder / "cgroup.subtree_control").read_text().split())
-            except OSError:
-                enabled = set()
-            if {"memory", "cpu", "pids"} <= enabled and os.access(folder, os.W_OK):
-                parents["v2"] = folder
+        parents = cgroup_parents(CONTROLLERS)
         if not parents:
             return cls(why_not="no writable cgroup memory, cpu or pids controller")
         return cls(parents=parents)
@@ -149,7 +102,7 @@ def limits_of(pid: int) -> dict[str, int]:
     """The memory (bytes), CPU quota (per 100,000 us) and process limits of a process's cgroups, as the
     system reports them (what `status` prints and the tests check)."""
     found: dict[str, int] = {}
-    v1, v2 = _mounts()
+    v1, v2 = cgroup_mounts(CONTROLLERS)
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
