@@ -152,11 +152,7 @@ def _run(command: list[str], what: str) -> None:
 
 
 def user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+    return uid_of(name) is not None
 
 
 def group_exists(name: str) -> bool:
