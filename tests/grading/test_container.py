@@ -29,7 +29,7 @@ def mounts(command: list[str]) -> list[dict[str, str]]:
     return found
 
 
-def test_the_run_command_mounts_only_the_notebook_its_folders_and_published_data(tmp_path):
+def test_the_run_command_mounts_only_the_notebook_its_folders_and_published_data(tmp_path, riverton):
     limits = Limits(memory_mb=2048, processes=64, file_size_mb=50, wall_seconds=600)
     policy = Policy.detect(limits, container=IMAGE)
     assert policy.container == IMAGE and not policy.isolate
@@ -50,7 +50,9 @@ def test_the_run_command_mounts_only_the_notebook_its_folders_and_published_data
     for source in found:  # never the course's notebooks, grading folder or raw exports
         assert not any(Path(source).is_relative_to(course / part) for part in ("notebooks", "grading", "datasets/raw"))
     assert command[command.index(IMAGE) + 1 :][:4] == ["python", "-m", "citykit.grading.sandbox", "--execute"]
-    assert all(folder.parent.name == "published" for folder in published_folders())
+    mounted = published_folders()  # what a container gets: the built dataset's published tables, nothing raw
+    assert (paths.citykit_home() / riverton.location).resolve() in mounted
+    assert all(folder.parent.name == "published" for folder in mounted)
     assert "container" in " ".join(policy.enforced())
 
 
