@@ -299,21 +299,29 @@ def _as_float_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype="float64")
 
 
+def _aligned(answer: Any, other: Any) -> Any:
+    """`answer` in the order of `other`'s labels (rows, and columns of a table); None when the two
+    do not hold the same labels. Numbers and lists are returned as they are."""
+    if not isinstance(other, (pd.Series, pd.DataFrame)) and not isinstance(answer, (pd.Series, pd.DataFrame)):
+        return answer
+    if type(answer) is not type(other):
+        return None
+    if isinstance(other, pd.DataFrame) and set(answer.columns) != set(other.columns):
+        return None
+    if len(answer.index) != len(other.index) or set(answer.index) != set(other.index):
+        return None
+    if not answer.index.is_unique:
+        return None
+    answer = answer.loc[list(other.index)]
+    return answer[list(other.columns)] if isinstance(other, pd.DataFrame) else answer
+
+
 def _matches(answer: Any, other: Any, rel: float, abs_: float) -> bool:
     """True when `answer` equals `other` within tolerance (label by label for pandas objects)."""
     try:
-        if isinstance(other, (pd.Series, pd.DataFrame)) or isinstance(answer, (pd.Series, pd.DataFrame)):
-            if type(answer) is not type(other):
-                return False
-            if isinstance(other, pd.DataFrame) and set(answer.columns) != set(other.columns):
-                return False
-            if len(answer.index) != len(other.index) or set(answer.index) != set(other.index):
-                return False
-            if not answer.index.is_unique:
-                return False
-            answer = answer.loc[list(other.index)]
-            if isinstance(other, pd.DataFrame):
-                answer = answer[list(other.columns)]
+        answer = _aligned(answer, other)
+        if answer is None:
+            return False
         try:
             a, b = _as_float_array(answer), _as_float_array(other)
         except (TypeError, ValueError):
@@ -392,24 +400,43 @@ def _kindly(check):
 
 
 ADVICE_ROUNDED = (
-    "it looks rounded. Keep the value as computed and round only when you display it "
-    "(for example with round(x, 3) in a display cell)."
+    "Keep it as computed and round only when you display it "
+    "(for example with round(x, 3), or .round(3) for a Series or a table, in a display cell)."
 )
 
 
 def _rounded(answer: Any, expected: Any) -> bool:
-    """True when `answer` is `expected` rounded to 0-4 decimals (and not simply equal to it)."""
-    if isinstance(expected, (pd.Series, pd.DataFrame)) and (
-        not isinstance(answer, type(expected)) or not answer.index.equals(expected.index)
-    ):
-        return False  # wrong labels get the label advice, not this one
+    """True when `answer` is `expected` rounded to 0-4 decimals, label by label for pandas objects
+    (called once they differ; wrong labels get the label advice, not this one)."""
     try:
+        answer = _aligned(answer, expected)
+        if answer is None:
+            return False
         got, want = _as_float_array(answer), _as_float_array(expected)
     except Exception:
         return False
     if got.shape != want.shape or not np.isfinite(want).all():
         return False
     return any(np.allclose(got, np.round(want, d), rtol=0, atol=1e-12) for d in range(5))
+
+
+def _kind_mistake_or_rounding(
+    answer: Any, expected: Any, *, name: str, unit: str, mistakes: Mistakes | None, rel: float, abs_: float
+) -> bool:
+    """What every comparing check says first: True when `answer` equals `expected`; a failure, with
+    what to do, when it is the wrong kind of value, a catalogued mistake, or `expected` rounded;
+    False when it differs otherwise (the check says how)."""
+    problem = _kind_problem(answer, expected, name)
+    if problem is not None:
+        raise CheckFailed(problem)
+    if _matches(answer, expected, rel, abs_):
+        return True
+    advice = _diagnose(answer, mistakes, rel, abs_)
+    if advice is not None:
+        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {advice}")
+    if _rounded(answer, expected):
+        raise CheckFailed(f"Your {name} is rounded. {ADVICE_ROUNDED}")
+    return False
 
 
 @_kindly
@@ -439,16 +466,8 @@ def close_to(
     """Fail unless `answer` equals `expected` within tolerance: first its kind (a number, a Series, a
     list...), with what to do; then a catalogued mistake that matches, with its advice; else the
     expected value (`reveal=False`, for visible tests: say only that it differs, and `hint`)."""
-    problem = _kind_problem(answer, expected, name)
-    if problem is not None:
-        raise CheckFailed(problem)
-    if _matches(answer, expected, rel, abs_):
+    if _kind_mistake_or_rounding(answer, expected, name=name, unit=unit, mistakes=mistakes, rel=rel, abs_=abs_):
         return
-    advice = _diagnose(answer, mistakes, rel, abs_)
-    if advice is not None:
-        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {advice}")
-    if _rounded(answer, expected):
-        raise CheckFailed(f"Your {name} is {_fmt(answer, unit)}; {ADVICE_ROUNDED}")
     if isinstance(expected, (pd.Series, pd.DataFrame)):
         same_index(answer, expected, name=name)
         if isinstance(expected, pd.DataFrame):
@@ -477,24 +496,12 @@ def shares(
     abs_: float = 1e-9,
 ) -> None:
     """Fail unless `answer` holds the shares of a whole (`expected`, label by label, adding up to 1),
-    without revealing them: its kind first, then a catalogued mistake, then counts, percentages,
-    shares that do not add up to 1 (a wrong denominator) and rounded shares, each with its advice."""
-    problem = _kind_problem(answer, expected, name)
-    if problem is not None:
-        raise CheckFailed(problem)
-    if _matches(answer, expected, rel, abs_):
+    without revealing them: its kind first, then a catalogued mistake, rounded shares, wrong labels,
+    then counts, percentages and shares that do not add up to 1 (a wrong denominator), each with its advice."""
+    if _kind_mistake_or_rounding(answer, expected, name=name, unit="", mistakes=mistakes, rel=rel, abs_=abs_):
         return
-    advice = _diagnose(answer, mistakes, rel, abs_)
-    if advice is not None:
-        raise CheckFailed(f"Your {name} is {_fmt(answer)}; {advice}")
     same_index(answer, expected, name=name)
     values = _as_float_array(answer.loc[list(expected.index)])
-    want = _as_float_array(expected)
-    if any(np.allclose(values, np.round(want, digits), rtol=0, atol=1e-12) for digits in range(5)):
-        raise CheckFailed(
-            f"Your {name} is rounded. Keep the shares as computed and round only when you display them "
-            "(for example with .round(3) in a display cell)."
-        )
     total = float(np.nansum(values))
     if np.nanmax(values) > 1:
         if 99 <= total <= 101:

@@ -242,6 +242,10 @@ def test_a_rounded_answer_is_told_to_round_only_for_display():
     by_type = pd.Series([3.456, 10.04], index=["Pothole", "Graffiti"])
     with pytest.raises(AssertionError, match="rounded"):
         check.close_to(by_type.round(1), by_type, name="median_days_by_type", reveal=False)
+    with pytest.raises(AssertionError, match="rounded"):  # label by label, as the comparison itself
+        check.close_to(pd.Series([10.0, 3.5], index=["Graffiti", "Pothole"]), by_type, name="m", reveal=False)
+    with pytest.raises(AssertionError, match="rounded"):
+        check.shares(pd.Series([0.4, 0.6], index=["b", "a"]), pd.Series([0.601, 0.399], index=["a", "b"]), name="s")
     with pytest.raises(AssertionError, match="not what the data give"):  # a wrong value is not "rounded"
         check.close_to(0.72, expected, name="share_within_sla", reveal=False)
 
