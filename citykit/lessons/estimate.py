@@ -22,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 
+from citykit.lessons.mistakes import SOLUTION, nbgrader
+
 WORDS_PER_MINUTE = 100
 MINUTES_PER_CODE_CELL = 1
 MINUTES_PER_LONG_CODE_CELL = 2  # a given cell of more than LONG_CELL_LINES lines
@@ -31,7 +33,6 @@ MINUTES_PER_SOLUTION_LINE = 1
 MINUTES_PER_WRITTEN_ANSWER = 10
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'’.-]*")
-_SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,6 @@ class Estimate:
         return 5 * math.floor((self.reading + self.running + self.exercises) / 5 + 0.5)
 
 
-def _grading(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def words(text: str) -> int:
     """Words a reader reads: markdown and code markup left out."""
     text = re.sub(r"<[^>]+>|\]\([^)]*\)|[#*_`>|]", " ", text)  # tags, link targets, emphasis, tables
@@ -77,7 +74,7 @@ def estimate(nb) -> Estimate:
     n_words = given = code_exercises = solution_lines = written = 0
     running = 0.0
     for cell in nb.cells:
-        meta = _grading(cell)
+        meta = nbgrader(cell)
         if cell.cell_type == "markdown":
             if meta.get("solution"):  # a written answer: the model answer is not read
                 written += 1
@@ -86,8 +83,8 @@ def estimate(nb) -> Estimate:
         elif cell.cell_type == "code":
             if meta.get("solution") and not meta.get("grade"):
                 code_exercises += 1
-                body = _SOLUTION.search(cell.source)
-                solution_lines += len(_code_lines(body[1] if body else cell.source))
+                body = SOLUTION.search(cell.source)
+                solution_lines += len(_code_lines(body[2] if body else cell.source))
             elif meta.get("grade"):
                 continue  # a test cell: part of its exercise
             else:

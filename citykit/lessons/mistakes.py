@@ -134,7 +134,8 @@ def load_catalogue(module: str, path: Path | None = None) -> Catalogue:
     return Catalogue(module, path, exercises)
 
 
-def _grading(cell: dict) -> dict:
+def nbgrader(cell: dict) -> dict:
+    """A cell's nbgrader metadata (empty for a cell nbgrader does not grade)."""
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
@@ -142,9 +143,9 @@ def code_exercises(nb) -> list[str]:
     """grade_ids of the cells a learner writes code in (nbgrader solution cells that are not graded
     themselves: their test cells are), in notebook order."""
     return [
-        _grading(c)["grade_id"]
+        nbgrader(c)["grade_id"]
         for c in nb["cells"]
-        if c["cell_type"] == "code" and _grading(c).get("solution") and not _grading(c).get("grade")
+        if c["cell_type"] == "code" and nbgrader(c).get("solution") and not nbgrader(c).get("grade")
     ]
 
 
@@ -153,7 +154,7 @@ def problems(catalogue: Catalogue, nb) -> list[str]:
     are not code exercises (written answers are graded by hand and exempt), and code exercises with
     fewer than MIN_MISTAKES mistakes."""
     exercises = code_exercises(nb)
-    every_id = {_grading(c).get("grade_id") for c in nb["cells"]} - {None}
+    every_id = {nbgrader(c).get("grade_id") for c in nb["cells"]} - {None}
     found = []
     for grade_id, exercise in catalogue.exercises.items():
         if grade_id not in every_id:

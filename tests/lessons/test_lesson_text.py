@@ -12,7 +12,7 @@ import pytest
 
 from citykit import paths
 from citykit.lessons.course import load_course
-from citykit.lessons.mistakes import SOLUTION
+from citykit.lessons.mistakes import SOLUTION, nbgrader
 
 MODULES = load_course()
 GLOSSARY = paths.curriculum_dir() / "guides" / "glossary.md"
@@ -24,10 +24,6 @@ LINKED = INTRODUCED_FIRST[:4]  # modules 00-03 link at least eight glossary term
 
 def _anchors() -> set[str]:
     return set(re.findall(r'<a id="([^"]+)"></a>', GLOSSARY.read_text(encoding="utf-8")))
-
-
-def _grading(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.folder_name)
@@ -65,7 +61,7 @@ def test_every_tool_a_solution_uses_is_shown_before_its_exercise():
     for module in INTRODUCED_FIRST:
         nb = nbformat.read(paths.notebooks_dir() / module / f"{module}.ipynb", as_version=4)
         for cell in nb.cells:
-            grading = _grading(cell)
+            grading = nbgrader(cell)
             if cell.cell_type == "code" and grading.get("solution") and not grading.get("grade"):
                 body = SOLUTION.search(cell.source)[2]
                 unseen = {name for name in _calls(body) if name not in seen} - {"columns"}
