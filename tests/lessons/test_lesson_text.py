@@ -52,7 +52,7 @@ def _calls(code: str) -> set[str]:
 
 
 def _shown(text: str) -> set[str]:
-    """Names shown in a text or code: `name(`, `.name` or `name` in backticks."""
+    """Names shown in a text or code: `name(` or `.name` (a bare `name` in backticks does not count)."""
     return set(re.findall(r"\.?([A-Za-z_]\w*)\s*\(", text)) | set(re.findall(r"\.([A-Za-z_]\w*)", text))
 
 
