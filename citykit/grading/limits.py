@@ -23,7 +23,7 @@ from pathlib import Path
 
 from citykit.errors import CitykitError
 from citykit.grading.cohort import Limits, load_cohort
-from citykit.grading.config import course_root_of
+from citykit.grading.config import course_root_of, environment
 from citykit.startup import skip_slow_optional_modules
 
 try:
@@ -163,12 +163,5 @@ def limited_kernels(
     with tempfile.TemporaryDirectory(prefix="citykit-kernels-") as folder:
         kernel_dir(limits, Path(folder))
         changes = {"JUPYTER_PATH": os.pathsep.join(filter(None, [folder, os.environ.get("JUPYTER_PATH")]))}
-        old = os.environ.get("JUPYTER_PATH")
-        os.environ.update(changes)
-        try:
+        with environment(changes):
             yield changes
-        finally:
-            if old is None:
-                os.environ.pop("JUPYTER_PATH", None)
-            else:
-                os.environ["JUPYTER_PATH"] = old
