@@ -598,7 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("lab", help="JupyterLab: a learner's own workspace, or formgrader (token always on)")
     p.add_argument("--instructor", action="store_true", help="open the grading folder with formgrader")
     p.add_argument("--student", default=None, metavar="ID", help="the learner's roster id (default: your user name)")
-    p.add_argument("--port", type=_port, default=8888, help="port on 127.0.0.1 (default 8888)")
+    p.add_argument(
+        "--port", type=_port, default=None, help="port on 127.0.0.1 (default 8888, or a free one when 8888 is taken)"
+    )
     p.set_defaults(func=lab)
 
     grade = commands.add_parser("grade", help="nbgrader around a cohort").add_subparsers(

@@ -159,6 +159,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+DEFAULT_PORT = 8888  # Jupyter's own; when it is taken (another lab), the next free port is used
+
+
 def check_port_free(port: int) -> None:
     """Refuse (one line) a port another program already listens on."""
     with socket.socket() as sock:
@@ -168,6 +171,15 @@ def check_port_free(port: int) -> None:
             raise CitykitError(
                 f"port {port} is already in use ({error.strerror or error}); choose another --port or leave it out"
             ) from None
+
+
+def default_port() -> int:
+    """8888 when it is free, as Jupyter does; otherwise any free port (JupyterLab's own retry logs a screenful)."""
+    try:
+        check_port_free(DEFAULT_PORT)
+    except CitykitError:
+        return free_port()
+    return DEFAULT_PORT
 
 
 @dataclass
@@ -221,7 +233,7 @@ def start_lab(
         root = lab_root(False, course_root, who)
         if not (root / WORKSPACE_CONFIG).is_file():
             raise CitykitError(f"no workspace for {who} yet; open it with `citykit lab --student {who}`")
-    port = port or free_port()
+    port = port or default_port()
     token = token or secrets.token_urlsafe(24)
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(

@@ -279,3 +279,18 @@ def test_a_busy_port_is_one_line_before_jupyterlab_starts(tmp_path, monkeypatch)
         with pytest.raises(CitykitError, match=f"port {port} is already in use"):
             lab.start_lab(True, port=port, course_root=tmp_path)
     assert not started
+
+
+def test_without_port_a_taken_8888_falls_back_to_a_free_port(monkeypatch):
+    """CI: `make lab` failed when another lab (another test) held 8888; the default must not."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        monkeypatch.setattr(lab, "DEFAULT_PORT", taken)
+        port = lab.default_port()
+        assert port != taken
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # the fallback is really free

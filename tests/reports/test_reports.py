@@ -60,7 +60,15 @@ def body(page: str) -> str:
 
 
 def kernel_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    """Live kernels under this process (a zombie is dead, only not yet reaped by its parent)."""
+    live = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(process.cmdline()):
+                live.append(process)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return live
 
 
 # ------------------------------------------------------------------ the contract
