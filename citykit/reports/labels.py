@@ -191,3 +191,19 @@ def heading(column, labels: dict | None = None) -> str:
     if found:
         return found
     return humanise(name)
+
+
+def plural(count, singular: str, plural_form: str | None = None) -> str:
+    """`1 comparison`, `2 comparisons`, `1,204 applications`: a count with its noun agreeing
+    (`plural_form` for an irregular noun: plural(2, "person", "people"))."""
+    many = plural_form or (singular[:-1] + "ies" if re.search(r"[^aeiou]y$", singular) else singular + "s")
+    number = f"{count:,}" if isinstance(count, int) else str(count)
+    return f"{number} {singular if count == 1 else many}"
+
+
+def agree(text: str, nouns: tuple[str, ...]) -> str:
+    """A sentence filled from a template ("{n} earlier releases") made to agree when n is 1:
+    "1 earlier releases" -> "1 earlier release" for each noun of `nouns` (singular forms)."""
+    for noun in nouns:
+        text = re.sub(rf"\b1((?: [a-z-]+)?) {re.escape(noun)}s\b", rf"1\1 {noun}", text)
+    return text

@@ -297,10 +297,12 @@ def risk_line(summary: dict[str, Any], dataset: str) -> str:
     if summary["already_given_away"]:
         extended += f"; {len(summary['already_given_away'])} were already given away by earlier releases"
     template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
-    return template.format(
+    from citykit.reports.labels import agree  # "1 earlier release", not "1 earlier releases"
+
+    return agree(template.format(
         tables=summary["tables"], releases=state["releases"], dataset=dataset,
         state=f"state {state['digest']}", extended=extended,
-    )  # fmt: skip
+    ), ("table", "release", "cell"))  # fmt: skip
 
 
 # ------------------------------------------------------------------ the kernel's side

@@ -47,7 +47,7 @@ class KeyFigure:
     def value_text(self) -> str:
         if self.value is None:
             return "—"
-        if self.kind == "text":
+        if self.kind == "text" or isinstance(self.value, str):  # words, or a suppression mark ("≤10")
             return str(self.value)
         text, _ = format_value(self.value, self.kind)
         text = text or "—"
@@ -59,8 +59,13 @@ class KeyFigure:
 
     def change_text(self) -> str:
         """The change, "+2,148 (+3.7%) against 58,100"; "" when there is nothing to compare."""
+        if self.extra.get("change"):  # a change stated in words (`key_figure(change=...)`)
+            return str(self.extra["change"])
         if self.before is None or self.value is None or self.kind == "text":
             return ""
+        if isinstance(self.value, str) or isinstance(self.before, str):  # a suppressed count: no difference
+            before_text = KeyFigure(self.label, self.before, self.kind, self.unit).value_text()
+            return f"against {before_text} (no change shown: too few people)"
         try:
             now, before = float(self.value), float(self.before)
         except (TypeError, ValueError):
@@ -92,7 +97,7 @@ class KeyFigure:
             "shown": self.value_text(),
             "change": self.change_text(),
             "verdict": self.verdict,
-            "reason": self.reason,
+            "reason": plain_reason(self.reason),
             "note": self.note,
         }
 
@@ -135,19 +140,94 @@ def _marker(verdict: Any) -> tuple[str | None, str]:
 
 
 def key_figure(label: str, value: Any, *, kind: str = "count", unit: str | None = None, before: Any = None,
-               verdict: Any = None, note: str = "", key: str | None = None) -> KeyFigure:  # fmt: skip
+               verdict: Any = None, note: str = "", key: str | None = None, history: list | None = None,
+               size: float | None = None, change: str = "") -> KeyFigure:  # fmt: skip
     """One key-figure tile.
 
     kind: as for tables ("count", "share" (a 0–1 fraction), "percent", "days", "rate", "ratio",
     "number") or "text" for a value in words; `unit` for a rate ("per 1,000 residents").
+    value / before: a suppressed count of people is given as its mark ("≤10"): shown as it is, no change worked out.
     before: the comparison period's value; the change is worked out and shown.
     verdict: `compare_periods(...).verdicts[name]`, or True (changed) / False (within normal variation).
+    change: the change in words, shown instead of the one worked out from `before` (e.g. when the
+    compared figures are those of the latest period and the tile's value is of the whole data).
+    history: instead of `verdict`, the past periods' figures, oldest first (the last is the period before):
+    counts for kind "count", (events, size) pairs for kind "share" with `size` the current period's; the
+    verdict is then `change_verdict`'s, the rule `compare_periods` applies (metrics.yml `comparisons.noise`).
     """
     if kind != "text":
         kind, parsed_unit = parse_kind(kind)
         unit = unit if unit is not None else parsed_unit
+    if verdict is None and history is not None:
+        verdict = change_verdict(value, history, kind=kind, size=size)
     marker, reason = _marker(verdict)
-    return KeyFigure(str(label), value, kind, unit or "", before, marker, reason, note, key or _slug(label))
+    tile = KeyFigure(str(label), value, kind, unit or "", before, marker, reason, note, key or _slug(label))
+    if change:
+        tile.extra["change"] = change
+    return tile
+
+
+# the rules' reasons for not judging a change, in the words a director reads
+_REASONS = [
+    (r"^not yet estimable$", "too few of the requests have closed yet to estimate it"),
+    (
+        r"^too little history to judge \((\d+) past periods?, (\d+) needed\)$",
+        "too few earlier periods in the data to know its normal variation ({0} of the {1} needed)",
+    ),
+    (r"^too few to compare$", "too few closed requests to compare"),
+    (r"^nothing due to compare$", "no requests came due in one of the two periods"),
+]
+
+
+def plain_reason(reason: str) -> str:
+    """Why a change was not judged, in plain words ("not yet estimable" -> "too few of the requests
+    have closed yet to estimate it")."""
+    text = str(reason or "").strip()
+    for pattern, words in _REASONS:
+        found = re.match(pattern, text)
+        if found:
+            return words.format(*found.groups())
+    return text
+
+
+def unjudged_by_quality(tiles: list[KeyFigure], card) -> list[KeyFigure]:
+    """When the data fail quality gates, no change is called within or beyond normal variation: the
+    marker says it can't be judged because of the data problems."""
+    if card is None or card.passed:
+        return tiles
+    failed = len(card.failed)
+    reason = f"the data fail {failed} quality gate{'' if failed == 1 else 's'}, so changes can't be judged"
+    for tile in tiles:
+        if tile.verdict in (WITHIN, CHANGED):
+            tile.verdict, tile.reason = NOT_JUDGED, reason
+    return tiles
+
+
+def change_verdict(value: Any, history: list, *, kind: str = "count", size: float | None = None):
+    """The rule `compare_periods` applies to requests and the on-time share (metrics.yml
+    `comparisons.noise`: Laney u' / p' control limits from past periods and the minimum practical
+    change), applied to any count (`history`: past counts, oldest first) or share (`history`: past
+    (events, size) pairs; `size`: the current period's). A suppressed value (a mark) is not judged."""
+    from citykit.data import comparisons as stats  # statsmodels and the rules: only when a tile is judged
+
+    if value is None or isinstance(value, str) or any(isinstance(h, str) for h in history):
+        return stats.Verdict(False, "too few people to judge")
+    noise, within = stats.rules()["noise"], stats.rules()["noise"]["within_label"]
+    past = [h for h in history if h is not None]
+    common = dict(within=within, history=len(past), min_history=int(noise["min_history"]))
+    if not past:
+        return stats.judge(float(value), float(value), None, 0.0, relative=False, **common)
+    if kind == "share":
+        events, sizes = [float(e) for e, _ in past], [float(n) for _, n in past]
+        if not size or not sum(sizes):
+            return stats.Verdict(False, "nothing to compare")
+        limits = stats.laney_limits(events, sizes, float(size), "p", noise["sigma"]) if len(past) >= 2 else None
+        before = events[-1] / sizes[-1] if sizes[-1] else float(value)
+        return stats.judge(float(value), before, limits, noise["min_change"]["share_points"], relative=False, **common)
+    counts = [float(c) for c in past]
+    limits = stats.laney_limits(counts, [1] * len(counts), 1, "u", noise["sigma"]) if len(counts) >= 2 else None
+    return stats.judge(float(value), counts[-1], limits, noise["min_change"]["volume_relative"], relative=True,
+                       min_absolute=noise["min_change"]["volume_requests"], **common)  # fmt: skip
 
 
 def comparison_figures(comparison) -> list[KeyFigure]:
@@ -172,7 +252,7 @@ def quality_figure(card) -> KeyFigure:
     gated = [c for c in card.checks if c.gate is not None]
     failed = list(card.failed)
     if not failed:
-        value, note = f"All {len(gated)} gates pass", "the city's data-quality gates (quality.yml)"
+        value, note = f"All {len(gated)} gates pass", "the city's data-quality gates"
     else:
         value = f"{len(failed)} of {len(gated)} gates fail"
         note = "; ".join(_check_text(c) for c in failed[:2]) + (
@@ -217,7 +297,7 @@ class KeyFigures:
                 parts.append(f'<span class="ck-tile-change">{escape(change)}</span>')
             if tile.verdict:
                 text = MARKER_TEXT[tile.verdict] + (
-                    f": {tile.reason}" if tile.verdict == NOT_JUDGED and tile.reason else ""
+                    f": {plain_reason(tile.reason)}" if tile.verdict == NOT_JUDGED and tile.reason else ""
                 )
                 parts.append(f'<span class="ck-marker ck-marker-{tile.verdict}">{escape(text)}</span>')
             if tile.note:
@@ -272,10 +352,11 @@ class KeyFigures:
 
 def key_figures(*tiles: KeyFigure, comparison=None, quality=None, title: str = "Key figures", note: str = "") -> None:
     """Display key-figure tiles: those of `comparison` (compare_periods) first, then `tiles`, then a
-    data-quality tile for `quality` (a scorecard). See the module docstring."""
+    data-quality tile for `quality` (a scorecard); when its gates fail, no change is marked within
+    or beyond normal variation ("Not judged: the data fail 3 quality gates..."). See the module docstring."""
     from IPython.display import display  # loaded in a kernel; kept off the runner's start-up
 
-    shown = [*(comparison_figures(comparison) if comparison is not None else []), *tiles]
+    shown = unjudged_by_quality([*(comparison_figures(comparison) if comparison is not None else []), *tiles], quality)
     if quality is not None:
         shown.append(quality_figure(quality))
     display(KeyFigures(shown, title, note))

@@ -436,3 +436,36 @@ def test_a_change_is_the_difference_of_the_values_shown():
     assert days.value_text() == "3.3 days" and days.change_text() == "+0.1 days against 3.2 days"
     share = KeyFigure("On time", 0.78349, "share", before=0.78240)
     assert share.change_text() == "+0.1 points against 78.2%"
+
+
+def test_a_count_of_people_judged_by_the_rule_of_the_service_report():
+    """The verdict of a count against past periods: the rule's Laney u' limits with unit sizes are
+    the individuals (XmR) chart's, mean ± 3 · average moving range / 1.128, worked out here."""
+    history = [100, 104, 97, 101, 99, 103, 98, 100]
+    ranges = np.abs(np.diff(history))
+    low, high = np.mean(history) - 3 * ranges.mean() / 1.128, np.mean(history) + 3 * ranges.mean() / 1.128
+    assert 108 < high < 112 and 88 < low < 92  # so 112 is beyond the limits (and 12% > 10%), 108 within
+    changed = tiles.key_figure("Decided applications", 112, before=100, history=history)
+    within = tiles.key_figure("Decided applications", 108, before=100, history=history)
+    short = tiles.key_figure("Decided applications", 150, before=100, history=history[-2:])
+    assert (changed.verdict, within.verdict, short.verdict) == (tiles.CHANGED, tiles.WITHIN, tiles.NOT_JUDGED)
+    assert "Within normal variation" in tiles.KeyFigures([within]).to_html()
+    assert "too little history" in short.reason
+
+
+def test_a_suppressed_count_on_a_tile_shows_its_mark_and_no_difference():
+    tile = tiles.key_figure("Decided applications", "≤10", before=14, history=[20, 18, 15, 16, 14])
+    html = tiles.KeyFigures([tile]).to_html()
+    shown = re.sub(r"<[^>]+>", " ", html)
+    assert "≤10" in shown and "against 14" in shown and not re.search(r"[+-]\d", shown)
+    assert tile.verdict == tiles.NOT_JUDGED and "too few people" in tile.reason
+
+
+def test_counts_and_their_nouns_agree():
+    assert [labels.plural(n, "comparison") for n in (0, 1, 2)] == ["0 comparisons", "1 comparison", "2 comparisons"]
+    assert labels.plural(1204, "application") == "1,204 applications" and labels.plural(1, "category") == "1 category"
+    assert labels.plural(3, "category") == "3 categories" and labels.plural(2, "person", "people") == "2 people"
+    text = "Disclosure risk: 1 tables of people, audited with 1 earlier releases; 11 tables"
+    assert labels.agree(text, ("table", "release")) == (
+        "Disclosure risk: 1 table of people, audited with 1 earlier release; 11 tables"
+    )

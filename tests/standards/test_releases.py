@@ -212,7 +212,7 @@ def test_a_release_records_its_tables_under_a_lock_and_a_failed_run_leaves_nothi
     assert release["status"] == "published" and summary["audited_against"]["releases"] == 0
     [table] = release["tables"]
     assert table["key"] == "race_alone|approved" and table["people_count"] == len(data)
-    assert summary["risk"].startswith("Disclosure risk: 1 tables of people, audited with 0 earlier releases")
+    assert summary["risk"].startswith("Disclosure risk: 1 table of people, audited with 0 earlier releases")
     # the people (what the hidden counts are made of) are kept in the data home, owner only, not beside the pages
     people_file = ledger.Ledger(tmp_path, "town").people_folder / table["people"]
     assert people_file.exists() and tmp_path not in people_file.parents
