@@ -43,8 +43,9 @@ SQL_TO_ARROW = {
 }  # fmt: skip
 
 
-def redact(text: str) -> str:
-    """Any URL in a message replaced, so no connection string reaches output, a log or an error."""
+def hide_urls(text: str) -> str:
+    """Any URL in a driver's message replaced whole (host and user too, not only the password as
+    `citykit.errors.redact` does): a database error names the server, which an error never needs."""
     return URL_PATTERN.sub("<database URL>", text)
 
 
@@ -65,7 +66,7 @@ def engine(env_var: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True)
     except Exception as error:  # malformed URL: never echo it
-        raise CitykitError(f"the database URL in {env_var} is not valid: {redact(type(error).__name__)}") from None
+        raise CitykitError(f"the database URL in {env_var} is not valid: {type(error).__name__}") from None
 
 
 def _connect(env_var: str) -> Connection:
@@ -74,7 +75,7 @@ def _connect(env_var: str) -> Connection:
     try:
         return engine(env_var).connect()
     except SQLAlchemyError as error:
-        reason = redact(str(getattr(error, "orig", error)).splitlines()[0])
+        reason = hide_urls(str(getattr(error, "orig", error)).splitlines()[0])
         raise CitykitError(f"cannot connect to the database in {env_var}: {reason}") from None
 
 

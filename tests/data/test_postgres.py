@@ -100,7 +100,7 @@ def test_registry_keeps_the_variable_name_and_no_file_holds_the_url(published, c
 
 
 def test_redact_removes_urls():
-    assert sql_source.redact("failed for postgresql://u:secret@h:5432/db now") == "failed for <database URL> now"
+    assert sql_source.hide_urls("failed for postgresql://u:secret@h:5432/db now") == "failed for <database URL> now"
 
 
 def _outputs(notebook: Path) -> list[str]:
