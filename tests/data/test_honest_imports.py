@@ -212,6 +212,59 @@ def test_a_renamed_personal_column_is_refused_by_its_values(tmp_path, home, caps
     assert "zone_code" in next(x for x in report.splitlines() if x.startswith("- Of those, personal"))
 
 
+def _standard_identifiers(path: Path) -> list[str]:
+    """Every column a standard file's privacy.columns classes identifier and never published (YAML read here)."""
+    tables = yaml.safe_load(path.read_text(encoding="utf-8"))["privacy"]["columns"]
+    return sorted(
+        name
+        for table in tables.values()
+        for name, spec in table["columns"].items()
+        if spec["class"] == "identifier" and spec["publish"] == "never"
+    )
+
+
+def test_a_column_the_standard_classes_as_identifier_is_never_published(tmp_path, home):
+    """Issue 20: the importers' personal columns come from the standard's privacy.columns table. Each of its
+    never-published identifiers (date_of_birth too, which no name pattern or bundled mapping lists), mapped to
+    the descriptor under its own name with harmless-looking values, is refused and nothing is written."""
+    names = _standard_identifiers(paths.standards_dir() / "disaggregation.yml")
+    assert {"date_of_birth", "caller_name", "notes"} <= set(names)
+    for name in names:
+        header = HEADER if name in HEADER else [*HEADER, name]
+        path = write(tmp_path / f"{name}.csv", [row(i, **{name: f"V{i:04d}"}) for i in range(5)], header)
+        mapping = custom_mapping(tmp_path, {"descriptor": name}, drop_lists=True)
+        with pytest.raises(CitykitError, match=f"descriptor would publish the column '{name}'.*identifier"):
+            import_requests("auto", path, mapping_file=mapping, name="leak")
+        nothing_left(home, "leak")
+
+
+def test_a_column_added_to_the_standard_is_refused_by_the_next_import(tmp_path, home, monkeypatch):
+    """A column the standard does not name is imported; classed identifier in a temporary copy of the standard,
+    the same import is refused: the importer reads the standard, not a list of its own."""
+    import shutil
+
+    path = write(tmp_path / "x.csv", [row(i, badge_number=f"BN{i:05d}") for i in range(6)], [*HEADER, "badge_number"])
+    mapping = custom_mapping(tmp_path, {"descriptor": "badge_number"}, drop_lists=True)
+    import_requests("auto", path, mapping_file=mapping, name="before")
+    assert "BN00003" in published_text(imported_dir("before"))  # published: nothing says it is personal
+
+    folder = tmp_path / "standards"
+    folder.mkdir()
+    for file in paths.standards_dir().iterdir():
+        if file.is_file():
+            shutil.copy(file, folder)
+    content = yaml.safe_load((folder / "disaggregation.yml").read_text(encoding="utf-8"))
+    content["privacy"]["columns"]["service_requests"]["columns"]["badge_number"] = {
+        "class": "identifier", "publish": "never", "reason": "The inspector's badge: it names the inspector."
+    }  # fmt: skip
+    (folder / "disaggregation.yml").write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(paths, "standards_dir", lambda: folder)
+    assert "badge_number" in _standard_identifiers(folder / "disaggregation.yml")
+    with pytest.raises(CitykitError, match=r"descriptor would publish the column 'badge_number'.*identifier"):
+        import_requests("auto", path, mapping_file=mapping, name="after")
+    nothing_left(home, "after")
+
+
 def published_text(folder: Path) -> str:
     """Every value of every published file, as text (parquet read with pyarrow, not the importer)."""
     parts = []

@@ -3,9 +3,12 @@ phone numbers, e-mail addresses, street addresses, free text), and text longer t
 
 A mapping is checked twice before anything is written:
 
-- by the source column's *name*: the mapping's own `personal_columns` and `defects` (columns read
-  only to count defects), every bundled mapping's lists, and name patterns (address, street, phone,
-  e-mail, notes, comments, descriptions, people's names);
+- by the source column's *name*: the standard's personal columns (`privacy.columns` of
+  `curriculum/standards/disaggregation.yml`: every column classed identifier and never published,
+  e.g. caller_name, notes, date_of_birth; `citykit.standards.reader.personal_columns`, the one list
+  the publisher also drops), the mapping's own `personal_columns` and `defects` (columns read only
+  to count defects, named as that source spells them), every bundled mapping's lists, and name
+  patterns (address, street, phone, e-mail, notes, comments, descriptions, people's names);
 - by the *content* of the first rows of every column published as text (a renamed personal column):
   e-mail addresses, phone numbers, street addresses (also a unit first: "Apt 4B, 12 Oak Ave") and
   people's names (two or three capitalised words, the first a common given name in Faker's
@@ -137,10 +140,22 @@ def bundled_personal() -> frozenset[str]:
     return frozenset(names)
 
 
+def standard_personal() -> dict[str, str]:
+    """The standard's personal columns (class identifier, publish never, in `privacy.columns`), as
+    header keys -> the table the standard lists them for. Read each time (the standard is cached by
+    its file's modification time): a column added to the standard is refused by the next import."""
+    from citykit.standards.reader import personal_columns  # lazy: the standard is read only when checked
+
+    return {_name_key(c): table for table, columns in personal_columns().items() for c in columns}
+
+
 def name_reason(column: str, listed: Iterable[str] = (), text: bool = True) -> str | None:
     """Why a source column is personal by its name (None when it is not); `text`: it would be
     published as text (free-text names count only then)."""
     key = _name_key(column)
+    table = standard_personal().get(key)
+    if table is not None:
+        return f"the standard classes {column} as an identifier of {table}, never published"
     if key in {_name_key(c) for c in listed}:
         return "the mapping lists it as personal or read-only"
     if key in bundled_personal():
