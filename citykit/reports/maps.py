@@ -115,12 +115,15 @@ def choropleth(
             edgecolor="black" if name == highlight else "white",
             linewidth=2.5 if name == highlight else 0.8,
             hatch="//" if missing else None,
+            zorder=3 if name == highlight else 1,  # its outline drawn over its neighbours' edges
+            clip_on=name != highlight,  # and never cut at the edge of the axes
         )
         ax.add_patch(patch)
         if name_labels:
             point = geometry.representative_point()
             ax.annotate(_wrap(name), (point.x, point.y), ha="center", va="center", fontsize=LABEL_POINTS,
                         color=label_color(fill))  # fmt: skip
+    ax.margins(0.03)  # room around the city, so an outline on its edge shows whole
     ax.autoscale_view()
     ax.grid(False)
     ax.set_aspect(1 / np.cos(np.radians(np.mean(ax.get_ylim()))))  # degrees of longitude shrink north

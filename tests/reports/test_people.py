@@ -191,7 +191,7 @@ def test_workbook_and_csv_carry_the_pages_headings_rows_and_marks(tmp_path):
     table = Table("groups", record["csv"], record["row_headers"], 1, record)
     written = write_tables([table], tmp_path / "tables", tmp_path / "book.xlsx")
     assert [p.name for p in written] == ["01-groups.csv", "legend.csv", "book.xlsx"]
-    sheet = pd.read_excel(tmp_path / "book.xlsx", sheet_name="01 groups", dtype=str)
+    sheet = pd.read_excel(tmp_path / "book.xlsx", sheet_name="Groups", dtype=str)
     assert list(sheet.columns) == head
     assert sheet.iloc[:, 1].tolist() == ["≤10", "1234", "†"]
     legend = (tmp_path / "tables" / "legend.csv").read_text(encoding="utf-8")
@@ -469,3 +469,24 @@ def test_counts_and_their_nouns_agree():
     assert labels.agree(text, ("table", "release")) == (
         "Disclosure risk: 1 table of people, audited with 1 earlier release; 11 tables"
     )
+
+
+def test_a_highlighted_neighborhood_on_the_edge_of_the_map_is_outlined_whole(tmp_path):
+    """Its thick outline is drawn over its neighbours' edges and the map leaves room around the city,
+    so half the line is not cut off where the neighborhood touches the edge."""
+    from citykit.reports import maps
+
+    squares = {"North End": (0, 1), "South Side": (0, 0), "Old Town": (1, 0), "Riverside Heights": (1, 1)}
+    features = [{"type": "Feature", "properties": {"neighborhood": name},
+                 "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 1, y], [x + 1, y + 1], [x, y + 1], [x, y]]]}}
+                for name, (x, y) in squares.items()]  # fmt: skip
+    path = tmp_path / "b.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    ax = maps.choropleth(pd.Series({"North End": 1.0, "South Side": 2.0}), path, highlight="North End")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 < 0 and x1 > 2 and y0 < 0 and y1 > 2  # the city spans 0..2 both ways: room on every side
+    outlined = [p for p in ax.patches if p.get_linewidth() > 1]
+    assert len(outlined) == 1 and outlined[0].get_zorder() > max(
+        p.get_zorder() for p in ax.patches if p not in outlined
+    )
+    plt.close(ax.figure)
