@@ -54,6 +54,7 @@ _PUBLIC = {
     "charts": "citykit.reports.charts",
     "check_neighborhood": "citykit.reports.params:check_neighborhood",
     "maps": "citykit.reports.maps",
+    "plural": "citykit.reports.labels:plural",
     # errors
     "CitykitError": "citykit.errors:CitykitError",
 }

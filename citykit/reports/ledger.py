@@ -299,10 +299,12 @@ def risk_line(summary: dict[str, Any], dataset: str) -> str:
     template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
     from citykit.reports.labels import agree  # "1 earlier release", not "1 earlier releases"
 
-    return agree(template.format(
+    text = template.format(
         tables=summary["tables"], releases=state["releases"], dataset=dataset,
         state=f"state {state['digest']}", extended=extended,
-    ), ("table", "release", "cell"))  # fmt: skip
+    )  # fmt: skip
+    # the ledger's state is for auditors (the manifest names it); the page says it in words
+    return agree(re.sub(r"\s*\(state [0-9a-f]+\)", "", text), ("table", "release", "cell"))
 
 
 # ------------------------------------------------------------------ the kernel's side
