@@ -21,6 +21,8 @@ Modules, one concern each (each imports only those above it in this list):
   services: the cohort's formgrader and the idle culler) and its validation;
 - `systemd` — the unit file and `systemd-analyze verify`;
 - `z2jh` — Zero to JupyterHub `values.yaml`, the image's Dockerfile and the exchange's volume claim;
+- `helper` — the grading helper instructors run through sudo (autograde sandboxed as root, on root's
+  copy of the course's code) and the hub's `citykit` for their terminals, which uses it;
 - `service` — start (foreground, with a pid file), stop and status of a cohort's hub;
 - `lifecycle` — `setup`, `add_learner` and `teardown`, which the command line calls.
 """

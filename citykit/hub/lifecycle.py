@@ -15,9 +15,11 @@
    Jupyter settings (`jupyter/`), each home (learners: the references read-only under
    `curriculum/`; instructors: a `course` link), first passwords (`citykit.hub.auth`);
 5. writes `hub.json`, `accounts.csv`, `jupyterhub_config.py`, the systemd unit (checked with
-   `systemd-analyze verify`) and `kubernetes/` (Zero to JupyterHub).
+   `systemd-analyze verify`) and `kubernetes/` (Zero to JupyterHub);
+6. installs the cohort's grading helper and its sudo rule (`citykit.hub.helper`), when the machine
+   has sudo: instructors' autograde runs learners' code in the root sandbox.
 
-`teardown` stops the hub and removes the cohort's accounts and groups; once the grades were
+`teardown` stops the hub and removes the cohort's accounts and groups and the grading helper; once the grades were
 exported (`grading/export/grades.csv` in the course) it also deletes what the accounts held: their
 homes, the exchange (submissions, feedback), the hub's database and first passwords. The course
 folder (gradebook, submissions as collected, exports) stays for the city's retention schedule.
@@ -43,7 +45,7 @@ from pathlib import Path
 
 from citykit import paths
 from citykit.errors import CitykitError, WorkFailed, quote
-from citykit.hub import accounts, config, exchange, limits, systemd, z2jh
+from citykit.hub import accounts, config, exchange, helper, limits, systemd, z2jh
 from citykit.hub.accounts import ACCOUNT_PREFIX, INSTRUCTOR_SHELL, LEARNER_SHELL, Member
 from citykit.hub.service import hub_pid, stop
 from citykit.hub.state import AUTH_MODES, HubState, check_cohort_name, hub_dir, load_state, save_state
@@ -148,12 +150,16 @@ def _as_grader(state: HubState, argv: list[str], what: str) -> str:
 
 
 def _wrappers(state: HubState) -> None:
-    """`citykit` and `nbgrader` in the hub's bin/ (first on instructors' PATH), run with the hub's Python."""
+    """`citykit` and `nbgrader` in the hub's bin/ (first on instructors' PATH), run with the hub's Python;
+    `citykit` is the hub's route (`citykit.hub.helper.route`: autograde through the grading helper,
+    feedback released to the exchange)."""
     state.bin.mkdir(exist_ok=True)
     state.bin.chmod(0o755)
-    for name, module in (("citykit", "citykit"), ("nbgrader", "nbgrader")):
+    hub = (f"export {helper.ENV_COHORT}={shlex.quote(state.cohort)}\n"
+           f"export {helper.ENV_HUB}={shlex.quote(str(state.path))}\n")  # fmt: skip
+    for name, module, lines in (("citykit", "citykit.hub.helper", hub), ("nbgrader", "nbgrader", "")):
         script = state.bin / name
-        script.write_text(f'#!/bin/sh\nexec {shlex.quote(state.python)} -m {module} "$@"\n')
+        script.write_text(f'#!/bin/sh\n{lines}exec {shlex.quote(state.python)} -m {module} "$@"\n')
         script.chmod(0o755)
 
 
@@ -464,6 +470,7 @@ def setup(
     result.unit_problems = _write_files(state)
     if result.unit_problems:
         raise WorkFailed(f"the systemd unit {state.unit_file} does not verify: {result.unit_problems}")
+    result.notes.append(helper.install(state))
     if hub_pid(state):
         result.notes.append(f"the hub is running: restart it for these changes (citykit hub stop / start, or "
                             f"systemctl restart {state.unit_name})")  # fmt: skip
@@ -496,6 +503,7 @@ def add_learner(state: HubState, student_id: str, first_name: str, last_name: st
     if state.auth in ("firstuse", "native"):
         result.first_passwords = _first_passwords(state)
     result.unit_problems = _write_files(state)
+    result.notes.append(helper.install(state))  # root's copy of the course's settings names the new learner
     if hub_pid(state):
         result.notes.append(f"restart the hub so {member.account} can sign in (citykit hub stop / start, or systemctl "
                             f"restart {state.unit_name}); servers restart too, files are kept")  # fmt: skip
@@ -507,6 +515,7 @@ class Teardown:
     cohort: str
     stopped: str = ""
     removed_accounts: list[str] = field(default_factory=list)
+    removed_helper: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     exported: bool = False
@@ -514,6 +523,8 @@ class Teardown:
     def summary(self) -> str:
         lines = [f"teardown of {self.cohort}: {self.stopped}",
                  f"  accounts removed: {', '.join(self.removed_accounts) or 'none (already gone)'}"]  # fmt: skip
+        if self.removed_helper:
+            lines.append(f"  grading helper removed: {', '.join(self.removed_helper)}")
         if self.deleted:
             lines.append(f"  deleted (grades were exported): {', '.join(self.deleted)}")
         if self.kept:
@@ -535,6 +546,7 @@ def teardown(state: HubState) -> Teardown:
     for group in (state.learner_group, state.grader_group):
         accounts.remove_group(group)
     limits.remove_cohort(state.cohort)
+    done.removed_helper = helper.remove(state)  # the grading helper, its sudo rule, root's copy of the course's code
     if exported:
         for account, home in homes.items():
             if home.is_dir() and home.name == account:
