@@ -27,6 +27,7 @@ HIGHLIGHT = PALETTE[3]  # vermillion: the report's own neighborhood, a group bey
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
 MIN_POINTS = 9  # no text on a chart smaller than this
 MAX_LABELLED_BARS = 15  # bars that carry their value
+MAX_LABELLED_ROWS = 30  # horizontal bars (one row each, so their values never collide) that carry their value
 
 
 def apply_style() -> None:
@@ -100,14 +101,17 @@ def legend_outside(ax, title: str | None = None, *, only_inside: bool = False) -
 
 
 def label_bars(ax, kind: str | None = None) -> None:
-    """Write each bar's value at its end when the Axes has 1 to 15 bars and no text yet."""
+    """Write each bar's value at its end when the Axes has no text yet and 1 to 15 bars (1 to 30
+    horizontal bars, each on its own row)."""
     from matplotlib.container import BarContainer
 
     containers = [c for c in ax.containers if isinstance(c, BarContainer)]
     count = sum(len(c) for c in containers)
-    if not containers or count > MAX_LABELLED_BARS or ax.texts:
+    if not containers or ax.texts:
         return
     horizontal = _horizontal(containers[0])
+    if count > (MAX_LABELLED_ROWS if horizontal else MAX_LABELLED_BARS):
+        return
     values = [float(v) for c in containers for v in _bar_values(c, horizontal)]
     for container in containers:
         texts = [_short(v, kind, _axis_label(ax, horizontal)) for v in _bar_values(container, horizontal)]
@@ -380,7 +384,7 @@ def _scatter_finding(ax) -> str:
 def bar(values, *, title: str = "", label: str = "", kind: str | None = None, top: int | None = None,
         sort: bool = True, highlight: str | None = None, category: str | None = None, ax=None):  # fmt: skip
     """Horizontal bars of a Series (index: the categories), largest on top, each carrying its value
-    when there are at most 15; `highlight` one category in vermillion. Returns the Axes."""
+    when there are at most 30; `highlight` one category in vermillion. Returns the Axes."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -403,7 +407,7 @@ def bar(values, *, title: str = "", label: str = "", kind: str | None = None, to
     if title:
         ax.set_title(title)
     ax.grid(axis="y", visible=False)
-    if len(series) <= MAX_LABELLED_BARS:
+    if len(series) <= MAX_LABELLED_ROWS:  # one row per bar: values never collide
         ax.bar_label(container, labels=[_short(float(v), kind, label) for v in series], padding=3,
                      fontsize=MIN_POINTS + 1)  # fmt: skip
         if len(series) and series.min() >= 0:

@@ -52,6 +52,7 @@ class Table:
     header_rows: int = 1
     people: dict | None = None  # the table as shown to people (citykit.reports.tables); csv is then its CSV
     display: str = "table"  # "key-figures": the page shows tiles, the table goes to the CSV and workbook
+    title: str = ""  # the table's name as published ("Requests by agency"): its sheet's name in the workbook
 
     def frame(self):
         import pandas as pd
@@ -114,9 +115,10 @@ def _table_outputs(nb, people: bool):
         shown = record.get("people") if (people or record.get("published")) else None
         if shown:
             table = Table(name, shown["csv"], int(shown.get("row_headers", 0)), 1, dict(shown),
-                          str(record.get("display", "table")))  # fmt: skip
+                          str(record.get("display", "table")), str(record.get("name") or heading or ""))  # fmt: skip
         else:
-            table = Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1)))
+            table = Table(name, record["csv"], int(record.get("index_levels", 1)), int(record.get("header_rows", 1)),
+                          title=str(record.get("name") or heading or ""))  # fmt: skip
         yield output, table
 
 
@@ -134,7 +136,36 @@ MARKS = {
     "†": "hidden so that a small count cannot be worked out from the other figures; it may be of any size",
     "‡": "row withheld: any number, 0 included",
 }
-LEGEND = "legend"  # legend.csv beside the tables, and a sheet of that name
+LEGEND = "legend"  # legend.csv beside the tables
+LEGEND_SHEET = "Legend"  # its sheet in the workbook
+SHEET_LIMIT = 31  # Excel's longest sheet name
+
+
+def sheet_names(tables: list[Table]) -> list[str]:
+    """A readable, unique sheet name of at most 31 characters for each table: its published name
+    ("Requests by agency"), cut at a word, without the characters Excel refuses ([]:*?/\\)."""
+    used = {LEGEND_SHEET.casefold()}
+    names = []
+    for table in tables:
+        text = (table.title or table.name.replace("-", " ")).replace(":", " -")
+        text = re.sub(r"\s+", " ", re.sub(r"[\[\]*?/\\]", " ", text)).strip()
+        text = (text[:1].upper() + text[1:]) or "Table"
+        base = _cut_at_word(text, SHEET_LIMIT)
+        name, n = base, 2
+        while name.casefold() in used:  # Excel compares sheet names without case
+            suffix = f" ({n})"
+            name, n = _cut_at_word(base, SHEET_LIMIT - len(suffix)) + suffix, n + 1
+        used.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    cut = cut[: cut.rfind(" ")] if " " in cut[1:] else text[:limit]
+    return cut.rstrip(" ,;.-–(") or text[:limit]
 
 
 def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path]:
@@ -152,20 +183,19 @@ def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path
         written.append(path)
     marks = {mark: meaning for mark, meaning in MARKS.items() if any(mark in table.csv for table in tables)}
     legend = pd.DataFrame(
-        {"mark": list(marks), "meaning": list(marks.values())},
-    ).assign(source="curriculum/standards/disaggregation.yml")
+        {"Mark": list(marks), "Meaning": list(marks.values())},
+    ).assign(Source="the city's disaggregation standard (curriculum/standards/disaggregation.yml)")
     if marks:
         path = folder / f"{LEGEND}.csv"
         legend.to_csv(path, index=False)
         written.append(path)
     with pd.ExcelWriter(workbook, engine="openpyxl") as xlsx:
-        for number, table in enumerate(tables, start=1):
-            sheet = f"{number:02d} {table.name}"[:31]
+        for table, sheet in zip(tables, sheet_names(tables), strict=True):
             table.frame().to_excel(xlsx, sheet_name=sheet, index=table.index_levels > 0)
             if table.people:
                 _number_formats(xlsx.sheets[sheet], table.people)
         if marks:
-            legend.to_excel(xlsx, sheet_name=LEGEND, index=False)
+            legend.to_excel(xlsx, sheet_name=LEGEND_SHEET, index=False)
     written.append(workbook)
     return written
 

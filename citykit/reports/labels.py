@@ -207,3 +207,33 @@ def agree(text: str, nouns: tuple[str, ...]) -> str:
     for noun in nouns:
         text = re.sub(rf"\b1((?: [a-z-]+)?) {re.escape(noun)}s\b", rf"1\1 {noun}", text)
     return text
+
+
+# Column names as they read inside a sentence ("Status Closed but no close time"), for texts such as
+# the quality checks' descriptions; a group of columns ("pop_*") by what it holds.
+IN_TEXT = {
+    "closed_at": "close time",
+    "created_at": "time received",
+    "due_at": "due date",
+    "request_id": "request number",
+    "parent_request_id": "number of the request it duplicates",
+    "application_id": "application number",
+}
+GROUPS = {"pop": "resident counts by race and ethnicity", "race": "race and ethnicity columns", "flag": "defect flags"}
+
+
+def plain_text(text: str) -> str:
+    """A sentence with the column names in it said in words: "Extra rows that repeat a request_id"
+    -> "Extra rows that repeat a request number"; "counts (pop_*) do not sum" -> "counts do not sum"
+    (a group named in brackets beside what it holds goes); other names by their heading, lower case."""
+    out = re.sub(r"\s*\((?:pop|race|flag)_\*\)", "", str(text))
+    out = re.sub(r"\b(pop|race|flag)_\*", lambda m: GROUPS[m.group(1)], out)
+
+    def word(match: re.Match) -> str:
+        name = match.group(0)
+        if name in IN_TEXT:
+            return IN_TEXT[name]
+        label = heading(name)
+        return label if label[:1].isupper() and label[1:2].isupper() else label[:1].lower() + label[1:]
+
+    return re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", word, out)

@@ -30,7 +30,7 @@ from html import escape
 from typing import Any
 
 from citykit.errors import CitykitError
-from citykit.reports.labels import heading
+from citykit.reports.labels import heading, plain_text
 
 KINDS = ("count", "share", "percent", "rate", "days", "ratio", "number", "plain", "p", "date", "text", "interval")
 MAX_ROWS = 25  # rows a published table shows on the page; the CSV holds them all
@@ -460,11 +460,11 @@ def scorecard_record(card, name: str | None = None, **options: Any):
     several = len({c.table for c in card.checks}) > 1
     rows = []
     for c in card.checks:
-        found = f"{c.value:.1f} days" if c.value is not None else f"{c.share:.2%}"
+        found = f"{c.value:,.1f} days" if c.value is not None else f"{c.share:.2%}"
         limit = "" if c.gate is None else (f"{c.gate.limit:g} days" if c.gate.unit == "days" else f"{c.gate.limit:.2%}")
         row = {"Table": heading(c.table)} if several else {}
         row.update({
-            "Check": c.description, "Dimension": str(c.dimension).capitalize(), "Records failing": c.failing,
+            "Check": plain_text(c.description), "Dimension": str(c.dimension).capitalize(), "Records failing": c.failing,
             "Records checked": c.rows, "Found": found, "Gate (most allowed)": limit or "no gate",
             "Result": {"FAIL": "Fails", "pass": "Passes", "no gate": "No gate"}.get(c.verdict(), c.verdict()),
             "Example records": ", ".join(c.examples[:2]),

@@ -175,7 +175,7 @@ _REASONS = [
         "too few earlier periods in the data to know its normal variation ({0} of the {1} needed)",
     ),
     (r"^too few to compare$", "too few closed requests to compare"),
-    (r"^nothing due to compare$", "no requests came due in one of the two periods"),
+    (r"^nothing due to compare$", "no request had a due date or a target in one of the two periods"),
 ]
 
 
@@ -243,7 +243,8 @@ def comparison_figures(comparison) -> list[KeyFigure]:
         key_figure("90th percentile, days to close", c.p90, kind="days", before=p.p90, verdict=v.get("p90"),
                    key="p90-days", note="9 in 10 requests closed within this"),
         key_figure("On time", c.share, kind="share", before=p.share, verdict=v.get("on_time"), key="on-time",
-                   note=f"of {c.due:,} requests due; late or still open counts as missed"),
+                   note=f"of {c.due:,} requests due; late or still open counts as missed" if c.due
+                   else "no request has a due date or a target"),
     ]  # fmt: skip
 
 
@@ -269,7 +270,9 @@ def _check_text(check) -> str:
     limit = ""
     if check.gate is not None:
         limit = f" (gate {check.gate.limit:g} days)" if check.gate.unit == "days" else f" (gate {check.gate.limit:.0%})"
-    return f"{check.description}: {amount}{limit}"
+    from citykit.reports.labels import plain_text  # the data dictionary: only when a check is written out
+
+    return f"{plain_text(check.description)}: {amount}{limit}"
 
 
 class KeyFigures:

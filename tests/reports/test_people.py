@@ -253,7 +253,7 @@ def test_key_figures_state_value_change_and_the_rules_marker():
     assert "60,248" in text[0] and f"+{60248 - 58100:,} (+{(60248 - 58100) / 58100:.1%}) against 58,100" in text[0]
     assert "Within normal variation" in text[0]
     assert "14.2 days" in text[1] and "+1.2 days against 13.0 days" in text[1] and "Changed beyond normal" in text[1]
-    assert "Not judged: too little history to judge" in text[2]
+    assert "Not judged: too few earlier periods in the data to know its normal variation (2 of the 4 needed)" in text[2]
     assert "85.3%" in text[3] and "+2.2 points against 83.1%" in text[3]
     assert "812" in text[4] and "-88 (-9.8%) against 900" in text[4] and "ck-marker" not in items[4][1]
     bundle = shown._repr_mimebundle_()

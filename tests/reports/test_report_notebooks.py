@@ -644,7 +644,7 @@ def test_equity_report_for_a_small_neighborhood_suppresses_and_explains(riverton
     import openpyxl
 
     sheets = openpyxl.load_workbook(next(result.out.glob("*.xlsx")), read_only=True).sheetnames
-    assert "legend" in sheets
+    assert "Legend" in sheets
     _check_marks(riverton, result, hood, ("2025-07-01", "2025-08-01"))
 
 
@@ -658,7 +658,7 @@ def test_every_table_the_equity_page_shows_is_exported(runs):
                    "approval-ratios-by-race", "approval-rate-by-language", "approval-ratios-by-language"):  # fmt: skip
         assert wanted in names, sorted(names)
     sheets = openpyxl.load_workbook(next(run.result.out.glob("*.xlsx")), read_only=True).sheetnames
-    assert len([s for s in sheets if s != "legend"]) == len(names)
+    assert len([s for s in sheets if s != "Legend"]) == len(names)
     scorecard = runs("14-quality-scorecard")
     exported = {p.name.split("-", 1)[1].removesuffix(".csv") for p in scorecard.result.tables if "-" in p.name}
     assert "quality-scorecard" in exported, sorted(exported)

@@ -116,7 +116,7 @@ def check_tables(result) -> Page:
             )
     csvs = sorted(p.name for p in (result.out / "tables").glob("*.csv") if p.name != "legend.csv")
     sheets = pd.ExcelFile(result.out / f"{result.name}.xlsx").sheet_names
-    assert len([s for s in sheets if s != "legend"]) == len(csvs) >= len(page.tables)
+    assert len([s for s in sheets if s != "Legend"]) == len(csvs) >= len(page.tables)
     return page
 
 
