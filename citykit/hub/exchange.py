@@ -71,10 +71,13 @@ def write_course_config(state: HubState) -> Path:
     """Put the hub's block at the end of the course's `grading/nbgrader_config.py` (replacing an
     older one), so `citykit grade`, `nbgrader` and formgrader all use the hub's exchange."""
     path = state.course / "grading" / "nbgrader_config.py"
-    text = path.read_text(encoding="utf-8")
-    text = re.sub(rf"\n?{re.escape(BEGIN)}.*?{re.escape(END)}\n?", "\n", text, flags=re.S).rstrip("\n")
-    atomic_write(path, f"{text}\n\n{course_block(state)}")
+    atomic_write(path, f"{without_block(path.read_text(encoding='utf-8'))}\n\n{course_block(state)}")
     return path
+
+
+def without_block(text: str) -> str:
+    """An nbgrader_config.py's text without the hub's block (and trailing blank lines)."""
+    return re.sub(rf"\n?{re.escape(BEGIN)}.*?{re.escape(END)}\n?", "\n", text, flags=re.S).rstrip("\n")
 
 
 def learner_config(state: HubState, student_id: str) -> str:

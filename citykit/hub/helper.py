@@ -42,8 +42,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from citykit import paths
 from citykit.errors import CitykitError, quote
-from citykit.hub.state import HubState
+from citykit.hub.exchange import course_block, without_block
+from citykit.hub.state import HubState, load_state
 
 LIBEXEC = Path("/usr/local/libexec")
 SUDOERS_D = Path("/etc/sudoers.d")
@@ -77,7 +79,8 @@ def shadow_dir(state: HubState) -> Path:
 
 def _unsafe(path: Path) -> str:
     """Why `path` and the folders above it are not root's alone ("" when they are): every one owned by
-    root and not writable by group or others (a sticky folder such as /tmp may be, its entries being root's)."""
+    root and writable by root and root's group only (a sticky folder such as /tmp may be writable by
+    all, its entries being root's)."""
     path = Path(os.path.abspath(path))
     for item in [path, *path.parents]:
         try:
@@ -87,7 +90,7 @@ def _unsafe(path: Path) -> str:
         if info.st_uid != 0:
             return f"{item} belongs to {_user(info.st_uid)}, not root"
         sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        if info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode) and not (sticky and item != path):
+        if _writable(info) and not stat.S_ISLNK(info.st_mode) and not (sticky and item != path):
             return f"{item} is writable by others than root (mode {stat.S_IMODE(info.st_mode):04o})"
     if path.is_symlink():
         return _unsafe(path.resolve())
@@ -102,9 +105,14 @@ def _unsafe_tree(folder: Path) -> str:
     for top, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
             info = os.lstat(os.path.join(top, name))
-            if info.st_uid != 0 or (info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode)):
+            if info.st_uid != 0 or (_writable(info) and not stat.S_ISLNK(info.st_mode)):
                 return f"{os.path.join(top, name)} is not root's alone"
     return ""
+
+
+def _writable(info: os.stat_result) -> bool:
+    """Writable by others than root: by everyone, or by a group other than root's."""
+    return bool(info.st_mode & 0o002 or (info.st_mode & 0o020 and info.st_gid != 0))
 
 
 def _user(uid: int) -> str:
@@ -178,18 +186,28 @@ def sudoers_text(state: HubState) -> str:
     ])  # fmt: skip
 
 
+def _source_parts(state: HubState) -> list[Path]:
+    """What root's copy is made from: the source course's code (the folder `hub setup` is run in)."""
+    source = Path(state.source_course)
+    return [source / part for part in SHADOW_PARTS] + [source / "grading" / CONFIG]
+
+
 def refresh_shadow(state: HubState) -> Path:
-    """Root's copy of the course's code (`notebooks/`, `curriculum/`, `grading/nbgrader_config.py`) and
-    links to the rest of `grading/`, in the hub folder (root's and the instructors' group's, 0750)."""
+    """Root's copy of the course's code, from the source course `hub setup` was run in (never from the
+    hub's course, which instructors can change): `notebooks/`, `curriculum/` and `grading/nbgrader_config.py`
+    with the hub's block; links to the rest of the course's `grading/`. Root's and the instructors'
+    group's (0750): instructors read it, learners do not (it holds solutions)."""
     shadow = shadow_dir(state)
     staging = state.path / f".{SHADOW}.new"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    for part in SHADOW_PARTS:
-        shutil.copytree(state.course / part, staging / part, symlinks=False,
+    *folders, settings = _source_parts(state)
+    for folder in folders:
+        shutil.copytree(folder, staging / folder.name, symlinks=False,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))  # fmt: skip
     (staging / "grading").mkdir()
-    shutil.copyfile(state.course / "grading" / CONFIG, staging / "grading" / CONFIG)
+    text = without_block(settings.read_text(encoding="utf-8"))
+    (staging / "grading" / CONFIG).write_text(f"{text}\n\n{course_block(state)}", encoding="utf-8")
     for top, dirs, files in os.walk(staging):
         for name in [top, *(os.path.join(top, d) for d in dirs), *(os.path.join(top, f) for f in files)]:
             os.chown(name, 0, 0)
@@ -230,6 +248,8 @@ def install(state: HubState) -> str:
                 "themselves, NOT sandboxed (install sudo, Debian/Ubuntu package `sudo`, and run `citykit hub setup` "
                 "again; or grade as root)")  # fmt: skip
     problem = python_problem(state.python) or _unsafe(state.path)
+    for part in _source_parts(state) if not problem else []:
+        problem = problem or (_unsafe_tree(part) if part.exists() else f"no {part} in the source course")
     if problem:
         remove(state)
         return (f"no grading helper: root would run code others can change ({problem}); install citykit in a "
@@ -337,8 +357,6 @@ def _copy_file(source: Path, target: Path) -> None:
 
 def main(cohort: str, hub: str, argv: list[str]) -> int:
     """The helper, as root: check the caller and the words, then autograde on root's copy of the course."""
-    from citykit.hub.state import load_state
-
     try:
         state = load_state(cohort, Path(hub).parent)
         if state.path != Path(hub):
@@ -356,7 +374,7 @@ def main(cohort: str, hub: str, argv: list[str]) -> int:
         return 2
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
            "CITYKIT_COURSE": str(shadow), "CITYKIT_HOME": str(state.data), "USER": "root", "LOGNAME": "root"}  # fmt: skip
-    done = subprocess.run([sys.executable, "-I", "-m", "citykit", "grade", "autograde", *words],
+    done = subprocess.run([sys.executable, "-I", "-B", "-m", "citykit", "grade", "autograde", *words],
                           cwd=shadow / "grading", env=env, umask=0o002, check=False)  # fmt: skip
     for name in COPIED:
         if (shadow / "grading" / name).is_file():
@@ -368,8 +386,6 @@ def main(cohort: str, hub: str, argv: list[str]) -> int:
 
 
 def _hub_course(state: HubState) -> bool:
-    from citykit import paths  # lazy: the course in effect, only when routing a grade command
-
     found = paths.find_course()
     return found is not None and found.resolve() == state.course.resolve()
 
@@ -407,8 +423,6 @@ def _release_feedback(state: HubState, argv: list[str]) -> int:
 
 def route(argv: list[str]) -> int:
     """The hub's `citykit` for instructors' terminals (see the module's doc)."""
-    from citykit.hub.state import load_state
-
     cohort, hub = os.environ.get(ENV_COHORT, ""), os.environ.get(ENV_HUB, "")
     state = None
     if cohort and hub and argv[:1] == ["grade"] and argv[1:2] in (["autograde"], ["feedback"]):

@@ -7,7 +7,8 @@ learner fetches it with nbgrader, answers it with the source's solutions and sub
 collects, runs `citykit grade autograde` (the hub's `citykit`, which goes through sudo to the helper)
 and `citykit grade feedback` (which also releases it); the learner fetches the feedback. The sandbox
 report must say the learner's code ran as the sandbox user, the score must be the source's points,
-and code the instructor plants in the course's nbgrader settings must never run as root. Then the
+and code the instructor plants in the course's nbgrader settings must never run as root (not even
+after setup refreshed the helper). Then the
 instructor tries the helper with other words, another course, kept variables and another command,
 and the learner tries it at all: every one refused. Teardown removes the helper and its sudo rule.
 """
@@ -99,6 +100,8 @@ def test_an_instructor_autogrades_through_the_helper_sandboxed_and_can_do_nothin
     planted = f"\nimport os\nopen({str(marker)!r}, 'a').write(str(os.geteuid()) + '\\n')\n"
     settings = state.course / "grading" / "nbgrader_config.py"
     _as(state, teacher, [state.python, "-c", f"open({str(settings)!r}, 'a').write({planted!r})"])
+    helper.install(state)  # what setup and add-learner run again: root's copy comes from the source course
+    assert str(marker) not in (helper.shadow_dir(state) / "grading" / "nbgrader_config.py").read_text()
     # release, fetch, answer, submit, collect
     _as(state, teacher, "citykit grade generate time-to-close && citykit grade release time-to-close")
     _as(state, learner, [state.python, "-m", "nbgrader", "fetch_assignment", M04])
