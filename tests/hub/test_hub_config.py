@@ -239,3 +239,35 @@ def test_the_z2jh_values_parse_and_name_every_key_z2jh_needs(tmp_path):
     assert compile(values["hub"]["extraConfig"]["citykit-cohort"], "extraConfig", "exec")  # valid Python
     assert "environment.yml" in (folder / "Dockerfile").read_text()
     assert set(values["hub"]["config"]["Authenticator"]["allowed_users"]) == set(state.accounts)
+
+
+# ---------------------------------------------------------------------------------- the install it documents
+
+
+def test_the_hub_install_names_an_installable_target_and_the_python_the_constraints_need():
+    """grading/README.md's hub install: citykit is not on PyPI (a checkout's '.[hub]' or the wheel), and
+    the Python version it states for `-c constraints.txt` is the highest Requires-Python floor among the
+    pinned packages, read from their installed metadata (walk-19 F1: soupsieve 4.1.3 needs 3.11.5)."""
+    import re
+    from importlib.metadata import distributions
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    root = Path(__file__).resolve().parents[2]
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        found = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip())
+        if found:
+            pins[found.group(1).lower().replace("_", "-")] = found.group(2)
+    floors = [Version("3.11")]
+    for dist in distributions():
+        name = dist.metadata["Name"].lower().replace("_", "-")
+        if pins.get(name) == dist.version and dist.metadata.get("Requires-Python"):
+            floors += [Version(s.version) for s in SpecifierSet(dist.metadata["Requires-Python"]) if s.operator == ">="]
+    needed = max(floors)
+    readme = (root / "grading" / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## A cohort on one shared server") : readme.index("## Past one machine")]
+    install = next(line for line in section.splitlines() if "/opt/citykit/bin/pip install" in line)
+    assert "'citykit[hub]'" not in install and "'.[hub]'" in install, install
+    assert f"needs Python {needed} or later" in " ".join(section.split()), f"the hub install should say Python {needed}"
