@@ -343,7 +343,8 @@ def review(request) -> list:
             out.append(
                 TableRecord.from_table(
                     table, people, key=request.keys.get(table.name, table.name), release=context.release,
-                    pools=request.pools.get(table.name), title=request.title, standard=std,
+                    pools=request.pools.get(table.name), title=request.titles.get(table.name, request.title),
+                    standard=std,
                 )
             )  # fmt: skip
         return out
@@ -393,7 +394,8 @@ def review(request) -> list:
                 "people": previous["people"] if previous else ledger.save_people(record.members),
                 "people_count": int(record.members["id"].nunique()),
                 "forced": forced.get(record.name, 0), "already": [e.what for e in audit.already][:20],
-                "withheld": not record.shown and bool(record.marks),
+                "withheld": bool(record.marks)  # withheld whole: every cell marked so ("‡"), not merely hidden
+                and all(m == std.small_cells.withheld_display for m in record.marks.values()),
                 "set_aside": set_aside,
                 "exposed": [e.what for e in audit.new][:20],
             }  # fmt: skip

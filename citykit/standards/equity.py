@@ -789,7 +789,9 @@ def _suppress_counts(
             "alone": (_people(alone_frame, alone_by, measure, std), _key(alone_by, measure)),
         }
 
-    tables = suppression.suppress([combined, alone], relations, standard=std, **_release(ledger, title))
+    alone_title = f'{title} (its "alone" counts, suppressed with it)' if title else ""
+    release = _release(ledger, title, {"alone": alone_title})
+    tables = suppression.suppress([combined, alone], relations, standard=std, **release)
     return tables, relations
 
 
@@ -858,7 +860,8 @@ def _suppress_with_alone(
             "alone": (_people(pooled_frame, [RACE_ALONE], measure, std, alone_frame), _key([RACE_ALONE], measure)),
         }
 
-    return suppression.suppress(group, relations, standard=std, **_release(ledger, title)), relations
+    release = _release(ledger, title, {"alone": alongside.title})  # each table under its own page title
+    return suppression.suppress(group, relations, standard=std, **release), relations
 
 
 # -- what the release ledger records (citykit.reports.ledger, when a report run installs it) -----------
@@ -910,7 +913,7 @@ def _people(
     return people
 
 
-def _release(build, title: str) -> dict:
+def _release(build, title: str, titles: dict[str, str] | None = None) -> dict:
     """`suppression.suppress` arguments for the release ledger: the people, keys and pooled rows of
     each table (`build()`: table name -> (people, key)); nothing when no release reviews the tables
     (in a lesson nothing is built) or a table's records carry no published id."""
@@ -928,6 +931,7 @@ def _release(build, title: str) -> dict:
         "keys": {name: key for name, (_, key) in tables.items()},
         "pools": pools,
         "title": title,
+        "titles": {name: text for name, text in (titles or {}).items() if name in tables},
     }
 
 
@@ -944,6 +948,49 @@ def suppress(
         _table(counts, "suppress", "counts", "counts of people")
     table = counts if isinstance(counts, suppression.PublishedTable) else suppression.count_table(counts)
     return suppression.suppress(table, standard=standard)[0]
+
+
+def crosstab(
+    df: pd.DataFrame, rows: str, columns: str, *, title: str = "", standard: DisaggregationStandard | None = None
+) -> suppression.PublishedTable:
+    """The people in `df` counted by two columns (e.g. neighborhood × race_alone), suppressed as
+    `suppress` does: the table to publish from people's records.
+
+    `rows` and `columns` are columns of `df`, or "race_alone" / "race_in_combination"... only
+    "race_alone" (each person once, so the rows add up). People missing either value are left out,
+    as `pd.crosstab` leaves them out. In a report run the table goes through the release ledger
+    (`citykit.reports.ledger`) with its people, like `disaggregate`'s tables: audited with the
+    earlier releases of the dataset (other periods, other neighborhoods), its suppression extended
+    until nothing published earlier plus it gives a count of 1 to 10 away, and recorded. Suppressing
+    a DataFrame of counts (`suppress(counts)`) cannot do that: it has no people to relate.
+    """
+    std = standard or load_disaggregation()
+    _table(df, "crosstab")
+    if RACE_IN_COMBINATION in (rows, columns):
+        raise CitykitError('crosstab counts each person once: use "race_alone", not "race_in_combination"')
+    if rows == columns:
+        raise CitykitError(f"crosstab needs two different columns, got {rows!r} twice")
+    frame, _ = _with_group_columns(df, [rows, columns], std)
+    missing = [c for c in (rows, columns) if c not in frame.columns]
+    if missing:
+        raise CitykitError(f"cannot count people by {', '.join(missing)}: not in the table")
+    frame = frame[frame[rows].notna() & frame[columns].notna()]
+    counts = pd.crosstab(frame[rows], frame[columns])
+    if counts.empty:
+        raise CitykitError(f"crosstab: no one in the table has both a {rows} and a {columns}")
+    key = f"{rows} × {columns}|count"
+
+    def ledger() -> dict:  # the release ledger's view, built only when a report records it
+        column = _id_column(frame, std)
+        if column is None:
+            return {"table": (None, key)}
+        labels = frame[rows].astype(str).to_numpy()
+        people = pd.DataFrame({"id": frame[column].astype(str).to_numpy(), "row": labels, "published": labels,
+                               "column": frame[columns].astype(str).to_numpy()})  # fmt: skip
+        return {"table": (people, key)}
+
+    table = suppression.count_table(counts, name="table")
+    return suppression.suppress(table, standard=std, **_release(ledger, title))[0]
 
 
 def audit(tables, relations=(), *, standard: DisaggregationStandard | None = None) -> suppression.AuditReport:

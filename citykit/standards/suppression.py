@@ -26,7 +26,7 @@ library at hand does cell suppression; the audit is the standard LP range comput
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -232,6 +232,7 @@ class ReleaseRequest:
     title: str
     standard: DisaggregationStandard
     resuppress: Callable[[dict[str, set]], list[PublishedTable]]
+    titles: dict[str, str] = field(default_factory=dict)  # table name -> its own title, where not `title`
 
 
 _reviewer: Callable[[ReleaseRequest], list[PublishedTable]] | None = None
@@ -260,6 +261,7 @@ def suppress(
     keys: dict[str, str] | None = None,
     pools: dict[str, dict[str, list[str]]] | None = None,
     title: str = "",
+    titles: dict[str, str] | None = None,
 ) -> list[PublishedTable]:
     """Primary plus complementary suppression of tables published together.
 
@@ -296,7 +298,9 @@ def suppress(
                     t.suppressed.loc[_label(t.values.index, row), _label(t.values.columns, column)] = True
             return _suppress(copies, relations, std)
 
-        request = ReleaseRequest(group, dict(people), dict(keys or {}), dict(pools or {}), title, std, resuppress)
+        request = ReleaseRequest(
+            group, dict(people), dict(keys or {}), dict(pools or {}), title, std, resuppress, dict(titles or {})
+        )
         group = _reviewer(request)
     return group
 

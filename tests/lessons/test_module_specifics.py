@@ -294,6 +294,90 @@ def test_without_program_records_the_report_says_so(tmp_path, monkeypatch, sampl
     assert "Applicants by race and ethnicity" not in page and "Approval rates by race" not in page
 
 
+def _crosstab_truth(path: str, start: str, end: str) -> dict[tuple[str, str], int]:
+    """Applicants with a neighborhood by neighborhood and race "alone", by SQL on the published file (the
+    labels and the alone rule from the standard's YAML: one category, two or more or all generalised ->
+    Multiracial, else Declined / Not reported)."""
+    import duckdb
+    import yaml
+
+    from citykit import paths
+
+    race = yaml.safe_load((paths.course_root() / "curriculum" / "standards" / "disaggregation.yml").read_text(
+        encoding="utf-8"))["race_ethnicity"]  # fmt: skip
+    label = {c["code"]: c["label"] for c in race["categories"]}
+    n = " + ".join(f"coalesce(race_{c}::INT, 0)" for c in label)
+    none = " AND ".join(f"race_{c} IS NULL" for c in label)
+    case = (f"CASE WHEN ({none}) OR {n} >= 2 THEN '{race['multiracial']['label']}' "
+            + " ".join(f"WHEN race_{c} THEN '{lab}'" for c, lab in label.items())
+            + f" WHEN race_declined THEN '{race['declined']['label']}' ELSE '{race['not_reported']['label']}' END")  # fmt: skip
+    rows = duckdb.execute(
+        f"SELECT neighborhood, {case}, count(*) FROM read_parquet(?) WHERE neighborhood IS NOT NULL "
+        "AND submitted_at >= CAST(? AS DATE) AND submitted_at < CAST(? AS DATE) GROUP BY 1, 2",
+        [path, start, end],
+    ).fetchall()
+    return {(h, g): k for h, g, k in rows}
+
+
+@pytest.mark.xdist_group(M07)
+def test_the_neighborhood_tables_of_overlapping_periods_give_no_count_away(riverton_small, tmp_path, monkeypatch):
+    """Issue 20: the report's neighborhood × race table published for 2025 and for January-November (one batch, one
+    release ledger), on the small Riverton. Read back from the two CSVs (shown numbers and marks only), a linear
+    programme over each neighborhood and race's January-November and December counts (scipy), every shown cell
+    fixed, every "≤10" from 1 to 10, every count at least 0, leaves each December count from 1 to 10 a range of at
+    least the standard's 5. Each page suppressed on its own gave two away (the year minus January-November)."""
+    import numpy as np
+    import pandas as pd
+    from scipy.optimize import linprog
+
+    from citykit.data import registry
+    from citykit.reports.batch import run_batch
+
+    monkeypatch.setenv("CITYKIT_HOME", str(riverton_small))
+    parts = {"jan-nov": ("2025-01-01", "2025-12-01"), "dec": ("2025-12-01", "2026-01-01")}
+    periods = {"2025": ["jan-nov", "dec"], "2025-01-01/2025-11-30": ["jan-nov"]}
+    result = run_batch(M07, "period", list(periods), {}, out=tmp_path / "b", workers=1, progress=False)
+    assert not result.failed, result.summary()
+    path = registry.get("riverton").table_path("program_applications").as_posix()
+    truth = {part: _crosstab_truth(path, *dates) for part, dates in parts.items()}
+    assert [k for k in truth["dec"].values() if 1 <= k <= 10]  # December has small counts to protect
+    tables = {}
+    for run in result.runs:
+        csv = next((run.out / "tables").glob("*applicants-by-neighborhood-and-race*.csv"))
+        tables[run.value] = pd.read_csv(csv, dtype=str, keep_default_na=False).set_index("neighborhood")
+        assert "Disclosure risk:" in run.html.read_text(encoding="utf-8")
+    hoods = sorted({h for part in truth.values() for h, _ in part})
+    races = sorted({g for part in truth.values() for _, g in part})
+    index = {key: i for i, key in enumerate((p, h, g) for p in parts for h in hoods for g in races)}
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+    for period, table in tables.items():
+        for hood in [*hoods, "Total"]:
+            for race in [*races, "Total"]:
+                cell = [(p, h, g) for p in periods[period] for h in (hoods if hood == "Total" else [hood])
+                        for g in (races if race == "Total" else [race])]  # fmt: skip
+                vec = np.zeros(len(index))
+                vec[[index[k] for k in cell]] = 1
+                absent = (hood != "Total" and hood not in table.index) or race not in table.columns
+                text = "0" if absent else table.at[hood, race]  # a row or column left out: no one in it
+                if text.replace(",", "").isdigit():
+                    assert int(text.replace(",", "")) == sum(truth[p].get((h, g), 0) for p, h, g in cell)
+                    a_eq.append(vec), b_eq.append(int(text.replace(",", "")))
+                elif text == "≤10":
+                    a_ub += [-vec, vec]
+                    b_ub += [-1, 10]
+    exposed = []
+    for (hood, race), value in truth["dec"].items():
+        if 1 <= value <= 10:
+            vec = np.zeros(len(index))
+            vec[index[("dec", hood, race)]] = 1
+            low = linprog(vec, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub or None, b_ub=b_ub or None, bounds=(0, None))
+            high = linprog(-vec, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub or None, b_ub=b_ub or None, bounds=(0, None))
+            assert low.status == 0 and high.status in (0, 3)  # 3: unbounded
+            if high.status == 0 and -high.fun - low.fun < 5 - 1e-6:
+                exposed.append(f"December {hood} {race}: {value} within [{low.fun:g}, {-high.fun:g}]")
+    assert not exposed, exposed
+
+
 # -- 10-caveats-and-strategy -------------------------------------------------------------------
 
 M10 = "10-caveats-and-strategy"
