@@ -197,3 +197,189 @@ def test_on_the_san_francisco_sample_the_pages_hold_up_and_are_screenshot(tmp_pa
 def test_screenshot_folder_is_ignored_by_git():
     ignored = Path(__file__).resolve().parents[2] / ".gitignore"
     assert "test-artifacts/" in ignored.read_text(encoding="utf-8").splitlines()
+
+
+# ------------------------------------------------------------------ the director's walk of 12 and 14
+
+RAW_NAME = re.compile(r"\b(closed_at|created_at|request_id|pop_\*|flag_[a-z_]+)\b")
+JARGON = re.compile(r"Kaplan|metrics\.yml|quality\.yml|\bHolm\b|ledger state|not yet estimable")
+TILE_TAG = re.compile(r'<li class="ck-tile[^"]*"([^>]*)>(.*?)</li>', re.S)
+
+
+def _walk_tiles(page: str) -> list[tuple[str, str, str, str]]:
+    """(key, value, verdict, inner HTML) of each key-figure tile, whatever the order of its attributes."""
+    found = []
+    for attributes, body in TILE_TAG.findall(page):
+        attr = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', attributes))
+        found.append((attr["data-key"], attr.get("data-value", ""), attr.get("data-verdict", ""), body))
+    return found
+
+
+def _words(fragment: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment)))
+
+
+def _before_methods(page: str) -> str:
+    """The page's text above its closing methods note ("About these figures")."""
+    return _words(re.sub(r"<style.*?</style>", "", page.split('id="About-these-figures"')[0], flags=re.S))
+
+
+def _readable_sheets(result) -> None:
+    sheets = pd.ExcelFile(result.out / f"{result.name}.xlsx").sheet_names
+    assert len({s.casefold() for s in sheets}) == len(sheets) and all(len(s) <= 31 for s in sheets), sheets
+    assert not [s for s in sheets if re.match(r"^\d\d |.*\w-\w+-\w", s)], sheets  # no cut-off file names
+
+
+def test_the_service_page_says_which_requests_each_wait_counts(pages, riverton):
+    """The closed-only paragraph's figures are DuckDB's on the published parquet, and it names the tiles' figure."""
+    import yaml
+
+    from citykit import paths
+
+    result = pages["12-service-performance"]
+    page = result.html.read_text(encoding="utf-8")
+    period = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))["period"]
+    rules = yaml.safe_load(
+        (paths.course_root() / "curriculum" / "standards" / "metrics.yml").read_text(encoding="utf-8")
+    )
+    targets = pd.DataFrame({"request_type": list(rules["sla_days"]), "sla": list(rules["sla_days"].values())})
+    con = duckdb.connect()
+    con.register("targets", targets)
+    n, median, on_time = con.execute(
+        "SELECT count(*), median(epoch(closed_at - created_at) / 86400), "
+        "avg(CAST(closed_at <= coalesce(due_at, created_at + to_days(CAST(sla AS INTEGER))) AS DOUBLE)) "
+        "FROM read_parquet(?) LEFT JOIN targets USING (request_type) WHERE status = 'Closed' AND closed_at IS NOT NULL "
+        "AND NOT is_duplicate AND NOT flag_closed_before_created AND NOT flag_placeholder_date "
+        "AND created_at >= CAST(? AS DATE) AND created_at < CAST(? AS DATE) + INTERVAL 1 DAY",
+        [riverton.table_path("service_requests").as_posix(), period["start"], period["last_day"]],
+    ).fetchone()
+    text = _before_methods(page)
+    tiles = {key: (value, verdict, _words(body)) for key, value, verdict, body in _walk_tiles(page)}
+    said = (f"Closed requests only: the {n:,} requests closed in this selection took a median {median:.1f} days to "
+            f"close; {on_time:.1%} closed within their target. These count closed requests only, so they differ from "
+            f"the key figures above, which count requests still open as waiting (median "
+            f"{float(tiles['median-days'][0]):.1f} days; {float(tiles['on-time'][0]):.1%} of the requests due on time")  # fmt: skip
+    assert said in text, text[:3000]
+    assert "open requests counted as still waiting" in tiles["median-days"][2]
+    assert not JARGON.search(text), JARGON.search(text)[0]
+    assert not RAW_NAME.search(text), RAW_NAME.search(text)[0]
+    _readable_sheets(result)
+
+
+def test_the_scorecard_tiles_compare_the_latest_month_and_the_caveat_counts_as_the_tile(pages, riverton):
+    result = pages["14-quality-scorecard"]
+    page = result.html.read_text(encoding="utf-8")
+    table = riverton.table_path("service_requests").as_posix()
+    month = (pd.Timestamp(riverton.as_of) + pd.Timedelta(days=1)).to_period("M") - 1  # the last whole month
+
+    def share(expression: str, first) -> float:
+        return duckdb.execute(f"SELECT avg(CAST({expression} AS DOUBLE)) FROM read_parquet(?) "
+                              "WHERE created_at >= ? AND created_at < ?",
+                              [table, first.start_time.to_pydatetime(), (first + 1).start_time.to_pydatetime()],
+                              ).fetchone()[0]  # fmt: skip
+
+    measures = {"missing_neighborhood": "neighborhood IS NULL", "type_variant": "flag_type_variant",
+                "marked_duplicate": "is_duplicate"}  # fmt: skip
+    tiles = {key: (value, verdict, _words(body)) for key, value, verdict, body in _walk_tiles(page)}
+    compared = 0
+    for key, (_, verdict, body) in tiles.items():
+        if key == "data-quality":
+            continue
+        assert verdict in ("within", "changed", "not-judged"), (key, verdict)
+        name = key.removeprefix("service_requests-")
+        if name in measures:
+            now, before = share(measures[name], month), share(measures[name], month - 1)
+            assert f"{month.start_time:%B %Y}'s requests: {now:.1%}," in body, body
+            assert f"against {before:.1%} in {(month - 1).start_time:%B %Y}" in body, body
+            compared += 1
+    assert compared >= 2, sorted(tiles)
+    located = duckdb.execute("SELECT count(*) FILTER (WHERE latitude IS NOT NULL AND longitude IS NOT NULL) "
+                             "FROM read_parquet(?)", [table]).fetchone()[0]  # fmt: skip
+    tile = float(tiles["service_requests-placeholder_coords"][0])
+    text = _before_methods(page)
+    assert f"Placeholder points: {tile:.1%} of the {located:,} requests with coordinates, as in the tile above" in text
+    assert not RAW_NAME.search(text), RAW_NAME.search(text)[0]
+    assert not JARGON.search(text), JARGON.search(text)[0]
+    trend = next(html.unescape(a) for a in _read(result).alts if "Share of requests with each defect" in a)
+    assert "Placeholder location" in trend and "placeholder coords" not in trend.lower()
+    _readable_sheets(result)
+
+
+@pytest.mark.realdata
+def test_on_the_san_francisco_sample_failing_gates_leave_changes_unjudged_and_0_0_is_no_location(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    name = import_real_sample(tmp_path / "home", "sf")
+    service = run_report("12-service-performance", {"dataset": name, "period": "2017-Q4"}, tmp_path / "12")
+    page = service.html.read_text(encoding="utf-8")
+    tiles = _walk_tiles(page)
+    assert tiles and not [key for key, _, verdict, _ in tiles if verdict in ("within", "changed")]
+    judged = [_words(body) for key, _, verdict, body in tiles if key in ("requests", "backlog-over-90-days")]
+    assert all("Not judged: the data fail 3 quality gates, so changes can't be judged" in t for t in judged), judged
+    text = _before_methods(page)
+    assert "so whether these changes are beyond normal variation can't be judged" in text
+    assert "within normal variation" not in text.lower()  # nor in the details and the table by type
+    assert not JARGON.search(text), JARGON.search(text)[0]
+    card = run_report("14-quality-scorecard", {"dataset": name}, tmp_path / "14")
+    text = _before_methods(card.html.read_text(encoding="utf-8"))
+    requests = sorted((tmp_path / "home").rglob("service_requests.parquet"))[0].as_posix()
+    total, unusable = duckdb.execute(
+        "SELECT count(*), count(*) FILTER (WHERE latitude IS NULL OR longitude IS NULL "
+        "OR (latitude = 0 AND longitude = 0)) FROM read_parquet(?)", [requests]).fetchone()  # fmt: skip
+    assert unusable > 0 and "Every one of" not in text
+    said = f"{unusable / total:.1%} of requests ({unusable:,} of {total:,}) have no usable location"
+    assert said in text, text[:3000]
+    assert not RAW_NAME.search(text), RAW_NAME.search(text)[0]
+
+
+TILE = re.compile(r'<li class="ck-tile[^"]*"([^>]*)>(.*?)</li>', re.S)
+
+
+def test_no_count_of_people_on_the_equity_page_escapes_the_suppression(riverton, tmp_path):
+    """Issue 20's leak (director walk of issue 15): the key-figure tiles printed a neighborhood's decided
+    applications of one month unsuppressed ("Decided applications 7") beside tables hiding it as "≤10".
+    The month and neighborhood are chosen here in DuckDB on the published parquet: the one with the most
+    decided applications that is still a small count under the standard. Neither that count nor the
+    approved count (nor the approval share they make) may appear on the tiles, in the text or in alt
+    text; the tile shows the standard's mark, the mark the release ledger recorded for that table's total."""
+    import yaml
+
+    from citykit import paths
+    from citykit.reports.ledger import ledger_folder
+
+    small = yaml.safe_load((paths.course_root() / "curriculum" / "standards" / "disaggregation.yml").read_text(
+        encoding="utf-8"))["privacy"]["small_cells"]  # fmt: skip
+    table = riverton.table_path("program_applications").as_posix()
+    hood, decided, approved = duckdb.execute(
+        "SELECT neighborhood, count(*) AS n, count(*) FILTER (WHERE outcome = 'Approved') FROM read_parquet(?) "
+        "WHERE outcome IN ('Approved', 'Denied') AND neighborhood IS NOT NULL AND submitted_at >= DATE '2025-12-01' "
+        "AND submitted_at < DATE '2026-01-01' GROUP BY 1 HAVING count(*) BETWEEN ? AND ? ORDER BY n DESC, 1 LIMIT 1",
+        [table, small["min_suppressed"], small["max_suppressed"]],
+    ).fetchone()  # fmt: skip
+    result = run_report("equity-report", {"neighborhood": hood, "period": "2025-12"}, tmp_path)
+    page = result.html.read_text(encoding="utf-8")
+    tiles = {re.search(r'data-key="([^"]*)"', attrs)[1]: (attrs, html.unescape(re.sub(r"<[^>]+>", " ", body)))
+             for attrs, body in TILE.findall(page)}  # fmt: skip
+    attrs, text = tiles["decided-applications"]
+    value = html.unescape(re.search(r'data-value="([^"]*)"', attrs)[1])
+    marks = {small["display"], small["complementary_display"]}
+    assert value in marks and value in text.split(), (value, text)
+    assert not re.search(rf"(?<![\d.,]){decided}(?![\d.,])", text), text
+    share = f"{approved / decided:.1%}"
+    approval_attrs, approval_text = tiles["approval-rate"]
+    assert share not in approval_text and f'data-value="{approved / decided}"' not in approval_attrs, approval_text
+    words = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)))
+    for count in {decided, approved} - {0}:
+        said = re.search(
+            rf"(?<![\d.,]){count} (?:of the )?(?:decided|applications?|applicants?|approved|people)\b", words
+        )
+        assert not said, said
+    assert share not in words
+    for alt in _read(result).alts:
+        if "pplica" in alt or "pprov" in alt:
+            assert not re.search(rf"(?<![\d.,]){decided}(?![\d.,%])", alt), alt
+    # the tile's mark is the one the release ledger recorded for the total of the page's table of people
+    ledger = json.loads((ledger_folder(result.out) / "riverton.json").read_text(encoding="utf-8"))
+    [release] = [r for r in ledger["releases"] if r["parameters"].get("neighborhood") == hood]
+    this_month = [t for t in release["tables"] if t["key"] == "race_alone|approved" and "2025" not in t["title"]]
+    totals = {m for t in this_month for r, c, m in t["marks"] if r == c == "Total"}  # (the month before: dated)
+    assert totals == {value}, (totals, value)
