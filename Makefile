@@ -39,7 +39,9 @@ lint: setup ## ruff (lint and format check) and the import contracts (layers, no
 constraints: setup ## pin constraints.txt to what is installed in .venv (after changing dependencies)
 	@(echo "# The versions make test ran on: make setup, CI and the wheel test install with -c constraints.txt."; \
 	  echo "# Regenerate after changing dependencies with: make constraints"; \
-	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^citykit' -e '^rfc3987-syntax') > constraints.txt
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^citykit' -e '^rfc3987-syntax' \
+	  | sed -e 's/^soupsieve==.*/& ; python_full_version >= "3.11.5"/') > constraints.txt
+	@# soupsieve 4 needs Python 3.11.5; Debian 12's python3 is 3.11.2 and takes what pip picks there
 
 # axe-core (npm, pinned in tests/package.json) for the accessibility test; skipped where npm is absent.
 tests/.node/node_modules/axe-core: tests/package.json tests/package-lock.json
