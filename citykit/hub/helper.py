@@ -16,11 +16,15 @@ every word (a module of the course, roster ids of the cohort's learners, a small
 `citykit grade autograde` as root, in a fixed, short environment, on the cohort's course and no
 other. What runs as root there reads no code an instructor can change: the course's `notebooks/`
 (solutions, tests), `curriculum/` and `grading/nbgrader_config.py` are read from `grading-root/`
-in the hub folder, root's copy made by `citykit hub setup` (a changed test reaches grading through
-the source course and `hub setup` run again); the rest of `grading/` (gradebook, cohort file,
-submissions, autograded and feedback folders) is reached through links into the course, so the
-results land where the instructors and formgrader read them (root's files there keep the
-instructors' group and are group-writable: umask 002 in the course's setgid folders).
+in the hub folder, root's copy made by `citykit hub setup` from the source course it is run in,
+which must be root's alone (a changed test reaches grading through the source course and `hub
+setup` run again). The rest of `grading/` (gradebook, cohort file, submissions, autograded and
+feedback folders) is the course's own: the helper, in a mount namespace of its own, mounts the
+course's `grading/` folder (opened without following a link) at `grading-root/.course-grading`
+with `nosymfollow`, so no link an instructor plants there leads root's run anywhere else, and
+`grading-root/grading/` links to it. Results land where the instructors and formgrader read them
+(root's files there keep the instructors' group and are group-writable: umask 002 in the course's
+setgid folders).
 
 The hub's `citykit` for instructors (`bin/citykit`) is `route` below: `citykit grade autograde` on
 the hub's course, as anyone but root, goes through `sudo -n` to the helper; `citykit grade feedback`
@@ -56,6 +60,9 @@ LINKED = ("gradebook.db", "cohorts", "release", "submitted", "autograded", "feed
           "solution", "export", "downloaded")  # fmt: skip  # grading/ entries root's run reaches in the course
 COPIED = ("generated.json",)  # written by replace: copied in before the run and back after it
 MADE_DIRS = ("release", "submitted", "autograded", "feedback", "source_with_tests", "solution", "export", "downloaded")
+MOUNT = ".course-grading"  # in grading-root/: where the helper mounts the course's grading/ (nosymfollow)
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_NOSYMFOLLOW, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    0x20000, 2, 4, 256, 32, 4096, 16384, 1 << 18)  # fmt: skip
 MODULE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 STUDENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 MAX_WORKERS = 64
@@ -212,6 +219,7 @@ def refresh_shadow(state: HubState) -> Path:
         for name in [top, *(os.path.join(top, d) for d in dirs), *(os.path.join(top, f) for f in files)]:
             os.chown(name, 0, 0)
             os.chmod(name, 0o755 if os.path.isdir(name) else 0o644)
+    _make_dirs(state, state.course / "grading")
     _links(state, staging)
     os.chown(staging, 0, grp.getgrnam(state.grader_group).gr_gid)
     staging.chmod(0o750)
@@ -221,21 +229,57 @@ def refresh_shadow(state: HubState) -> Path:
 
 
 def _links(state: HubState, shadow: Path) -> None:
-    grading = state.course / "grading"
-    uid, gid = pwd.getpwnam(state.grader).pw_uid, grp.getgrnam(state.grader_group).gr_gid
-    for name in MADE_DIRS:  # folders root's run would otherwise make in its own copy
-        folder = grading / name
-        if not folder.exists() and not folder.is_symlink():
-            folder.mkdir()
-            os.lchown(folder, uid, gid)
-            folder.chmod(0o2770)
+    """shadow/grading/<entry> -> shadow/.course-grading/<entry>: where the helper mounts the course's
+    grading/ for its run (outside that run the links lead nowhere)."""
+    (shadow / MOUNT).mkdir(exist_ok=True)
     for name in LINKED:
-        link = shadow / "grading" / name
-        if link.is_symlink() and os.readlink(link) == str(grading / name):
+        link, target = shadow / "grading" / name, shadow / MOUNT / name
+        if link.is_symlink() and os.readlink(link) == str(target):
             continue
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(grading / name)
+        link.symlink_to(target)
+
+
+def _make_dirs(state: HubState, grading: Path) -> None:
+    """The course's grading/ folders root's run writes in, made when missing (the grader's, group-shared)."""
+    uid, gid = pwd.getpwnam(state.grader).pw_uid, grp.getgrnam(state.grader_group).gr_gid
+    for name in MADE_DIRS:
+        folder = grading / name
+        if not os.path.lexists(folder):
+            folder.mkdir()
+            os.lchown(folder, uid, gid)
+            folder.chmod(0o2770)
+
+
+def _libc_call(name: str, *args) -> None:
+    import ctypes  # lazy: the mount calls, only in the helper's own run
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        error = ctypes.get_errno()
+        shown = " ".join(a.decode() if isinstance(a, bytes) else str(a) for a in args if a is not None)
+        raise CitykitError(f"the grading helper could not {name} {shown} ({os.strerror(error)})")
+
+
+def _mount_course_grading(state: HubState, shadow: Path) -> Path:
+    """In a mount namespace of the helper's own, the course's grading/ at shadow/.course-grading with
+    nosymfollow: no link an instructor plants in it is followed by root's run (the folder itself is
+    opened without following a link, so a `grading` link in the course is refused)."""
+    target = shadow / MOUNT
+    _libc_call("unshare", CLONE_NEWNS)
+    _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
+    try:  # opened in the new namespace (a folder of the old one cannot be bound here)
+        fd = os.open(state.course / "grading", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise CitykitError(f"{state.course / 'grading'} is not a folder ({error.strerror})") from None
+    try:
+        _libc_call("mount", f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND, None)
+        _libc_call("mount", None, str(target).encode(), None,
+                   MS_BIND | MS_REMOUNT | MS_NOSYMFOLLOW | MS_NOSUID | MS_NODEV, None)  # fmt: skip
+    finally:
+        os.close(fd)
+    return target
 
 
 def install(state: HubState) -> str:
@@ -367,9 +411,11 @@ def main(cohort: str, hub: str, argv: list[str]) -> int:
             raise CitykitError(f"no {shadow}: run `citykit hub setup --cohort {cohort}` again (as root)")
         words = parse(argv, _modules(shadow), {m.student_id for m in state.learners})
         _links(state, shadow)
+        grading = _mount_course_grading(state, shadow)
+        _make_dirs(state, grading)
         for name in COPIED:
-            _copy_file(state.course / "grading" / name, shadow / "grading" / name)
-    except CitykitError as error:
+            _copy_file(grading / name, shadow / "grading" / name)
+    except (CitykitError, OSError) as error:
         print(f"citykit grading helper: {error}", file=sys.stderr)
         return 2
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
@@ -378,7 +424,7 @@ def main(cohort: str, hub: str, argv: list[str]) -> int:
                           cwd=shadow / "grading", env=env, umask=0o002, check=False)  # fmt: skip
     for name in COPIED:
         if (shadow / "grading" / name).is_file():
-            _copy_file(shadow / "grading" / name, state.course / "grading" / name)
+            _copy_file(shadow / "grading" / name, grading / name)
     return done.returncode
 
 

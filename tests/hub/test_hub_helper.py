@@ -7,8 +7,9 @@ learner fetches it with nbgrader, answers it with the source's solutions and sub
 collects, runs `citykit grade autograde` (the hub's `citykit`, which goes through sudo to the helper)
 and `citykit grade feedback` (which also releases it); the learner fetches the feedback. The sandbox
 report must say the learner's code ran as the sandbox user, the score must be the source's points,
-and code the instructor plants in the course's nbgrader settings must never run as root (not even
-after setup refreshed the helper). Then the
+code the instructor plants in the course's nbgrader settings must never run as root (not even after
+setup refreshed the helper), and a link they plant in the course's grading/ must not lead root's
+run into a folder only root may write. Then the
 instructor tries the helper with other words, another course, kept variables and another command,
 and the learner tries it at all: every one refused. Teardown removes the helper and its sudo rule.
 """
@@ -135,6 +136,15 @@ def test_an_instructor_autogrades_through_the_helper_sandboxed_and_can_do_nothin
     _as(state, learner, [state.python, "-m", "nbgrader", "fetch_feedback", M04])
     pages = list((learner_home / M04 / "feedback").glob(f"*/{M04}.html"))
     assert len(pages) == 1 and f"{M04} (Score: {float(most)} / " in pages[0].read_text(encoding="utf-8")
+
+    # a link the instructor plants in the course's grading/ is not followed by root's run (nosymfollow):
+    # the graded submissions' folder made a link to a folder only root may write
+    root_only = state.path.parent / "root-only"
+    root_only.mkdir(mode=0o700)
+    link = state.course / "grading" / "autograded"
+    _as(state, teacher, f"rm -rf {link} && ln -s {root_only} {link}")
+    _as(state, teacher, "citykit grade autograde time-to-close --force", check=False)
+    assert list(root_only.iterdir()) == [] and link.is_symlink()
 
     # the planted settings ran as the instructor (collect, feedback), never as root
     runs = marker.read_text().split()
