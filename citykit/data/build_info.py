@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from citykit import paths
 from citykit.data.registry import Dataset
@@ -24,6 +25,18 @@ def standards_digest() -> str:
     digest = hashlib.sha256()
     for name in BUILT_FROM:
         digest.update(name.encode() + b"\0" + paths.standard_file(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(folder: Path) -> str:
+    """A hash of a dataset's published files: differs whenever the data do (a small and a default
+    build of the same code share the generator's `fingerprint`, never this one)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.parquet")):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 

@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from citykit import paths, standards
 from citykit.data import anonymize, registry
-from citykit.data.build_info import BUILD_FILE, standards_digest
+from citykit.data.build_info import BUILD_FILE, data_fingerprint, standards_digest
 from citykit.data.city import PLACEHOLDER_POINT, RACE_ORDER, City, build_city, sample_points
 from citykit.data.columns import RACE_ETHNICITY
 from citykit.errors import CitykitError
@@ -578,8 +578,8 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
             folder.mkdir(parents=True, exist_ok=True)
         raw_tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=raw_dir.parent))
         published_tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=published_dir.parent))
-        for tmp in (raw_tmp, published_tmp):
-            tmp.chmod(0o755)  # mkdtemp makes private folders; published data is meant to be shared
+        published_tmp.chmod(0o755)  # published data is meant to be shared; the raw export (names,
+        # phones, addresses) keeps mkdtemp's owner-only mode
         try:
             with _progress() as progress:
                 step = progress.add_task("Laying out the city", total=None)
@@ -610,7 +610,8 @@ def build(seed: int = 311, scale: str = "default", force: bool = False) -> Build
                 "synthetic": True,
                 "seed": seed,
                 "scale": scale,
-                "fingerprint": fp,
+                "fingerprint": fp,  # the generator's: code, inputs, library versions
+                "data_fingerprint": data_fingerprint(published_tmp),  # the published data's own
                 "standards": standards_digest(),
                 "as_of": dataset.as_of.isoformat(),
                 "rows": published.rows,

@@ -56,7 +56,7 @@ from typing import Any
 
 from citykit import paths
 from citykit.data import registry
-from citykit.data.build_info import check_current
+from citykit.data.build_info import BUILD_FILE, check_current, data_fingerprint
 from citykit.errors import CitykitError, WorkFailed, quote, redact, secrets_in
 from citykit.lessons.course import find_module, load_course
 from citykit.reports import ledger as release_ledger
@@ -759,23 +759,13 @@ def dataset_info(name: str) -> dict[str, Any]:
     ds = registry.get(name)
     info: dict[str, Any] = {"name": ds.name, "title": ds.title, "kind": ds.kind, "as_of": ds.as_of.isoformat(),
                             "synthetic": ds.synthetic, "tables": list(ds.tables), "fingerprint": None}  # fmt: skip
-    if ds.kind == "parquet":
-        build = ds.folder / "build.json"
+    if ds.kind == "parquet":  # the data's own hash, recorded at build time, else computed
+        build = ds.folder / BUILD_FILE
         if build.exists():
-            info["fingerprint"] = json.loads(build.read_text(encoding="utf-8")).get("fingerprint")
+            info["fingerprint"] = json.loads(build.read_text(encoding="utf-8")).get("data_fingerprint")
         if not info["fingerprint"]:
-            info["fingerprint"] = _hash_files(sorted(ds.folder.glob("*.parquet")))
+            info["fingerprint"] = data_fingerprint(ds.folder)
     return info
-
-
-def _hash_files(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _versions() -> dict[str, str]:

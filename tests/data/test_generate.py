@@ -414,3 +414,29 @@ def test_calibration_and_metrics_cover_the_standard_request_types():
     assert {t: s["agency"] for t, s in cal["request_types"].items()} == REQUEST_TYPES
     assert set(metrics["sla_days"]) == set(REQUEST_TYPES) == set(cal["descriptors"])
     assert {"closed_statuses", "exclude"} <= set(metrics["time_to_close"])
+
+
+def test_raw_export_is_owner_only_and_published_is_shared(riverton_small):
+    """walk-20 #11: the raw export (names, phones, addresses) was world-readable (0755 folder)."""
+    import stat
+
+    raw = riverton_small / "raw" / "riverton"
+    published_folder = riverton_small / "published" / "riverton"
+    assert stat.S_IMODE(raw.stat().st_mode) & 0o077 == 0, oct(raw.stat().st_mode)
+    assert stat.S_IMODE(published_folder.stat().st_mode) & 0o005 == 0o005
+
+
+def test_the_data_fingerprint_tells_two_scales_apart(riverton_small, tmp_path, monkeypatch):
+    """walk-20 #1: a small and a default build wrote one `fingerprint` (the generator's); the data's
+    own is a hash of the published files, so another scale or seed gives another one."""
+    import hashlib
+
+    info = build_info(riverton_small / "published" / "riverton")
+    digest = hashlib.sha256()
+    for path in sorted((riverton_small / "published" / "riverton").glob("*.parquet")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    assert info["data_fingerprint"] == digest.hexdigest()[:16]
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path))
+    other = build(scale="tiny")
+    assert build_info(other.published_dir)["data_fingerprint"] != info["data_fingerprint"]
+    assert build_info(other.published_dir)["fingerprint"] == info["fingerprint"]  # same generator

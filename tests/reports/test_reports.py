@@ -183,7 +183,10 @@ def test_module_04_writes_every_output(module04, riverton):
     build = json.loads((riverton.folder / "build.json").read_text())
     assert manifest["status"] == "succeeded" and manifest["report"] == MODULE
     assert manifest["parameters"] == {"dataset": "riverton", "period": "2025", "neighborhood": neighborhood}
-    assert manifest["dataset"]["fingerprint"] == build["fingerprint"]
+    published = hashlib.sha256()  # the data's own hash (walk-20: a small and a default build shared one)
+    for path in sorted(riverton.folder.glob("*.parquet")):
+        published.update(path.name.encode() + b"\0" + path.read_bytes())
+    assert manifest["dataset"]["fingerprint"] == build["data_fingerprint"] == published.hexdigest()[:16]
     assert manifest["dataset"]["as_of"] == riverton.as_of.isoformat()
     assert {"python", "papermill", "nbconvert", "pandas", "duckdb", "citykit"} <= set(manifest["versions"])
     assert 0 < manifest["seconds"] < 600 and manifest["started"].startswith(str(pd.Timestamp.now("UTC").year))
