@@ -23,6 +23,7 @@ class Parameter:
     default: Any = None
     help: str = ""
     choices: tuple[Any, ...] | None = None
+    selects: tuple[str, ...] = ()  # a period's "table.column"s, checked against their published precision
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def _parameter(name: str, raw: dict[str, Any]) -> Parameter:
         default=raw.get("default"),
         help=raw.get("help", ""),
         choices=tuple(choices) if choices is not None else None,
+        selects=tuple(raw.get("selects", ())),
     )
 
 

@@ -37,6 +37,7 @@ from citykit.data import registry
 from citykit.data.periods import KINDS, Period, latest_complete, parse_period
 from citykit.errors import CitykitError, quote, redact
 from citykit.lessons.course import Module, Parameter
+from citykit.standards.coarsening import check_whole_units
 
 DATA_TYPES = ("dataset", "period", "neighborhood")
 SCALAR_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -154,7 +155,7 @@ def convert(spec: ParamSpec, raw: Any, dataset: str | None = None) -> Any:
     if spec.type == "dataset":
         value = check_dataset(str(raw))
     elif spec.type == "period":
-        value = check_period(str(raw), dataset)
+        value = check_period(str(raw), dataset, spec.selects)
     elif spec.type == "neighborhood":
         value = check_neighborhood(str(raw), dataset)
     else:
@@ -219,13 +220,17 @@ def default_period(dataset: str, kind: str) -> Period:
     return period
 
 
-def check_period(text: str, dataset: str | None) -> str:
+def check_period(text: str, dataset: str | None, selects: Sequence[str] = ()) -> str:
     """The period's label, when it overlaps the dataset's service requests ("latest quarter" and the
-    like resolve to the latest complete one before the dataset's as-of date)."""
+    like resolve to the latest complete one before the dataset's as-of date) and is whole units of
+    every column it `selects` ("table.column") that the standard publishes coarsened."""
     latest = LATEST.fullmatch(text.strip())
     if latest:
         return default_period(dataset or "riverton", latest[1].lower()).label
     period = parse_period(text)
+    for selected in selects:
+        table, _, column = selected.partition(".")
+        check_whole_units(table, column, period.start, period.end, period.label)
     if dataset is not None:
         first, last = coverage(dataset)
         if first is not None and not (period.start <= last and period.end > first):

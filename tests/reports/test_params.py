@@ -201,3 +201,20 @@ def test_bad_parameters_exit_2_with_one_line_and_write_nothing(parameter, messag
 
 def test_as_of_is_a_date(riverton):
     assert isinstance(riverton.as_of, dt.date)
+
+
+@pytest.mark.parametrize("module", ["equity-report", "disaggregation", "caveats-and-strategy"])
+def test_a_day_range_on_monthly_applications_is_refused_before_a_kernel_starts(module, riverton, tmp_path, capsys):
+    """walk-20 #14: `report run equity-report -p period=2025-01-15/2025-02-14` ran the notebook and
+    failed in a cell (exit 1, a .failed folder); it is a parameter error (exit 2, nothing written)."""
+    specs = module_parameters(find_module(module))
+    with pytest.raises(CitykitError, match="published by month"):
+        validate(specs, {"period": "2025-01-15/2025-02-14"})
+    assert validate(specs, {"period": "2025-01-01/2025-11-30"})["period"] == "2025-01-01/2025-11-30"
+    assert validate(specs, {"period": "2025-Q3"})["period"] == "2025-Q3"
+    # a report on requests only still takes days
+    assert validate(module_parameters(find_module(MODULE)), {"period": "2025-01-15/2025-02-14"})["period"]
+    out = tmp_path / "out"
+    assert main(["report", "run", module, "-p", "period=2025-01-15/2025-02-14", "--out", str(out)]) == 2
+    assert "published by month" in capsys.readouterr().err and not out.exists()
+    assert not (tmp_path / "out.failed").exists()
