@@ -109,6 +109,59 @@ def wait_until_answers(state: HubState, timeout: float = 60.0, process=None) -> 
     raise WorkFailed(f"the hub's login page did not answer at {state.url}hub/login within {timeout:.0f} s")
 
 
+OIDC_FILE = "oidc.env"
+PRIVATE = ("jupyterhub.sqlite",)  # JupyterHub's database (it writes its cookie secret 0600 itself)
+
+
+def private_files(state: HubState) -> list[Path]:
+    """JupyterHub's database, root's alone (0600) before it opens it: it holds every person's password
+    hash and one-time-password secret, the tokens and the servers. SQLite gives its journal the
+    database's mode."""
+    made = []
+    for name in PRIVATE:
+        path = state.path / name
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.fchmod(descriptor, 0o600)
+        os.close(descriptor)
+        made.append(path)
+    return made
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile reads them (comments, blank lines, quotes)."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key.strip().removeprefix("export ").strip()] = value
+    return found
+
+
+def hub_environment(state: HubState) -> dict[str, str]:
+    """The hub's environment: the hub's bin/ first on PATH, no course of the caller's, and for single
+    sign-on the secrets in `oidc.env` (as the systemd unit's EnvironmentFile gives them), checked."""
+    path = [str(state.bin), str(Path(state.python).parent), os.environ.get("PATH", "/usr/bin:/bin")]
+    env = {**os.environ, "PATH": os.pathsep.join(path)}
+    env.pop("CITYKIT_COURSE", None)  # the servers get the cohort's own course and data
+    env.pop("CITYKIT_HOME", None)
+    secrets_file = state.path / OIDC_FILE
+    if secrets_file.is_file():
+        env.update(read_env_file(secrets_file))
+    if state.auth == "oidc":
+        missing = [k for k in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET") if not env.get(k)]
+        if env.get("CITYKIT_HUB_OIDC", "azuread") == "azuread" and not env.get("AAD_TENANT_ID"):
+            missing.append("AAD_TENANT_ID")
+        if missing:
+            raise CitykitError(f"single sign-on needs {', '.join(missing)} in {secrets_file} (0600, KEY=value lines; "
+                               "see the comment in jupyterhub_config.py and grading/README.md)")  # fmt: skip
+    return env
+
+
 def start(state: HubState) -> None:
     """Become JupyterHub for the cohort (never returns)."""
     require_root("citykit hub start")
@@ -122,12 +175,10 @@ def start(state: HubState) -> None:
                            "(npm install -g configurable-http-proxy) and run `citykit hub setup` again")  # fmt: skip
     if not Path(state.python).exists():
         raise CitykitError(f"the hub's Python {state.python} is gone; run `citykit hub setup` again (--python)")
+    env = hub_environment(state)
+    private_files(state)
     os.chdir(state.path)
     os.umask(0o022)
-    path = [str(state.bin), str(Path(state.python).parent), os.environ.get("PATH", "/usr/bin:/bin")]
-    env = {**os.environ, "PATH": os.pathsep.join(path)}
-    env.pop("CITYKIT_COURSE", None)  # the servers get the cohort's own course and data
-    env.pop("CITYKIT_HOME", None)
     sys.stdout.flush()
     sys.stderr.flush()
     nothing = os.open(os.devnull, os.O_RDONLY)  # a service reads no input (and Jupyter asks "shut down?" on a terminal)

@@ -293,6 +293,8 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                 status = subprocess.run([sys.executable, "-m", "citykit", "hub", "status", "--cohort", state.cohort,
                                          "--prefix", str(state.path.parent)], capture_output=True, text=True, timeout=60)  # fmt: skip
                 assert status.returncode == 0 and "running (pid" in status.stdout, status.stdout + status.stderr
+                database = state.path / "jupyterhub.sqlite"  # password hashes: root's alone (walk-19 F2)
+                assert database.stat().st_mode & 0o077 == 0, oct(database.stat().st_mode)
                 assert "servers running: 3 of 4 people" in status.stdout, status.stdout
             finally:
                 browser.close()

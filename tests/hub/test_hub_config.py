@@ -274,3 +274,49 @@ def test_the_hub_install_names_an_installable_target_and_constraints_that_instal
     section = readme[readme.index("## A cohort on one shared server") : readme.index("## Past one machine")]
     install = next(line for line in section.splitlines() if "/opt/citykit/bin/pip install" in line)
     assert "'citykit[hub]'" not in install and "'.[hub]'" in install, install
+
+
+# ---------------------------------------------------------------------------------- what start prepares
+
+
+def test_the_hubs_database_is_root_only_before_jupyterhub_opens_it(tmp_path):
+    """walk-19 F2: jupyterhub.sqlite (every person's password hash and OTP secret) was 0644."""
+    import sqlite3
+    import stat
+
+    from citykit.hub import service
+
+    state = _state(tmp_path)
+    state.path.mkdir(parents=True)
+    left = state.path / "jupyterhub.sqlite"
+    with sqlite3.connect(left) as db:  # a database an earlier start left readable by everyone
+        db.execute("CREATE TABLE users_info (username TEXT, password BLOB)")
+    left.chmod(0o644)
+    assert service.private_files(state) == [left]
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600
+    with sqlite3.connect(left) as db:  # still the same database
+        assert db.execute("SELECT count(*) FROM users_info").fetchone() == (0,)
+    left.unlink()
+    service.private_files(state)  # the first start: made empty and private, SQLite opens it as a new database
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600 and left.stat().st_size == 0
+
+
+def test_the_foreground_start_reads_oidc_env_as_the_unit_does_and_refuses_placeholders(tmp_path):
+    """walk-19 F10: `hub start` ignored oidc.env (only the unit's EnvironmentFile read it) and started
+    single sign-on with an empty client id."""
+    from citykit.hub import service
+
+    state = _state(tmp_path, auth="oidc", public_url="https://hub.example.city")
+    state.path.mkdir(parents=True)
+    secrets_file = state.path / "oidc.env"
+    secrets_file.write_text('# the app registration\nOAUTH_CLIENT_ID=abc-123\nOAUTH_CLIENT_SECRET="s3 cr=t"\n\n'
+                            "AAD_TENANT_ID='tenant-9'\n")  # fmt: skip
+    env = service.hub_environment(state)
+    assert (env["OAUTH_CLIENT_ID"], env["OAUTH_CLIENT_SECRET"], env["AAD_TENANT_ID"]) == (
+        "abc-123",
+        "s3 cr=t",
+        "tenant-9",
+    )
+    secrets_file.write_text("OAUTH_CLIENT_SECRET=x\n")
+    with pytest.raises(CitykitError, match="OAUTH_CLIENT_ID, AAD_TENANT_ID"):
+        service.hub_environment(state)
