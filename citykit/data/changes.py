@@ -63,9 +63,11 @@ class Comparison:
     history: int  # past periods behind the control limits
     rules: dict[str, Any] = field(repr=False, default_factory=dict)
 
-    def markdown(self) -> str:
-        """The "what changed" bullets for a director, each figure with its verdict."""
+    def markdown(self, unjudged: str = "") -> str:
+        """The "what changed" bullets for a director, each figure with its verdict; with `unjudged` (e.g.
+        "not judged: the data fail 3 quality gates") that text stands for every verdict instead."""
         c, p, v = self.current, self.previous, self.verdicts
+        say = (lambda _: unjudged) if unjudged else _say
         follow = (c.cutoff.normalize() - pd.Timestamp(c.period.end)).days
         lines = [
             f"Compared with {p.period.start:%d %b %Y} to {p.period.last_day:%d %b %Y}"
@@ -76,10 +78,10 @@ class Comparison:
                 else ", as it stood at its end, as this period stands now"
             )
             + " (requests closed later count as still open).",
-            f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {_say(v['volume'])}.",
+            f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {say(v['volume'])}.",
             f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
-            f"{_days(p.median)}: {_say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}: "
-            f"{_say(v['p90'])}.",
+            f"{_days(p.median)}: {say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}: "
+            f"{say(v['p90'])}.",
             f"- **On time** (requests due in the period, closed late or still open count as missed): "
             f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
             + (
@@ -87,13 +89,15 @@ class Comparison:
                 if self.previous_share_at_current_mix is not None
                 else ""
             )
-            + f": {_say(v['on_time'])}.",
+            + f": {say(v['on_time'])}.",
             f"- *{self.rules['time_to_close']['closed_only_label'].capitalize()}:* median "
             f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days; on time "
             f"{_pct(c.closed_only_on_time)} against {_pct(p.closed_only_on_time)}.",
         ]
         moved = self.by_type[self.by_type["volume verdict"] == "changed"]
-        if len(moved):
+        if unjudged:
+            lines.append(f"- **By request type:** {unjudged}.")
+        elif len(moved):
             up = moved.sort_values("volume change").iloc[-1]
             down = moved.sort_values("volume change").iloc[0]
             if up["volume change"] > 0:
@@ -136,7 +140,7 @@ def _rel(now: float, before: float) -> str:
 
 
 def _days(value: float | None) -> str:
-    return "not yet estimable" if value is None else f"{value:.1f}"
+    return "not yet known (too few requests have closed)" if value is None else f"{value:.1f}"
 
 
 def _pct(value: float | None) -> str:
@@ -144,7 +148,9 @@ def _pct(value: float | None) -> str:
 
 
 def _say(verdict: stats.Verdict) -> str:
-    return "a change beyond normal variation" if verdict.changed else verdict.reason
+    if verdict.changed:
+        return "a change beyond normal variation"
+    return "not judged: too few requests have closed" if verdict.reason == "not yet estimable" else verdict.reason
 
 
 def _source(dataset: str, start: dt.date, end: dt.date, neighborhood: str | None = None):
