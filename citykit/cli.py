@@ -723,24 +723,29 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", type=Path, default=None,
                        help="folder holding one hub folder per cohort (default /srv/citykit-hub, or CITYKIT_HUB_PREFIX)")  # fmt: skip
     p = hub.add_parser(
-        "setup", parents=[where], help="accounts, course, exchange and jupyterhub_config.py from the roster"
+        "setup",
+        parents=[where],
+        help="accounts, course, exchange and jupyterhub_config.py from the roster "
+        "(again: options left out keep the values the last setup recorded)",
     )
     p.add_argument("--roster", type=Path, default=None, help="roster CSV with a `role` column (learner/instructor); "
                    "needed the first time")  # fmt: skip
-    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000, help="port people open (the next three are used inside)")
+    p.add_argument("--ip", default=None, help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--port", type=_port, default=None, help="port people open (default 8000; the next three are used inside)"
+    )
     p.add_argument(
         "--ssl-cert", type=Path, default=None, help="HTTPS certificate (else a reverse proxy terminates TLS)"
     )
     p.add_argument("--ssl-key", type=Path, default=None, help="HTTPS key")
-    p.add_argument("--auth", choices=("firstuse", "native", "oidc"), default="firstuse",
+    p.add_argument("--auth", choices=("firstuse", "native", "oidc"), default=None,
                    help="first passwords, NativeAuthenticator with instructor approval, or the city's single sign-on")  # fmt: skip
-    p.add_argument("--public-url", default="", help="the address people type (for single sign-on's redirect)")
-    p.add_argument("--memory-mb", type=_count, default=2048, help="memory per person's server and kernels")
-    p.add_argument("--cpus", type=_cpus, default=1.0, help="CPUs per person's server and kernels")
-    p.add_argument("--idle-minutes", type=_count, default=60, help="stop a server idle this long (idle culler)")
+    p.add_argument("--public-url", default=None, help="the address people type (for single sign-on's redirect)")
+    p.add_argument("--memory-mb", type=_count, default=None, help="memory per person's server and kernels (2048)")
+    p.add_argument("--cpus", type=_cpus, default=None, help="CPUs per person's server and kernels (1)")
+    p.add_argument("--idle-minutes", type=_count, default=None, help="stop a server idle this long (60; idle culler)")
     p.add_argument("--proxy-command", default=None, help="configurable-http-proxy (default: found on PATH)")
-    p.add_argument("--account-prefix", default="ck-", help="prefix of the system accounts (default ck-)")
+    p.add_argument("--account-prefix", default=None, help="prefix of the system accounts (default ck-)")
     p.add_argument(
         "--python", default=None, help="the Python with citykit[hub] every account can run (default: this one)"
     )

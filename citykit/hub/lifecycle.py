@@ -394,47 +394,70 @@ def _write_files(state: HubState) -> str | None:
 # ---------------------------------------------------------------------------------- commands
 
 
+SETUP_DEFAULTS = {"ip": "127.0.0.1", "port": 8000, "ssl_cert": "", "ssl_key": "", "auth": "firstuse", "public_url": "",
+                  "memory_mb": 2048, "cpus": 1.0, "idle_minutes": 60, "proxy_command": "",
+                  "account_prefix": ACCOUNT_PREFIX}  # fmt: skip
+
+
+def recorded_options(previous: HubState | None, **given) -> dict:
+    """setup's options: each one given (not None), else the one recorded in hub.json by an earlier
+    setup, else the default. A second setup never silently moves the port or switches sign-in."""
+    options = {}
+    for name, default in SETUP_DEFAULTS.items():
+        value = given.get(name)
+        if value is None:
+            value = getattr(previous, name) if previous is not None else default
+        options[name] = value
+    return options
+
+
 def setup(
     cohort: str,
     roster: Path | None = None,
     *,
     prefix: Path | str | None = None,
-    ip: str = "127.0.0.1",
-    port: int = 8000,
+    ip: str | None = None,
+    port: int | None = None,
     ssl_cert: Path | None = None,
     ssl_key: Path | None = None,
-    auth: str = "firstuse",
-    public_url: str = "",
-    memory_mb: int = 2048,
-    cpus: float = 1.0,
-    idle_minutes: int = 60,
+    auth: str | None = None,
+    public_url: str | None = None,
+    memory_mb: int | None = None,
+    cpus: float | None = None,
+    idle_minutes: int | None = None,
     proxy_command: str | None = None,
-    account_prefix: str = ACCOUNT_PREFIX,
+    account_prefix: str | None = None,
     source: Path | None = None,
     python: str | None = None,
 ) -> SetupResult:
+    """Set a cohort's hub up, or again (see the module's doc); options left out (None) keep what the
+    last setup recorded, or take their defaults the first time."""
     accounts.require_root("citykit hub setup")
     check_cohort_name(cohort)
-    accounts.check_prefix(account_prefix)
-    if auth not in AUTH_MODES:
-        raise CitykitError(f"--auth must be one of {', '.join(AUTH_MODES)}, not {quote(auth)}")
-    if bool(ssl_cert) != bool(ssl_key):
-        raise CitykitError("give both --ssl-cert and --ssl-key (or neither, behind a reverse proxy)")
-    for file in (ssl_cert, ssl_key):
-        if file is not None and not Path(file).is_file():
-            raise CitykitError(f"no file {file}")
-    if not 1 <= port <= 65532:
-        raise CitykitError("--port must leave the next three ports free (at most 65532)")
     folder = hub_dir(cohort, prefix)
     previous = None
     if (folder / "hub.json").exists():
         previous = load_state(cohort, prefix)
+    if (ssl_cert is None) != (ssl_key is None):
+        raise CitykitError("give both --ssl-cert and --ssl-key (or neither, behind a reverse proxy)")
+    for file in (ssl_cert, ssl_key):
+        if file is not None and not Path(file).is_file():
+            raise CitykitError(f"no file {file}")
+    o = recorded_options(previous, ip=ip, port=port, auth=auth, public_url=public_url, memory_mb=memory_mb, cpus=cpus,
+                         idle_minutes=idle_minutes, proxy_command=proxy_command, account_prefix=account_prefix,
+                         ssl_cert=str(Path(ssl_cert).resolve()) if ssl_cert else None,
+                         ssl_key=str(Path(ssl_key).resolve()) if ssl_key else None)  # fmt: skip
+    ip, port, auth, account_prefix = o["ip"], o["port"], o["auth"], o["account_prefix"]
+    accounts.check_prefix(account_prefix)
+    if auth not in AUTH_MODES:
+        raise CitykitError(f"--auth must be one of {', '.join(AUTH_MODES)}, not {quote(auth)}")
+    if not 1 <= port <= 65532:
+        raise CitykitError("--port must leave the next three ports free (at most 65532)")
     source_course = Path(source).resolve() if source else paths.course_root()
     state = HubState(
-        cohort=cohort, folder=str(folder), members=(), auth=auth, ip=ip, port=port,
-        ssl_cert=str(Path(ssl_cert).resolve()) if ssl_cert else "", ssl_key=str(Path(ssl_key).resolve()) if ssl_key else "",
-        public_url=public_url, account_prefix=account_prefix, memory_mb=memory_mb, cpus=cpus,
-        idle_minutes=idle_minutes, proxy_command=find_proxy(proxy_command),
+        cohort=cohort, folder=str(folder), members=(), auth=auth, ip=ip, port=port, ssl_cert=o["ssl_cert"],
+        ssl_key=o["ssl_key"], public_url=o["public_url"], account_prefix=account_prefix, memory_mb=o["memory_mb"],
+        cpus=o["cpus"], idle_minutes=o["idle_minutes"], proxy_command=find_proxy(o["proxy_command"] or None),
         python=str(Path(python or (previous.python if previous else "") or sys.executable).absolute()),
         created=previous.created if previous else dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         source_course=str(source_course),
@@ -464,7 +487,7 @@ def setup(
     _homes(state)
     if auth in ("firstuse", "native"):
         result.first_passwords = _first_passwords(state)
-    if ip not in ("127.0.0.1", "::1", "localhost") and not ssl_cert:
+    if ip not in ("127.0.0.1", "::1", "localhost") and not state.ssl_cert:
         result.notes.append(f"the hub listens on {ip} without a certificate: put it behind the city's HTTPS reverse "
                             "proxy (see the instructor guide) or give --ssl-cert and --ssl-key")  # fmt: skip
     result.unit_problems = _write_files(state)

@@ -320,3 +320,23 @@ def test_the_foreground_start_reads_oidc_env_as_the_unit_does_and_refuses_placeh
     secrets_file.write_text("OAUTH_CLIENT_SECRET=x\n")
     with pytest.raises(CitykitError, match="OAUTH_CLIENT_ID, AAD_TENANT_ID"):
         service.hub_environment(state)
+
+
+def test_setup_again_keeps_every_option_not_given(tmp_path):
+    """walk-19 F9: a second `hub setup` without --port/--auth/--memory-mb put the defaults back (the
+    port moved to 8000 under the reverse proxy, single sign-on became first passwords)."""
+    from citykit.cli import build_parser
+    from citykit.hub.lifecycle import recorded_options
+
+    args = build_parser().parse_args(["hub", "setup", "--cohort", "fall-2027", "--memory-mb", "1024"])
+    given = {k: getattr(args, k) for k in ("ip", "port", "auth", "public_url", "memory_mb", "cpus", "idle_minutes",
+                                           "proxy_command", "account_prefix")}  # fmt: skip
+    assert given == {"ip": None, "port": None, "auth": None, "public_url": None, "memory_mb": 1024, "cpus": None,
+                     "idle_minutes": None, "proxy_command": None, "account_prefix": None}  # fmt: skip
+    recorded = _state(tmp_path, auth="oidc", public_url="https://hub.example.city", ip="0.0.0.0", memory_mb=3000)
+    kept = recorded_options(recorded, **given)
+    assert (kept["port"], kept["auth"], kept["public_url"], kept["ip"], kept["memory_mb"]) == (
+        18400, "oidc", "https://hub.example.city", "0.0.0.0", 1024)  # fmt: skip
+    assert (kept["cpus"], kept["idle_minutes"], kept["account_prefix"]) == (1.0, 60, "ck-")
+    first = recorded_options(None, **given)  # the first setup: the documented defaults
+    assert (first["port"], first["auth"], first["ip"], first["public_url"]) == (8000, "firstuse", "127.0.0.1", "")
