@@ -391,6 +391,15 @@ def _write_files(state: HubState) -> str | None:
     return systemd.verify(state.unit_file)
 
 
+def _sso_notes(state: HubState) -> list[str]:
+    """Single sign-on matches people by the roster's e-mail: say who has none (they cannot sign in)."""
+    missing = [m.account for m in state.members if not m.email]
+    if state.auth != "oidc" or not missing:
+        return []
+    return [f"single sign-on matches people by e-mail, and these have none on the roster, so they cannot sign in: "
+            f"{', '.join(missing)} (add the email column, or add-learner --email, and run setup again)"]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------- commands
 
 
@@ -494,6 +503,7 @@ def setup(
     if result.unit_problems:
         raise WorkFailed(f"the systemd unit {state.unit_file} does not verify: {result.unit_problems}")
     result.notes.append(helper.install(state))
+    result.notes += _sso_notes(state)
     if hub_pid(state):
         result.notes.append(f"the hub is running: restart it for these changes (citykit hub stop / start, or "
                             f"systemctl restart {state.unit_name})")  # fmt: skip
@@ -527,6 +537,7 @@ def add_learner(state: HubState, student_id: str, first_name: str, last_name: st
         result.first_passwords = _first_passwords(state)
     result.unit_problems = _write_files(state)
     result.notes.append(helper.install(state))  # root's copy of the course's settings names the new learner
+    result.notes += _sso_notes(state)
     if hub_pid(state):
         result.notes.append(f"restart the hub so {member.account} can sign in (citykit hub stop / start, or systemctl "
                             f"restart {state.unit_name}); servers restart too, files are kept")  # fmt: skip

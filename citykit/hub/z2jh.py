@@ -180,4 +180,33 @@ def write(state: HubState) -> Path:
         if source.is_file():
             shutil.copyfile(source, folder / "environment.yml")
             break
+    else:  # an installed citykit without the checkout's file: the same dependencies, from its own metadata
+        (folder / "environment.yml").write_text(environment_yml())
+    (state.path / ".dockerignore").write_text(DOCKERIGNORE)
     return folder
+
+
+# The build context is the hub folder: send the daemon only what the Dockerfile copies (never the
+# first passwords, JupyterHub's database and cookie secret, oidc.env or the course with its gradebook).
+DOCKERIGNORE = """# written by `citykit hub setup`: the image's build context is only what kubernetes/Dockerfile copies
+*
+!kubernetes/environment.yml
+!kubernetes/dist/
+!public/
+!data/published/
+"""
+
+
+def environment_yml() -> str:
+    """A conda environment with citykit's own dependencies (no extras), when no environment.yml ships."""
+    from importlib.metadata import PackageNotFoundError, requires  # lazy: only when no environment.yml is found
+
+    try:
+        needs = [r for r in requires("citykit") or [] if "extra ==" not in r]
+    except PackageNotFoundError:
+        needs = []
+    body = {"name": "citykit", "channels": ["conda-forge"],
+            "dependencies": ["python=3.11", "pip", {"pip": [r.split(";")[0].strip() for r in needs]}]}  # fmt: skip
+    return "# citykit's dependencies (written by `citykit hub setup` from the installed package)\n" + yaml.safe_dump(
+        body, sort_keys=False
+    )

@@ -340,3 +340,23 @@ def test_setup_again_keeps_every_option_not_given(tmp_path):
     assert (kept["cpus"], kept["idle_minutes"], kept["account_prefix"]) == (1.0, 60, "ck-")
     first = recorded_options(None, **given)  # the first setup: the documented defaults
     assert (first["port"], first["auth"], first["ip"], first["public_url"]) == (8000, "firstuse", "127.0.0.1", "")
+
+
+def test_the_image_builds_from_what_setup_writes_and_sends_nothing_private(tmp_path, monkeypatch):
+    """walk-19 F7: the Dockerfile copied kubernetes/environment.yml, which setup did not write where no
+    environment.yml ships (an installed citykit, a course made with `citykit init`); the build context
+    (the hub folder) carried the first passwords, the hub's database and the course."""
+    import re
+
+    from citykit import paths
+
+    monkeypatch.setattr(paths, "kit_course", lambda: tmp_path / "no-kit")
+    state = _state(tmp_path, source_course=str(tmp_path / "course-without-environment"))
+    state.path.mkdir(parents=True)
+    folder = z2jh.write(state)
+    copied = re.findall(r"^COPY (\S+)", (folder / "Dockerfile").read_text(), flags=re.M)
+    environment = yaml.safe_load((folder / "environment.yml").read_text())
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert "kubernetes/environment.yml" in copied and any(r.startswith("nbgrader") for r in pip), pip
+    ignore = (state.path / ".dockerignore").read_text().splitlines()
+    assert ignore[1] == "*" and sorted(x[1:].rstrip("/") for x in ignore[2:]) == sorted(c.rstrip("/") for c in copied)
