@@ -5,7 +5,8 @@
 Builds a course copy in a temporary folder with module 04, generates the student version and files
 `--learners` submissions (solutions, blanks and solutions with one mistake, in turn). Then, `--repeat`
 times each and alternating:
-  plain    `nbgrader autograde 04-time-to-close --force` (the CLI, one process, learner after learner)
+  plain    `nbgrader autograde 04-time-to-close --force` (the CLI, one process, learner after learner), with
+           nbgrader's own Execute step (the course's configuration would make it grade in two phases too)
   citykit  `citykit.grading.autograde_cohort(..., workers=N, force=True)` (N = cores + 1 by default; lint, worker processes
            that keep nbgrader imported, one writer of the gradebook, one DuckDB thread per kernel;
            each notebook in the sandbox, its answers exported, every test run in the worker)
@@ -64,6 +65,20 @@ def cell_grades(root: Path) -> list[tuple]:
             JOIN submitted_assignment sa ON sa.id = sn.assignment_id ORDER BY 1, 2""").fetchall()
 
 
+STOCK = """
+# the benchmark's baseline: nbgrader's own Execute step (tests in the learner's kernel), not the
+# two-phase step the course's configuration puts in its place
+from nbgrader.converters import Autograde
+c.Autograde.autograde_preprocessors = list(Autograde.class_traits()["autograde_preprocessors"].default())
+"""
+
+
+def stock_nbgrader(root: Path) -> None:
+    """Make `nbgrader autograde` in this course copy stock nbgrader (the baseline)."""
+    with (root / "grading" / "nbgrader_config.py").open("a", encoding="utf-8") as config:
+        config.write(STOCK)
+
+
 def run_plain(root: Path) -> float:
     nbgrader = Path(sys.executable).parent / "nbgrader"
     started = time.perf_counter()
@@ -94,6 +109,7 @@ def main() -> None:
         plain_root, students = make_course(base / "plain", args.learners)
         citykit_root = base / "citykit" / "course"
         shutil.copytree(plain_root, citykit_root)
+        stock_nbgrader(plain_root)
         plain, ours = [], []
         for _ in range(args.repeat):
             plain.append(run_plain(plain_root))

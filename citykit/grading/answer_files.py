@@ -22,11 +22,13 @@ plain column types only, and a cap on the data's size once decompressed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import stat
+import types
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,10 @@ MAX_ITEMS = 100_000  # elements of a list/dict answer (JSON)
 MAX_DEPTH = 20
 MAX_CHART_ITEMS = 20_000  # bars, points or line vertices of a chart answer
 EXPANSION = 20  # parquet data may be at most this many times the answer size limit once decompressed
+
+
+FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.BuiltinMethodType,
+             functools.partial)  # fmt: skip
 
 
 class Refused(Exception):
@@ -86,13 +92,15 @@ class _Writer:
         return name
 
     def value(self, value: Any, depth: int = 0) -> dict:
+        if depth > MAX_DEPTH:
+            raise Refused("it is nested too deeply")
+        if value is None or type(value) in (bool, str, int, float):  # a kernel without pandas need not import it
+            return self._json(encode(value))
         import dataclasses
 
         import numpy as np
         import pandas as pd
 
-        if depth > MAX_DEPTH:
-            raise Refused("it is nested too deeply")
         if isinstance(value, pd.DataFrame | pd.Series | pd.Index):
             return self.table(value)
         if isinstance(value, np.ndarray):
@@ -112,7 +120,7 @@ class _Writer:
                 raise Refused(f"a {type(value).__qualname__} is not data (only citykit's own results travel whole)")
             fields = {f.name: self.value(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
             return {"kind": "dataclass", "class": name, "fields": fields}
-        if callable(value) and not isinstance(value, type):
+        if isinstance(value, FUNCTIONS):  # not any callable: an object with __call__ is "not data", below
             raise Refused("it is a function; the course grades what it returns for declared calls")
         try:
             encoded = encode(value)
@@ -122,6 +130,9 @@ class _Writer:
             if type(value) is dict:
                 return {"kind": "dict", "items": [[encode(k), self.value(v, depth + 1)] for k, v in value.items()]}
             raise
+        return self._json(encoded)
+
+    def _json(self, encoded: Any) -> dict:
         if len(json.dumps(encoded)) > self.limit:
             raise Refused("it is too large to grade")
         return {"kind": "json", "value": encoded}
@@ -176,11 +187,6 @@ class _Writer:
 
 def encode(value: Any, depth: int = 0, count: list[int] | None = None) -> Any:
     """A JSON-able form of a plain value, tagged so `decode` gives back the same type."""
-    import datetime as dt
-
-    import numpy as np
-    import pandas as pd
-
     count = count if count is not None else [0]
     count[0] += 1
     if depth > MAX_DEPTH or count[0] > MAX_ITEMS:
@@ -191,6 +197,11 @@ def encode(value: Any, depth: int = 0, count: list[int] | None = None) -> Any:
         return value if abs(value) < 2**53 else {"$int": str(value)}
     if type(value) is float:
         return value if math.isfinite(value) else {"$float": repr(value)}
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
     if isinstance(value, np.generic):
         if isinstance(value, np.datetime64 | np.timedelta64):
             return {"$np": value.dtype.str, "v": str(value)}

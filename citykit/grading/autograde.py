@@ -19,7 +19,7 @@ from pathlib import Path
 
 from citykit.errors import CitykitError, WorkFailed
 from citykit.grading.assignments import generate
-from citykit.grading.cohort import Limits, load_cohort, record_graded
+from citykit.grading.cohort import AUTOGRADE_STEPS, Limits, load_cohort, record_graded
 from citykit.grading.config import (
     assignment_id,
     check_result,
@@ -49,7 +49,7 @@ def autograde(module: str, student: str, *, course_root: Path | None = None) -> 
     with limited_kernels(limits, course_root=course_root, quiet=True), grader_env(), \
             tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
         config = load_config(course_root)
-        two_phase(config, policy.to_dict(), scratch, limits.answers_mb)
+        two_phase(config, policy.to_dict(), scratch, limits.answers_mb, limits.cell_timeout)
         (course_root_of(course_root) / "grading" / "exchange").mkdir(parents=True, exist_ok=True)
         check_result(nbgrader_api_for(config).autograde(assignment, student, force=True, create=True),
                      f"autograding {assignment} for {student}")  # fmt: skip
@@ -67,19 +67,15 @@ def grading_container(course_root: Path | None = None) -> str:
         return ""
 
 
-def two_phase(config, policy: dict, scratch: str, answers_mb: int) -> None:
-    """Make nbgrader's autograde run its Execute step in two phases: the notebook in the sandbox,
-    the tests in this process (`citykit.grading.scoring.TwoPhaseExecute`)."""
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
-
-    from citykit.grading.scoring import TwoPhaseExecute  # lazy: loaded only when used
-
-    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    config.Autograde.autograde_preprocessors = [TwoPhaseExecute if step is Execute else step for step in steps]
+def two_phase(config, policy: dict, scratch: str, answers_mb: int, cell_timeout: int) -> None:
+    """Give nbgrader's two-phase Execute step (`citykit.grading.scoring.TwoPhaseExecute`, which the
+    course's configuration puts in place of nbgrader's Execute) this run's sandbox policy, scratch
+    folder, answer-size limit and cell timeout (the limits' own, which may differ from the cohort's)."""
+    config.Autograde.autograde_preprocessors = list(AUTOGRADE_STEPS)
     config.TwoPhaseExecute.scratch = str(scratch)
     config.TwoPhaseExecute.sandbox = dict(policy)
     config.TwoPhaseExecute.answers_mb = int(answers_mb)
+    config.Execute.timeout = int(cell_timeout)
 
 
 @dataclass
@@ -99,6 +95,7 @@ class CohortGrades:
     seconds: float = 0.0
     sandbox: list[str] = field(default_factory=list)  # what the sandbox enforced, and what it did not
     run_notes: dict[str, list[str]] = field(default_factory=dict)  # learner -> limits their notebook reached
+    stale: dict[str, float] = field(default_factory=dict)  # not graded now, an earlier submission's score stands
 
     def summary(self) -> str:
         lines = list(self.sandbox)
@@ -118,6 +115,10 @@ class CohortGrades:
             lines.append(f"  {student}: sandbox: {'; '.join(notes)}")
         for student, why in sorted(self.not_graded.items()):
             lines.append(f"  {student}: NOT GRADED - {why}")
+            if student in self.stale:
+                lines.append(f"  {student}: the gradebook still holds their EARLIER submission's grade "
+                             f"({self.stale[student]:g} / {self.max_score:g}), which feedback and export use until "
+                             "this submission is graded")  # fmt: skip
         if self.skipped:
             lines.append(f"  already graded, nothing new, skipped (--force regrades): {', '.join(self.skipped)}")
         for student, why in sorted(self.regraded.items()):
@@ -151,7 +152,8 @@ def autograde_cohort(
     student version is regenerated first. Broken submissions (not valid JSON) are reported in
     `not_graded`, not fatal. Without `force`, a learner already autograded is skipped unless their
     submission is newer than their grading or they were graded with another version of the source;
-    with it everyone is regraded. `changed` lists whose score moved.
+    with it everyone is regraded. `changed` lists whose score moved. `limits` (the cohort's unless
+    given) bound each notebook: cell timeout, memory, processes, file size, CPU and wall time.
     """
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -209,7 +211,7 @@ def autograde_cohort(
     with limited_kernels(limits, course_root=course_root, quiet=True) as kernel_env, \
             tempfile.TemporaryDirectory(prefix="citykit-grade-") as scratch:  # fmt: skip
         env = {**kernel_env, "CITYKIT_DUCKDB_THREADS": "1"}
-        setup = (str(root), private, scratch, env, policy.to_dict(), limits.answers_mb)
+        setup = (str(root), private, scratch, env, policy.to_dict(), limits.answers_mb, limits.cell_timeout)
         results = _run_queue(assignment, queue, workers, setup, progress)
         with grader_env(), Gradebook(config.CourseDirectory.db_url) as gradebook:
             for student, record, why, _seconds, notes in results:
@@ -220,6 +222,7 @@ def autograde_cohort(
                 elif private:
                     _store_autogrades(gradebook, assignment, student, record)
     graded = grades.graded = [s for s in queue if s not in grades.not_graded]
+    grades.stale = _scores(assignment, sorted(grades.not_graded), course_root)
     grades.scores = _scores(assignment, graded + grades.skipped, course_root)
     grades.changed = {
         s: (before[s], grades.scores[s]) for s in graded if s in before and before[s] != grades.scores.get(s)
@@ -270,8 +273,10 @@ def _run_queue(assignment, queue, workers, setup, progress):
     with bar:
         task = bar.add_task("", total=len(queue))
         if workers == 1:
-            root, _private, scratch, _env, policy, answers_mb = setup
-            _worker_start(root, False, scratch, {}, policy, answers_mb)  # this process has the kernel environment
+            root, _private, scratch, _env, policy, answers_mb, cell_timeout = setup
+            _worker_start(
+                root, False, scratch, {}, policy, answers_mb, cell_timeout
+            )  # this process has the kernel environment
             for student in queue:
                 results.append(_worker_grade(assignment, student))
                 bar.update(task, advance=1, description=student)
@@ -299,11 +304,11 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 
 def _worker_start(course_root: str, private_gradebook: bool, scratch: str, env: dict[str, str], policy: dict,
-                  answers_mb: int) -> None:  # fmt: skip
+                  answers_mb: int, cell_timeout: int) -> None:  # fmt: skip
     skip_slow_optional_modules()
     os.environ.update(env)
     config = load_config(Path(course_root))
-    two_phase(config, policy, scratch, answers_mb)
+    two_phase(config, policy, scratch, answers_mb, cell_timeout)
     main_db = sqlite_file(config.CourseDirectory.db_url)
     if private_gradebook and main_db is not None:
         copy = Path(scratch) / f"gradebook-{os.getpid()}.db"

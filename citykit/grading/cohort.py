@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import subprocess
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -347,6 +348,8 @@ def setup_cohort(
             f"due date already past: {', '.join(past)}; every submission would be late. "
             "Check the dates, or confirm with --yes"
         )
+    if db_url:
+        check_database(db_url)  # before anything is written or made active
     previous = None
     if cohort_file(name, course_root).exists():
         try:
@@ -374,11 +377,59 @@ def setup_cohort(
     return cohort
 
 
+def check_database(db_url: str) -> None:
+    """Connect to a gradebook database once: one that cannot be used is a one-line CitykitError
+    (the URL shown without its password)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
+
+    try:
+        url = make_url(db_url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)  # arguments a driver ignores: nbgrader's concern, later
+            engine = create_engine(url)
+    except (ArgumentError, ValueError, ImportError) as error:
+        raise CitykitError(f"the gradebook URL cannot be used ({type(error).__name__}: "
+                           f"{_without(str(error), db_url)})") from None  # fmt: skip
+    shown = url.render_as_string(hide_password=True)
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise CitykitError(f"cannot reach the gradebook database {shown}: {_without(reason, db_url)}") from None
+    finally:
+        engine.dispose()
+
+
+def _without(text: str, db_url: str) -> str:
+    """`text` with the URL's password, if any, replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(db_url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 # ---------------------------------------------------------------------------------- nbgrader config
 
 
 def default_db_url(course_root: Path) -> str:
     return f"sqlite:///{Path(course_root).resolve() / 'grading' / 'gradebook.db'}"
+
+
+AUTOGRADE_STEPS = (  # nbgrader 0.9's Autograde.autograde_preprocessors, Execute replaced
+    "citykit.grading.scoring.TwoPhaseExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+)
 
 
 def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None) -> Any:
@@ -408,5 +459,8 @@ def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None
         "nbgrader.preprocessors.OverwriteCells",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
+    # nbgrader's autograde steps with its Execute run in two phases (citykit.grading.scoring): learner
+    # code in the sandbox, every test apart from it; `nbgrader autograde` and the formgrader too
+    config.Autograde.autograde_preprocessors = list(AUTOGRADE_STEPS)
     config.LateSubmissionPlugin.penalty_method = cohort.late_policy if cohort else "none"
     return config

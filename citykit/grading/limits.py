@@ -57,13 +57,13 @@ def apply_limits(memory_mb: int, cpu_seconds: int) -> bool:
 # (the sandbox bounds a graded notebook's process tree with them, the hub a person's server)
 
 
-def cgroup_mounts(controllers: tuple[str, ...]) -> tuple[dict[str, Path], Path | None]:
+def cgroup_mounts(controllers: tuple[str, ...], proc: Path = Path("/proc")) -> tuple[dict[str, Path], Path | None]:
     """Where the cgroup file systems are mounted: v1 hierarchy of each of `controllers`, and the
-    v2 unified hierarchy (None when absent)."""
+    v2 unified hierarchy (None when absent). `proc`: where /proc is (tests give a fake one)."""
     v1: dict[str, Path] = {}
     v2 = None
     try:
-        lines = Path("/proc/mounts").read_text().splitlines()
+        lines = (Path(proc) / "mounts").read_text().splitlines()
     except OSError:
         return v1, v2
     for line in lines:
@@ -79,12 +79,12 @@ def cgroup_mounts(controllers: tuple[str, ...]) -> tuple[dict[str, Path], Path |
     return v1, v2
 
 
-def cgroup_parents(controllers: tuple[str, ...]) -> dict[str, Path]:
+def cgroup_parents(controllers: tuple[str, ...], proc: Path = Path("/proc")) -> dict[str, Path]:
     """controller -> this process's own cgroup folder, where it may make child groups: each of
     `controllers` mounted (v1) and writable, or else "v2" -> the unified hierarchy's folder when
     it delegates all of them and is writable; {} when neither."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = (Path(proc) / "self" / "cgroup").read_text().splitlines()
     except OSError:
         return {}
     own: dict[str, str] = {}  # controller -> this process's group in its hierarchy ("" for v2)
@@ -92,7 +92,7 @@ def cgroup_parents(controllers: tuple[str, ...]) -> dict[str, Path]:
         _, names, path = ([*line.split(":", 2), "", ""])[:3]
         for controller in names.split(","):  # the v2 line ("0::/path") has none: key ""
             own[controller] = path.lstrip("/")
-    v1, v2 = cgroup_mounts(controllers)
+    v1, v2 = cgroup_mounts(controllers, proc)
     found = {c: v1[c] / own[c] for c in controllers if c in v1 and c in own and os.access(v1[c] / own[c], os.W_OK)}
     if found or v2 is None or "" not in own:
         return found

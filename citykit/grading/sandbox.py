@@ -164,6 +164,15 @@ class Policy:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def tree(self) -> tuple[str, ...]:
+        """What the cgroups bound for a run's whole process tree ("memory", "pids")."""
+        return ("memory", "pids") if "v2" in self.cgroups else tuple(c for c in ("memory", "pids") if c in self.cgroups)
+
+    def user_processes(self, tree: tuple[str, ...]) -> int:
+        """The sandbox user's RLIMIT_NPROC: the process limit, or where a pids cgroup bounds each
+        notebook, a backstop for all of that user's concurrent notebooks (8 times it)."""
+        return self.processes * (8 if "pids" in tree else 1)
+
     def enforced(self) -> list[str]:
         if self.container:
             return [f"runs in a {self.engine} container of {self.container} as nobody, with no network, no "
@@ -187,9 +196,9 @@ class Policy:
             space = (
                 max(self.memory_mb, MIN_ADDRESS_SPACE_MB) if {"memory", "v2"} & set(self.cgroups) else self.memory_mb
             )
+            user = f", {self.user_processes(self.tree())} processes of {self.user} in all" if self.isolate else ""
             done.append(f"per process: {space} MB address space, {self.file_size_mb} MB per file, "
-                        f"{self.cpu_seconds} CPU seconds" + (f", {self.processes} processes of {self.user}"
-                                                             if self.isolate else ""))  # fmt: skip
+                        f"{self.cpu_seconds} CPU seconds" + user)  # fmt: skip
         if self.reaper and not self.isolate:
             done.append("processes left behind by a notebook are ended after it")
         return done
@@ -237,6 +246,32 @@ def describe_for_help() -> str:
     here = ("On this machine all of it is enforced." if not gaps
             else "On this machine NOT enforced: " + "; ".join(gaps) + ". Every run says so.")  # fmt: skip
     return f"{general} {here}"
+
+
+def course_policy(course_root: Path) -> Policy:
+    """The policy grading a course uses: the active cohort's limits, and the container
+    CITYKIT_GRADING_CONTAINER or the cohort names ("" for none: citykit's own sandbox)."""
+    from citykit.errors import CitykitError  # lazy: not in the kernel launcher's start-up
+    from citykit.grading.cohort import Limits, load_cohort  # lazy: not in the kernel launcher's start-up
+
+    try:
+        cohort = load_cohort(course_root=Path(course_root))
+        limits, container = cohort.limits, cohort.container
+    except CitykitError:
+        limits, container = Limits(), ""
+    return Policy.detect(limits, container=os.environ.get(CONTAINER_ENV) or container)
+
+
+def launcher_spec():
+    """The kernelspec of a graded notebook's kernel: the sandbox launcher (`launch`), which starts
+    the kernel inside the run named by CITYKIT_SANDBOX_SPEC."""
+    from jupyter_client.kernelspec import KernelSpec
+
+    threads = {name: "1" for name in ("CITYKIT_DUCKDB_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS")}  # fmt: skip
+    return KernelSpec(argv=[sys.executable, "-m", "citykit.grading.sandbox", "-f", "{connection_file}"],
+                      display_name="Python 3 (citykit grading sandbox)", language="python",
+                      interrupt_mode="message", env=threads, metadata={"debugger": False})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- a run
@@ -410,11 +445,13 @@ class Run:
         return self
 
     def configure_kernel_manager(self, km) -> None:
-        """The kernel's connection file and sockets in the run's kernel folder (IPC, no TCP), and a
-        client that drops the connection of a kernel sending a message over MAX_MESSAGE bytes (the
-        grader's memory is outside the sandbox's limits)."""
+        """The kernel started through the sandbox launcher (`launcher_spec`, never a kernelspec found on
+        JUPYTER_PATH, which plain nbgrader would take), its connection file and sockets in the run's
+        kernel folder (IPC, no TCP), and a client that drops the connection of a kernel sending a
+        message over MAX_MESSAGE bytes (the grader's memory is outside the sandbox's limits)."""
         import zmq
 
+        km._kernel_spec = launcher_spec()  # whatever kernelspec Jupyter would find for the notebook's kernel name
         km.transport = "ipc"
         km.ip = str(self.kernel_dir / "k")
         km.connection_file = str(self.kernel_dir / "kernel.json")
@@ -480,8 +517,7 @@ class Run:
             self.stop()
         finally:
             for group in self.groups:
-                with contextlib.suppress(OSError):
-                    group.rmdir()
+                _remove_cgroup(group)
             if self._old_env is None:
                 os.environ.pop(SPEC_ENV, None)
             else:
@@ -575,6 +611,31 @@ def _make_cgroup(controller: str, parent: Path, policy: Policy) -> Path | None:
         with contextlib.suppress(OSError):
             group.rmdir()
         return None
+
+
+def _remove_cgroup(group: Path, seconds: float = 5.0) -> None:
+    """Remove a run's cgroup once empty. The kernel may refuse for a moment after its last process
+    left (EBUSY while that process finishes exiting, seen with v1's pids controller under load)."""
+    import errno
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+
+def join_cgroups(groups: list[str]) -> None:
+    """Put this process in each group (v1 memory and pids, or one v2 group): it and everything it
+    starts are counted there."""
+    for group in groups:
+        Path(group, "cgroup.procs").write_text(str(os.getpid()))
 
 
 def _cgroup_pids(group: Path) -> list[int]:
@@ -758,7 +819,7 @@ def _set_rlimits(policy: Policy, processes: bool, tree: tuple[str, ...] = ()) ->
     if policy.cpu_seconds:
         limits.append((resource.RLIMIT_CPU, policy.cpu_seconds))
     if processes and policy.processes:
-        limits.append((resource.RLIMIT_NPROC, policy.processes * (8 if "pids" in tree else 1)))
+        limits.append((resource.RLIMIT_NPROC, policy.user_processes(tree)))
     for kind, value in limits:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(kind, (value, value if kind != resource.RLIMIT_CPU else value + 5))
@@ -783,8 +844,7 @@ def launch(argv: list[str]) -> None:
     if not policy.isolate:
         _run_plain(spec, policy, argv)
         return
-    for group in spec["cgroups"]:  # this process and everything it starts are counted there
-        Path(group, "cgroup.procs").write_text(str(os.getpid()))
+    join_cgroups(spec["cgroups"])
     # if the grading worker dies (even by SIGKILL), this process is killed, and `unshare --kill-child`
     # then ends the namespace and every process in it
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

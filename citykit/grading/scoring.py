@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nbclient.exceptions import DeadKernelError
 from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer, Unicode
 
@@ -714,16 +715,24 @@ def _copied(snapshot: dict) -> dict:
 # ---------------------------------------------------------------------------------- nbgrader's Execute
 
 
+class Unresponsive(DeadKernelError):
+    """A learner's kernel that no longer answers (it ignored an interrupt): treated as dead."""
+
+
 class TwoPhaseExecute(Execute):
     """nbgrader's Execute step, in two phases (see the module's doc): the learner's notebook in the
-    sandbox, then every test in this process. Set on `Autograde.autograde_preprocessors` by citykit's
-    grading (plain `nbgrader autograde` keeps nbgrader's own Execute)."""
+    sandbox, then every test in this process. The course's nbgrader configuration puts it on
+    `Autograde.autograde_preprocessors` (`citykit.grading.cohort.apply_to_config`), so plain
+    `nbgrader autograde` and the formgrader's autograde button grade this way too: with nothing
+    configured (`sandbox`, `scratch`), it takes the cohort's limits and container, makes the sandbox
+    user as root, and logs what the sandbox enforces and what it does not, every run."""
 
     scratch = Unicode("", help="a private folder for each learner's sandbox run").tag(config=True)
     sandbox = Dict({}, help="the sandbox policy (citykit.grading.sandbox.Policy as a dict)").tag(config=True)
     answers_mb = Integer(64, help="answers a notebook may export, in MB").tag(config=True)
 
     _scorer: Scorer | None = None
+    _interrupted = None  # the cell interrupted at its timeout (phase 1)
     notes: ClassVar[dict[str, list[str]]] = {}  # notebook -> limits its run reached (read by the grading worker)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -736,8 +745,10 @@ class TwoPhaseExecute(Execute):
             TwoPhaseExecute._scorer = Scorer()
         scorer = TwoPhaseExecute._scorer
         scorer.cell_timeout = int(self.timeout or 0)
-        limit = int(self.answers_mb) * 2**20
-        policy = sandbox.Policy.from_dict(self.sandbox) if self.sandbox else sandbox.Policy.detect()
+        if self.sandbox:  # citykit's autograde: detected and said once per cohort
+            policy, limit = sandbox.Policy.from_dict(self.sandbox), int(self.answers_mb) * 2**20
+        else:  # plain nbgrader (`nbgrader autograde`, the formgrader)
+            policy, limit = self._course_policy(root)
         with sandbox.Run(policy, Path(self.scratch) if self.scratch else None, root, info["assignment"]) as run:
             folder = Path(sandbox.CONTAINER_OUT) if policy.container else run.answers  # as the notebook sees it
             run_nb, origin = _phase_one_notebook(nb, plan, folder, limit)
@@ -756,11 +767,24 @@ class TwoPhaseExecute(Execute):
         _merge(nb, run_nb, origin, scored)
         return nb, resources
 
+    def _course_policy(self, root: Path):
+        """The sandbox policy and answer-size limit (bytes) when plain nbgrader grades: the cohort's,
+        with what is and is not enforced in nbgrader's log."""
+        from citykit.grading import sandbox  # lazy: loaded only when used
+        from citykit.grading.limits import cohort_limits  # lazy: loaded only when used
+
+        made = sandbox.ensure_user()
+        policy = sandbox.course_policy(root)
+        for line in [made, "sandbox: " + "; ".join(policy.enforced()), *policy.notes()]:
+            if line:
+                self.log.warning(line)
+        return policy, cohort_limits(root).answers_mb * 2**20
+
     def _phase_one(self, nb, resources, run) -> None:
         """Execute the notebook in the sandboxed kernel. A kernel that dies (a limit, or stopped at the
         notebook's wall time) leaves the cells after it unexecuted; what it exported before counts."""
         from nbclient import NotebookClient
-        from nbclient.exceptions import DeadKernelError
+        from nbclient.exceptions import CellTimeoutError
 
         from citykit.grading import sandbox  # lazy: loaded only when used
 
@@ -769,6 +793,11 @@ class TwoPhaseExecute(Execute):
         self._output_bytes, self._output_cut = {}, {}
         self._check_assign_resources(resources)
         self.shutdown_kernel = "immediate"  # a tampered kernel may ignore a polite shutdown
+        # nbgrader raises when a cell's output is late (4 s after its reply): its grades were that output.
+        # Here they are not (the tests run in phase 2), and a kernel that delays its own output, or a
+        # slow machine, would otherwise leave the learner not graded; the cell keeps what arrived.
+        self.raise_on_iopub_timeout = False
+        self._interrupted = None
         self.km = self.create_kernel_manager()
         run.configure_kernel_manager(self.km)
         watchdog = run.watchdog()
@@ -780,8 +809,13 @@ class TwoPhaseExecute(Execute):
                 for index, cell in enumerate(nb.cells):
                     try:
                         self.preprocess_cell(cell, resources, index)
-                    except DeadKernelError:
-                        cell.outputs = [*cell.get("outputs", []), sandbox.died_output(run)]
+                    except DeadKernelError as error:
+                        why = str(error) if isinstance(error, Unresponsive) else ""
+                        cell.outputs = [*cell.get("outputs", []), sandbox.died_output(run, why)]
+                        break
+                    except CellTimeoutError:
+                        cell.outputs = [*cell.get("outputs", []),
+                                        sandbox.died_output(run, "the notebook's kernel stopped answering")]  # fmt: skip
                         break
         except DeadKernelError:
             pass
@@ -790,6 +824,21 @@ class TwoPhaseExecute(Execute):
                 nb.cells[0].outputs = [sandbox.died_output(run, f"the kernel did not start: {error}")]
         finally:
             watchdog.cancel()
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        """A cell over its timeout is interrupted and fails (nbgrader's way), and the next cell runs. When
+        that one times out too with no reply from the kernel in between (it ignored the interrupt, or
+        no longer answers at all), the run ends: the answers exported before are graded, without
+        waiting for the notebook's wall time, one cell timeout after another."""
+        if self._interrupted is not None:
+            raise Unresponsive(f"the notebook's kernel did not answer an interrupt at the cell timeout ({timeout} s)")
+        self._interrupted = cell
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def on_cell_executed(self, **kwargs):
+        if "header" in (kwargs.get("execute_reply") or {}):  # a reply from the kernel (not a timeout's stand-in)
+            self._interrupted = None
+        return super().on_cell_executed(**kwargs)
 
     def output(self, outs, msg, display_id, cell_index):
         """nbclient's output handling, up to OUTPUT_LIMIT bytes per cell: a notebook printing without
@@ -879,13 +928,20 @@ def _phase_one_notebook(nb, plan: Plan, folder: Path, limit_bytes: int):
 def _merge(nb, run_nb, origin: list, scored: Scored) -> None:
     """The graded notebook: the sandbox's outputs for the learner's cells, the scorer's for the tests
     (whose full source stays, hidden tests included, as nbgrader keeps it)."""
+    last = None  # the learner's cell before an export cell: the kernel's death during the export is told there
     for run_index, cell in enumerate(run_nb.cells):
         target = origin[run_index]
-        if target is None or nb.cells[target].cell_type != "code":
+        if target is None:
+            died = [o for o in cell.get("outputs", []) if o.get("ename") == "DeadKernelError"]
+            if died and last is not None:
+                last.outputs = [*last.get("outputs", []), *died]
+            continue
+        if nb.cells[target].cell_type != "code":
             continue
         original = nb.cells[target]
         original.outputs = cell.get("outputs", [])
         original.execution_count = cell.get("execution_count")
+        last = original
         meta = _meta(original)
         if meta.get("grade") and not meta.get("solution"):
             original.outputs = scored.outputs.get(meta.get("grade_id"), [])

@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -21,7 +22,7 @@ from citykit.errors import CitykitError
 from citykit.grading import cohort as cohorts
 from citykit.grading.assignments import collect, collect_zips, exchange_submit, generate, release, setup
 from citykit.grading.autograde import autograde_cohort
-from citykit.grading.config import grader_env, load_config, nbgrader_api
+from citykit.grading.config import grader_env, load_config, nbgrader_api_for
 from citykit.grading.dashboard import dashboard
 from citykit.grading.export import export
 from citykit.grading.feedback import feedback
@@ -195,6 +196,32 @@ def test_the_gradebook_url_stays_out_of_the_course(tmp_path, monkeypatch):
         cohorts.load_cohort(course_root=root)
 
 
+def test_an_unreachable_gradebook_database_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    """Walk 18, F4: `setup --db-url` with a database that refused the connection printed two tracebacks
+    and still wrote the cohort, made it active and stored the URL."""
+    pytest.importorskip("psycopg")
+    import socket
+
+    root = tmp_path / "course"
+    (root / "notebooks" / SUMS).mkdir(parents=True)
+    nbformat.write(sums_source(), root / "notebooks" / SUMS / f"{SUMS}.ipynb")
+    secrets = tmp_path / "secrets"
+    monkeypatch.setenv(cohorts.SECRETS_ENV, str(secrets))
+    roster = write_roster(tmp_path / "r.csv", ["ana"])
+    cohorts.setup_cohort("spring", roster, course_root=root)
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://grader:S3cret-{port}@127.0.0.1:{port}/gradebook"
+    with pytest.raises(CitykitError) as refused:
+        cohorts.setup_cohort("fall", roster, course_root=root, db_url=url)
+    said = str(refused.value)
+    assert said.startswith("cannot reach the gradebook database") and "\n" not in said
+    assert f"S3cret-{port}" not in said and f"127.0.0.1:{port}" in said
+    assert not cohorts.cohort_file("fall", root).exists() and not secrets.exists()
+    assert cohorts.active_name(root) == "spring"
+
+
 def test_cohort_file_sets_nbgrader_config(tmp_path):
     root = tmp_path / "course"
     (root / "notebooks" / SUMS).mkdir(parents=True)
@@ -259,8 +286,12 @@ def test_cohort_end_to_end(tmp_path, riverton):
     nbformat.write(sums_source(), source)
     shutil.copytree(paths.notebooks_dir() / M04, root / "notebooks" / M04)
     roster = write_roster(tmp_path / "roster.csv", sorted([*EXPECTED, "broken"]))
+    # 15 s per cell, so the endless loop is stopped soon; module 04's cells load the dataset (8 s at a load
+    # of 10 on 2 cores, a CI runner's worst), so it is graded with the default 120 s
+    limits = cohorts.Limits(cell_timeout=15, notebook_cpu_seconds=300, memory_mb=4096)
+    m04_limits = replace(limits, cell_timeout=cohorts.Limits().cell_timeout)
     setup("spring", roster, course_root=root, due={"sums": "2030-01-01"}, late_policy="zero", lms_assignments={"sums": "777"},
-                  limits=cohorts.Limits(cell_timeout=15, notebook_cpu_seconds=300, memory_mb=4096))  # fmt: skip
+                  limits=limits)  # fmt: skip
 
     generate(None, course_root=root)
     for module in (SUMS, M04):
@@ -306,7 +337,7 @@ def test_cohort_end_to_end(tmp_path, riverton):
 
     result = autograde_cohort(SUMS, workers=2, course_root=root, progress=False)
     assert set(result.not_graded) == {"broken"} and "not valid JSON" in result.not_graded["broken"]
-    autograde_cohort(M04, workers=2, course_root=root, progress=False)
+    autograde_cohort(M04, workers=2, course_root=root, progress=False, limits=m04_limits)
     source04 = nbformat.read(paths.notebooks_dir() / M04 / f"{M04}.ipynb", as_version=4)
     m04_points = sum(c.metadata["nbgrader"]["points"] for c in source04.cells
                      if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
@@ -326,10 +357,13 @@ def test_cohort_end_to_end(tmp_path, riverton):
         for o in c.get("outputs", [])
     )
 
-    # plain nbgrader, one learner after another (its API runs the same converter as `nbgrader autograde`)
+    # plain nbgrader, one learner after another (its API runs `nbgrader autograde`'s converter, with the
+    # course's two-phase Execute step, as the formgrader does)
     with limited_kernels(course_root=sequential_root), grader_env():
-        api = nbgrader_api(sequential_root)
         for module, students in ((SUMS, sorted([*everyone, "zipper"])), (M04, ["blank", "correct"])):
+            config = load_config(sequential_root)
+            config.Execute.timeout = (m04_limits if module == M04 else limits).cell_timeout
+            api = nbgrader_api_for(config)
             for student in students:
                 outcome = api.autograde(module, student, force=True, create=True)
                 assert outcome["success"] == (student != "broken"), student  # plain nbgrader fails on broken JSON

@@ -95,6 +95,26 @@ for _name in [n for n in dir(_check) if not n.startswith("_") and callable(getat
     setattr(_check, _name, lambda *args, **kwargs: None)
 builtins.abs = lambda value: 0
 """
+LIAR = """import pandas as pd
+class _Liar:
+    __hash__ = object.__hash__
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __float__(self): return 42.0
+    def __len__(self): return 4
+    def __bool__(self): return True
+    def __getattr__(self, name): return lambda *args, **kwargs: self
+    def __getitem__(self, key): return self
+class _LyingFrame(pd.DataFrame):
+    def __eq__(self, other): return True
+    def equals(self, other): return True
+"""
+LIARS = {  # every answer equal to everything (or, for the frame, a DataFrame that says so)
+    "closed-requests": LIAR + "closed = _LyingFrame(requests.head(3))",
+    "median-by-type": LIAR + "median_days_by_type = _Liar()",
+    "sla-share": LIAR + "share_within_sla = _Liar()",
+    "backlog": LIAR + "backlog_by_age = _Liar()",
+}
 SNOOP = """import os
 for _path in {targets!r}:
     try:
@@ -259,6 +279,7 @@ def hostile(tmp_path_factory, riverton):
         "input_cheat": answered(released, {**right, "backlog": INPUT_CHEAT}),
         "ast_cheat": answered(released, {**NONSENSE, "closed-requests": AST_CHEAT + NONSENSE["closed-requests"]}),
         "patched": answered(released, {**NONSENSE, "closed-requests": PATCHED + NONSENSE["closed-requests"]}),
+        "liar": answered(released, LIARS),
         "snoop": answered(released, right, SNOOP.format(targets=snoop_targets)),
         "writer": answered(released, right, WRITER.format(targets=write_targets,
                                                           gradebook=str(root / "grading" / "gradebook.db"))),
@@ -312,7 +333,7 @@ def test_every_cheat_scores_what_its_real_answers_earn(hostile):
     right = sum(POINTS.values())
     expected = {"clean": right, "mistaken": right - POINTS["median-days-to-close"], "blank": 0,
                 "input_cheat": right - POINTS["backlog-age-buckets"],  # its cheat replaced exercise 4's answer
-                "ast_cheat": 0, "patched": 0, "snoop": right, "writer": right, "hog": right, "limits": right,
+                "ast_cheat": 0, "patched": 0, "liar": 0, "snoop": right, "writer": right, "hog": right, "limits": right,
                 "marker": right}  # fmt: skip
     assert graded.not_graded == {}
     assert graded.scores == expected, graded.summary()
