@@ -429,6 +429,17 @@ def hub_add_learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def hub_reset_password(args: argparse.Namespace) -> int:
+    from citykit.hub.lifecycle import FIRST_PASSWORDS_CSV, reset_password
+    from citykit.hub.state import load_state
+
+    state = load_state(args.cohort, args.prefix)
+    account = reset_password(state, args.id)
+    print(f"new first password for {account} in {state.path / FIRST_PASSWORDS_CSV} (root only): hand it over; "
+          "they change it at /hub/change-password")  # fmt: skip
+    return 0
+
+
 def hub_teardown(args: argparse.Namespace) -> int:
     from citykit.hub.lifecycle import teardown
     from citykit.hub.state import load_state
@@ -761,6 +772,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", default="", help="for single sign-on and the Canvas export")
     p.add_argument("--instructor", action="store_true", help="an instructor rather than a learner")
     p.set_defaults(func=hub_add_learner)
+    p = hub.add_parser("reset-password", parents=[where], help="a new first password for someone who forgot theirs")
+    p.add_argument("id", help="the person's roster id or account")
+    p.set_defaults(func=hub_reset_password)
     p = hub.add_parser("teardown", parents=[where], help="remove the accounts; after a grade export, their files too")
     p.add_argument("--yes", action="store_true", help="do not ask")
     p.set_defaults(func=hub_teardown)

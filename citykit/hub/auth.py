@@ -78,6 +78,14 @@ class CohortAuthenticator(NativeAuthenticator):
             self.log.info("first passwords: %d account(s) added", added)
         return added
 
+    def get_user(self, username):
+        """The account's record read afresh from the database (`citykit hub reset-password` changes it
+        while the hub runs; the session would otherwise keep the old password hash)."""
+        user = super().get_user(username)
+        if user is not None:
+            self.db.refresh(user)
+        return user
+
     def get_handlers(self, app):
         return [(url, LoginHandler if url == r"/login" else handler) for url, handler in super().get_handlers(app)]
 

@@ -36,6 +36,7 @@ import pwd
 import secrets
 import shlex
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -312,6 +313,45 @@ def _homes(state: HubState) -> None:
             _chown_tree(top, 0, 0, dir_mode=0o755, file_mode=0o444)
 
 
+def reset_password(state: HubState, key: str) -> str:
+    """A new first password for a person who forgot theirs (`--auth firstuse` or `native`): written to
+    `first-passwords.csv` (root only) and `first-passwords.json`, and into the hub's database when it
+    knows the account (NativeAuthenticator reads it at each sign-in: no restart). Returns the account."""
+    import bcrypt  # lazy: JupyterHub's dependency (the `hub` extra), only when a password is made
+
+    accounts.require_root("citykit hub reset-password")
+    member = state.member(key)
+    if member is None:
+        raise CitykitError(f"{quote(key)} is not in the cohort {state.cohort} (a roster id or an account)")
+    if state.auth not in ("firstuse", "native"):
+        raise CitykitError(f"the cohort signs in with {state.auth}: passwords are the city's single sign-on's")
+    password = secrets.token_urlsafe(9)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    hashes_file, sheet = state.path / FIRST_PASSWORDS, state.path / FIRST_PASSWORDS_CSV
+    hashes = json.loads(hashes_file.read_text()) if hashes_file.exists() else {}
+    hashes[member.account] = hashed
+    rows = list(csv.reader(io.StringIO(sheet.read_text()))) if sheet.exists() else [["account", "student_id", "name", "password"]]  # fmt: skip
+    rows = [r for r in rows if not r or r[0] != member.account] + [[member.account, member.student_id, member.name, password]]  # fmt: skip
+    _write_private(state, hashes, rows)
+    database = state.path / "jupyterhub.sqlite"
+    if database.is_file() and database.stat().st_size:
+        with sqlite3.connect(database) as db:
+            if db.execute("SELECT name FROM sqlite_master WHERE name = 'users_info'").fetchone():
+                db.execute("UPDATE users_info SET password = ? WHERE username = ?", (hashed.encode(), member.account))
+    return member.account
+
+
+def _write_private(state: HubState, hashes: dict, rows: list[list[str]]) -> None:
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows(rows)
+    for path, text in ((state.path / FIRST_PASSWORDS, json.dumps(hashes, indent=1) + "\n"),
+                       (state.path / FIRST_PASSWORDS_CSV, table.getvalue())):  # fmt: skip
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+        path.chmod(0o600)
+
+
 def _first_passwords(state: HubState) -> list[str]:
     """First passwords for the accounts that need one and have none yet; return those accounts."""
     import bcrypt  # lazy: JupyterHub's dependency (the `hub` extra), only when passwords are made
@@ -336,13 +376,7 @@ def _first_passwords(state: HubState) -> list[str]:
         hashes[member.account] = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
         rows.append([member.account, member.student_id, member.name, password])
         made.append(member.account)
-    table = io.StringIO()
-    csv.writer(table, lineterminator="\n").writerows(rows)
-    for path, text in ((hashes_file, json.dumps(hashes, indent=1) + "\n"), (sheet, table.getvalue())):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            out.write(text)
-        path.chmod(0o600)
+    _write_private(state, hashes, rows)
     return made
 
 
@@ -389,6 +423,17 @@ def _write_files(state: HubState) -> str | None:
     state.unit_file.chmod(0o644)
     z2jh.write(state)
     return systemd.verify(state.unit_file)
+
+
+def _source_notes(source: Path) -> list[str]:
+    """The source course stays where it is, raw exports included: say so when other accounts can enter it."""
+    mode = source.stat().st_mode
+    if not mode & 0o001:
+        return []
+    raw = source / "datasets" / "raw"
+    what = "its raw exports (datasets/raw/) and everything else" if raw.is_dir() else "everything in it"
+    return [f"the source course {source} can be entered by every account on this server, so learners can read "
+            f"{what} where the modes allow: `chmod 700 {source}` (setup needs nothing more from it)"]  # fmt: skip
 
 
 def _sso_notes(state: HubState) -> list[str]:
@@ -503,7 +548,7 @@ def setup(
     if result.unit_problems:
         raise WorkFailed(f"the systemd unit {state.unit_file} does not verify: {result.unit_problems}")
     result.notes.append(helper.install(state))
-    result.notes += _sso_notes(state)
+    result.notes += _sso_notes(state) + _source_notes(source_course)
     if hub_pid(state):
         result.notes.append(f"the hub is running: restart it for these changes (citykit hub stop / start, or "
                             f"systemctl restart {state.unit_name})")  # fmt: skip

@@ -6,6 +6,7 @@ JupyterHub values against the keys z2jh defines."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -360,3 +361,54 @@ def test_the_image_builds_from_what_setup_writes_and_sends_nothing_private(tmp_p
     assert "kubernetes/environment.yml" in copied and any(r.startswith("nbgrader") for r in pip), pip
     ignore = (state.path / ".dockerignore").read_text().splitlines()
     assert ignore[1] == "*" and sorted(x[1:].rstrip("/") for x in ignore[2:]) == sorted(c.rstrip("/") for c in copied)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="reset-password runs as root")
+def test_reset_password_gives_a_new_first_password_the_running_hub_checks(tmp_path):
+    """walk-19 F6: nobody could reset a forgotten password. The new hash lands in the hub's database,
+    and the authenticator's session (which already held the old record) reads it at the next sign-in."""
+    import csv
+    import stat
+
+    import bcrypt
+    from nativeauthenticator.orm import UserInfo
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from citykit.hub.auth import CohortAuthenticator
+    from citykit.hub.lifecycle import reset_password
+
+    state = _state(tmp_path)
+    state.path.mkdir(parents=True)
+    engine = create_engine(f"sqlite:///{state.path / 'jupyterhub.sqlite'}")
+    UserInfo.metadata.create_all(engine)
+    session = sessionmaker(bind=engine)()
+    session.add(
+        UserInfo(username="ck-maria_g", password=bcrypt.hashpw(b"forgotten", bcrypt.gensalt()), is_authorized=True)
+    )
+    session.commit()
+    authenticator = CohortAuthenticator(db=session)
+    held = authenticator.get_user("ck-maria_g")  # the session holds the record (as a running hub may)
+    assert bcrypt.checkpw(b"forgotten", held.password)
+
+    assert reset_password(state, "maria_g") == "ck-maria_g"
+    sheet = state.path / "first-passwords.csv"
+    rows = [r for r in csv.DictReader(sheet.open()) if r["account"] == "ck-maria_g"]
+    assert len(rows) == 1 and stat.S_IMODE(sheet.stat().st_mode) == 0o600
+    stored = authenticator.get_user("ck-maria_g").password
+    assert bcrypt.checkpw(rows[0]["password"].encode(), stored) and not bcrypt.checkpw(b"forgotten", stored)
+    with pytest.raises(CitykitError, match="not in the cohort"):
+        reset_password(state, "nobody")
+
+
+def test_setup_says_when_the_source_course_is_open_to_every_account(tmp_path):
+    """walk-19 F3: the source course (raw exports included) stayed readable by learners, unmentioned."""
+    from citykit.hub.lifecycle import _source_notes
+
+    course = tmp_path / "course"
+    (course / "datasets" / "raw").mkdir(parents=True)
+    course.chmod(0o755)
+    [note] = _source_notes(course)
+    assert "raw exports" in note and f"chmod 700 {course}" in note
+    course.chmod(0o700)
+    assert _source_notes(course) == []
