@@ -165,7 +165,13 @@ def _cut_at_word(text: str, limit: int) -> str:
         return text
     cut = text[: limit + 1]
     cut = cut[: cut.rfind(" ")] if " " in cut[1:] else text[:limit]
-    return cut.rstrip(" ,;.-–(") or text[:limit]
+    words = cut.split(" ")
+    while len(words) > 1 and words[-1].lower().strip(",;") in _SMALL_WORDS:  # never end on "the", "of", ...
+        words.pop()
+    return " ".join(words).rstrip(" ,;.-–(") or text[:limit]
+
+
+_SMALL_WORDS = {"a", "an", "and", "as", "at", "by", "data", "for", "in", "of", "on", "or", "the", "to", "with"}
 
 
 def write_tables(tables: list[Table], folder: Path, workbook: Path) -> list[Path]:
