@@ -7,8 +7,10 @@ dataset stores the *name* of the environment variable holding its URL, never the
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -118,12 +120,26 @@ class Dataset:
         return d
 
 
+_parsed: dict[str, tuple[tuple, dict]] = {}  # path -> (its version, its datasets)
+SETTLED_NS = 2_000_000_000  # a file changed in the last 2 s is read again (a clock tick may hide a rewrite)
+
+
 def _read(path: Path) -> dict[str, dict]:
-    if not path.exists():
+    """The file's datasets (a copy), parsed once per version of the file (size, times, inode): a report
+    asks for its dataset dozens of times, and a batch's worker runs many reports."""
+    try:
+        stat = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    with path.open(encoding="utf-8") as fh:
-        content = yaml.safe_load(fh) or {}
-    return content.get("datasets", {}) or {}
+    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
+    cached = _parsed.get(str(path))
+    if cached is None or cached[0] != version:
+        with path.open(encoding="utf-8") as fh:
+            content = yaml.safe_load(fh) or {}
+        cached = (version, content.get("datasets", {}) or {})
+        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
+            _parsed[str(path)] = cached
+    return copy.deepcopy(cached[1])
 
 
 def _entry(name: str, raw: dict) -> Dataset:

@@ -1,0 +1,64 @@
+"""The registry files are parsed once per version of the file (a report asks for its dataset dozens of
+times), and every change to them is still seen at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+import yaml
+
+from citykit.data import registry
+
+ENTRY = {"kind": "parquet", "title": "A city", "as_of": "2025-01-31", "synthetic": True, "location": "x"}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path))
+    registry._parsed.clear()
+    yield tmp_path
+    registry._parsed.clear()
+
+
+def write(home, **datasets) -> None:
+    (home / registry.LOCAL_REGISTRY).write_text(yaml.safe_dump({"datasets": datasets}), encoding="utf-8")
+
+
+def count_parses(monkeypatch) -> list[int]:
+    calls = [0]
+    real = yaml.safe_load
+
+    def counting(stream):
+        calls[0] += 1
+        return real(stream)
+
+    monkeypatch.setattr(registry.yaml, "safe_load", counting)
+    return calls
+
+
+def test_a_settled_file_is_parsed_once_and_a_new_version_is_read(home, monkeypatch):
+    write(home, alpha=ENTRY)
+    later = time.time_ns() + 10 * registry.SETTLED_NS  # as if the file had been written long ago
+    monkeypatch.setattr(registry.time, "time_ns", lambda: later)
+    calls = count_parses(monkeypatch)
+    for _ in range(5):
+        assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
+    assert calls[0] == 2  # the kit's registry.yml and the local one, once each (10 without the cache)
+    registry.register(registry._entry("beta", {**ENTRY, "as_of": "2025-02-28"}))  # a new file (atomic write)
+    assert registry.get("beta").as_of == dt.date(2025, 2, 28)
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
+
+
+def test_a_file_rewritten_in_place_at_once_is_read_again(home):
+    write(home, alpha=ENTRY)
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
+    write(home, alpha={**ENTRY, "as_of": "2025-01-30"})  # same size, same inode, within one clock tick maybe
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 30)
+
+
+def test_a_caller_changing_what_it_read_changes_nothing(home):
+    write(home, alpha=ENTRY)
+    registry._read(home / registry.LOCAL_REGISTRY)["alpha"]["as_of"] = "1999-01-01"
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
