@@ -616,6 +616,12 @@ def teardown(state: HubState) -> Teardown:
     done = Teardown(state.cohort)
     done.stopped = stop(state).summary(state.cohort)
     exported = (state.course / EXPORT).is_file()
+    late = _newer_than_export(state) if exported else []
+    if late:
+        exported = False
+        done.kept.append(f"{len(late)} submission(s) reached the exchange after the grade export ({', '.join(late[:5])}"
+                         f"{' ...' if len(late) > 5 else ''}): nothing deleted; collect, grade and export again (as root, "
+                         f"`CITYKIT_COURSE={state.course} citykit grade export`), then teardown again")  # fmt: skip
     done.exported = exported
     homes = {m.account: Path(pwd.getpwnam(m.account).pw_dir) if accounts.user_exists(m.account)
              else HOME_BASE / m.account for m in state.members}  # fmt: skip
@@ -650,7 +656,32 @@ def teardown(state: HubState) -> Teardown:
         _chown_tree(state.course, 0, 0, dir_mode=0o700, file_mode=0o600)
         done.kept.append(f"the course folder {state.course} (gradebook, submissions, exports: the city's retention "
                          "schedule decides; delete it when that ends)")  # fmt: skip
+    _orphans_to_root(state.path)
     save_state(
         replace(state, extra={**state.extra, "torn_down": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     )
     return done
+
+
+def _newer_than_export(state: HubState) -> list[str]:
+    """Submissions in the exchange made after the grade export (never graded or exported)."""
+    inbound = state.exchange / state.cohort / "inbound"
+    if not inbound.is_dir():
+        return []
+    exported = (state.course / EXPORT).stat().st_mtime
+    return sorted(p.name.split("+")[0] for p in inbound.iterdir() if p.lstat().st_mtime > exported)
+
+
+def _orphans_to_root(folder: Path) -> None:
+    """What the removed accounts and groups still own in the hub folder becomes root's, writable by no
+    one else: the next accounts made on this machine reuse their ids."""
+    for top, dirs, files in os.walk(folder):
+        for name in [*dirs, *files, ""]:
+            path = os.path.join(top, name) if name else top
+            info = os.lstat(path)
+            uid = info.st_uid if accounts.name_of_uid(info.st_uid) else 0
+            gid = info.st_gid if accounts.name_of_gid(info.st_gid) else 0
+            if (uid, gid) != (info.st_uid, info.st_gid):
+                os.lchown(path, uid, gid)
+                if not stat.S_ISLNK(info.st_mode):
+                    os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o022)

@@ -127,10 +127,30 @@ def test_setup_makes_the_accounts_course_and_exchange_and_teardown_removes_them(
         with pytest.raises(KeyError):
             grp.getgrnam(group)
     assert (state.exchange).is_dir() and not first.deleted
-    # after the export, teardown deletes what the accounts held; the course (grades) stays
+    # nothing in the hub folder is left to the removed ids, which the next accounts reuse (walk-19 F13)
+    orphans = []
+    for top, dirs, files in os.walk(state.path):
+        for path in [Path(top), *(Path(top) / n for n in dirs + files)]:
+            info = path.lstat()
+            try:
+                pwd.getpwuid(info.st_uid), grp.getgrgid(info.st_gid)
+            except KeyError:
+                orphans.append(str(path))
+    assert orphans == []
+    assert not _mode(state.data) & 0o022 and state.data.stat().st_uid == 0
+    # an export older than a submission in the exchange does not let teardown delete it (walk-19 F14)
     export = state.course / "grading" / "export"
     export.mkdir(parents=True, exist_ok=True)
     (export / "grades.csv").write_text("student_id,score\n")
+    os.utime(export / "grades.csv", (1_900_000_000, 1_900_000_000))
+    late = state.exchange / cohort / "inbound" / "maria_g+04-time-to-close+2031-01-01 10:00:00.000000 UTC+abcd"
+    late.mkdir()
+    os.utime(late, (1_900_000_100, 1_900_000_100))
+    kept = lifecycle.teardown(load_state(cohort, state.path.parent))
+    assert not kept.exported and not kept.deleted and late.is_dir()
+    assert any("after the grade export (maria_g)" in line for line in kept.kept), kept.kept
+    # after an export newer than every submission, teardown deletes what the accounts held; the course stays
+    os.utime(export / "grades.csv", (1_900_000_200, 1_900_000_200))
     second = lifecycle.teardown(load_state(cohort, state.path.parent))
     assert second.exported and not any(home.exists() for home in homes.values())
     assert not state.exchange.exists() and not (state.path / "jupyterhub.sqlite").exists()
