@@ -6,7 +6,9 @@ own settings give, and its collect only *warns* when the folder's owner differs.
 learner's server sets their id, but a learner can edit their own settings, so anyone could submit
 under someone else's id. `OwnerCheckedCollect` (named in the course's `nbgrader_config.py` by
 `citykit hub setup`) keeps, per roster id, the newest submission made by that id's account
-(`accounts`: roster id -> account) and leaves the others out with an error in nbgrader's log. An id
+(`accounts`: roster id -> account) and leaves the others out with an error in nbgrader's log and a
+`REFUSED` line on standard error (the instructor's terminal: `citykit grade collect` keeps nbgrader's
+log to itself). An id
 with no account on the list (an instructor's test submission) is collected as nbgrader would.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import sys
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default.collect import ExchangeCollect, groupby
@@ -54,6 +57,9 @@ class OwnerCheckedCollect(ExchangeCollect):
                     "Not collected: %s is filed under %s but was made by the account %s, not %s",
                     record["filename"], record["username"], made_by, expected,
                 )  # fmt: skip
+                # also straight to the instructor's terminal: `citykit grade collect` keeps nbgrader's log to itself
+                print(f"collect: REFUSED a submission of {self.coursedir.assignment_id} filed under {record['username']} "
+                      f"but made by the account {made_by}, not {expected} ({record['filename']})", file=sys.stderr)  # fmt: skip
                 continue
             records.append(record)
         with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gradebook:

@@ -53,7 +53,7 @@ def _exchange(tmp_path):
     return config, coursedir
 
 
-def test_a_submission_filed_under_someone_elses_id_is_not_collected(tmp_path):
+def test_a_submission_filed_under_someone_elses_id_is_not_collected(tmp_path, capfd):
     config, coursedir = _exchange(tmp_path)
     plain = ExchangeCollect(coursedir=coursedir, authenticator=Authenticator(config=config), config=config)
     plain.init_src()
@@ -64,6 +64,11 @@ def test_a_submission_filed_under_someone_elses_id_is_not_collected(tmp_path):
         checked.start()
     assert {r["username"]: r["filename"] for r in checked.src_records} == {"maria_g": GENUINE, "chloe": OTHER}
     assert checked.refused == [(SPOOFED, "bin")]
+    # the instructor's terminal names it (walk-19 F11: collect's summary said "nothing newer")
+    assert (
+        "REFUSED a submission of a1 filed under maria_g but made by the account bin, not daemon"
+        in capfd.readouterr().err
+    )
     submitted = tmp_path / "course" / "submitted"
     assert (submitted / "maria_g" / "a1" / "a1.ipynb").read_text() == GENUINE
     assert (submitted / "chloe" / "a1" / "a1.ipynb").read_text() == OTHER
