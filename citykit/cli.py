@@ -452,7 +452,7 @@ def hub_teardown(args: argparse.Namespace) -> int:
             raise CitykitError(f"teardown removes the accounts of {args.cohort}; confirm with --yes")
         if input(question).strip().lower() not in ("y", "yes"):
             return 1
-    print(teardown(state).summary())
+    print(teardown(state, force=args.force).summary())
     return 0
 
 
@@ -777,6 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=hub_reset_password)
     p = hub.add_parser("teardown", parents=[where], help="remove the accounts; after a grade export, their files too")
     p.add_argument("--yes", action="store_true", help="do not ask")
+    p.add_argument("--force", action="store_true", help="delete even submissions newer than the grade export")
     p.set_defaults(func=hub_teardown)
 
     report = commands.add_parser("report", help="run notebooks as production reports").add_subparsers(

@@ -497,11 +497,14 @@ def setup(
     for file in (ssl_cert, ssl_key):
         if file is not None and not Path(file).is_file():
             raise CitykitError(f"no file {file}")
-    o = recorded_options(previous, ip=ip, port=port, auth=auth, public_url=public_url, memory_mb=memory_mb, cpus=cpus,
-                         idle_minutes=idle_minutes, proxy_command=proxy_command, account_prefix=account_prefix,
-                         ssl_cert=str(Path(ssl_cert).resolve()) if ssl_cert else None,
-                         ssl_key=str(Path(ssl_key).resolve()) if ssl_key else None)  # fmt: skip
+    given = {"ip": ip, "port": port, "auth": auth, "public_url": public_url, "memory_mb": memory_mb, "cpus": cpus,
+             "idle_minutes": idle_minutes, "proxy_command": proxy_command, "account_prefix": account_prefix,
+             "ssl_cert": str(Path(ssl_cert).resolve()) if ssl_cert else None,
+             "ssl_key": str(Path(ssl_key).resolve()) if ssl_key else None}  # fmt: skip
+    o = recorded_options(previous, **given)
     ip, port, auth, account_prefix = o["ip"], o["port"], o["auth"], o["account_prefix"]
+    kept = [f"{name} {o[name]}" for name in ("ip", "port", "auth", "public_url", "memory_mb", "cpus", "idle_minutes")
+            if previous is not None and given[name] is None and o[name] != SETUP_DEFAULTS[name]]  # fmt: skip
     accounts.check_prefix(account_prefix)
     if auth not in AUTH_MODES:
         raise CitykitError(f"--auth must be one of {', '.join(AUTH_MODES)}, not {quote(auth)}")
@@ -520,6 +523,8 @@ def setup(
     _check_accounts_free(members, state, previous)
     state = state.with_members(members)
     result = SetupResult(state)
+    if kept:
+        result.notes.append(f"kept from the last setup (give an option to change it): {', '.join(kept)}")
     if previous:
         gone = sorted(set(previous.accounts) - set(state.accounts))
         if gone:
@@ -611,17 +616,20 @@ class Teardown:
         return "\n".join(lines)
 
 
-def teardown(state: HubState) -> Teardown:
+def teardown(state: HubState, *, force: bool = False) -> Teardown:
+    """Stop the hub, remove the accounts and, after the grade export, their files. A submission that
+    reached the exchange after the export is refused (nothing done) unless `force`."""
     accounts.require_root("citykit hub teardown")
+    if (state.course / EXPORT).is_file() and not force:
+        late = _newer_than_export(state)
+        if late:
+            raise CitykitError(f"{len(late)} submission(s) reached the exchange after the grade export "
+                               f"({', '.join(late[:5])}{' ...' if len(late) > 5 else ''}), and teardown would delete "
+                               f"them: collect, grade and export again (`CITYKIT_COURSE={state.course} citykit grade "
+                               "export` as root), or teardown --force")  # fmt: skip
     done = Teardown(state.cohort)
     done.stopped = stop(state).summary(state.cohort)
     exported = (state.course / EXPORT).is_file()
-    late = _newer_than_export(state) if exported else []
-    if late:
-        exported = False
-        done.kept.append(f"{len(late)} submission(s) reached the exchange after the grade export ({', '.join(late[:5])}"
-                         f"{' ...' if len(late) > 5 else ''}): nothing deleted; collect, grade and export again (as root, "
-                         f"`CITYKIT_COURSE={state.course} citykit grade export`), then teardown again")  # fmt: skip
     done.exported = exported
     homes = {m.account: Path(pwd.getpwnam(m.account).pw_dir) if accounts.user_exists(m.account)
              else HOME_BASE / m.account for m in state.members}  # fmt: skip

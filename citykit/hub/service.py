@@ -151,6 +151,8 @@ def hub_environment(state: HubState) -> dict[str, str]:
     env.pop("CITYKIT_HOME", None)
     secrets_file = state.path / OIDC_FILE
     if secrets_file.is_file():
+        if secrets_file.stat().st_mode & 0o077:  # secrets: root's alone
+            secrets_file.chmod(0o600)
         env.update(read_env_file(secrets_file))
     if state.auth == "oidc":
         missing = [k for k in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET") if not env.get(k)]

@@ -312,7 +312,9 @@ def test_the_foreground_start_reads_oidc_env_as_the_unit_does_and_refuses_placeh
     secrets_file = state.path / "oidc.env"
     secrets_file.write_text('# the app registration\nOAUTH_CLIENT_ID=abc-123\nOAUTH_CLIENT_SECRET="s3 cr=t"\n\n'
                             "AAD_TENANT_ID='tenant-9'\n")  # fmt: skip
+    secrets_file.chmod(0o644)
     env = service.hub_environment(state)
+    assert secrets_file.stat().st_mode & 0o077 == 0  # made root's alone
     assert (env["OAUTH_CLIENT_ID"], env["OAUTH_CLIENT_SECRET"], env["AAD_TENANT_ID"]) == (
         "abc-123",
         "s3 cr=t",

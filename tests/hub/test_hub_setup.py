@@ -21,6 +21,7 @@ import pytest
 import yaml
 from hubtest import needs_accounts
 
+from citykit.errors import CitykitError
 from citykit.hub import lifecycle, limits, systemd
 from citykit.hub.accounts import account_name
 from citykit.hub.state import load_state
@@ -146,9 +147,14 @@ def test_setup_makes_the_accounts_course_and_exchange_and_teardown_removes_them(
     late = state.exchange / cohort / "inbound" / "maria_g+04-time-to-close+2031-01-01 10:00:00.000000 UTC+abcd"
     late.mkdir()
     os.utime(late, (1_900_000_100, 1_900_000_100))
-    kept = lifecycle.teardown(load_state(cohort, state.path.parent))
-    assert not kept.exported and not kept.deleted and late.is_dir()
-    assert any("after the grade export (maria_g)" in line for line in kept.kept), kept.kept
+    with pytest.raises(
+        CitykitError, match=r"1 submission\(s\) reached the exchange after the grade export \(maria_g\)"
+    ):
+        lifecycle.teardown(load_state(cohort, state.path.parent))
+    assert late.is_dir() and state.exchange.is_dir()
+    refused = subprocess.run([sys.executable, "-m", "citykit", "hub", "teardown", "--yes", "--cohort", cohort,
+                              "--prefix", str(state.path.parent)], capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 2 and "teardown --force" in refused.stderr and late.is_dir(), refused.stderr
     # after an export newer than every submission, teardown deletes what the accounts held; the course stays
     os.utime(export / "grades.csv", (1_900_000_200, 1_900_000_200))
     second = lifecycle.teardown(load_state(cohort, state.path.parent))
