@@ -119,15 +119,15 @@ class ReportKernel:
         self.runs += 1
         return self
 
-    def execute(self, nb, parameters: dict[str, Any], timeout: float | None = None):
+    def execute(self, nb, parameters: dict[str, Any], timeout: float | None = None, source: str | None = None):
         """Run `nb` with papermill on this kernel (after `ready_for_run`); the executed notebook.
 
-        papermill runs without an output path (it would rewrite the whole notebook twice per cell).
-        A run still busy after `timeout` seconds has its kernel killed and `timed_out` set. When it
-        fails, papermill's error propagates and `executed` holds the notebook as far as it ran.
+        `nb` is taken over (changed in place). `source`: the notebook's path, recorded as papermill's
+        `input_path`. papermill's steps run without its file round trips (`_papermill`), and without
+        an output path (it would rewrite the whole notebook twice per cell). A run still busy after
+        `timeout` seconds has its kernel killed and `timed_out` set. When it fails, papermill's error
+        propagates and `executed` holds the notebook as far as it ran.
         """
-        import papermill
-
         nb.metadata["kernelspec"] = dict(KERNELSPEC)
         self.executed, self.timed_out = None, False
         timer = threading.Timer(timeout, self.kill, kwargs={"timed_out": True}) if timeout else None
@@ -135,10 +135,7 @@ class ReportKernel:
             timer.daemon = True
             timer.start()
         try:
-            return papermill.execute_notebook(
-                nb, None, parameters=parameters, kernel_name=KERNEL_NAME, progress_bar=False,
-                report_mode=True, engine_name=_engine(), report_kernel=self, execution_timeout=timeout,
-            )  # fmt: skip
+            return _papermill(nb, parameters, source, report_kernel=self, execution_timeout=timeout)
         finally:
             if timer:
                 timer.cancel()
@@ -202,6 +199,37 @@ def remove_stale_kernel_folders() -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
+
+
+def _papermill(nb, parameters: dict[str, Any], source: str | None, **engine_kwargs):
+    """`papermill.execute_notebook(nb, None, parameters, report_mode=True)` on the citykit engine, step
+    by step as papermill 2 takes them, less what costs without use in a report run: the notebook
+    written to JSON and parsed back (with two schema validations) on the way in, written to JSON
+    again for no output path on the way out, and the parameters cell parsed for a warning about
+    names the runner has already validated. The executed notebook is the same, except that
+    papermill's `input_path` names the notebook instead of holding a copy of all of it."""
+    from papermill import __version__
+    from papermill.engines import papermill_engines
+    from papermill.execute import prepare_notebook_metadata, raise_for_execution_errors, remove_error_markers
+    from papermill.parameterize import parameterize_notebook
+
+    engine = _engine()
+    nb.metadata.setdefault(  # papermill's load_notebook_node, without the JSON round trip
+        "papermill", {"default_parameters": {}, "parameters": {}, "environment_variables": {}, "version": __version__}
+    )
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+        cell.metadata.setdefault("papermill", {})
+    if parameters:
+        nb = parameterize_notebook(nb, parameters, True, kernel_name=KERNEL_NAME, engine_name=engine)
+    nb = remove_error_markers(prepare_notebook_metadata(nb, source, None, report_mode=True))
+    kernel_name = papermill_engines.nb_kernel_name(engine_name=engine, nb=nb, name=KERNEL_NAME)
+    nb = papermill_engines.execute_notebook_with_engine(
+        engine, nb, input_path=source, output_path=None, kernel_name=kernel_name, progress_bar=False,
+        log_output=False, start_timeout=60, stdout_file=None, stderr_file=None, **engine_kwargs,
+    )  # fmt: skip
+    raise_for_execution_errors(nb, None)
+    return nb
 
 
 def _engine() -> str:

@@ -571,7 +571,7 @@ def _execute(report, values, kernel, timeout, staging, manifest, started, out, h
         )
     executed_path = staging / f"{report.name}.ipynb"
     try:
-        executed = _scrub(kernel.execute(nb, values, timeout), hide)
+        executed = _scrub(kernel.execute(nb, values, timeout, source=str(report.source)), hide)
         nbformat.write(executed, executed_path)
         return executed
     except PapermillExecutionError as error:
