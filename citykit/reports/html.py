@@ -340,7 +340,13 @@ def _exporter():
     if "html" not in _exporters:
         from nbconvert import HTMLExporter
 
-        _exporters["html"] = HTMLExporter(
+        class ReportExporter(HTMLExporter):
+            def _validate_preprocessor(self, nbc, preprocessor) -> None:
+                """nbconvert validates the whole notebook against its schema after each of its 12
+                preprocessors (a seventh of a page's export); the executed notebook was validated
+                when the runner wrote it, and these preprocessors only trim and restyle it."""
+
+        _exporters["html"] = ReportExporter(
             template_name="report",
             extra_template_basedirs=[str(paths.resource(TEMPLATES))],
             exclude_input=True,
