@@ -471,7 +471,8 @@ def route(argv: list[str]) -> int:
     """The hub's `citykit` for instructors' terminals (see the module's doc)."""
     cohort, hub = os.environ.get(ENV_COHORT, ""), os.environ.get(ENV_HUB, "")
     state = None
-    if cohort and hub and argv[:1] == ["grade"] and argv[1:2] in (["autograde"], ["feedback"]):
+    asks_help = "-h" in argv or "--help" in argv  # the command's own help, as anywhere
+    if cohort and hub and argv[:1] == ["grade"] and argv[1:2] in (["autograde"], ["feedback"]) and not asks_help:
         try:
             state = load_state(cohort, Path(hub).parent)
         except CitykitError:
