@@ -383,3 +383,34 @@ def test_no_count_of_people_on_the_equity_page_escapes_the_suppression(riverton,
     this_month = [t for t in release["tables"] if t["key"] == "race_alone|approved" and "2025" not in t["title"]]
     totals = {m for t in this_month for r, c, m in t["marks"] if r == c == "Total"}  # (the month before: dated)
     assert totals == {value}, (totals, value)
+
+
+def test_the_equity_tiles_carry_the_period_before_and_the_rules_marker(pages, riverton):
+    """Decided applications and the approval share against the period before, both counted here in DuckDB
+    on the published parquet; each tile carries the marker of the city's rule for changes."""
+    result = pages["13-equity-report"]
+    period = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))["period"]
+    start, last = pd.Timestamp(period["start"]), pd.Timestamp(period["last_day"])
+    before_start = start - (
+        pd.DateOffset(years=1) if start.month == 1 and last.month == 12 else pd.DateOffset(months=1)
+    )
+    assert (last - start).days in (364, 365, 30), period  # a year or December: its period before is worked out above
+    table = riverton.table_path("program_applications").as_posix()
+    decided, approved = duckdb.execute(
+        "SELECT count(*), count(*) FILTER (WHERE outcome = 'Approved') FROM read_parquet(?) "
+        "WHERE outcome IN ('Approved', 'Denied') AND submitted_at >= ? AND submitted_at < ?",
+        [table, before_start.to_pydatetime(), start.to_pydatetime()],
+    ).fetchone()  # fmt: skip
+    page = result.html.read_text(encoding="utf-8")
+    tiles = {re.search(r'data-key="([^"]*)"', attrs)[1]: (attrs, html.unescape(re.sub(r"<[^>]+>", " ", body)))
+             for attrs, body in TILE.findall(page)}  # fmt: skip
+
+    def attr(key: str, name: str) -> str:
+        return re.search(rf'data-{name}="([^"]*)"', tiles[key][0])[1]
+
+    assert float(attr("decided-applications", "before")) == decided > 10
+    assert float(attr("approval-rate", "before")) == pytest.approx(approved / decided, abs=1e-12)
+    assert f"against {decided:,}" in tiles["decided-applications"][1]
+    for key in ("decided-applications", "approval-rate"):
+        assert attr(key, "verdict") in ("within", "changed", "not-judged"), tiles[key]
+        assert re.search(r"Within normal variation|Changed beyond normal variation|Not judged", tiles[key][1])
