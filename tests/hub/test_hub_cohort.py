@@ -5,7 +5,7 @@ headless Chromium: the instructor signs in and, in the lab's terminal, generates
 04 with `citykit grade` (as their own account; the formgrader service is opened and kept as a
 screenshot); learner A signs in, fetches module 04 in the Assignments tab, answers (through the
 contents API the lab's editor saves with) and submits; learner B signs in and cannot reach A's
-server, files or submission (B's browser session, B's server and a kernel of B's); the instructor
+server, files or submission, nor the hub's database (B's browser session, B's server and a kernel of B's); the instructor
 collects, autogrades, writes feedback and releases it; learner A fetches the feedback in the
 Assignments tab. `citykit hub stop` ends everything: no process of the cohort is left. Screenshots
 go to test-artifacts/hub/.
@@ -238,7 +238,7 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                     "import glob, json, os",
                     "found = {}",
                     f"for name, path in [('home', {str(Path(pwd.getpwnam(maria[0]).pw_dir) / M04 / (M04 + '.ipynb'))!r}),",
-                    f"                   ('inbound', {str(inbound)!r})]:",
+                    f"                   ('inbound', {str(inbound)!r}), ('hub-db', {str(state.path / 'jupyterhub.sqlite')!r})]:",
                     "    try:",
                     "        (os.listdir if name == 'inbound' else open)(path)",
                     "        found[name] = 'opened'",
@@ -248,7 +248,7 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                     "print(json.dumps(found))",
                 ])])  # fmt: skip
                 assert json.loads(probe.strip().splitlines()[-1]) == {
-                    "home": "PermissionError", "inbound": "PermissionError", "glob": []}, probe  # fmt: skip
+                    "home": "PermissionError", "inbound": "PermissionError", "hub-db": "PermissionError", "glob": []}, probe  # fmt: skip
 
                 stage("learner B kept out of A's files")
                 graded = _instructor_done(teacher[0], grading, "grade", 420)
