@@ -31,6 +31,7 @@ _PUBLIC = {
     "open_at_now": "citykit.data.backlog:open_at_now",
     "compare_backlog": "citykit.data.backlog_change:compare_backlog",
     "compare_periods": "citykit.data.changes:compare_periods",
+    "period_dates": "citykit.data.changes:period_dates",
     "compare_quality": "citykit.data.quality_change:compare_quality",
     "REQUEST_FLAGS": "citykit.data.columns:REQUEST_FLAGS",
     "city_bounds": "citykit.data.anonymize:city_bounds",

@@ -69,31 +69,42 @@ class Comparison:
         c, p, v = self.current, self.previous, self.verdicts
         say = (lambda _: unjudged) if unjudged else _say
         follow = (c.cutoff.normalize() - pd.Timestamp(c.period.end)).days
+        stood = p.cutoff.normalize() - pd.Timedelta(days=1)  # the last day counted for the period before
         lines = [
-            f"Compared with {p.period.start:%d %b %Y} to {p.period.last_day:%d %b %Y}"
+            f"Compared with {period_dates(p.period)}"
             + (" (the same days of the period before; this period is partial)" if c.period.partial else "")
             + (
-                f", as it stood {follow} days after its end, as long as this period has had"
+                f", as it stood on {_day(stood)}, {follow} days after its end, just as this period is counted "
+                f"{follow} days after its own end"
                 if follow
-                else ", as it stood at its end, as this period stands now"
+                else f", as it stood on its last day ({_day(stood)}), just as this period is counted on its own last day"
             )
-            + " (requests closed later count as still open).",
+            + ": requests closed after that count as still open.",
             f"- **Requests:** {c.volume:,} against {p.volume:,} ({_rel(c.volume, p.volume)}): {say(v['volume'])}.",
-            f"- **Median days to close** (open requests counted as still waiting): {_days(c.median)} against "
-            f"{_days(p.median)}: {say(v['median'])}. 90th percentile: {_days(c.p90)} against {_days(p.p90)}: "
-            f"{say(v['p90'])}.",
-            f"- **On time** (requests due in the period, closed late or still open count as missed): "
-            f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
-            + (
-                f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
-                if self.previous_share_at_current_mix is not None
-                else ""
-            )
-            + f": {say(v['on_time'])}.",
-            f"- *{self.rules['time_to_close']['closed_only_label'].capitalize()}:* median "
-            f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days; on time "
-            f"{_pct(c.closed_only_on_time)} against {_pct(p.closed_only_on_time)}.",
+            f"- **Median days to close** (open requests counted as still waiting): "
+            f"{_wait(c.median, p.median, v['median'], say)} 90th percentile: "
+            f"{_wait(c.p90, p.p90, v['p90'], say, 'fewer than 9 in 10 requests have closed')}",
         ]
+        if c.due or p.due:
+            lines.append(
+                f"- **On time** (requests due in the period, closed late or still open count as missed): "
+                f"{_pct(c.share)} of {c.due:,} against {_pct(p.share)} of {p.due:,}"
+                + (
+                    f" ({_pct(self.previous_share_at_current_mix)} at this period's mix of request types)"
+                    if self.previous_share_at_current_mix is not None
+                    else ""
+                )
+                + f": {say(v['on_time']) if c.due and p.due else 'not judged: nothing was due in one of the two'}."
+            )
+        else:  # no due dates and no targets: a fact of the data, not a verdict
+            lines.append("- **On time:** no request in either period had a due date or a service-level target, "
+                         "so there is no on-time share.")  # fmt: skip
+        closed_only = f"- *{self.rules['time_to_close']['closed_only_label'].capitalize()}:* median " + (
+            f"{_days(c.closed_only_median)} against {_days(p.closed_only_median)} days"
+        )
+        if c.closed_only_on_time is not None or p.closed_only_on_time is not None:
+            closed_only += f"; on time {_pct(c.closed_only_on_time)} against {_pct(p.closed_only_on_time)}"
+        lines.append(closed_only + ".")
         moved = self.by_type[self.by_type["volume verdict"] == "changed"]
         if unjudged:
             lines.append(f"- **By request type:** {unjudged}.")
@@ -128,15 +139,41 @@ class Comparison:
             "Requests": ranked["volume now"].astype(int),
             "Closed by now": ranked["closed now"].astype(int),
             "Median days (open counted as waiting)": ranked["median now"].round(1),
-            "Closed before (same follow-up)": ranked["closed before"].astype(int),
+            "Requests before": ranked["volume before"].astype(int),
+            "Closed before, as long after": ranked["closed before"].astype(int),
             "Median days before": ranked["median before"].round(1),
             "Median change": ranked["verdict"],
         })  # fmt: skip
         return shown.rename_axis("Request type")
 
 
+def period_dates(period: Period) -> str:
+    """A period's dates, one way everywhere: "1 Jul to 30 Sep 2025", "15 Dec 2024 to 14 Jan 2025", "3 Jul 2025"."""
+    first, last = period.start, period.last_day
+    if first == last:
+        return _day(first)
+    if first.year == last.year:
+        return f"{first.day} {first:%b} to {_day(last)}"
+    return f"{_day(first)} to {_day(last)}"
+
+
+def _day(day) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
 def _rel(now: float, before: float) -> str:
     return f"{(now - before) / before:+.1%}" if before else "no earlier requests"
+
+
+def _wait(now: float | None, before: float | None, verdict, say, why: str = "too few requests have closed") -> str:
+    """One wait against the one before and its verdict; not known yet in words, never "n/a"."""
+    if now is None and before is None:
+        return f"not known yet in either period ({why})."
+    if now is None:
+        return f"not known yet ({why}) against {_days(before)} days."
+    if before is None:
+        return f"{_days(now)} days against not known then ({why})."
+    return f"{_days(now)} against {_days(before)}: {say(verdict)}."
 
 
 def _days(value: float | None) -> str:
@@ -144,7 +181,7 @@ def _days(value: float | None) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+    return "none due" if value is None else f"{value:.1%}"
 
 
 def _say(verdict: stats.Verdict) -> str:

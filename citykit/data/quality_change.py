@@ -17,7 +17,7 @@ duplicate's parent may be in an earlier period), are not compared. Rows are read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -39,6 +39,9 @@ class QualityChange:
     rows: dict[str, int]  # check name -> requests it applies to in the period
     verdicts: dict[str, stats.Verdict]
     history: int  # past periods behind the control limits
+    rows_before: dict[str, int] = field(
+        default_factory=dict
+    )  # check name -> requests it applies to in the period before
 
 
 def compare_quality(dataset: str, period: str | Period | None = None) -> QualityChange:
@@ -66,7 +69,7 @@ def compare_quality(dataset: str, period: str | Period | None = None) -> Quality
             if check.value is None and check.name not in WHOLE_TABLE:  # a share check of the period's own rows
                 scores.setdefault(check.name, []).append((check.failing, check.rows))
     n = len(periods)
-    now, before, applies, verdicts = {}, {}, {}, {}
+    now, before, applies, applied_before, verdicts = {}, {}, {}, {}, {}
     history = 0
     for name, counts in scores.items():
         failing = [f for f, _ in counts]
@@ -75,7 +78,7 @@ def compare_quality(dataset: str, period: str | Period | None = None) -> Quality
         history = max(history, len(past))
         now[name] = failing[-1] / sizes[-1] if sizes[-1] else None
         before[name] = failing[-2] / sizes[-2] if sizes[-2] else None
-        applies[name] = sizes[-1]
+        applies[name], applied_before[name] = sizes[-1], sizes[-2]
         if now[name] is None or before[name] is None:
             verdicts[name] = stats.Verdict(False, "no records to compare")
             continue
@@ -84,4 +87,4 @@ def compare_quality(dataset: str, period: str | Period | None = None) -> Quality
         verdicts[name] = stats.judge(now[name], before[name], limits, noise["min_change"]["share_points"],
                                      relative=False, within=noise["within_label"], history=len(past),
                                      min_history=int(noise["min_history"]))  # fmt: skip
-    return QualityChange(current, periods[-2], now, before, applies, verdicts, history)
+    return QualityChange(current, periods[-2], now, before, applies, verdicts, history, applied_before)

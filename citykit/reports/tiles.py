@@ -25,6 +25,7 @@ from citykit.reports.tables import format_value, parse_kind
 
 KEY_FIGURES_MIME = "application/vnd.citykit.key-figures+json"
 WITHIN, CHANGED, NOT_JUDGED = "within", "changed", "not-judged"
+WHOLE_DAYS = 100  # from 100 days on, a tile shows whole days ("3,232 days", not "3,232.0 days")
 MARKER_TEXT = {WITHIN: "Within normal variation", CHANGED: "Changed beyond normal variation", NOT_JUDGED: "Not judged"}
 
 
@@ -52,7 +53,7 @@ class KeyFigure:
         text, _ = format_value(self.value, self.kind)
         text = text or "—"
         if self.kind == "days" and text != "—":
-            return f"{text} days"
+            return f"{float(self.value):,.0f} days" if abs(float(self.value)) >= WHOLE_DAYS else f"{text} days"
         if self.kind == "rate" and self.unit and text != "—":
             return f"{text} {self.unit}"
         return text
@@ -85,6 +86,29 @@ class KeyFigure:
             return f"{round(diff):+,}{rel} against {before_text}"
         rel = f" ({diff / before:+.1%})" if before else ""
         return f"{diff:+,.1f}{rel} against {before_text}"
+
+    def number(self, value: Any) -> Any:
+        """The value for a spreadsheet: a number as shown on the tile (a share in percent, days to one
+        decimal), words or a suppression mark as they are, None when missing."""
+        if value is None or self.kind == "text":
+            return None  # words: in "As shown" only, so the column stays numbers
+        if isinstance(value, str):
+            return value  # a suppression mark
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        if self.kind == "share":
+            return round(number * 100, 1)
+        if self.kind == "count":
+            return round(number)
+        return round(number, 1 if self.kind in ("days", "percent", "rate") else 2)
+
+    def unit_text(self) -> str:
+        """The unit of `number`: "requests", "days", "%", the rate's unit; "" for words."""
+        if self.kind == "text" or isinstance(self.value, str):
+            return ""
+        return {"share": "%", "percent": "%", "days": "days", "count": "count"}.get(self.kind, self.unit)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -241,7 +265,8 @@ def comparison_figures(comparison) -> list[KeyFigure]:
         key_figure("Median days to close", c.median, kind="days", before=p.median, verdict=v.get("median"),
                    key="median-days", note="open requests counted as still waiting"),
         key_figure("90th percentile, days to close", c.p90, kind="days", before=p.p90, verdict=v.get("p90"),
-                   key="p90-days", note="9 in 10 requests closed within this"),
+                   key="p90-days", note="9 in 10 requests closed within this many days" if c.p90 is not None
+                   else "not known until 9 in 10 requests have closed"),
         key_figure("On time", c.share, kind="share", before=p.share, verdict=v.get("on_time"), key="on-time",
                    note=f"of {c.due:,} requests due; late or still open counts as missed" if c.due
                    else "no request has a due date or a target"),
@@ -256,17 +281,21 @@ def quality_figure(card) -> KeyFigure:
         value, note = f"All {len(gated)} gates pass", "the city's data-quality gates"
     else:
         value = f"{len(failed)} of {len(gated)} gates fail"
-        note = "; ".join(_check_text(c) for c in failed[:2]) + (
-            f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
-        )
+        shown = failed if len(failed) <= 3 else failed[:2]  # never "and 1 more": name a third rather than hide it
+        note = "; ".join(_check_text(c) for c in shown) + (f"; and {len(failed) - 2} more" if len(failed) > 3 else "")
     tile = KeyFigure("Data quality", value, "text", note=note, key="data-quality")
     tile.status = "ok" if not failed else "warn"
     return tile
 
 
 def _check_text(check) -> str:
-    """A check in words: "Requests with no neighborhood: 46.0% (gate 5%)"."""
-    amount = f"{check.value:,.1f} days" if check.value is not None else f"{check.share:.1%}"
+    """A check in words: "Requests with no neighborhood: 46.0% of the 10,000 checked (gate 5%)" (the records
+    it was checked on, so it is not mistaken for a period's share); whole days from WHOLE_DAYS on ("3,232 days")."""
+    if check.value is not None:
+        amount = f"{check.value:,.0f} days" if abs(float(check.value)) >= WHOLE_DAYS else f"{check.value:,.1f} days"
+    else:
+        rows = getattr(check, "rows", None)
+        amount = f"{check.share:.1%}" + (f" of the {rows:,} checked" if rows else "")
     limit = ""
     if check.gate is not None:
         limit = f" (gate {check.gate.limit:g} days)" if check.gate.unit == "days" else f" (gate {check.gate.limit:.0%})"
@@ -330,8 +359,10 @@ class KeyFigures:
             [
                 {
                     "Figure": t.label,
-                    "Value": t.value_text(),
-                    "Before": KeyFigure(t.label, t.before, t.kind, t.unit).value_text() if t.before is not None else "",
+                    "As shown": t.value_text(),
+                    "Value": t.number(t.value),
+                    "Before": t.number(t.before),
+                    "Unit": t.unit_text(),
                     "Change": t.change_text(),
                     "Against normal variation": MARKER_TEXT.get(t.verdict or "", ""),
                     "Note": t.note,
@@ -339,8 +370,8 @@ class KeyFigures:
                 for t in self.tiles
             ]
         ).set_index("Figure")
-        payload = table_payload(frame, name=self.title, published=True, kinds=dict.fromkeys(frame.columns, "text"),
-                                max_rows=None)  # fmt: skip
+        kinds = {**dict.fromkeys(frame.columns, "text"), "Value": "number", "Before": "number"}  # numbers stay numbers
+        payload = table_payload(frame, name=self.title, published=True, kinds=kinds, max_rows=None)
         payload["display"] = "key-figures"  # the page keeps the tiles; the table goes to the CSV and workbook
         return payload
 

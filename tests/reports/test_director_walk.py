@@ -74,7 +74,7 @@ def test_the_scorecard_table_and_the_quality_tile_use_the_plain_words():
                   3, 400, ("R-1",), gate=Gate(0.01))  # fmt: skip
     _, record = tables.scorecard_record(Scorecard([check]))
     assert "Status Closed but no close time" in record["csv"] and "closed_at" not in record["csv"]
-    assert tiles._check_text(check) == "Status Closed but no close time: 0.8% (gate 1%)"
+    assert tiles._check_text(check) == "Status Closed but no close time: 0.8% of the 400 checked (gate 1%)"
 
 
 def test_workbook_sheets_have_readable_unique_names_and_the_legend_plain_headings(tmp_path):
@@ -134,3 +134,95 @@ def test_the_scorecard_compares_each_check_of_the_latest_month_with_the_month_be
     assert change.rows["missing_neighborhood"] == now[3]
     assert change.history == 8 and "duplicate_missing_parent" not in change.now  # across periods: not compared
     assert all(v.changed or v.reason == "within normal variation" for v in change.verdicts.values())
+
+
+# ------------------------------------------------------------------ the second walk (walk-15 F2, F5, F6, F17)
+
+
+def test_the_90th_percentile_tile_says_within_this_many_days_or_why_it_is_not_known():
+    from citykit.data.changes import Figures
+
+    def comparison(p90):
+        figures = Figures(None, None, 100, 90, 80, 3.0, p90, 2.0, 10, 8, 0.8)
+        return SimpleNamespace(current=figures, previous=figures, verdicts={}, rules={})
+
+    known = {t.key: t for t in tiles.comparison_figures(comparison(12.5))}["p90-days"]
+    assert known.note == "9 in 10 requests closed within this many days"
+    unknown = {t.key: t for t in tiles.comparison_figures(comparison(None))}["p90-days"]
+    assert unknown.value_text() == "—" and "within this" not in unknown.note and "9 in 10" in unknown.note
+
+
+def test_the_quality_tile_names_a_third_failing_gate_and_long_waits_show_whole_days():
+    gate, days = Gate(0.05), Gate(14, "days")
+    checks = [Check("service_requests", "completeness", "missing_neighborhood", "Requests with no neighborhood", 4600,
+                    10_000, (), gate=gate),
+              Check("service_requests", "validity", "placeholder_coords", "Coordinates at 0,0", 4260, 10_000, (), gate=gate),
+              Check("service_requests", "timeliness", "extract_lag", "Days between the newest request and the extract",
+                    0, 1, (), gate=days, value=3231.96)]  # fmt: skip
+    three = tiles.quality_figure(Scorecard(checks)).note
+    assert "more" not in three and three.count("(gate") == 3, three
+    assert "3,232 days (gate 14 days)" in three and "3,232.0" not in three  # 3231.96 to whole days, by hand
+    assert "46.0% of the 10,000 checked (gate 5%)" in three  # 4600 / 10000: whose share it is
+    four = tiles.quality_figure(Scorecard([*checks, Check("service_requests", "validity", "x", "Other", 9, 10, (),
+                                                          gate=gate)])).note  # fmt: skip
+    assert four.endswith("; and 2 more") and four.count("(gate") == 2
+    assert tiles.key_figure("Wait", 3231.96, kind="days").value_text() == "3,232 days"
+    assert tiles.key_figure("Wait", 3.04, kind="days").value_text() == "3.0 days"
+
+
+def test_the_key_figures_export_numbers_as_numbers_with_their_unit(tmp_path):
+    import openpyxl
+
+    shown = tiles.KeyFigures([
+        tiles.key_figure("Requests", 55103, before=59514, verdict=False),
+        tiles.key_figure("Median days to close", 3.04, kind="days", before=2.96),
+        tiles.key_figure("On time", 0.7834, kind="share", before=0.79),
+        tiles.key_figure("Data quality", "All 27 gates pass", kind="text"),
+    ], "Key figures: the whole city")  # fmt: skip
+    record = shown.table_record()
+    table = Table("key-figures", record["csv"], 1, 1, record["people"], title="Key figures: the whole city")
+    write_tables([table], tmp_path / "tables", tmp_path / "book.xlsx")
+    frame = pd.read_csv(tmp_path / "tables" / "01-key-figures.csv").set_index("Figure")
+    assert frame["Value"].dtype.kind == "f" and frame["Before"].dtype.kind == "f"
+    assert frame.loc["Requests", "Value"] == 55103 and frame.loc["On time", "Value"] == 78.3  # 0.7834 in percent
+    assert frame.loc["Median days to close", "Value"] == 3.0 and frame.loc["On time", "Unit"] == "%"
+    assert frame.loc["Requests", "As shown"] == "55,103" and pd.isna(frame.loc["Data quality", "Value"])
+    sheet = openpyxl.load_workbook(tmp_path / "book.xlsx").worksheets[0]
+    values = {row[0].value: row for row in sheet.iter_rows(min_row=2)}
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    column = header.index("Value")
+    assert isinstance(values["Requests"][column].value, (int, float)) and values["Requests"][column].value == 55103
+    assert isinstance(values["On time"][column].value, float)
+
+
+def test_one_date_format_for_a_period_and_the_comparison_sentence_reads_plainly():
+    import datetime as dt
+
+    from citykit.data.changes import Comparison, Figures, period_dates
+    from citykit.data.periods import Period
+
+    q3 = Period("2025-Q3", dt.date(2025, 7, 1), dt.date(2025, 10, 1))
+    assert period_dates(q3) == "1 Jul to 30 Sep 2025"
+    assert period_dates(Period("w", dt.date(2024, 12, 15), dt.date(2025, 1, 15))) == "15 Dec 2024 to 14 Jan 2025"
+    q4 = Period("2025-Q4", dt.date(2025, 10, 1), dt.date(2026, 1, 1))
+
+    def figures(period, cutoff, due):
+        return Figures(period, pd.Timestamp(cutoff), 241, 200, 150, 3.1, None, 1.1, due, due // 2,
+                       0.5 if due else None)  # fmt: skip
+
+    verdicts = {name: SimpleNamespace(changed=False, reason="within normal variation")
+                for name in ("volume", "median", "p90", "on_time")}  # fmt: skip
+    by_type = pd.DataFrame({"volume verdict": []})
+    rules = {"time_to_close": {"closed_only_label": "closed requests only (flatters the current period)"}}
+    for due, follow in ((0, 24), (10, 0)):
+        cut = dt.date(2026, 1, 1) + dt.timedelta(days=follow)
+        text = Comparison("sf", figures(q4, cut, due), figures(q3, dt.date(2025, 10, 1) + dt.timedelta(days=follow), due),
+                          None, verdicts, by_type, 4, rules).markdown()  # fmt: skip
+        assert "n/a" not in text and "as this period stands now" not in text and not re.search(r"\b0\d [A-Z]", text)
+        assert text.startswith("Compared with 1 Jul to 30 Sep 2025")
+        assert "90th percentile: not known yet in either period" in text
+        if follow:  # the period before as it stood 24 days after its end: 24 Oct 2025
+            assert "as it stood on 24 Oct 2025, 24 days after its end" in text
+            assert "no request in either period had a due date" in text and "on time" not in text.split("only")[-1]
+        else:
+            assert "as it stood on its last day (30 Sep 2025)" in text and "50.0% of 10 against 50.0% of 10" in text

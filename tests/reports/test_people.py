@@ -258,7 +258,9 @@ def test_key_figures_state_value_change_and_the_rules_marker():
     assert "812" in text[4] and "-88 (-9.8%) against 900" in text[4] and "ck-marker" not in items[4][1]
     bundle = shown._repr_mimebundle_()
     exported = bundle[tables_mime()]["people"]
-    assert _csv(exported)[1][0][:3] == ["Requests", "60,248", "58,100"]
+    head, rows = _csv(exported)
+    assert head[:5] == ["Figure", "As shown", "Value", "Before", "Unit"]
+    assert rows[0][1] == "60,248" and float(rows[0][2]) == 60248 and float(rows[0][3]) == 58100  # numbers, not text
 
 
 def tables_mime() -> str:
