@@ -144,9 +144,12 @@ def breakdown(report: str, hood: str, folder: Path) -> None:
     kernel = ReportKernel(env={"CITYKIT_DUCKDB_THREADS": "1"}, reuse=True)
     try:
         for label in ("fresh kernel", "reused kernel"):
-            started = time.perf_counter()
+            kernel_cpu = _kernel_cpu(kernel)
+            started, runner_cpu = time.perf_counter(), time.process_time()
             result = run_report(report, {"neighborhood": hood}, folder / f"breakdown-{label[:5]}", kernel=kernel)
             total = time.perf_counter() - started
+            runner_cpu = time.process_time() - runner_cpu
+            kernel_cpu = _kernel_cpu(kernel) - kernel_cpu if label == "reused kernel" else None
             t = result.timings
             load = sum(
                 s for i, s in t["cells"].items() if i >= 0 and any(m in source.cells[i].source for m in LOAD_MARKERS)
@@ -156,10 +159,21 @@ def breakdown(report: str, hood: str, folder: Path) -> None:
             print(f"  {label:14s} total {total:5.2f} s = kernel start {t['kernel start']:.2f} + imports {t['imports']:.2f}"
                   f" + data load {load:.2f} + compute {compute:.2f} + render/tables/manifest {t['render']:.2f}"
                   f" + runner overhead {total - accounted:.2f}")  # fmt: skip
+            if kernel_cpu is not None:  # CPU seconds: less sensitive to other load than wall time
+                print(f"                 CPU: runner {runner_cpu:.2f} s, kernel {kernel_cpu:.2f} s")
             slowest = sorted(((s, i) for i, s in t["cells"].items() if i >= 0), reverse=True)[:3]
             print("                 slowest cells: " + ", ".join(f"cell {i} {s:.2f} s" for s, i in slowest))
     finally:
         kernel.shutdown()
+
+
+def _kernel_cpu(kernel) -> float:
+    """CPU seconds (user + system) the kernel's process has used so far (0 before it starts)."""
+    try:
+        times = psutil.Process(kernel.km.provisioner.pid).cpu_times()
+    except (AttributeError, psutil.Error):
+        return 0.0
+    return times.user + times.system
 
 
 LARGE = textwrap.dedent("""

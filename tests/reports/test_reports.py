@@ -178,6 +178,15 @@ def test_module_04_writes_every_output(module04, riverton):
     }
     assert not any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
     assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in executed.cells)
+    # papermill's record, as papermill.execute_notebook(SOURCE, ...) would write it: the source's path
+    # (not a copy of the whole notebook), the injected cell after the parameters cell, code hidden
+    assert Path(executed.metadata.papermill.input_path).resolve() == SOURCE.resolve()
+    assert executed.metadata.papermill.output_path is None
+    tags = [c.metadata.get("tags", []) for c in executed.cells]
+    injected = tags.index(["injected-parameters"])
+    assert "parameters" in tags[injected - 1] and f'neighborhood = "{neighborhood}"' in executed.cells[injected].source
+    assert all(c.metadata.jupyter.source_hidden for c in executed.cells if c.cell_type == "code")
+    assert all("papermill" in c.metadata and "tags" in c.metadata for c in executed.cells)
 
     manifest = json.loads((out / "manifest.json").read_text())
     build = json.loads((riverton.folder / "build.json").read_text())
