@@ -607,6 +607,26 @@ def test_service_performance_for_one_neighborhood_states_its_figures(riverton, t
     tile = re.search(r'<li [^>]*data-key="requests"[^>]*>', page)
     assert tile and re.search(r'data-value="(\d+)"', tile[0])[1] == str(now)
     assert f"count the requests placed in {hood}" in html.unescape(page)
+    # walk-15 F7: the neighborhood's rate and rank, and a type beyond normal variation, on the first screen
+    rates = duckdb.execute(
+        "SELECT h.neighborhood, 1000.0 * count(r.neighborhood) / h.population AS rate FROM read_parquet(?) h "
+        "LEFT JOIN (SELECT neighborhood FROM read_parquet(?) WHERE NOT is_duplicate AND created_at >= DATE '2025-07-01' "
+        "AND created_at < DATE '2025-10-01') r ON r.neighborhood = h.neighborhood GROUP BY h.neighborhood, h.population "
+        "ORDER BY rate DESC",
+        [riverton.table_path("neighborhoods").as_posix(), table],
+    ).fetchall()  # fmt: skip
+    rank = [n for n, _ in rates].index(hood) + 1
+    first = html.unescape(re.sub(r"<[^>]+>", "", page.split('id="What-residents-asked-for"')[0]))
+    assert (
+        f"{hood} filed {dict(rates)[hood]:.0f} requests per 1,000 residents in 2025-Q3, rank {rank} of {len(rates)}"
+        in first
+    )
+    lead = first.split("What changed:")[1][:1500]
+    rise = re.search(
+        r"\*\*Largest rise beyond normal variation:\*\* ([^,]+), \+\d+ requests \(([\d,]+) to ([\d,]+)\)", text
+    )
+    if rise:
+        assert f"{rise[1]} rose from {rise[2]} to {rise[3]} requests" in lead, lead
 
 
 def test_service_performance_without_boundaries_draws_a_ranked_bar_chart(riverton, tmp_path, monkeypatch):

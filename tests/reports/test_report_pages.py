@@ -272,11 +272,11 @@ def test_the_scorecard_tiles_compare_the_latest_month_and_the_caveat_counts_as_t
     table = riverton.table_path("service_requests").as_posix()
     month = (pd.Timestamp(riverton.as_of) + pd.Timedelta(days=1)).to_period("M") - 1  # the last whole month
 
-    def share(expression: str, first) -> float:
-        return duckdb.execute(f"SELECT avg(CAST({expression} AS DOUBLE)) FROM read_parquet(?) "
+    def share(expression: str, first) -> tuple[float, int]:
+        return duckdb.execute(f"SELECT avg(CAST({expression} AS DOUBLE)), count(*) FROM read_parquet(?) "
                               "WHERE created_at >= ? AND created_at < ?",
                               [table, first.start_time.to_pydatetime(), (first + 1).start_time.to_pydatetime()],
-                              ).fetchone()[0]  # fmt: skip
+                              ).fetchone()  # fmt: skip
 
     measures = {"missing_neighborhood": "neighborhood IS NULL", "type_variant": "flag_type_variant",
                 "marked_duplicate": "is_duplicate"}  # fmt: skip
@@ -288,9 +288,9 @@ def test_the_scorecard_tiles_compare_the_latest_month_and_the_caveat_counts_as_t
         assert verdict in ("within", "changed", "not-judged"), (key, verdict)
         name = key.removeprefix("service_requests-")
         if name in measures:
-            now, before = share(measures[name], month), share(measures[name], month - 1)
-            assert f"{month.start_time:%B %Y}'s requests: {now:.1%}," in body, body
-            assert f"against {before:.1%} in {(month - 1).start_time:%B %Y}" in body, body
+            (now, n), (before, m) = share(measures[name], month), share(measures[name], month - 1)
+            assert f"{month.start_time:%B %Y}: {now:.1%} of {n:,} requests," in body, body  # how many: walk-15 F20
+            assert f"against {before:.1%} of {m:,} in {(month - 1).start_time:%B %Y}" in body, body
             compared += 1
     assert compared >= 2, sorted(tiles)
     located = duckdb.execute("SELECT count(*) FILTER (WHERE latitude IS NOT NULL AND longitude IS NOT NULL) "
@@ -319,9 +319,21 @@ def test_on_the_san_francisco_sample_failing_gates_leave_changes_unjudged_and_0_
     assert "so whether these changes are beyond normal variation can't be judged" in text
     assert "within normal variation" not in text.lower()  # nor in the details and the table by type
     assert not JARGON.search(text), JARGON.search(text)[0]
+    # walk-15 F16, F17: whose share each is, no "n/a", every failing gate named, whole days
+    requests = sorted((tmp_path / "home").rglob("service_requests.parquet"))[0].as_posix()
+    total, placed_not, quarter = duckdb.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT is_duplicate AND neighborhood IS NULL AND created_at >= DATE "
+        "'2017-10-01' AND created_at < DATE '2018-01-01'), count(*) FILTER (WHERE NOT is_duplicate AND created_at >= "
+        "DATE '2017-10-01' AND created_at < DATE '2018-01-01') FROM read_parquet(?)", [requests]).fetchone()  # fmt: skip
+    quality = next(_words(body) for key, _, _, body in tiles if key == "data-quality")
+    assert "more" not in quality and quality.count("(gate") == 3 and f"of the {total:,} checked (gate 5%)" in quality
+    assert not re.search(r"\d\.0 days \(gate", quality), quality
+    assert f"{placed_not / quarter:.1%} of requests in 2017-Q4 ({placed_not:,} of {quarter:,})" in text, text[:3000]
+    assert "n/a" not in text and "9 in 10 requests closed within this" not in text
     card = run_report("14-quality-scorecard", {"dataset": name}, tmp_path / "14")
     text = _before_methods(card.html.read_text(encoding="utf-8"))
-    requests = sorted((tmp_path / "home").rglob("service_requests.parquet"))[0].as_posix()
+    # walk-15 F20: failing data, so no tile calls the latest month's change normal (or not)
+    assert not [k for k, _, v, _ in _walk_tiles(card.html.read_text(encoding="utf-8")) if v in ("within", "changed")]
     total, unusable = duckdb.execute(
         "SELECT count(*), count(*) FILTER (WHERE latitude IS NULL OR longitude IS NULL "
         "OR (latitude = 0 AND longitude = 0)) FROM read_parquet(?)", [requests]).fetchone()  # fmt: skip
@@ -414,3 +426,66 @@ def test_the_equity_tiles_carry_the_period_before_and_the_rules_marker(pages, ri
     for key in ("decided-applications", "approval-rate"):
         assert attr(key, "verdict") in ("within", "changed", "not-judged"), tiles[key]
         assert re.search(r"Within normal variation|Changed beyond normal variation|Not judged", tiles[key][1])
+
+
+# ------------------------------------------------------------------ the director's second walk of 12 and 14 (walk-15)
+
+
+def _about(page: str) -> str:
+    """The closing "About these figures" text for a director, without the methods for analysts after it."""
+    return _words(page.split('id="About-these-figures"')[1]).split("Methods, for analysts")[0]
+
+
+def test_the_service_page_reads_plainly_and_exports_what_it_compares(pages, riverton):
+    result = pages["12-service-performance"]
+    page = result.html.read_text(encoding="utf-8")
+    text = _before_methods(page)
+    about = _about(page)
+    assert not JARGON.search(about) and "citykit data" not in about and "`" not in about, about  # F1, F18
+    assert "Methods, for analysts" in _words(page) and "Kaplan-Meier" in _words(page)  # kept, at the end
+    backlog = re.search(
+        r"Backlog on [^:]+: ([\d,]+) requests open.*?\. Of the ([\d,]+) open, ([\d,]+) were created", text
+    )
+    assert backlog and backlog[1] == backlog[2] and "Of these," not in text, text[:2000]  # F3
+    assert not re.search(r"\blast 1 days\b|Note is left out|\) \(", text), text  # F4
+    assert not re.search(r"\b0\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}", text)  # F6: one format
+    assert "as this period stands now" not in text and "same follow-up" not in text
+    period = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))["period"]
+    before = period["compared_with"]
+    # F6: table 07 has the period before's requests by type, counted here on the published parquet
+    expected = dict(duckdb.execute(
+        "SELECT request_type, count(*) FROM read_parquet(?) WHERE NOT is_duplicate AND created_at >= CAST(? AS DATE) "
+        "AND created_at < CAST(? AS DATE) + INTERVAL 1 DAY GROUP BY 1",
+        [riverton.table_path("service_requests").as_posix(), before["start"], before["last_day"]],
+    ).fetchall())  # fmt: skip
+    waits = pd.read_csv(next((result.out / "tables").glob("*-waits-by-request-type.csv"))).set_index("Request type")
+    assert len(waits) and all(waits.loc[t, "Requests before"] == expected.get(t, 0) for t in waits.index)
+    # F5: the key figures as numbers: the requests tile's value is DuckDB's count of the period
+    now = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?) WHERE NOT is_duplicate AND created_at >= CAST(? AS DATE) "
+        "AND created_at < CAST(? AS DATE) + INTERVAL 1 DAY",
+        [riverton.table_path("service_requests").as_posix(), period["start"], period["last_day"]],
+    ).fetchone()[0]  # fmt: skip
+    figures = pd.read_csv(next((result.out / "tables").glob("01-key-figures-*.csv"))).set_index("Figure")
+    assert figures["Value"].dtype.kind in "if" and figures.loc["Requests", "Value"] == now
+    assert figures.loc["Requests", "Unit"] == "count" and figures.loc["On time", "Unit"] == "%"
+    tiles = {key: _words(body) for key, _, _, body in _walk_tiles(page)}
+    assert "9 in 10 requests closed within this many days" in tiles["p90-days"]  # F2
+
+
+def test_the_scorecard_shows_the_newest_months_and_plain_words(pages, riverton):
+    result = pages["14-quality-scorecard"]
+    page = result.html.read_text(encoding="utf-8")
+    about = _about(page)
+    assert not RAW_NAME.search(about) and not JARGON.search(about) and "citykit data" not in about, about  # F22
+    newest = duckdb.execute("SELECT strftime(max(created_at), '%Y-%m') FROM read_parquet(?)",
+                            [riverton.table_path("service_requests").as_posix()]).fetchone()[0]  # fmt: skip
+    table = next(t for t in _read(result).tables if t["head"][:2] == ["Month", "Requests"])
+    assert table["rows"][0][0] == newest, table["rows"][:2]  # F21: the recent months are the ones shown
+    tiles = {key: _words(body) for key, _, _, body in _walk_tiles(page)}
+    before = (pd.Timestamp(riverton.as_of) + pd.Timedelta(days=1)).to_period(
+        "M"
+    ) - 2  # the month before the last whole one
+    assert f"against 0 in {before.start_time:%B %Y}" in tiles["data-quality"], tiles[
+        "data-quality"
+    ]  # every gate passes
