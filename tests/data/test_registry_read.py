@@ -4,7 +4,7 @@ times), and every change to them is still seen at once."""
 from __future__ import annotations
 
 import datetime as dt
-import time
+import os
 
 import pytest
 import yaml
@@ -40,8 +40,7 @@ def count_parses(monkeypatch) -> list[int]:
 
 def test_a_settled_file_is_parsed_once_and_a_new_version_is_read(home, monkeypatch):
     write(home, alpha=ENTRY)
-    later = time.time_ns() + 10 * registry.SETTLED_NS  # as if the file had been written long ago
-    monkeypatch.setattr(registry.time, "time_ns", lambda: later)
+    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # as if the file had been written long ago
     calls = count_parses(monkeypatch)
     for _ in range(5):
         assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
@@ -51,14 +50,20 @@ def test_a_settled_file_is_parsed_once_and_a_new_version_is_read(home, monkeypat
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
 
 
-def test_a_file_rewritten_in_place_at_once_is_read_again(home):
+def test_a_file_rewritten_in_place_with_its_old_size_and_time_is_read_again(home, monkeypatch):
+    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # the file is cached at once
     write(home, alpha=ENTRY)
+    path = home / registry.LOCAL_REGISTRY
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
-    write(home, alpha={**ENTRY, "as_of": "2025-01-30"})  # same size, same inode, within one clock tick maybe
-    assert registry.get("alpha").as_of == dt.date(2025, 1, 30)
+    before = path.stat()
+    write(home, alpha={**ENTRY, "as_of": "2025-01-30"})  # same size, same inode
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and its old time, as `cp -p` or rsync -t leave it
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 30)  # the change time tells
 
 
-def test_a_caller_changing_what_it_read_changes_nothing(home):
+def test_a_caller_changing_what_it_read_changes_nothing(home, monkeypatch):
+    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # the file is cached at once
     write(home, alpha=ENTRY)
     registry._read(home / registry.LOCAL_REGISTRY)["alpha"]["as_of"] = "1999-01-01"
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
