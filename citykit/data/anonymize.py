@@ -12,10 +12,18 @@ request types, and every defect flagged from the raw values, never repaired ("fl
 repair"). Program applications: `publish_applications` (days to decision from the exact dates, then
 the month of submission, fresh ids, k-anonymity over every quasi-identifier, and the aggregate table
 of age band, household size, income band and days to decision).
+
+Each edition of the applications (one raw export) gets its own ids: the keyed hash also covers a
+digest of the raw export (`edition`). Publishing the same export again gives the same ids; a later
+export (more applications, changed outcomes) gives every row a new one, so the rows of two
+publications cannot be joined by id. k-anonymity holds within each publication, and a person's row
+in one publication cannot be found in the other by its id (walk-20: joined on stable ids, a
+September and a December publication made two applicants unique with their outcome).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -284,17 +292,26 @@ def publish_applications(
         elapsed = (df["decided_at"] - df["submitted_at"]) // pd.Timedelta(days=1)
         df["days_to_decision"] = pd.array(elapsed.where(df["decided_at"].notna()), dtype="Int64")
     aggregates = aggregate_table(df, standard=std)
+    scope = f"{dataset}\x1e{edition(raw)}"  # ids of this export only: another export, other ids
     for entry in spec.columns:
         if entry.publish == "coarsened" and entry.column in df.columns:
             df[entry.column] = coarsen(df[entry.column], entry.unit or "month")
         if entry.publish == "pseudonymised" and entry.column in df.columns:
-            df[entry.column] = pseudonymise(df[entry.column], key, dataset, "program_applications", standard=std)
+            df[entry.column] = pseudonymise(df[entry.column], key, scope, "program_applications", standard=std)
     unclassified = [c for c in PROGRAM_APPLICATIONS if spec.entry(c) is None or not spec.entry(c).in_rows]
     if unclassified:  # the contract and the standard disagree: never publish a column the standard does not
         raise CitykitError(f"the standard does not publish {', '.join(unclassified)} in program_applications' rows")
     people, report = k_anonymize(df[list(PROGRAM_APPLICATIONS)], standard=std)
     people = people.sort_values("application_id", ignore_index=True)
     return people, aggregates, report
+
+
+def edition(raw: pd.DataFrame) -> str:
+    """A digest of a raw export's rows (16 hex digits): the same rows, in any order and column
+    order, give the same digest; any added row or changed value gives another."""
+    frame = raw[sorted(raw.columns, key=str)]
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(np.sort(rows).tobytes()).hexdigest()[:16]
 
 
 def coarsen(times: pd.Series, unit: str) -> pd.Series:

@@ -200,6 +200,25 @@ def prune_orphans(home: Path | None = None) -> list[Path]:
     return removed
 
 
+def key_file_of(dataset: str) -> Path:
+    from citykit.standards.pseudonyms import key_file  # lazy: loaded only when used
+
+    return key_file(dataset)
+
+
+def key_digest(dataset: str) -> str:
+    """Which secret key the dataset's published ids were made under: 12 hex digits of an HMAC of a
+    fixed text under it (the key cannot be worked back from them); "" when the dataset has no key."""
+    import hmac
+
+    try:
+        text = key_file_of(dataset).read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError, CitykitError):
+        return ""
+    return hmac.digest(key, b"citykit release ledger: which key", "sha256").hex()[:12]
+
+
 def _table_id(record) -> str:
     ids = ",".join(sorted(record.members["id"].unique()))
     return hashlib.sha256(f"{record.key}\x1f{ids}".encode()).hexdigest()[:16]
@@ -268,8 +287,24 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
         "set_aside": sorted({r for t in tables for r in t.get("set_aside", [])}),
         "already_given_away": sorted({w for t in tables for w in t.get("already", [])})[:20],
     }
+    summary["archive_not_audited"] = archive_releases_elsewhere(context)
     summary["risk"] = risk_line(summary, context.dataset)
     return summary
+
+
+def archive_releases_elsewhere(context: ReleaseContext) -> int:
+    """How many releases of the dataset the archive's ledger holds when this run recorded into another
+    ledger (a report written with --out outside the archive): its page was not audited against them."""
+    try:
+        archive = (paths.reports_dir() / _folder_name()).resolve()
+    except Exception:  # no course: no archive
+        return 0
+    if archive == Path(context.folder).resolve():
+        return 0
+    try:
+        return len(Ledger(archive, context.dataset).read()["releases"])
+    except CitykitError:
+        return 0
 
 
 def risk_line(summary: dict[str, Any], dataset: str) -> str:
@@ -296,6 +331,11 @@ def risk_line(summary: dict[str, Any], dataset: str) -> str:
         )
     if summary["already_given_away"]:
         extended += f"; {len(summary['already_given_away'])} were already given away by earlier releases"
+    if summary.get("archive_not_audited"):
+        extended += (
+            f"; NOT audited against the {summary['archive_not_audited']} releases of {dataset} in the archive's "
+            "ledger (this page was written outside the archive)"
+        )
     template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
     from citykit.reports.labels import agree  # "1 earlier release", not "1 earlier releases"
 
@@ -361,16 +401,30 @@ def review(request) -> list:
     ledger = Ledger(context.folder, context.dataset)
     with ledger.lock():
         data = ledger.read()
+        key = key_digest(context.dataset)
+        other = sorted({r["release"] for r in data["releases"] if r.get("key") and key and r["key"] != key})
+        if other:  # its people's ids were made under another key: nothing here would match them
+            raise CitykitError(
+                f"the release ledger {ledger.index_path} holds {len(other)} releases of {context.dataset} published "
+                f"under another secret key than {key_file_of(context.dataset)} holds now (the data home was copied "
+                "without its .secrets folder, or the key was replaced): restore that key file, or move the ledger "
+                "away to start a new one"
+            )
         mine = next((r for r in data["releases"] if r["release"] == context.release), None)
         if mine is None:
             mine = {
                 "release": context.release, "report": context.report, "parameters": context.parameters,
                 "batch": context.batch, "recorded": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "status": "pending", "audited_against": ledger.state(data), "tables": [],
+                "status": "pending", "audited_against": ledger.state(data), "tables": [], "key": key,
             }  # fmt: skip
             data["releases"].append(mine)
         again = {_table_id(r) for r in current}  # the same table recorded again in this release replaces itself
-        earlier = ledger.records(data, {r.key for r in current}, skip=again & {t["id"] for t in mine["tables"]})
+        totals = {releases.totals_key(r.key, r.columns) for r in current}  # other breakdowns of the same people
+        keys = {r.key for r in current} | {
+            t["key"] for r in data["releases"] for t in r.get("tables", [])
+            if releases.totals_key(t["key"], list(t["columns"])) in totals
+        }  # fmt: skip
+        earlier = ledger.records(data, keys, skip=again & {t["id"] for t in mine["tables"]})
         set_aside: list[str] = []
         while True:
             try:

@@ -276,6 +276,51 @@ class _Problem:
         return matrix(eq), np.array(eq_b) if eq else None, matrix(ub), np.array(ub_b) if ub else None
 
 
+TOTALS = "*totals*"  # the key prefix of the totals tables (`totals_of`)
+
+
+def totals_key(key: str, columns: list[str]) -> str:
+    """The key of the totals of a table with this key and these columns: one per measure and columns."""
+    measure = key.rsplit("|", 1)[-1]
+    return f"{TOTALS}|{measure}|{','.join(columns)}"
+
+
+def totals_of(table: TableRecord) -> TableRecord | None:
+    """The table's Total row as a table of its own (one row, "Total"), under a key shared by every
+    breakdown of the same measure: the race, gender and language tables of the same people all
+    publish it, so a total hidden in one and shown in another is related through it. None for a
+    totals table itself."""
+    if table.key.startswith(TOTALS):
+        return None
+    members = table.members
+    if not table.rows_add_up:  # rows overlap: the people row holds each person once
+        members = members[members["row"] == PEOPLE]
+    members = members.assign(row=TOTAL).drop_duplicates(ignore_index=True)
+    shown = {(TOTAL, c): v for (r, c), v in table.shown.items() if r == TOTAL}
+    if table.rows_add_up:  # a hidden total whose rows are all shown is their sum: a reader adds them up
+        for c in [*table.columns, TOTAL]:
+            rows = [table.shown.get((r, c)) for r in table.rows]
+            if (TOTAL, c) not in shown and None not in rows:
+                shown[(TOTAL, c)] = sum(rows)
+    marks = {k: m for k, m in table.marks.items() if k[0] == TOTAL and k not in shown}
+    return TableRecord(
+        table.release, table.name, totals_key(table.key, table.columns), [TOTAL], list(table.columns), True,
+        shown, marks, members, {}, tuple(table.outcome_columns), table.title,
+    )  # fmt: skip
+
+
+def _totals_cells(table: TableRecord, cells: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The cells of `table` to hide for cells of its totals table: the Total row's cell and, where the
+    rows are all shown (they add up to it), the smallest shown non-zero row of that column too."""
+    out = []
+    for _, c in cells:
+        out.append((TOTAL, c))
+        rows = [(table.shown[(r, c)], r) for r in table.rows if table.shown.get((r, c), 0) > 0]
+        if table.rows_add_up and rows and all((r, c) in table.shown for r in table.rows):
+            out.append((min(rows)[1], c))
+    return out
+
+
 def _mark_bounds(table: TableRecord, row: str, column: str, mark: str, rules) -> tuple[float, float | None]:
     """What a hidden cell's mark tells a reader: "≤10" 1 to 10; "†" above 10 (from 0 for an outcome of a
     hidden group, whose mark says nothing); "‡" anything from 0."""
@@ -358,6 +403,10 @@ def audit_releases(
     rules = std.small_cells
     exposures: list[Exposure] = []
     checked = programs = 0
+    # every breakdown of the same people shares its Total row: a table of their totals per measure
+    # relates the race, gender and language tables of one page and of other releases (walk-20 #16)
+    current = [*current, *(d for d in map(totals_of, current) if d is not None)]
+    earlier = [*earlier, *(d for d in map(totals_of, earlier) if d is not None)]
     keys = sorted({t.key for t in current})
     for key in keys:
         tables = _related([t for t in (*earlier, *current) if t.key == key and len(t.members)], current)
@@ -494,9 +543,15 @@ def extend(
         added = False
         for exposure in audit.new:
             for table in current:
-                if table.key != exposure.key:
+                totals = totals_of(table) if exposure.key.startswith(TOTALS) else None
+                if (totals or table).key != exposure.key:
                     continue
-                for cell in _cells_to_hide(table, exposure):
+                cells = (
+                    _cells_to_hide(table, exposure)
+                    if totals is None
+                    else _totals_cells(table, _cells_to_hide(totals, exposure))
+                )  # a total: hidden in the table whose Total row it is (and a row, if the rows add up to it)
+                for cell in cells:
                     if cell not in forced[table.name]:
                         forced[table.name].add(cell)
                         added = True

@@ -126,10 +126,11 @@ def test_no_published_id_is_or_plainly_hashes_a_raw_id(riverton):
     apps = pd.read_parquet(published(), columns=["application_id"])["application_id"]
     assert apps.str.fullmatch(r"A-[0-9a-f]{10,}").all() and apps.is_unique
     assert not set(apps) & set(raw_ids)
-    # the keyed hash, recomputed here with the dataset's key, gives exactly the published ids
+    # the keyed hash, recomputed here with the dataset's key and this export's edition, gives exactly the published ids
     key = dataset_key("riverton")
+    scope = "riverton\x1e" + anonymize.edition(anonymize._applications(home / "raw" / "riverton"))
     keyed = {
-        "A-" + hmac.new(key, f"riverton\x1fprogram_applications\x1f{r}".encode(), hashlib.sha256).hexdigest()[:10]: r
+        "A-" + hmac.new(key, f"{scope}\x1fprogram_applications\x1f{r}".encode(), hashlib.sha256).hexdigest()[:10]: r
         for r in raw_ids
     }
     assert set(apps) <= set(keyed)
@@ -263,3 +264,26 @@ def test_key_file_name_is_checked():
     with pytest.raises(CitykitError):
         key_file("../escape")
     assert os.sep not in key_file("riverton").name
+
+
+def test_two_editions_of_the_applications_cannot_be_joined_by_id(riverton_small):
+    """walk-20 #4: a September export and the full December export, published under one key, were joined on
+    their (stable) ids, and the finer value of each column made applicants unique with their outcome. Each
+    export now publishes its own ids: none is shared, so no row of one can be found in the other by id; the
+    same export, its rows shuffled, publishes the same ids again."""
+    raw = anonymize._applications(riverton_small / "raw" / "riverton")
+    cut = pd.Timestamp("2025-10-01")
+    september = raw[raw["submitted_at"] < cut].copy()
+    later = september["decided_at"] >= cut  # decided after the snapshot: still pending then
+    september.loc[later, ["decided_at", "outcome"]] = [pd.NaT, "Pending"]
+    key = b"k" * 32
+    first = anonymize.publish_applications(september, key=key, dataset="town")[0]
+    full = anonymize.publish_applications(raw, key=key, dataset="town")[0]
+    again = anonymize.publish_applications(raw.sample(frac=1, random_state=7), key=key, dataset="town")[0]
+    assert sorted(again["application_id"]) == sorted(full["application_id"])
+    joined = first.merge(full, on="application_id", suffixes=("_sep", "_dec"))
+    assert len(first) > 100 and len(joined) == 0, f"{len(joined)} rows of September found in December by id"
+    quasi = ["submitted_at", "neighborhood", "council_district", "gender", "language"]
+    for table in (first, full):  # and each publication alone is k-anonymous (k = 5) over its quasi-identifiers
+        columns = quasi + [c for c in table.columns if c.startswith("race_")]
+        assert table.groupby(columns, dropna=False).size().min() >= 5

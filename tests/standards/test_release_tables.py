@@ -162,3 +162,107 @@ def test_each_recorded_table_carries_its_own_page_title(tmp_path):
     index = json.loads((tmp_path / "town.json").read_text(encoding="utf-8"))
     titles = {t["name"]: t["title"] for r in index["releases"] for t in r["tables"]}
     assert titles == {"alone": "Approval, alone", "in combination": "Approval, alone or in combination"}
+
+
+def test_a_total_hidden_in_one_breakdown_is_not_printed_by_another(tmp_path):
+    """walk-20 #16: race-only pages for the fourth quarter, November and December, then an October page with a
+    race and a gender table of the same people. The race table's White (all of them) is hidden by the ledger,
+    but the gender table printed its Woman row (the same 13 people) and with the quarter's 30 pinned November
+    and December (both "≤10") to 7-10. LP here over each month's approved and other counts, from the pages'
+    shown numbers and marks: each month's count from 1 to 10 keeps the standard's range of 5."""
+    counts = {10: (9, 4), 11: (5, 3), 12: (6, 3)}  # month -> (approved, not approved)
+    rows = [{"month": m, "approved": a} for m, (yes, no) in counts.items() for a in [True] * yes + [False] * no]
+    people = pd.DataFrame(rows).assign(gender="Woman")
+    people["application_id"] = [f"A-{i:010x}" for i in range(len(people))]
+    for column in [*RACES.values(), *OTHER]:
+        people[column] = column == "race_white"
+    pages = []  # (months, table as published)
+
+    def page(months, *breakdowns):
+        context = ledger.begin(tmp_path, "town", "equity-report", {"period": str(months)})
+        ledger.activate(context)
+        try:
+            for by in breakdowns:
+                table = equity.disaggregate(people[people["month"].isin(months)], by=[by], measure="approved")
+                pages.append((months, table.tables[0]))
+        finally:
+            ledger.activate(None)
+        ledger.finish(context, succeeded=True)
+
+    page([10, 11, 12], "race_alone")
+    page([11], "race_alone")
+    page([12], "race_alone")
+    page([10], "race_alone", "gender")
+    rules = small_cells()
+    index = {(m, o): i for i, (m, o) in enumerate((m, o) for m in counts for o in ("events", "no events"))}
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+    for months, grid in pages:
+        marks = grid.marks()
+        for row in grid.values.index:
+            for column in grid.values.columns:
+                vec = np.zeros(len(index))
+                if row in (TOTAL, "White", "Woman"):  # every person is White and a woman: other rows count no one
+                    for m in months:
+                        for o in ("events", "no events") if column == TOTAL else [column]:
+                            vec[index[(m, o)]] = 1
+                if not grid.suppressed.at[row, column]:
+                    a_eq.append(vec), b_eq.append(int(grid.values.at[row, column]))
+                elif marks.at[row, column] == rules["display"]:
+                    a_ub += [-vec, vec]
+                    b_ub += [-1, 10]
+    for month, (yes, no) in counts.items():
+        if not 1 <= yes + no <= 10:
+            continue
+        vec = np.zeros(len(index))
+        vec[[index[(month, "events")], index[(month, "no events")]]] = 1
+        low = linprog(vec, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub, b_ub=b_ub, bounds=(0, None))
+        high = linprog(-vec, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub, b_ub=b_ub, bounds=(0, None))
+        assert low.status == 0 and high.status == 0
+        assert -high.fun - low.fun >= 5 - 1e-6, f"month {month} ({yes + no}) within [{low.fun:g}, {-high.fun:g}]"
+
+
+def test_a_ledger_made_under_another_key_is_a_one_line_error_not_a_silent_pass(tmp_path, monkeypatch):
+    """walk-20 #18: the key went missing (a data home copied without .secrets), a new one made new ids, and the
+    ledger, matching nobody, let the year and January-November pages give December away. Now the ledger notes
+    which key each release was made under and refuses, naming the key file, to audit against another's."""
+    import hashlib
+    import hmac
+
+    import pytest
+
+    from citykit.errors import CitykitError
+    from citykit.standards.pseudonyms import dataset_key, key_file
+
+    monkeypatch.setenv("CITYKIT_HOME", str(tmp_path / "home"))
+    dataset_key("town")
+    data = town()
+    publish(tmp_path / "ledger", data, "year")
+    index = json.loads((tmp_path / "ledger" / "town.json").read_text(encoding="utf-8"))
+    recorded = index["releases"][0]["key"]
+    key = bytes.fromhex(key_file("town").read_text(encoding="ascii").strip())
+    assert recorded == hmac.new(key, b"citykit release ledger: which key", hashlib.sha256).hexdigest()[:12]
+    assert key.hex() not in json.dumps(index)  # the key itself is never in the ledger
+
+    key_file("town").rename(tmp_path / "old.key")  # the key left behind; a new one is made
+    dataset_key("town")
+    with pytest.raises(CitykitError, match=r"another secret key .*town\.key.*restore that key file"):
+        publish(tmp_path / "ledger", data[data["month"] <= 11], "jan-nov")
+    (tmp_path / "old.key").replace(key_file("town"))  # restored: audited again
+    publish(tmp_path / "ledger", data[data["month"] <= 11], "jan-nov")
+
+
+def test_a_page_written_outside_the_archive_says_it_was_not_audited_against_the_archive(tmp_path, monkeypatch):
+    """walk-20 #8: a report written with --out elsewhere started an empty ledger and its risk line claimed no count
+    could be worked out, while the archive's year page plus it gave December away."""
+    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path / "reports")
+    data = town()
+    publish(ledger.ledger_folder(tmp_path / "reports" / "x"), data, "year")  # in the archive: its ledger
+    archive = json.loads((tmp_path / "reports" / ".citykit-ledger" / "town.json").read_text(encoding="utf-8"))
+    context = ledger.begin(tmp_path / "elsewhere", "town", "07-disaggregation", {"period": "jan-nov"})
+    ledger.activate(context)
+    try:
+        equity.crosstab(data[data["month"] <= 11], "neighborhood", "race_alone")
+    finally:
+        ledger.activate(None)
+    risk = ledger.finish(context, succeeded=True)["risk"]
+    assert len(archive["releases"]) == 1 and "NOT audited against the 1 release of town in the archive" in risk

@@ -133,3 +133,54 @@ def test_every_rule_names_a_public_source():
     text = STANDARD.read_text(encoding="utf-8")
     for source in ("[SPD15]", "[DataSF]", "[ARDS]", "[CHHS]", "[WISQARS]", "[EPI]"):
         assert text.count(source) >= 2, f"{source} is defined but never cited"
+
+
+def test_every_method_names_its_kind_and_its_public_sources():
+    """Issue 20: the standard's text says, for each method, whether it is about counts, proportions or rates and
+    which public sources it follows (each a tag explained in the header's list of sources), and which columns
+    of people are published only in aggregate. Read from the YAML text here, not through the reader."""
+    import re
+
+    import yaml
+
+    from citykit import paths
+
+    text = (paths.standards_dir() / "disaggregation.yml").read_text(encoding="utf-8")
+    explained = set(re.findall(r"^#   \[([A-Za-z0-9]+)\] ", text, flags=re.MULTILINE))
+    content = yaml.safe_load(text)
+    privacy, disparity = content["privacy"], content["disparity"]
+    methods = {
+        **{f"privacy.{name}": privacy[name] for name in ("small_cells", "outcome_disclosure", "complementary_suppression",
+                                                          "releases", "unstable_rates", "k_anonymity")},
+        **{f"disparity.measures.{name}": spec for name, spec in disparity["measures"].items()},
+    }  # fmt: skip
+    for name, spec in methods.items():
+        assert spec.get("kind") in ("count", "proportion", "rate"), name
+    for name, spec in {**methods, "disparity.notable": disparity["notable"],
+                       "disparity.multiple_comparisons": disparity["multiple_comparisons"]}.items():  # fmt: skip
+        tags = re.findall(r"\[([A-Za-z0-9]+)\]", spec.get("source", ""))
+        assert tags and set(tags) <= explained, (name, tags, sorted(explained))
+    assert disparity["measures"]["rate_ratio"]["kind"] == "rate"
+    assert disparity["measures"]["proportion_ratio"]["kind"] == "proportion"
+    aggregate_only = {
+        column
+        for column, spec in privacy["columns"]["program_applications"]["columns"].items()
+        if spec["publish"] == "aggregate_only"
+    }
+    assert aggregate_only == {"age_band", "household_size", "income_band", "days_to_decision"}
+    summary = " ".join(content["summary"].split())
+    assert "published only in aggregate tables" in summary
+    assert all(column.replace("_", " ") in summary for column in aggregate_only)
+
+
+def test_the_standard_says_who_sees_the_rows_and_who_sees_the_pages():
+    """walk-20 #10: the person-level rows hold every cell the pages hide; the standard says they are the staff
+    tier, never an open-data release, and that a page's risk line speaks of the pages."""
+    import yaml
+
+    from citykit import paths
+
+    content = yaml.safe_load((paths.standards_dir() / "disaggregation.yml").read_text(encoding="utf-8"))
+    scope = " ".join(content["privacy"]["scope"].split())
+    assert "staff tier" in scope and "never put on an open-data portal" in scope
+    assert "what can be worked out from the published pages, not from the rows" in scope
