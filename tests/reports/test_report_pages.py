@@ -165,16 +165,23 @@ def test_pages_print_with_repeated_headers_and_whole_rows_and_screenshots_are_ke
     script = """() => {
         const rows = [...document.querySelectorAll('table.ck-people tr')];
         const heads = [...document.querySelectorAll('table.ck-people thead')];
+        document.body.style.width = '720px';  // a Letter page's printable width (7.5 in at 96 px per inch)
+        const wide = [...document.querySelectorAll('table.ck-people')]
+            .filter(t => t.getBoundingClientRect().width > 721).map(t => t.querySelector('th').textContent);
+        const tall = [...document.querySelectorAll('.jp-RenderedImage img')]
+            .filter(i => i.getBoundingClientRect().height > 817).length;  // taller than 8.5 in: split across pages
         return {rows: rows.length,
                 split: rows.filter(r => !['avoid', 'avoid-page'].includes(getComputedStyle(r).breakInside)).length,
                 heads: heads.length,
-                repeat: heads.filter(h => getComputedStyle(h).display === 'table-header-group').length};
+                repeat: heads.filter(h => getComputedStyle(h).display === 'table-header-group').length,
+                wide: wide, tall: tall};
     }"""
     with first_screen() as shoot:
         for module, result in pages.items():
             printed = shoot.evaluate(result.html, script, media="print")
             assert printed["rows"] > 0 and printed["split"] == 0, (module, printed)
             assert printed["heads"] == printed["repeat"] > 0, (module, printed)
+            assert not printed["wide"] and not printed["tall"], (module, printed)  # walk-15 F24: nothing cut in print
             png = shoot(result.html, f"{module}-riverton")
             assert png.stat().st_size > 20_000 and png.parent == ARTIFACTS
 
