@@ -621,6 +621,10 @@ def test_service_performance_for_one_neighborhood_states_its_figures(riverton, t
         f"{hood} filed {dict(rates)[hood]:.0f} requests per 1,000 residents in 2025-Q3, rank {rank} of {len(rates)}"
         in first
     )
+    ranked = pd.read_csv(next((result.out / "tables").glob("*-requests-per-1-000-residents.csv")))
+    assert ranked.loc[ranked["Rank"] == rank, "Neighborhood"].tolist() == [
+        f"{hood} (this report)"
+    ]  # marked in the table
     lead = first.split("What changed:")[1][:1500]
     rise = re.search(
         r"\*\*Largest rise beyond normal variation:\*\* ([^,]+), \+\d+ requests \(([\d,]+) to ([\d,]+)\)", text
