@@ -174,7 +174,10 @@ def test_pages_print_with_repeated_headers_and_whole_rows_and_screenshots_are_ke
                 split: rows.filter(r => !['avoid', 'avoid-page'].includes(getComputedStyle(r).breakInside)).length,
                 heads: heads.length,
                 repeat: heads.filter(h => getComputedStyle(h).display === 'table-header-group').length,
-                wide: wide, tall: tall};
+                wide: wide, tall: tall,
+                alone: [...document.querySelectorAll('.jp-OutputArea-child')].filter(c => c.nextElementSibling
+                    && c.nextElementSibling.querySelector('.ck-table')
+                    && getComputedStyle(c).breakAfter !== 'avoid').length};  // a title left at a page foot
     }"""
     with first_screen() as shoot:
         for module, result in pages.items():
@@ -182,6 +185,7 @@ def test_pages_print_with_repeated_headers_and_whole_rows_and_screenshots_are_ke
             assert printed["rows"] > 0 and printed["split"] == 0, (module, printed)
             assert printed["heads"] == printed["repeat"] > 0, (module, printed)
             assert not printed["wide"] and not printed["tall"], (module, printed)  # walk-15 F24: nothing cut in print
+            assert printed["alone"] == 0, (module, printed)
             png = shoot(result.html, f"{module}-riverton")
             assert png.stat().st_size > 20_000 and png.parent == ARTIFACTS
 
