@@ -460,10 +460,12 @@ def ratio_dots(frame, ratio: str, low: str, high: str, *, title: str = "", label
         ax.axvline(
             edge, color="black" if edge == 1.0 else "#555555", linestyle="-" if edge == 1.0 else ":", linewidth=1
         )
-    if len(data) <= MAX_LABELLED_BARS:
-        for position, value in zip(positions, data[ratio], strict=True):
-            ax.annotate(f"{value:.2f}", (value, position), xytext=(0, 7), textcoords="offset points", ha="center",
-                        fontsize=MIN_POINTS + 1)  # fmt: skip
+    if len(data) <= MAX_LABELLED_BARS:  # each value right of its interval's end: clear of dots, whiskers, rows
+        for position, value, end in zip(positions, data[ratio], data[high], strict=True):
+            ax.annotate(f"{value:.2f}", (end, position), xytext=(4, 0), textcoords="offset points", ha="left",
+                        va="center", fontsize=MIN_POINTS + 1)  # fmt: skip
+        left, right = ax.get_xlim()
+        ax.set_xlim(left, right + 0.12 * (right - left))  # room for the label of the rightmost interval
     ax.set_yticks(positions, list(categories))
     ax.set_ylim(-0.7, len(data) - 0.3)
     ax.set_xlabel(xlabel)
@@ -477,3 +479,33 @@ def ratio_dots(frame, ratio: str, low: str, high: str, *, title: str = "", label
     ], title="Ratio")  # fmt: skip
     legend_outside(ax)
     return ax
+
+
+def ratio_alt(panels, *, screen: tuple[float, float] = (0.8, 1.25), what: str = "approval rates") -> str:
+    """Alt text of a dot chart of ratios, one or more panels: `panels` is [(name, ratios by group)],
+    e.g. [("By language, against English", series)]. Per panel: how many groups, the highest and the
+    lowest (or the one group), and the groups beyond the screen, named with their ratios."""
+    parts = [f"Chart: {what} as ratios to the reference group's (1 = the same), with 95% intervals, against the "
+             f"standard's screen of {screen[0]:g} to {screen[1]:g}."]  # fmt: skip
+
+    def shown(value: float) -> str:  # 3 decimals where 2 would print a value as the screen's edge
+        text = f"{value:.2f}"
+        return f"{value:.3f}" if float(text) in screen and value not in screen else text
+
+    for name, ratios in panels:
+        ratios = ratios.dropna().sort_values()
+        if ratios.empty:
+            continue
+        if len(ratios) == 1:
+            found = f"One group: {ratios.index[0]}, {shown(ratios.iloc[0])}."
+        else:
+            found = (f"{len(ratios)} groups. Highest: {ratios.index[-1]}, {shown(ratios.iloc[-1])}; lowest: "
+                     f"{ratios.index[0]}, {shown(ratios.iloc[0])}.")  # fmt: skip
+        below = [f"{g} ({shown(v)})" for g, v in ratios.items() if v < screen[0]]
+        above = [f"{g} ({shown(v)})" for g, v in ratios.items() if v > screen[1]]
+        beyond = ([f"below {screen[0]:g}: {', '.join(below)}"] if below else []) + (
+            [f"above {screen[1]:g}: {', '.join(above)}"] if above else []
+        )
+        found += (" Beyond the screen, " + "; ".join(beyond) + ".") if beyond else " No group beyond the screen."
+        parts.append(f"{name}: {found}")
+    return " ".join(parts)

@@ -36,6 +36,7 @@ def publish_table(
     notes: list[str] | None = None,
     max_rows: int | None = 25,
     caption: str | None = None,
+    cells: dict | None = None,
 ) -> None:
     """Display a table for people and name the CSV / workbook sheet it becomes.
 
@@ -49,6 +50,7 @@ def publish_table(
     missing: why a value is missing ("no service-level target for this type"), for every column or
         per column; a column with no value at all is left out and the reason noted under the table.
     notes: footnotes under the table. caption: a caption above it.
+    cells: for an equity table, words in a group's cells, {group: {column: text}} (why a figure is not shown).
     max_rows: rows shown on the page (None: all); the CSV, linked under the table, holds every row.
 
     Columns `X_low` / `X_high` beside `X` become one "95% interval" column ("81.2%–88.9%").
@@ -56,7 +58,8 @@ def publish_table(
     from IPython.display import display  # loaded in a kernel; kept off the runner's start-up
 
     payload = table_payload(df, name=name, published=True, strict=True, kinds=kinds, labels=labels,
-                            missing=missing, notes=notes, max_rows=max_rows, caption=caption)  # fmt: skip
+                            missing=missing, notes=notes, max_rows=max_rows, caption=caption,
+                            **({"cells": cells} if cells else {}))  # fmt: skip
     from citykit.reports.tables import table_html  # formatting machinery: only when a table is shown
 
     display({"text/html": table_html(payload["people"]), "text/plain": _plain_text(payload), TABLE_MIME: payload},

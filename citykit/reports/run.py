@@ -46,6 +46,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -646,8 +647,13 @@ def _write_outputs(report, executed, staging: Path, manifest: dict, pdf: bool):
     header = header_cell_text(
         report.title, manifest["parameters"], manifest.get("dataset"), generated, manifest.get("period")
     )
-    if (manifest.get("ledger") or {}).get("risk"):
-        header += "  \n" + manifest["ledger"]["risk"].replace("Disclosure risk:", "**Disclosure risk:**", 1)
+    if (manifest.get("ledger") or {}).get("risk"):  # the manifest keeps the ledger's words; the page says it plainly
+        risk = re.sub(
+            r"audited with (\d+) earlier (releases?) of (\S+) in the release ledger",
+            lambda m: f"checked against {m[1]} {'page' if m[2] == 'release' else 'pages'} of {m[3]} published before",
+            manifest["ledger"]["risk"],
+        )
+        header += "  \n" + risk.replace("Disclosure risk:", "**Disclosure risk:**", 1)
     html = staging / f"{report.name}.html"
     people = report.is_module and any(m.report and m.folder_name == report.name for m in _modules())  # production
     html.write_text(render_html(executed, report.title, header, people=people, workbook=f"{report.name}.xlsx"),

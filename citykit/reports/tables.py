@@ -409,6 +409,9 @@ def _attr(cls: str) -> str:
 # ------------------------------------------------------------------ the kit's own tables
 
 
+REFERENCE_CELL = "reference group"  # a comparison's reference row, in its ratio columns
+
+
 def people_record(obj, name: str | None = None, published: bool = True, **options: Any):
     """(the frame as computed, its people_table record) for any table a report shows: a DataFrame,
     a pandas Styler, an equity DisaggregatedTable or a quality Scorecard. A merely displayed frame
@@ -427,10 +430,32 @@ def people_record(obj, name: str | None = None, published: bool = True, **option
 
 def disaggregated_record(table, name: str | None = None, **options: Any):
     """An equity.disaggregate table: its published strings (marks kept), with headings and kinds
-    from what it measures, its title as caption and its footnotes under it."""
+    from what it measures, its title as caption and its footnotes under it.
+
+    A comparison (equity.disparities) shows its reference group's row as "reference group" in the
+    ratio columns, not as gaps; `reference=` names that group (default: the group after the title's
+    last " against "). `cells={group: {column: text}}` puts words in a row's cells (columns of the
+    table's display_frame), e.g. why a figure of that group is not shown."""
+    reference = options.pop("reference", None)
+    cells = options.pop("cells", None) or {}
     frame = table.display_frame().set_index(table.by)
     if "notable" in frame.columns:
         frame["notable"] = ["Yes" if str(v).strip().lower() == "yes" else "No" for v in frame["notable"]]
+    if "rate_ratio" in table.data.columns and table.data["rate_ratio"].notna().any() and len(table.by) == 1:
+        if reference is None and " against " in (table.title or ""):
+            reference = table.title.rsplit(" against ", 1)[-1].strip()
+        if reference is not None and str(reference) in set(frame.index.astype(str)):
+            row = frame.index.astype(str) == str(reference)
+            own = [c for c in frame.columns if c not in ("disproportionality", "DI 95% interval", "n", "events",
+                                                         "denominator", "rate")]  # fmt: skip
+            own = own[own.index("95% interval") - 1 :] if "95% interval" in own else own
+            for column in own:
+                frame.loc[row, column] = "" if column == "notable" else REFERENCE_CELL
+    for group, texts in cells.items():
+        row = frame.index.astype(str) == str(group)
+        for column, text in texts.items():
+            if column in frame.columns:
+                frame.loc[row, column] = text
     measure = heading(table.measure) if table.measure else "With the outcome"
     per = float(getattr(table, "per", 1.0) or 1.0)
     rate_kind: Any = "percent" if per == 100 else ("rate", f"per {per:,g}")
@@ -450,6 +475,8 @@ def disaggregated_record(table, name: str | None = None, **options: Any):
         caption=options.pop("caption", None) or table.title or None,
         **options,
     )
+    if table.note:  # no comparison could be made (the note says why): not one "left out" line per empty column
+        record["notes"] = [n for n in record["notes"] if " is left out: " not in n]
     return frame, record
 
 

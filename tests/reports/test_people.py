@@ -492,3 +492,67 @@ def test_a_highlighted_neighborhood_on_the_edge_of_the_map_is_outlined_whole(tmp
         p.get_zorder() for p in ax.patches if p not in outlined
     )
     plt.close(ax.figure)
+
+
+# ------------------------------------------------------------------ equity comparisons for a director (walk-15)
+
+
+def _language_comparison():
+    from citykit import equity
+
+    rows = [{"language": g, "approved": i < a} for g, n, a in [("English", 400, 320), ("Chinese", 60, 36),
+                                                                  ("Spanish", 200, 150)] for i in range(n)]  # fmt: skip
+    table = equity.disaggregate(pd.DataFrame(rows), by=["language"], measure="approved", per=100, title="By language")
+    return equity.disparities(table, reference="English")
+
+
+def test_a_comparisons_reference_row_says_reference_group_and_words_can_fill_a_cell():
+    """F11/F13: the reference row reads "reference group" in its ratio columns (no "—" and no "no value"
+    note), its screen cell is blank; `cells=` puts a reason in a group's cell. Chinese: (36/60)/(320/400) =
+    0.75; Spanish: (150/200)/(320/400) = 0.9375 (by hand)."""
+    comparison = _language_comparison()
+    reason = "not shown: most records lack a neighborhood after privacy protection"
+    _, record = tables.disaggregated_record(comparison, "x", cells={"Spanish": {"notable": reason}})
+    head, rows = _html_table(tables.table_html(record))
+    assert head[:2] == ["Language", "Ratio to the reference group"]
+    by_group = {row[0]: row for row in rows}
+    assert by_group["English"][1:] == ["reference group"] * 5 + [""]
+    assert by_group["Chinese"][1] == "0.75" and by_group["Spanish"][1] == "0.94"
+    assert by_group["Spanish"][-1] == reason and by_group["Chinese"][-1] == "Yes"
+    assert not [n for n in record["notes"] if "no value for this row" in n], record["notes"]
+    assert ["English", "reference group"] in [row[:2] for row in _csv(record)[1]]  # the CSV says it too
+
+
+def test_ratio_alt_names_each_panel_and_the_groups_beyond_the_screen():
+    """F10: no stray ", ; ." and the finding: per panel, highest, lowest and who is beyond 0.8 / 1.25."""
+    alt = charts.ratio_alt([("By language, against English", pd.Series({"Chinese": 0.78, "Spanish": 0.85,
+                                                                         "Other": 0.7996})),
+                            ("By race and ethnicity, against White", pd.Series({"Asian": 1.3}))])  # fmt: skip
+    assert not re.search(r", ;|; \.|, \.| ;", alt)
+    assert ("By language, against English: 3 groups. Highest: Spanish, 0.85; lowest: Chinese, 0.78. Beyond the "
+            "screen, below 0.8: Chinese (0.78), Other (0.800).") in alt  # fmt: skip
+    assert (
+        "By race and ethnicity, against White: One group: Asian, 1.30. Beyond the screen, above 1.25: Asian (1.30)."
+        in alt
+    )
+
+
+def test_ratio_dot_labels_sit_right_of_their_intervals_and_never_overlap():
+    """F10: each value label starts right of its interval's upper end and no two labels overlap."""
+    frame = pd.DataFrame({"ratio": [0.95, 0.97, 0.98, 1.02], "low": [0.9, 0.93, 0.95, 0.93],
+                          "high": [1.0, 1.01, 1.02, 1.12]}, index=["a", "b", "c", "d"])  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    charts.ratio_dots(frame, "ratio", "low", "high", ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        ordered = frame.sort_values("ratio")
+        position = next(p for p, value in enumerate(ordered["ratio"]) if f"{value:.2f}" == text.get_text())
+        end = ax.transData.transform((ordered["high"].iloc[position], position))[0]
+        assert box.x0 > end, (text.get_text(), box.x0, end)
+        boxes.append(box)
+    assert len(boxes) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)
