@@ -18,10 +18,13 @@ Modules depend one way: `cohort` <- `config` <- the rest (`lint`, `limits`, `san
 - `answer_files` — answers out of the sandbox as data (parquet, JSON, npy; charts and citykit's
   results as their data; never pickle): `export` (in the kernel), `read_answers`, `read_value`;
 - `scoring` — every test run apart from learner code: `declared_answers` (course.yml `answers:`),
-  `plan_for`, `Scorer`, and `TwoPhaseExecute`, nbgrader's Execute step in two phases;
+  `plan_for`, `Scorer`, and `TwoPhaseExecute`, nbgrader's Execute step in two phases (the course's
+  configuration puts it in place of nbgrader's own, so formgrader and plain nbgrader use it too);
 - `autograde` — one learner (`autograde`) or a cohort in parallel with warm workers and one
   gradebook writer (`autograde_cohort` -> `CohortGrades`);
 - `feedback` — HTML feedback without hidden tests: `feedback`, `strip_hidden_tests`;
+- `safe_feedback` — `SafeFeedback`, the step the course's configuration adds to every feedback page
+  nbgrader renders (formgrader's button too): hidden tests out, a learner's HTML inert;
 - `export` — nbgrader's grades CSV and Canvas's gradebook import: `export`, `canvas_gradebook`;
 - `dashboard` — the cohort dashboard notebook run as a report: `dashboard`.
 """

@@ -37,6 +37,7 @@ from citykit.grading.lint import Problem, lint_assignment
 from citykit.grading.sandbox import CONTAINER_ENV, Policy, ensure_user
 from citykit.startup import skip_slow_optional_modules
 
+OUTSIDE = "(not recorded)"  # a learner autograded, but not by citykit: no version in the cohort file
 _WORKER: dict = {}  # a worker process's nbgrader API and gradebook URL (set by `_worker_start`)
 
 
@@ -53,6 +54,7 @@ def autograde(module: str, student: str, *, course_root: Path | None = None) -> 
         (course_root_of(course_root) / "grading" / "exchange").mkdir(parents=True, exist_ok=True)
         check_result(nbgrader_api_for(config).autograde(assignment, student, force=True, create=True),
                      f"autograding {assignment} for {student}")  # fmt: skip
+    record_graded(assignment, {student: source_hash(assignment, course_root)}, course_root_of(course_root))
     return course_root_of(course_root) / "grading" / "autograded" / student / assignment / f"{assignment}.ipynb"
 
 
@@ -192,7 +194,8 @@ def autograde_cohort(
     for student in queue:
         if not (root / "grading" / "autograded" / student / assignment).is_dir():
             continue
-        why = _why_regrade(root, assignment, student, graded_with.get(student), version)
+        recorded = None if graded_with is None else graded_with.get(student, OUTSIDE)
+        why = _why_regrade(root, assignment, student, recorded, version)
         if why:
             grades.regraded[student] = why
         elif force:
@@ -232,11 +235,14 @@ def autograde_cohort(
     return grades
 
 
-def _graded_versions(assignment: str, course_root: Path | None) -> dict[str, str]:
+def _graded_versions(assignment: str, course_root: Path | None) -> dict[str, str] | None:
+    """learner -> the source version that graded them, from the cohort file (None: no cohort). A learner
+    autograded but not in it was graded by formgrader's button or plain nbgrader (perhaps before
+    their configuration graded in two phases): `_why_regrade` regrades them."""
     try:
         return load_cohort(course_root=course_root_of(course_root)).graded.get(assignment, {})
     except CitykitError:
-        return {}
+        return None
 
 
 def _why_regrade(root: Path, assignment: str, student: str, graded_version: str | None, version: str) -> str:
@@ -249,6 +255,8 @@ def _why_regrade(root: Path, assignment: str, student: str, graded_version: str 
     newest_graded = max((p.stat().st_mtime for p in autograded.glob("*.ipynb")), default=0)
     if newest_submitted > newest_graded:
         return "a newer submission"
+    if graded_version == OUTSIDE:
+        return "graded outside `citykit grade autograde` (formgrader's button or plain nbgrader)"
     if graded_version is not None and graded_version != version:
         return f"graded with another version of the tests ({graded_version} -> {version})"
     return ""

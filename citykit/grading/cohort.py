@@ -432,6 +432,13 @@ AUTOGRADE_STEPS = (  # nbgrader 0.9's Autograde.autograde_preprocessors, Execute
 )
 
 
+FEEDBACK_STEPS = (  # nbgrader 0.9's GenerateFeedback.preprocessors, citykit's SafeFeedback before rendering
+    "nbgrader.preprocessors.GetGrades",
+    "citykit.grading.safe_feedback.SafeFeedback",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+)
+
+
 def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None) -> Any:
     """Set the cohort's settings on an nbgrader (traitlets) config; without a cohort, the defaults."""
     root = Path(course_root).resolve()
@@ -462,5 +469,8 @@ def apply_to_config(config: Any, course_root: Path, cohort: Cohort | None = None
     # nbgrader's autograde steps with its Execute run in two phases (citykit.grading.scoring): learner
     # code in the sandbox, every test apart from it; `nbgrader autograde` and the formgrader too
     config.Autograde.autograde_preprocessors = list(AUTOGRADE_STEPS)
+    # feedback pages (`citykit grade feedback`, formgrader's Generate Feedback button, plain nbgrader):
+    # hidden tests' source out, a learner's HTML inert (citykit.grading.safe_feedback)
+    config.GenerateFeedback.preprocessors = list(FEEDBACK_STEPS)
     config.LateSubmissionPlugin.penalty_method = cohort.late_policy if cohort else "none"
     return config

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from nbclient.exceptions import DeadKernelError
 from nbgrader.preprocessors import Execute
-from traitlets import Dict, Integer, Unicode
+from traitlets import Bool, Dict, Integer, Unicode
 
 from citykit import paths
 from citykit.errors import CitykitError
@@ -715,6 +715,12 @@ def _copied(snapshot: dict) -> dict:
 # ---------------------------------------------------------------------------------- nbgrader's Execute
 
 
+SANDBOX_REQUIRED = (
+    "this course grades only in the sandbox: run `citykit grade autograde {assignment}` (on the hub it goes "
+    "through the grading helper)"
+)
+
+
 class Unresponsive(DeadKernelError):
     """A learner's kernel that no longer answers (it ignored an interrupt): treated as dead."""
 
@@ -730,6 +736,9 @@ class TwoPhaseExecute(Execute):
     scratch = Unicode("", help="a private folder for each learner's sandbox run").tag(config=True)
     sandbox = Dict({}, help="the sandbox policy (citykit.grading.sandbox.Policy as a dict)").tag(config=True)
     answers_mb = Integer(64, help="answers a notebook may export, in MB").tag(config=True)
+    require_sandbox = Bool(False, help="plain nbgrader (formgrader's button) refuses to grade unless learner code "
+                           "runs isolated (as root on Linux, or in a container); a course on a shared hub sets "
+                           "it").tag(config=True)  # fmt: skip
 
     _scorer: Scorer | None = None
     _interrupted = None  # the cell interrupted at its timeout (phase 1)
@@ -749,6 +758,8 @@ class TwoPhaseExecute(Execute):
             policy, limit = sandbox.Policy.from_dict(self.sandbox), int(self.answers_mb) * 2**20
         else:  # plain nbgrader (`nbgrader autograde`, the formgrader)
             policy, limit = self._course_policy(root)
+            if self.require_sandbox and not (policy.isolate or policy.container):
+                raise CitykitError(SANDBOX_REQUIRED.format(assignment=info["assignment"]))
         with sandbox.Run(policy, Path(self.scratch) if self.scratch else None, root, info["assignment"]) as run:
             folder = Path(sandbox.CONTAINER_OUT) if policy.container else run.answers  # as the notebook sees it
             run_nb, origin = _phase_one_notebook(nb, plan, folder, limit)

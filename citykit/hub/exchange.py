@@ -62,6 +62,9 @@ def course_block(state: HubState) -> str:
         "c.CourseDirectory.groupshared = True",
         'c.ExchangeFactory.collect = "citykit.hub.collect.OwnerCheckedCollect"',
         f"c.OwnerCheckedCollect.accounts = {accounts!r}",
+        "# learner code is graded only in citykit's sandbox (as root, through the grading helper): formgrader's",
+        "# Autograde button, run by the grader account, refuses with a line naming `citykit grade autograde`",
+        "c.TwoPhaseExecute.require_sandbox = True",
         END,
         "",
     ])  # fmt: skip

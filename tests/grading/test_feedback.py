@@ -79,3 +79,30 @@ def test_plain_nbgrader_output_would_show_the_hidden_test():
     """The reason for the function: the graded notebook nbgrader's feedback renders holds the test."""
     text = nbformat.writes(graded_notebook())
     assert "SELECT count" in text and "227305" in text
+
+
+def test_a_learners_html_is_inert_in_feedback():
+    """Walk 18, F7: a written answer's <script>, <img onerror> and <iframe>, and HTML or script a
+    learner's code displayed, went live into their feedback page."""
+    from nbformat.v4 import new_markdown_cell
+
+    from citykit.grading.safe_feedback import sanitize_notebook
+
+    written = (
+        'Waits <script>alert(1)</script> <img src="x" onerror="alert(2)"> <iframe src="/api"></iframe> <em>vary</em>'
+    )
+    shown = new_output("display_data", data={
+        "text/html": '<table class="dataframe"><tr><td>1</td></tr></table><script>steal()</script>',
+        "application/javascript": "steal()", "text/plain": "table",
+        "image/svg+xml": '<svg><script>steal()</script></svg>'})  # fmt: skip
+    only_script = new_output("display_data", data={"application/javascript": "steal()"})
+    nb = new_notebook(cells=[new_markdown_cell(written), new_code_cell("show()", outputs=[shown, only_script]),
+                             new_markdown_cell("plain text, a < b and > quoted")])  # fmt: skip
+    sanitize_notebook(nb)
+    text = nb.cells[0].source
+    assert "<script>" not in text and "onerror" not in text and "<iframe" not in text and "<em>vary</em>" in text
+    data = nb.cells[1].outputs[0].data
+    assert set(data) == {"text/html", "text/plain"} and "<script>" not in data["text/html"]
+    assert '<table class="dataframe"><tbody><tr><td>1</td></tr></tbody></table>' in data["text/html"]
+    assert nb.cells[1].outputs[1].data == {"text/plain": "(output not shown)"}
+    assert nb.cells[2].source == "plain text, a < b and > quoted"  # no HTML: left as written

@@ -9,6 +9,7 @@ not from citykit: exercise 4 (`backlog-age-buckets`) is what the input-transform
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sqlite3
@@ -38,6 +39,11 @@ def _stall(status, *args, **kwargs):  # this cell's `idle` comes 6 s after its r
     return _publish(status, *args, **kwargs)
 _kernel._publish_status = _stall
 """
+SHOW_HTML = "from IPython.display import HTML, display\ndisplay(HTML('<b>bold</b><script>window.shown=1</script>'))\n"
+WRITTEN_HTML = (
+    'Because <script>document.title="XSS-RAN"</script> <img src="x" onerror="alert(1)"> '
+    '<iframe src="/api/contents"></iframe> <em>waits</em> vary.'
+)
 SNOOP = "import os\nprint('ENVIRONMENT', sorted(os.environ), os.environ.get('CITY_DB_URL'))\n"
 
 
@@ -65,6 +71,21 @@ def solutions() -> dict[str, str]:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
             found[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines() if "SOLUTION" not in line)
+    return found
+
+
+def hidden_lines() -> list[str]:
+    """The source lines of the module's hidden tests (long enough to be unmistakable)."""
+    found = []
+    for cell in source_cells():
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 12:
+                found.append(line.strip())
     return found
 
 
@@ -103,11 +124,21 @@ def course(tmp_path_factory, riverton):
     root = graded_course(base / "course", MODULE)
     released = nbformat.read(root / "grading" / "release" / MODULE / f"{MODULE}.ipynb", as_version=4)
     right = solutions()
+    touch = f"open({str(base / 'learner-code-ran')!r}, 'w').close()\n"  # shows that learner code ran
     snooping = {**right, "closed-requests": SNOOP + right["closed-requests"], "backlog": INPUT_CHEAT}
     learners = {
         "input_cheat": answered(released, snooping),
-        "early_cheat": answered(released, {**right, "sla-share": INPUT_CHEAT}),  # exercises 3 and 4 unanswered
+        "early_cheat": answered(
+            released,
+            {
+                **right,
+                "closed-requests": SHOW_HTML + right["closed-requests"],
+                "interpret-time-to-close": WRITTEN_HTML,
+                "sla-share": INPUT_CHEAT,
+            },
+        ),  # exercises 3 and 4 unanswered; fmt: skip
         "stalling": answered(released, {**right, "closed-requests": STALL + right["closed-requests"]}),
+        "refused": answered(released, {**right, "closed-requests": touch + right["closed-requests"]}),
     }
     roster = base / "roster.csv"
     roster.write_text("student_id,first_name,last_name\n" + "".join(f"{s},{s.title()},Learner\n" for s in learners))
@@ -133,6 +164,13 @@ def test_nbgrader_autograde_on_the_command_line_runs_the_cheat_apart_from_the_te
     graded = nbformat.read(course / "grading" / "autograded" / "input_cheat" / MODULE / f"{MODULE}.ipynb", 4)
     said = "".join(o.get("text", "") for c in graded.cells for o in c.get("outputs", []))
     assert "ENVIRONMENT" in said and "CITY_DB_URL" not in said and SECRET not in json.dumps(graded)
+    # citykit does not take a grade it did not make on trust (walk 18, F5): it regrades it, same score
+    from citykit.grading.autograde import autograde_cohort
+
+    again = autograde_cohort(MODULE, ["input_cheat"], course_root=course, progress=False)
+    assert again.regraded == {"input_cheat": "graded outside `citykit grade autograde` (formgrader's button or "
+                                             "plain nbgrader)"} and again.scores == {"input_cheat": expected}  # fmt: skip
+    assert autograde_cohort(MODULE, ["input_cheat"], course_root=course, progress=False).skipped == ["input_cheat"]
 
 
 def test_the_formgraders_autograde_runs_the_cheat_apart_from_the_tests(course, monkeypatch):
@@ -149,6 +187,16 @@ def test_the_formgraders_autograde_runs_the_cheat_apart_from_the_tests(course, m
     points = exercise_points()
     expected = sum(points.values()) - points["share-within-sla"] - points["backlog-age-buckets"]
     assert auto_score(course / "grading" / "gradebook.db", "early_cheat") == pytest.approx(expected)
+    # its Generate Feedback button (walk 18, F6): no hidden test's source, and the learner's HTML inert (F7)
+    result = api.generate_feedback(MODULE, "early_cheat")
+    assert result["success"], result.get("error")
+    page = (course / "grading" / "feedback" / "early_cheat" / MODULE / f"{MODULE}.html").read_text(encoding="utf-8")
+    hidden = hidden_lines()
+    assert hidden and not [line for line in hidden if line in page or html.escape(line) in page]
+    assert "BEGIN HIDDEN TESTS" not in page
+    assert "<em>waits</em>" in page and "<b>bold</b>" in page  # safe HTML stays
+    for live in ("<script>document.title", "onerror=", "<iframe", "<script>window.shown"):
+        assert live not in page, live
 
 
 def test_a_kernel_that_delays_its_own_output_is_still_graded(course):
@@ -218,3 +266,35 @@ def test_a_kernel_that_ignores_interrupts_is_stopped_a_cell_timeout_later(tmp_pa
     nb = nbformat.read(root / "grading" / "autograded" / "stubborn" / module / f"{module}.ipynb", as_version=4)
     said = " ".join(f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells for o in c.get("outputs", []))
     assert "did not answer an interrupt at the cell timeout (3 s)" in said, said
+
+
+def test_a_course_that_requires_the_sandbox_refuses_to_grade_without_it(course, monkeypatch):
+    """Lead note 2: on a hub, formgrader's Autograde button runs as the grader account, where the sandbox
+    cannot isolate learner code; the hub's course configuration requires the sandbox, and the button
+    then refuses in one line, before any learner code runs."""
+    from types import SimpleNamespace
+
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from citykit.grading import sandbox
+    from citykit.hub.exchange import course_block
+
+    hub = SimpleNamespace(cohort="fall", exchange="/srv/exchange", learners=[])
+    assert "c.TwoPhaseExecute.require_sandbox = True" in course_block(hub).splitlines()
+    monkeypatch.setattr(sandbox, "ensure_user", lambda: "")
+    monkeypatch.setattr(sandbox, "course_policy", lambda root: sandbox.Policy(isolate=False, rlimits=True,
+                                                                               reaper=True, missing=("not root",)))  # fmt: skip
+    monkeypatch.chdir(course / "grading")
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course / "grading")).load_config()
+    config.TwoPhaseExecute.require_sandbox = True
+    result = NbGraderAPI(CourseDirectory(config=config), config=config).autograde(MODULE, "refused")
+    said = f"{result.get('log', '')}\n{result.get('error', '')}"
+    assert not result["success"]
+    assert f"this course grades only in the sandbox: run `citykit grade autograde {MODULE}`" in said
+    assert not (course.parent / "learner-code-ran").exists()  # its first answer cell never ran
+    config.TwoPhaseExecute.require_sandbox = False  # as before without the setting: graded (here unsandboxed)
+    result = NbGraderAPI(CourseDirectory(config=config), config=config).autograde(MODULE, "refused")
+    assert result["success"], result.get("error")
+    assert (course.parent / "learner-code-ran").exists()  # what the refusal prevented
