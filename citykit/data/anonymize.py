@@ -357,8 +357,10 @@ def _natural(value: str) -> tuple:
 
 def aggregate_table(df: pd.DataFrame, *, standard: DisaggregationStandard | None = None) -> pd.DataFrame:
     """The aggregate_only columns as counts of applications by outcome, per year of submission and
-    value (banded as the standard says), citywide, each (year, column) table suppressed and audited
-    under small_cells and the outcome rule (`citykit.standards.suppression`). Long format: year,
+    value (banded as the standard says), citywide, under small_cells and the outcome rule
+    (`citykit.standards.suppression`). The tables of one year count the same applications, so they
+    are suppressed and audited together, their Total rows equal (a total hidden in one is hidden in
+    all; walk-20 #15: printed in one, it pinned a "≤10" of another). Long format: year,
     column, value (with a "Total" row per table), applications, approved, denied, withdrawn,
     pending (hidden counts empty) and `hidden` (the marks of the hidden counts, e.g. "denied ≤10")."""
     std = standard or load_disaggregation()
@@ -368,15 +370,26 @@ def aggregate_table(df: pd.DataFrame, *, standard: DisaggregationStandard | None
     year = df["submitted_at"].dt.year
     outcome_columns = [o.lower() for o in OUTCOMES]
     records = []
-    for column in columns:
-        values = _band(df[column], rule.bands.get(column, {}))
-        for y in sorted(year.dropna().unique()):
-            rows = year == y
+    tables = {}
+    for y in sorted(year.dropna().unique()):
+        rows = year == y
+        group = []
+        for column in columns:
+            values = _band(df[column], rule.bands.get(column, {}))
             grid = pd.crosstab(values[rows], df.loc[rows, "outcome"]).reindex(columns=list(OUTCOMES), fill_value=0)
             grid.columns = outcome_columns
             grid = grid.loc[sorted(grid.index, key=_natural)]
-            table = suppression.count_table(grid, name=f"{column} {int(y)}", outcome_columns=outcome_columns)
-            [table] = suppression.suppress(table, standard=std)
+            group.append(suppression.count_table(grid, name=column, outcome_columns=outcome_columns))
+        relations = [  # the same applications: every table's Total row holds the same numbers
+            suppression.Relation(((1.0, a.name, suppression.TOTAL, c), (-1.0, b.name, suppression.TOTAL, c)))
+            for a, b in itertools.pairwise(group)
+            for c in a.values.columns
+        ]
+        for table in suppression.suppress(group, relations, standard=std):
+            tables[(table.name, int(y))] = table
+    for column in columns:
+        for y in sorted(year.dropna().unique()):
+            table = tables[(column, int(y))]
             marks = table.marks(std)
             for label in table.values.index:
                 record = {"year": int(y), "column": column, "value": str(label)}
