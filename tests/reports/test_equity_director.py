@@ -161,6 +161,11 @@ def test_the_director_reads_plain_words_and_no_single_dot_chart(equity_pages):
             max(JARGON.search(director).start() - 120, 0):JARGON.search(director).end() + 40])  # fmt: skip
         assert not [a for a in _alts(page) if "One group:" in a], which
         assert '"Not shown (privacy)" counts those applicants' in words, which
+    # F11: the index is read in plain words where it is shown (citywide, every group has a population)
+    assert (
+        "Reading the disproportionality index: a group's share of the approvals divided by its share of the "
+        "residents. Below 1" in _words(equity_pages["city"].html.read_text(encoding="utf-8"))
+    )
     millbrook = _words(equity_pages["millbrook"].html.read_text(encoding="utf-8"))
     assert "Only one race and ethnicity group's approval rate can be shown" in millbrook
 
