@@ -140,7 +140,7 @@ class Comparison:
             "Closed by now": ranked["closed now"].astype(int),
             "Median days (open counted as waiting)": ranked["median now"].round(1),
             "Requests before": ranked["volume before"].astype(int),
-            "Closed before, as long after": ranked["closed before"].astype(int),
+            "Closed by then": ranked["closed before"].astype(int),
             "Median days before": ranked["median before"].round(1),
             "Median change": ranked["verdict"],
         })  # fmt: skip

@@ -471,6 +471,7 @@ def test_the_service_page_reads_plainly_and_exports_what_it_compares(pages, rive
     ).fetchall())  # fmt: skip
     waits = pd.read_csv(next((result.out / "tables").glob("*-waits-by-request-type.csv"))).set_index("Request type")
     assert len(waits) and all(waits.loc[t, "Requests before"] == expected.get(t, 0) for t in waits.index)
+    assert (waits["Closed by then"] <= waits["Requests before"]).all()  # closed of the period before's requests
     # F5: the key figures as numbers: the requests tile's value is DuckDB's count of the period
     now = duckdb.execute(
         "SELECT count(*) FROM read_parquet(?) WHERE NOT is_duplicate AND created_at >= CAST(? AS DATE) "
