@@ -222,11 +222,17 @@ IN_TEXT = {
 GROUPS = {"pop": "resident counts by race and ethnicity", "race": "race and ethnicity columns", "flag": "defect flags"}
 
 
+TERMS = {r"\bk-anonymity generalisation\b": "privacy generalisation", r"\bk-anonymity bands\b": "privacy bands", r"\(k-anonymity\)": "(to protect privacy)",
+         r"\bk-anonymity\b": "privacy protection", r"\(SLA target\)": "(service-level target)"}  # fmt: skip
+
+
 def plain_text(text: str) -> str:
     """A sentence with the column names in it said in words: "Extra rows that repeat a request_id"
     -> "Extra rows that repeat a request number"; "counts (pop_*) do not sum" -> "counts do not sum"
     (a group named in brackets beside what it holds goes); other names by their heading, lower case."""
     out = re.sub(r"\s*\((?:pop|race|flag)_\*\)", "", str(text))
+    for term, words in TERMS.items():  # an analyst's term, in a director's words
+        out = re.sub(term, words, out)
     out = re.sub(r"\b(pop|race|flag)_\*", lambda m: GROUPS[m.group(1)], out)
 
     def word(match: re.Match) -> str:

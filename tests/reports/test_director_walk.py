@@ -63,6 +63,7 @@ def test_no_quality_check_is_described_with_a_column_name(table):
     for name, (_, description) in CATALOG[table].items():
         plain = labels.plain_text(description)
         assert not SNAKE_WORD.search(plain), (name, plain)
+        assert not re.search(r"k-anonymity|\bSLA\b", plain), (name, plain)  # an analyst's terms (walk-15 F8/F22)
     assert labels.plain_text("Status Closed but no closed_at") == "Status Closed but no close time"
     assert labels.plain_text("Race/ethnicity counts (pop_*) do not sum to population") == (
         "Race/ethnicity counts do not sum to population"
