@@ -285,6 +285,8 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
     )
     invalid = {s: "; ".join(p.message for p in found if p.fatal) for s, found in problems.items()
                if any(p.fatal for p in found)}  # fmt: skip
+    if not students:  # everyone: a submission autograde could not grade is named, never skipped in silence
+        _say_not_graded(root, assignment, sorted(set(submitted) - set(graded) - set(invalid)))
     students = students or sorted(set(graded) | set(invalid))
     missing = sorted(set(students) - set(graded) - set(invalid))
     if missing:
@@ -333,6 +335,18 @@ def feedback(module: str, students: list[str] | None = None, *, course_root: Pat
     for student, why in sorted(failed.items()):
         print(f"feedback for {student} FAILED (the others were written): {why}", file=sys.stderr)
     return written
+
+
+def _say_not_graded(root: Path, assignment: str, students: list[str]) -> None:
+    """Name on stderr the learners whose submission is not autograded (autograde said why); an older
+    page of theirs, from an earlier submission, is removed: it would not say this submission's result."""
+    for student in students:
+        for stale in (root / "grading" / "feedback" / student / assignment).glob("*.html"):
+            stale.unlink()
+    if students:
+        print(f"no feedback for {', '.join(students)}: their submission of {assignment} is not autograded "
+              f"(`citykit grade autograde {assignment}` says why); an older page of theirs was removed",
+              file=sys.stderr)  # fmt: skip
 
 
 def _say_not_graded_yet(page: str, waiting: dict[str, float]) -> str:
