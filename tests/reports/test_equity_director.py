@@ -214,3 +214,60 @@ def test_on_the_san_francisco_sample_the_closed_only_median_says_so(tmp_path, mo
         "AND created_at < DATE '2018-01-01'", [requests, [str(s) for s in rules["closed_statuses"]]],
     ).fetchone()  # fmt: skip
     assert float(re.search(r'data-value="([^"]*)"', attrs)[1]) == pytest.approx(median, abs=0.05)
+
+
+MARKS = {"≤10", "†", "‡"}  # the standard's small-count, complementary and withheld marks
+
+
+def test_no_race_ratio_is_drawn_from_cells_the_page_hides(riverton, tmp_path):
+    """walk-20 #12: on the citywide December page the race tables are hidden (here: withheld whole, "‡"),
+    yet the first-screen chart drew Black 1.05 and Hispanic 0.95 against White, its alt text named them and
+    the caveat counted "19 not reported": computed from the cells the page hides. Every ratio and count
+    on the page must come from the published table: a group whose count (or the reference group's) is
+    hidden is compared nowhere. DuckDB on the published parquet checks the hidden groups have people."""
+    result = run_report("equity-report", {"period": "2025-12"}, tmp_path)
+    page = result.html.read_text(encoding="utf-8")
+    [(head, rows, _)] = [t for t in _tables(page) if t[0][:1] == ["Race and ethnicity (alone)"]]
+    shown = {row[0]: row[1:3] for row in rows}
+    hidden = {g for g, cells in shown.items() if set(cells) & MARKS}
+    std = _standard()
+    reference = {c["code"]: c["label"] for c in std["race_ethnicity"]["categories"]}[
+        std["disparity"]["reference_group"]["race_ethnicity"]]  # fmt: skip
+    decided = dict(duckdb.execute(
+        f"SELECT {_race_alone_sql()} AS g, count(*) FROM read_parquet(?) WHERE outcome IN ('Approved', 'Denied') "
+        "AND submitted_at >= DATE '2025-12-01' AND submitted_at < DATE '2026-01-01' GROUP BY 1",
+        [riverton.table_path("program_applications").as_posix()],
+    ).fetchall())  # fmt: skip
+    people = {g for g in hidden if decided.get(g, 0) > 0}
+    assert len(people - {reference}) >= 2, (hidden, decided)  # hidden groups the chart could have drawn
+    compared = people | ({g for g in shown if g != reference} if reference in hidden else set())
+    for alt in (a for a in _alts(page) if a.startswith("Chart: approval rates as ratios")):
+        race = alt.split("By race and ethnicity, against")[-1] if "By race and ethnicity" in alt else ""
+        assert not [g for g in compared if g in race], alt
+    words = _words(page)
+    first = words.split("What the figures show:")[1].split("Read these figures")[0]
+    assert not [g for g in compared if f"{g} applicants were approved" in first], first
+    for head, rows, _ in _tables(page):
+        if head[:2] == ["Race and ethnicity (alone)", "Ratio to the reference group"]:
+            assert not [r for r in rows if r[0] in compared and r[1] not in ("—", "", "reference group")], rows
+    given = re.search(r"did not give a race or ethnicity \(([^)]*)\)", words)
+    for count, label in re.findall(r"(\S+) (not reported|declined)", given[1] if given else ""):
+        assert count == shown[label.capitalize()][0], (given[1], shown)
+
+
+def test_no_heading_prints_a_small_count_of_applicants(riverton, tmp_path):
+    """walk-20 #2c: the section heading printed "Program applications (Kessler Park, 2025-12): 7", a count
+    of 1 to 10 people in plain text. DuckDB picks the neighborhood whose December applications (every
+    outcome) are the most that are still a small count; that count is said nowhere on its page."""
+    small = _standard()["privacy"]["small_cells"]
+    hood, n = duckdb.execute(
+        "SELECT neighborhood, count(*) AS n FROM read_parquet(?) WHERE neighborhood IS NOT NULL "
+        "AND submitted_at >= DATE '2025-12-01' AND submitted_at < DATE '2026-01-01' GROUP BY 1 "
+        "HAVING count(*) BETWEEN ? AND ? ORDER BY n DESC, 1 LIMIT 1",
+        [riverton.table_path("program_applications").as_posix(), small["min_suppressed"], small["max_suppressed"]],
+    ).fetchone()  # fmt: skip
+    words = _words(run_report("equity-report", {"neighborhood": hood, "period": "2025-12"}, tmp_path).html.read_text(
+        encoding="utf-8"))  # fmt: skip
+    count = rf"(?<![\d.,≤])(?<!to ){n}(?![\d.,%])"
+    assert not re.search(rf"applica\w*\s*\([^)]*\):\s*{count}", words, flags=re.I), words
+    assert not re.search(rf"{count} (?:of the )?(?:applications?|applicants?|people)\b", words), words
