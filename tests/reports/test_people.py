@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -392,17 +393,23 @@ def _wcag_luminance(rgb) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
-def test_a_map_has_no_coordinate_axes_and_readable_labels_and_its_alt_text_names_the_extremes(tmp_path):
-    from matplotlib.colors import to_rgb
-
-    from citykit.reports import maps
-
+def _four_squares(tmp_path) -> Path:
+    """A 2x2 city of unit-square neighborhoods spanning 0..2 both ways, as GeoJSON."""
     squares = {"North End": (0, 1), "South Side": (0, 0), "Old Town": (1, 0), "Riverside Heights": (1, 1)}
     features = [{"type": "Feature", "properties": {"neighborhood": name},
                  "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 1, y], [x + 1, y + 1], [x, y + 1], [x, y]]]}}
                 for name, (x, y) in squares.items()]  # fmt: skip
     path = tmp_path / "b.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path
+
+
+def test_a_map_has_no_coordinate_axes_and_readable_labels_and_its_alt_text_names_the_extremes(tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from citykit.reports import maps
+
+    path = _four_squares(tmp_path)
     values = pd.Series({"North End": 108.1, "South Side": 12.0, "Old Town": 55.5})
     ax = maps.choropleth(values, path, label="Requests per 1,000 residents", title="Requests per 1,000 residents")
     alt = _drawn(ax.figure)
@@ -478,12 +485,7 @@ def test_a_highlighted_neighborhood_on_the_edge_of_the_map_is_outlined_whole(tmp
     so half the line is not cut off where the neighborhood touches the edge."""
     from citykit.reports import maps
 
-    squares = {"North End": (0, 1), "South Side": (0, 0), "Old Town": (1, 0), "Riverside Heights": (1, 1)}
-    features = [{"type": "Feature", "properties": {"neighborhood": name},
-                 "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 1, y], [x + 1, y + 1], [x, y + 1], [x, y]]]}}
-                for name, (x, y) in squares.items()]  # fmt: skip
-    path = tmp_path / "b.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    path = _four_squares(tmp_path)
     ax = maps.choropleth(pd.Series({"North End": 1.0, "South Side": 2.0}), path, highlight="North End")
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     assert x0 < 0 and x1 > 2 and y0 < 0 and y1 > 2  # the city spans 0..2 both ways: room on every side
