@@ -371,12 +371,15 @@ def aggregate_table(df: pd.DataFrame, *, standard: DisaggregationStandard | None
     outcome_columns = [o.lower() for o in OUTCOMES]
     records = []
     tables = {}
-    for y in sorted(year.dropna().unique()):
+    years = [int(y) for y in sorted(year.dropna().unique())]
+    banded = {column: _band(df[column], rule.bands.get(column, {})) for column in columns}  # once, not per year
+    for y in years:
         rows = year == y
         group = []
         for column in columns:
-            values = _band(df[column], rule.bands.get(column, {}))
-            grid = pd.crosstab(values[rows], df.loc[rows, "outcome"]).reindex(columns=list(OUTCOMES), fill_value=0)
+            grid = pd.crosstab(banded[column][rows], df.loc[rows, "outcome"]).reindex(
+                columns=list(OUTCOMES), fill_value=0
+            )
             grid.columns = outcome_columns
             grid = grid.loc[sorted(grid.index, key=_natural)]
             group.append(suppression.count_table(grid, name=column, outcome_columns=outcome_columns))
@@ -386,13 +389,13 @@ def aggregate_table(df: pd.DataFrame, *, standard: DisaggregationStandard | None
             for c in a.values.columns
         ]
         for table in suppression.suppress(group, relations, standard=std):
-            tables[(table.name, int(y))] = table
+            tables[(table.name, y)] = table
     for column in columns:
-        for y in sorted(year.dropna().unique()):
-            table = tables[(column, int(y))]
+        for y in years:
+            table = tables[(column, y)]
             marks = table.marks(std)
             for label in table.values.index:
-                record = {"year": int(y), "column": column, "value": str(label)}
+                record = {"year": y, "column": column, "value": str(label)}
                 hidden = []
                 for name in ("Total", *outcome_columns):
                     out = "applications" if name == "Total" else name
