@@ -8,11 +8,13 @@ A plain module (not a conftest): import what you need, e.g.
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 from pathlib import Path
 
 import nbformat
+from nbformat.v4 import new_code_cell
 
 from citykit import paths
 from citykit.grading.assignments import generate, score, submit
@@ -66,6 +68,18 @@ def by_grade_id(nb) -> dict:
 
 def max_points(nb) -> float:
     return float(sum(nbgrader_meta(c)["points"] for c in cells_of("test", nb)))
+
+
+def answered(released: nbformat.NotebookNode, answers: dict[str, str], extra: str = "") -> nbformat.NotebookNode:
+    """A copy of the released notebook with the cells of `answers` (by grade_id) replaced, `extra` appended."""
+    nb = nbformat.from_dict(json.loads(json.dumps(released)))
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    if extra:
+        nb.cells.append(new_code_cell(extra))
+    return nb
 
 
 def graded_course(root: Path, module: str) -> Path:

@@ -15,7 +15,7 @@ import nbformat
 import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from notebook_helpers import nbg
+from notebook_helpers import answered, nbg
 
 from citykit import paths
 from citykit.errors import CitykitError
@@ -62,15 +62,6 @@ def sums_source(mean_tolerance: str = "1") -> nbformat.NotebookNode:
     ]
     return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                               "language": "python"}})  # fmt: skip
-
-
-def answered(released: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
-    nb = nbformat.from_dict(json.loads(json.dumps(released)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
 
 
 RIGHT = {"total": "total = sum(values)", "mean": "mean_value = total / len(values)"}

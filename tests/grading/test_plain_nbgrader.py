@@ -19,7 +19,7 @@ import uuid
 
 import nbformat
 import pytest
-from notebook_helpers import graded_course, nbg, source_notebook
+from notebook_helpers import answered, graded_course, nbg, source_notebook
 
 from citykit.grading.assignments import setup, submit
 from citykit.grading.cohort import AUTOGRADE_STEPS
@@ -96,15 +96,6 @@ def exercise_points() -> dict[str, float]:
         if meta.get("grade") and not meta.get("solution"):
             found[meta["grade_id"]] = float(meta.get("points", 0))
     return found
-
-
-def answered(released, answers: dict[str, str]):
-    nb = nbformat.from_dict(json.loads(json.dumps(released)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
 
 
 def auto_score(db, student: str) -> float:

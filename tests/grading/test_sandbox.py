@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
-import json
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
-from notebook_helpers import graded_course, source_notebook
+from notebook_helpers import answered, graded_course, source_notebook
 
 from citykit import paths
 from citykit.grading import cohort as cohorts
@@ -179,17 +178,6 @@ except OSError as _error:
     print("fork refused after", len(_forked), "children:", type(_error).__name__)
 """
 MARKER = "# my note: ### BEGIN HIDDEN TESTS are where the grader hides its checks\n"
-
-
-def answered(released: nbformat.NotebookNode, answers: dict[str, str], extra: str = "") -> nbformat.NotebookNode:
-    nb = nbformat.from_dict(json.loads(json.dumps(released)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    if extra:
-        nb.cells.append(new_code_cell(extra))
-    return nb
 
 
 def with_cells(nb: nbformat.NotebookNode, *sources: str) -> nbformat.NotebookNode:
