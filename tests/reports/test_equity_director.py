@@ -77,6 +77,16 @@ def _race_alone_sql() -> str:
             + f" WHEN race_declined THEN '{race['declined']['label']}' ELSE '{race['not_reported']['label']}' END")  # fmt: skip
 
 
+def _language_approval_rates(riverton) -> list[tuple[str, int, float]]:
+    """(language, decided applications, approval rate) for 2025, largest language first, by DuckDB."""
+    table = riverton.table_path("program_applications").as_posix()
+    return duckdb.execute(
+        "SELECT language, count(*) AS n, avg((outcome = 'Approved')::INT) AS rate FROM read_parquet(?) "
+        "WHERE outcome IN ('Approved', 'Denied') AND language IS NOT NULL AND submitted_at >= DATE '2025-01-01' "
+        "AND submitted_at < DATE '2026-01-01' GROUP BY 1 ORDER BY n DESC", [table],
+    ).fetchall()  # fmt: skip
+
+
 def test_millbrook_shows_no_disproportionality_for_groups_privacy_removed(equity_pages, riverton):
     """F13: a group most of whose 2025 records (every outcome, citywide) have no neighborhood gets no index
     (not 0.00); a group with most records placed keeps its number. No analyst instruction on the page."""
@@ -132,12 +142,7 @@ def test_reference_rows_say_reference_group_and_the_ratio_chart_alt_names_the_fi
         assert len(references) == 1, rows
         assert references[0] in (race_ref, std["disparity"]["reference_group"]["gender"], "English")
         assert "no value for this row" not in notes
-    table = riverton.table_path("program_applications").as_posix()
-    rates = duckdb.execute(
-        "SELECT language, count(*) AS n, avg((outcome = 'Approved')::INT) AS rate FROM read_parquet(?) "
-        "WHERE outcome IN ('Approved', 'Denied') AND language IS NOT NULL AND submitted_at >= DATE '2025-01-01' "
-        "AND submitted_at < DATE '2026-01-01' GROUP BY 1 ORDER BY n DESC", [table],
-    ).fetchall()  # fmt: skip
+    rates = _language_approval_rates(riverton)
     largest, _, base = rates[0]
     below = {lang for lang, _, rate in rates[1:] if rate / base < std["disparity"]["notable"]["ratio_below"]}
     assert largest == "English" and below
@@ -174,12 +179,7 @@ def test_the_director_reads_plain_words_and_no_single_dot_chart(equity_pages):
 def test_the_result_sentences_are_on_the_first_screen(equity_pages, riverton):
     """F9: at 1280x800 the first screen holds "What the figures show" and its first sentence: the language
     with the lowest approval ratio (DuckDB) is named above the fold."""
-    table = riverton.table_path("program_applications").as_posix()
-    rates = duckdb.execute(
-        "SELECT language, count(*) AS n, avg((outcome = 'Approved')::INT) AS rate FROM read_parquet(?) "
-        "WHERE outcome IN ('Approved', 'Denied') AND language IS NOT NULL AND submitted_at >= DATE '2025-01-01' "
-        "AND submitted_at < DATE '2026-01-01' GROUP BY 1 ORDER BY n DESC", [table],
-    ).fetchall()  # fmt: skip
+    rates = _language_approval_rates(riverton)
     lowest = min(rates[1:], key=lambda r: r[2])[0]
     with first_screen() as shoot:
         for which, result in equity_pages.items():
