@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import jsonschema
@@ -139,13 +140,7 @@ def test_every_method_names_its_kind_and_its_public_sources():
     """Issue 20: the standard's text says, for each method, whether it is about counts, proportions or rates and
     which public sources it follows (each a tag explained in the header's list of sources), and which columns
     of people are published only in aggregate. Read from the YAML text here, not through the reader."""
-    import re
-
-    import yaml
-
-    from citykit import paths
-
-    text = (paths.standards_dir() / "disaggregation.yml").read_text(encoding="utf-8")
+    text = STANDARD.read_text(encoding="utf-8")
     explained = set(re.findall(r"^#   \[([A-Za-z0-9]+)\] ", text, flags=re.MULTILINE))
     content = yaml.safe_load(text)
     privacy, disparity = content["privacy"], content["disparity"]
@@ -176,11 +171,7 @@ def test_every_method_names_its_kind_and_its_public_sources():
 def test_the_standard_says_who_sees_the_rows_and_who_sees_the_pages():
     """walk-20 #10: the person-level rows hold every cell the pages hide; the standard says they are the staff
     tier, never an open-data release, and that a page's risk line speaks of the pages."""
-    import yaml
-
-    from citykit import paths
-
-    content = yaml.safe_load((paths.standards_dir() / "disaggregation.yml").read_text(encoding="utf-8"))
+    content = yaml.safe_load(STANDARD.read_text(encoding="utf-8"))
     scope = " ".join(content["privacy"]["scope"].split())
     assert "staff tier" in scope and "never put on an open-data portal" in scope
     assert "what can be worked out from the published pages, not from the rows" in scope
