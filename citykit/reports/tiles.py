@@ -236,7 +236,8 @@ def change_verdict(value: Any, history: list, *, kind: str = "count", size: floa
 
     if value is None or isinstance(value, str) or any(isinstance(h, str) for h in history):
         return stats.Verdict(False, "too few people to judge")
-    noise, within = stats.rules()["noise"], stats.rules()["noise"]["within_label"]
+    noise = stats.rules()["noise"]
+    within = noise["within_label"]
     past = [h for h in history if h is not None]
     common = dict(within=within, history=len(past), min_history=int(noise["min_history"]))
     if not past:
