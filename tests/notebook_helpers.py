@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_notebook
 
 from citykit import paths
 from citykit.grading.assignments import generate, score, submit
@@ -80,6 +80,15 @@ def answered(released: nbformat.NotebookNode, answers: dict[str, str], extra: st
     if extra:
         nb.cells.append(new_code_cell(extra))
     return nb
+
+
+def write_module_source(root: Path, module: str, cells: list) -> Path:
+    """Write `cells` as the source notebook of `module` in the course at `root` (python3 kernel)."""
+    path = root / "notebooks" / module / f"{module}.ipynb"
+    path.parent.mkdir(parents=True)
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(new_notebook(cells=cells, metadata=kernel), path)
+    return path
 
 
 def graded_course(root: Path, module: str) -> Path:

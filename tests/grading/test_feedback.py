@@ -111,19 +111,17 @@ def test_a_learners_html_is_inert_in_feedback():
 def test_a_learner_not_autograded_is_named_and_their_older_page_removed(tmp_path, capsys):
     """Walk 18, F1: `grade feedback` skipped a learner whose resubmission could not be graded without a
     word, and left the page of their earlier submission in place."""
-    from notebook_helpers import nbg
+    from notebook_helpers import nbg, write_module_source
 
     from citykit.grading.assignments import generate, setup, submit
     from citykit.grading.feedback import feedback
 
     module = "01-sums"
     root = tmp_path / "course"
-    (root / "notebooks" / module).mkdir(parents=True)
-    nbformat.write(new_notebook(cells=[
+    write_module_source(root, module, [
         new_code_cell("### BEGIN SOLUTION\ntotal = 18\n### END SOLUTION", metadata=nbg("total", solution=True)),
         new_code_cell("assert total == 18", metadata=nbg("sum", grade=True, locked=True, points=2)),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
-        root / "notebooks" / module / f"{module}.ipynb")  # fmt: skip
+    ])  # fmt: skip
     roster = tmp_path / "roster.csv"
     roster.write_text("student_id,first_name,last_name\nnever,N,Learner\n")
     setup("sums", roster, course_root=root)

@@ -19,7 +19,7 @@ import uuid
 
 import nbformat
 import pytest
-from notebook_helpers import answered, graded_course, nbg, source_notebook
+from notebook_helpers import answered, graded_course, nbg, source_notebook, write_module_source
 
 from citykit.grading.assignments import setup, submit
 from citykit.grading.cohort import AUTOGRADE_STEPS
@@ -222,7 +222,7 @@ def test_a_kernel_that_ignores_interrupts_is_stopped_a_cell_timeout_later(tmp_pa
     answers exported before still count."""
     import time
 
-    from nbformat.v4 import new_code_cell, new_notebook
+    from nbformat.v4 import new_code_cell
 
     from citykit.grading.assignments import generate
     from citykit.grading.autograde import autograde_cohort
@@ -230,15 +230,13 @@ def test_a_kernel_that_ignores_interrupts_is_stopped_a_cell_timeout_later(tmp_pa
 
     module = "01-sums"
     root = tmp_path / "course"
-    (root / "notebooks" / module).mkdir(parents=True)
-    nbformat.write(new_notebook(cells=[
+    write_module_source(root, module, [
         new_code_cell("values = [3, 4, 5, 6]", metadata=nbg("setup", locked=True)),
         new_code_cell("### BEGIN SOLUTION\ntotal = sum(values)\n### END SOLUTION", metadata=nbg("total", solution=True)),
         new_code_cell("assert total == 18", metadata=nbg("sum-of-values", grade=True, locked=True, points=2)),
         new_code_cell("### BEGIN SOLUTION\nmean_value = total / 4\n### END SOLUTION", metadata=nbg("mean", solution=True)),
         new_code_cell("assert mean_value == 4.5", metadata=nbg("mean-of-values", grade=True, locked=True, points=3)),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
-        root / "notebooks" / module / f"{module}.ipynb")  # fmt: skip
+    ])  # fmt: skip
     roster = tmp_path / "roster.csv"
     roster.write_text("student_id,first_name,last_name\nstubborn,S,Learner\n")
     setup("sums", roster, course_root=root, limits=Limits(cell_timeout=3, wall_seconds=90))
