@@ -53,7 +53,7 @@ class KeyFigure:
         text, _ = format_value(self.value, self.kind)
         text = text or "—"
         if self.kind == "days" and text != "—":
-            return f"{float(self.value):,.0f} days" if abs(float(self.value)) >= WHOLE_DAYS else f"{text} days"
+            return _days_text(self.value)
         if self.kind == "rate" and self.unit and text != "—":
             return f"{text} {self.unit}"
         return text
@@ -293,7 +293,7 @@ def _check_text(check) -> str:
     """A check in words: "Requests with no neighborhood: 46.0% of the 10,000 checked (gate 5%)" (the records
     it was checked on, so it is not mistaken for a period's share); whole days from WHOLE_DAYS on ("3,232 days")."""
     if check.value is not None:
-        amount = f"{check.value:,.0f} days" if abs(float(check.value)) >= WHOLE_DAYS else f"{check.value:,.1f} days"
+        amount = _days_text(check.value)
     else:
         rows = getattr(check, "rows", None)
         amount = f"{check.share:.1%}" + (f" of the {rows:,} checked" if rows else "")
@@ -303,6 +303,12 @@ def _check_text(check) -> str:
     from citykit.reports.labels import plain_text  # the data dictionary: only when a check is written out
 
     return f"{plain_text(check.description)}: {amount}{limit}"
+
+
+def _days_text(value) -> str:
+    """Days as a tile says them: to one decimal ("3.3 days"), whole days from WHOLE_DAYS on ("3,232 days")."""
+    number = float(value)
+    return f"{number:,.0f} days" if abs(number) >= WHOLE_DAYS else f"{number:,.1f} days"
 
 
 class KeyFigures:
