@@ -20,11 +20,13 @@ import pwd
 import secrets
 import shutil
 import socket
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 from filelock import FileLock
 
@@ -122,3 +124,30 @@ def scrub(prefix: str, cohort: str) -> None:
             os.system(f"groupdel {entry.gr_name} >/dev/null 2>&1")
     for home in Path("/home").glob(f"{prefix}*"):  # homes teardown keeps (no grade export in a test)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def solutions(source: Path) -> dict[str, str]:
+    """The solution of every answer cell of a source notebook, by grade id, without the solution markers."""
+    found = {}
+    for cell in nbformat.read(source, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            found[meta["grade_id"]] = "\n".join(
+                line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )  # fmt: skip
+    return found
+
+
+def full_marks(source: Path) -> float:
+    """What the autograded cells of a source notebook are worth in all (read from the notebook, not the gradebook)."""
+    return sum(c.metadata["nbgrader"]["points"] for c in nbformat.read(source, as_version=4).cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
+
+
+def auto_scores(gradebook: Path) -> dict[str, float]:
+    """Each student's summed automatic score in an nbgrader gradebook."""
+    with sqlite3.connect(gradebook) as db:
+        return dict(db.execute(
+            "SELECT s.id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment a ON n.assignment_id = a.id JOIN student s ON a.student_id = s.id "
+            "GROUP BY s.id").fetchall())  # fmt: skip

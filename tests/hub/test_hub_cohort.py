@@ -19,15 +19,13 @@ import json
 import pwd
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from hubtest import needs_accounts
+from hubtest import auto_scores, full_marks, needs_accounts, solutions
 from notebook_helpers import CHROMIUM, CHROMIUM_ARGS
 
 from citykit import paths
@@ -77,19 +75,11 @@ RUN_CODE = f"""async ([base, code]) => {{
 
 def _answered(student_version: dict, source: Path) -> dict:
     """The student version with every answer cell holding the source notebook's solution."""
-    solutions = {}
-    for cell in nbformat.read(source, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            solutions[meta["grade_id"]] = "\n".join(
-                line
-                for line in cell.source.splitlines()
-                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
-            )
+    answers = solutions(source)
     for cell in student_version["cells"]:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in solutions:
-            cell["source"] = solutions[grade_id]
+        if grade_id in answers:
+            cell["source"] = answers[grade_id]
     return student_version
 
 
@@ -255,15 +245,8 @@ def test_a_cohort_on_one_hub_from_release_to_feedback(hub_cohort):
                 if shutil.which("sudo"):  # the grading helper: learner code in the root sandbox
                     assert "runs as the unprivileged user citykit-grader" in graded, graded[-3000:]
                     assert "NOT ENFORCED" not in graded, graded[-3000:]
-                source = nbformat.read(state.course / "notebooks" / M04 / f"{M04}.ipynb", as_version=4)
-                most = sum(c.metadata["nbgrader"]["points"] for c in source.cells
-                           if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
-                with sqlite3.connect(state.course / "grading" / "gradebook.db") as db:
-                    scores = db.execute(
-                        "SELECT s.id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-                        "JOIN submitted_assignment a ON n.assignment_id = a.id JOIN student s ON a.student_id = s.id "
-                        "GROUP BY s.id").fetchall()  # fmt: skip
-                assert dict(scores) == {"maria_g": most}
+                most = full_marks(state.course / "notebooks" / M04 / f"{M04}.ipynb")
+                assert auto_scores(state.course / "grading" / "gradebook.db") == {"maria_g": most}
 
                 stage("collected, autograded, feedback released")
                 # -- learner A sees the feedback in the Assignments tab

@@ -20,14 +20,13 @@ import grp
 import os
 import pwd
 import shutil
-import sqlite3
 import stat
 import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
-from hubtest import needs_accounts
+from hubtest import auto_scores, full_marks, needs_accounts, solutions
 
 from citykit.hub import config, helper, lifecycle
 from citykit.hub.state import HubState
@@ -65,18 +64,12 @@ def _as(state: HubState, account: str, command: list[str] | str, *, cwd: Path | 
 
 def _answer(notebook: Path, source: Path) -> None:
     """Every answer cell of the learner's copy gets the source notebook's solution."""
-    solutions = {}
-    for cell in nbformat.read(source, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            solutions[meta["grade_id"]] = "\n".join(
-                line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
-            )  # fmt: skip
+    answers = solutions(source)
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in solutions:
-            cell.source = solutions[grade_id]
+        if grade_id in answers:
+            cell.source = answers[grade_id]
     info = notebook.stat()
     nbformat.write(nb, notebook)
     os.chown(notebook, info.st_uid, info.st_gid)
@@ -115,15 +108,8 @@ def test_an_instructor_autogrades_through_the_helper_sandboxed_and_can_do_nothin
     report = graded.stdout + graded.stderr
     assert "runs as the unprivileged user citykit-grader" in report, report[-3000:]
     assert "NOT ENFORCED" not in report and "learner code runs as you" not in report, report[-3000:]
-    source = nbformat.read(state.course / "notebooks" / M04 / f"{M04}.ipynb", as_version=4)
-    most = sum(c.metadata["nbgrader"]["points"] for c in source.cells
-               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")  # fmt: skip
-    with sqlite3.connect(state.course / "grading" / "gradebook.db") as db:
-        scores = db.execute(
-            "SELECT s.id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-            "JOIN submitted_assignment a ON n.assignment_id = a.id JOIN student s ON a.student_id = s.id "
-            "GROUP BY s.id").fetchall()  # fmt: skip
-    assert dict(scores) == {"maria_g": most}
+    most = full_marks(state.course / "notebooks" / M04 / f"{M04}.ipynb")
+    assert auto_scores(state.course / "grading" / "gradebook.db") == {"maria_g": most}
     # what root made in the course stays the instructors' to change
     autograded = state.course / "grading" / "autograded" / "maria_g" / M04 / f"{M04}.ipynb"
     assert grp.getgrgid(autograded.stat().st_gid).gr_name == state.grader_group
