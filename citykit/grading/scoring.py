@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -300,17 +301,9 @@ def visible_part(source: str) -> str:
 # ---------------------------------------------------------------------------------- the scorer
 
 
-_SHELL_CLASS: list = []
-
-
+@functools.cache
 def _shell_class():
     """The scorer's IPython shell class, made once per process (IPython keeps one shell per class)."""
-    if not _SHELL_CLASS:
-        _SHELL_CLASS.append(_make_shell_class())
-    return _SHELL_CLASS[0]
-
-
-def _make_shell_class():
     from IPython.core.displayhook import DisplayHook
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets import Type
