@@ -69,6 +69,7 @@ def december_ranges(pages: dict[str, pd.DataFrame], truth: pd.DataFrame) -> dict
     hoods, races = sorted(truth["neighborhood"].unique()), list(RACES)
     index = {k: i for i, k in enumerate((p, h, r) for p in ("jan-nov", "dec") for h in hoods for r in races)}
     parts = {"year": ("jan-nov", "dec"), "jan-nov": ("jan-nov",)}
+    display = small_cells()["display"]  # the "≤10" mark, read once
     a_eq, b_eq, a_ub, b_ub = [], [], [], []
     for name, page in pages.items():
         for hood in [*hoods, TOTAL]:
@@ -79,7 +80,7 @@ def december_ranges(pages: dict[str, pd.DataFrame], truth: pd.DataFrame) -> dict
                         for r in races if race == TOTAL else [race]:
                             vec[index[(p, h, r)]] = 1
                 value = page.at[hood, race] if race in page.columns else 0
-                if value == small_cells()["display"]:
+                if value == display:
                     a_ub += [-vec, vec]
                     b_ub += [-1, 10]
                 elif isinstance(value, (int, np.integer)):
