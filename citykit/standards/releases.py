@@ -541,9 +541,12 @@ def extend(
         if audit.passed:
             return current, audit, {name: len(cells) for name, cells in forced.items()}
         added = False
+        derived = {}  # each table's totals table, derived once a round (only when a total is exposed)
+        if any(e.key.startswith(TOTALS) for e in audit.new):
+            derived = {t.name: totals_of(t) for t in current}
         for exposure in audit.new:
             for table in current:
-                totals = totals_of(table) if exposure.key.startswith(TOTALS) else None
+                totals = derived[table.name] if exposure.key.startswith(TOTALS) else None
                 if (totals or table).key != exposure.key:
                     continue
                 cells = (
