@@ -327,10 +327,8 @@ def reset_password(state: HubState, key: str) -> str:
         raise CitykitError(f"the cohort signs in with {state.auth}: passwords are the city's single sign-on's")
     password = secrets.token_urlsafe(9)
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-    hashes_file, sheet = state.path / FIRST_PASSWORDS, state.path / FIRST_PASSWORDS_CSV
-    hashes = json.loads(hashes_file.read_text()) if hashes_file.exists() else {}
+    hashes, rows = _read_private(state)
     hashes[member.account] = hashed
-    rows = list(csv.reader(io.StringIO(sheet.read_text()))) if sheet.exists() else [["account", "student_id", "name", "password"]]  # fmt: skip
     rows = [r for r in rows if not r or r[0] != member.account] + [[member.account, member.student_id, member.name, password]]  # fmt: skip
     _write_private(state, hashes, rows)
     database = state.path / "jupyterhub.sqlite"
@@ -339,6 +337,14 @@ def reset_password(state: HubState, key: str) -> str:
             if db.execute("SELECT name FROM sqlite_master WHERE name = 'users_info'").fetchone():
                 db.execute("UPDATE users_info SET password = ? WHERE username = ?", (hashed.encode(), member.account))
     return member.account
+
+
+def _read_private(state: HubState) -> tuple[dict, list[list[str]]]:
+    """The first passwords so far: the hashes by account, and the sheet's rows (a header when none)."""
+    hashes_file, sheet = state.path / FIRST_PASSWORDS, state.path / FIRST_PASSWORDS_CSV
+    hashes = json.loads(hashes_file.read_text()) if hashes_file.exists() else {}
+    rows = list(csv.reader(io.StringIO(sheet.read_text()))) if sheet.exists() else [["account", "student_id", "name", "password"]]  # fmt: skip
+    return hashes, rows
 
 
 def _write_private(state: HubState, hashes: dict, rows: list[list[str]]) -> None:
@@ -359,20 +365,13 @@ def _first_passwords(state: HubState) -> list[str]:
     needing = [
         m for m in state.members if state.auth == "firstuse" or (state.auth == "native" and m.role == "instructor")
     ]
-    hashes_file, sheet = state.path / FIRST_PASSWORDS, state.path / FIRST_PASSWORDS_CSV
-    hashes = json.loads(hashes_file.read_text()) if hashes_file.exists() else {}
-    rows = (
-        list(csv.reader(io.StringIO(sheet.read_text())))
-        if sheet.exists()
-        else [["account", "student_id", "name", "password"]]
-    )
+    hashes, rows = _read_private(state)
     made = []
     for member in needing:
         if member.account in hashes:
             continue
-        password = secrets.token_urlsafe(
-            9
-        )  # 12 characters: past NativeAuthenticator's length and common-password checks
+        # 12 characters: past NativeAuthenticator's length and common-password checks
+        password = secrets.token_urlsafe(9)
         hashes[member.account] = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
         rows.append([member.account, member.student_id, member.name, password])
         made.append(member.account)
