@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,10 +177,13 @@ class Ledger:
             (self.people_folder / name).unlink(missing_ok=True)
 
 
-def prune_orphans(home: Path | None = None) -> list[Path]:
-    """Remove the people of ledgers whose folder is gone (a deleted `--out`, a test's temporary
-    folder): `<data home>/.secrets/ledgers/<digest>/` without a live ledger folder named in its
-    owner file. Returns what was removed."""
+ORPHAN_GRACE_DAYS = 30  # a ledger folder briefly missing (an unmounted drive, a renamed archive) keeps its people
+
+
+def prune_orphans(home: Path | None = None, grace_days: float = ORPHAN_GRACE_DAYS) -> list[Path]:
+    """Remove the people of ledgers whose folder has been gone for `grace_days` (a deleted `--out`,
+    a test's temporary folder): `<data home>/.secrets/ledgers/<digest>/` without a live ledger
+    folder named in its owner file, untouched that long. Returns what was removed."""
     import shutil
 
     root = Path(home or paths.citykit_home()) / SECRETS / "ledgers"
@@ -194,7 +198,8 @@ def prune_orphans(home: Path | None = None) -> list[Path]:
             alive = owner.is_dir()
         except OSError:
             alive = False
-        if not alive and entry.is_dir() and not entry.is_symlink():
+        stale = time.time() - entry.stat().st_mtime >= grace_days * 86400 if entry.is_dir() else False
+        if not alive and stale and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
