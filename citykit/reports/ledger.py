@@ -302,7 +302,7 @@ def archive_releases_elsewhere(context: ReleaseContext) -> int:
     ledger (a report written with --out outside the archive): its page was not audited against them."""
     try:
         archive = (paths.reports_dir() / _folder_name()).resolve()
-    except Exception:  # no course: no archive
+    except paths.NoCourse:  # no course: no archive
         return 0
     if archive == Path(context.folder).resolve():
         return 0
