@@ -357,7 +357,7 @@ def draw_chart(form: dict):
         ax.set_yticks([_number(v) for v in spec.get("yticks", [])], [str(t) for t in spec.get("yticklabels", [])])
         ax.set_xlim(*[_number(v) for v in spec["xlim"]])
         ax.set_ylim(*[_number(v) for v in spec["ylim"]])
-        ax.set_title(str(spec.get("title", "")))
+        ax.set_title(str(spec.get("title", "")), loc="center")  # not rcParams' axes.titlelocation
         if spec.get("title_left"):
             ax.set_title(str(spec["title_left"]), loc="left")
         if spec.get("title_right"):

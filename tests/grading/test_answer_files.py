@@ -213,13 +213,14 @@ def test_citykit_results_travel_whole_and_their_methods_are_citykits(tmp_path):
 def test_a_chart_is_redrawn_from_its_data(tmp_path):
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    ax.barh(["Roads", "Parks", "Water"], [30, 10, 20], color="#0072B2")
-    ax.set_title("Requests by agency")
-    ax.set_xlabel("Number of requests")
-    ax.set_ylabel("Agency")
-    back = round_trip({"fig": fig, "ax": ax}, tmp_path)
-    plt.close(fig)
+    with plt.style.context("default"):  # another test's report style (titles on the left) must not leak in
+        fig, ax = plt.subplots()
+        ax.barh(["Roads", "Parks", "Water"], [30, 10, 20], color="#0072B2")
+        ax.set_title("Requests by agency")
+        ax.set_xlabel("Number of requests")
+        ax.set_ylabel("Agency")
+        back = round_trip({"fig": fig, "ax": ax}, tmp_path)
+        plt.close(fig)
     drawn = back["ax"]
     assert drawn.get_title() == "Requests by agency" and drawn.get_ylabel() == "Agency"
     assert sorted(p.get_width() for p in drawn.patches) == [10, 20, 30]
