@@ -613,9 +613,10 @@ def _make_cgroup(controller: str, parent: Path, policy: Policy) -> Path | None:
         return None
 
 
-def _remove_cgroup(group: Path, seconds: float = 5.0) -> None:
-    """Remove a run's cgroup once empty. The kernel may refuse for a moment after its last process
-    left (EBUSY while that process finishes exiting, seen with v1's pids controller under load)."""
+def _remove_cgroup(group: Path, seconds: float = 30.0) -> None:
+    """Remove a run's cgroup once empty. The kernel may refuse for a while after its last process
+    left (EBUSY while that process finishes exiting, seen with v1's pids controller under load: 5 s
+    was not always enough in CI); the wait ends as soon as the group goes."""
     import errno
 
     deadline = time.monotonic() + seconds
