@@ -67,3 +67,21 @@ def test_a_caller_changing_what_it_read_changes_nothing(home, monkeypatch):
     write(home, alpha=ENTRY)
     registry._read(home / registry.LOCAL_REGISTRY)["alpha"]["as_of"] = "1999-01-01"
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
+
+
+def test_a_file_changed_within_the_settling_time_is_read_on_every_call(home, monkeypatch):
+    # A rewrite inside one clock tick can keep size, times and inode: a file this young is never cached,
+    # so a second rewrite that the version cannot tell apart is still seen.
+    monkeypatch.setattr(registry, "SETTLED_NS", 10**15)  # every file counts as just written
+    write(home, alpha=ENTRY)
+    calls = count_parses(monkeypatch)
+    path = home / registry.LOCAL_REGISTRY
+    before = path.stat()
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
+    write(home, alpha={**ENTRY, "as_of": "2025-01-30"})  # same size, same inode
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert registry.get("alpha").as_of == dt.date(2025, 1, 30)
+    assert str(path) not in registry._parsed
+    young = calls[0]
+    registry.get("alpha")
+    assert calls[0] > young  # read again, not served from a cache
