@@ -845,10 +845,13 @@ def launch(argv: list[str]) -> None:
     if not policy.isolate:
         _run_plain(spec, policy, argv)
         return
+    parent = os.getppid()
     join_cgroups(spec["cgroups"])
     # if the grading worker dies (even by SIGKILL), this process is killed, and `unshare --kill-child`
     # then ends the namespace and every process in it
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the worker died before the signal was armed: no one would end this kernel
+        os._exit(1)
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     os.execv(unshare, [unshare, "--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts",
                        "--propagation", "private", "--", spec["python"], "-I", "-m", "citykit.grading.sandbox",

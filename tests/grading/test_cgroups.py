@@ -130,3 +130,28 @@ def test_a_cgroup_busy_for_a_moment_after_its_last_process_is_still_removed(tmp_
     monkeypatch.setattr(Path, "rmdir", rmdir)
     sandbox._remove_cgroup(group)
     assert len(tries) == 3 and not group.exists()
+
+
+def test_a_sandbox_launcher_whose_worker_died_before_the_death_signal_was_armed_exits(tmp_path, monkeypatch):
+    # PR_SET_PDEATHSIG only fires for a parent that dies after it is set: a worker killed in between
+    # would leave the kernel with no one to end it, so the launcher checks its parent again and exits.
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"policy": {"isolate": True}, "cgroups": []}), encoding="utf-8")
+    monkeypatch.setenv(sandbox.SPEC_ENV, str(spec))
+    parents = iter([4242, 1])  # the worker, then init (the worker is gone)
+    monkeypatch.setattr(sandbox.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(sandbox, "join_cgroups", lambda groups: None)
+    armed = []
+    monkeypatch.setattr(sandbox, "_libc", lambda: type("L", (), {"prctl": lambda *a: armed.append(a)})())
+
+    def exits(code):
+        raise SystemExit(code)
+
+    def never(*args):
+        raise AssertionError("the kernel was started for a dead worker")
+
+    monkeypatch.setattr(sandbox.os, "_exit", exits)
+    monkeypatch.setattr(sandbox.os, "execv", never)
+    with pytest.raises(SystemExit) as ended:
+        sandbox.launch([])
+    assert ended.value.code == 1 and armed
