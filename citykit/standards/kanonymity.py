@@ -35,12 +35,12 @@ class KAnonymityReport:
     smallest_class: int | None  # smallest equivalence class after (None when no rows remain)
     standard_version: str
     outcome: str | None = None  # the sensitive column the outcome rule reads (None: not applied)
-    uniform_max: int = 0  # a class of at most this many rows sharing one outcome is too small
+    uniform_max: int = 0  # a class of at most this many rows whose decided rows share one outcome is too small
 
     def __str__(self) -> str:
         steps = ", ".join(f"{name} {n:,}" for name, n in self.generalised.items() if n) or "none"
         rule = (
-            f", no group of {self.uniform_max} or fewer sharing one {self.outcome}"
+            f", no group of {self.uniform_max} or fewer whose decided rows share one {self.outcome}"
             if self.outcome and self.uniform_max
             else ""
         )
@@ -67,14 +67,16 @@ def k_anonymize(
     standard: DisaggregationStandard | None = None,
 ) -> tuple[pd.DataFrame, KAnonymityReport]:
     """Generalise, then suppress, person-level rows until every quasi-identifier group has ≥ k rows
-    and no small group shares one outcome.
+    and no small group's decided rows share one outcome.
 
     `quasi_identifiers` defaults to the standard's (`privacy.columns`: for program applications
     `submitted_at, neighborhood, council_district, gender, race, language`), keeping those present
     in `df`; `race` stands for the race_* indicator columns. `k` defaults to the standard's (5).
     `outcome` names the sensitive column of the outcome rule (`privacy.outcome_disclosure`): a
-    group of at most `uniform_outcome_max_n` (20) rows whose outcomes are all the same is too small
-    too (None, or a column not in `df`, turns the rule off). The standard's generalisation steps
+    group of at most `uniform_outcome_max_n` (20) rows whose decided members (outcome neither null
+    nor one of the standard's `undecided`, Pending) share one outcome, or are none, is too small
+    too: 1 Denied + 6 Pending is, 1 Approved + 1 Denied + 5 Pending is not (None, or a column not
+    in `df`, turns the rule off). The standard's generalisation steps
     run in order, and each step changes only the rows whose group is still too small (local
     recoding):
 
@@ -97,14 +99,15 @@ def k_anonymize(
     qi_columns = _quasi_identifier_columns(df, quasi_identifiers, std)
     outcome = outcome if outcome is not None and outcome in df.columns else None
     uniform_max = std.small_cells.uniform_outcome_max_n if outcome is not None else 0
+    undecided = std.small_cells.undecided_outcomes
 
     out = df.copy()
     generalised: dict[str, int] = {}
     for step in std.k_anonymity.steps:
-        small = _too_small(out, qi_columns, k, outcome, uniform_max)
+        small = _too_small(out, qi_columns, k, outcome, uniform_max, undecided)
         generalised[step.step] = _apply_step(out, step, small, qi_columns, std) if small.any() else 0
 
-    keep = ~_too_small(out, qi_columns, k, outcome, uniform_max)
+    keep = ~_too_small(out, qi_columns, k, outcome, uniform_max, undecided)
     sizes = _class_sizes(out, qi_columns)
     out = out.loc[keep]
     report = KAnonymityReport(
@@ -144,18 +147,25 @@ def _quasi_identifier_columns(df: pd.DataFrame, requested: list[str] | None, std
     return list(dict.fromkeys(columns))
 
 
-def _too_small(df: pd.DataFrame, columns: list[str], k: int, outcome: str | None, uniform_max: int) -> np.ndarray:
-    """Rows whose equivalence class has fewer than k rows, or at most `uniform_max` rows that all
-    share one `outcome` (the outcome rule: the group's outcome would be known for each of them)."""
+def _too_small(
+    df: pd.DataFrame, columns: list[str], k: int, outcome: str | None, uniform_max: int, undecided: Iterable[str] = ()
+) -> np.ndarray:
+    """Rows whose equivalence class has fewer than k rows, or at most `uniform_max` rows whose
+    decided members share one `outcome` or are none (the outcome rule: whoever knows a member was
+    decided would know the outcome). A null `outcome`, or one of `undecided` (e.g. Pending,
+    compared ignoring case), is no decision: 1 Denied + 6 Pending is uniform, 1 Approved +
+    1 Denied + 5 Pending is not."""
     sizes = _class_sizes(df, columns)
     small = sizes < k
     if outcome is None or uniform_max <= 0 or df.empty:
         return small
     codes = df.groupby(columns, dropna=False, sort=False, observed=True).ngroup().to_numpy()
-    values = pd.factorize(df[outcome].astype(object).where(df[outcome].notna(), "<null>"))[0]
-    pairs = np.unique(np.stack([codes, values]), axis=1)[0]  # one entry per (class, outcome) present
+    values = df[outcome].astype(object)
+    decided = values.notna() & ~values.astype(str).str.casefold().isin({u.casefold() for u in undecided})
+    kinds_of = pd.factorize(values[decided])[0]  # decided rows only
+    pairs = np.unique(np.stack([codes[decided.to_numpy()], kinds_of]), axis=1)[0]  # one per (class, decided outcome)
     kinds = np.bincount(pairs, minlength=codes.max() + 1)[codes]
-    return small | ((sizes <= uniform_max) & (kinds == 1))
+    return small | ((sizes <= uniform_max) & (kinds <= 1))
 
 
 def _class_sizes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -156,6 +156,7 @@ class SmallCellRules:
     complementary_method: str = "fewest_people"  # or "smallest_in_line" (the greedy choice)
     uniform_outcome_max_n: int = 0  # a group of at most this many, all with one outcome, is hidden whole
     outcome_rule: str = ""  # the attribute-disclosure rule, as the standard states it (once)
+    undecided_outcomes: tuple[str, ...] = ()  # outcomes that are no decision (Pending): the rule skips them
 
     def is_small(self, count: float) -> bool:
         return self.min_suppressed <= count <= self.max_suppressed
@@ -404,8 +405,10 @@ def _build(raw: dict[str, Any], path: Path) -> DisaggregationStandard:
             complementary_method=complementary.get("method", "fewest_people"),
             uniform_outcome_max_n=int(privacy["outcome_disclosure"]["uniform_outcome_max_n"]),
             outcome_rule=privacy["outcome_disclosure"]["rule"].format(
-                max_n=privacy["outcome_disclosure"]["uniform_outcome_max_n"]
+                max_n=privacy["outcome_disclosure"]["uniform_outcome_max_n"],
+                undecided=", ".join(privacy["outcome_disclosure"].get("undecided", [])) or "none",
             ),
+            undecided_outcomes=tuple(privacy["outcome_disclosure"].get("undecided", [])),
         ),
         k_anonymity=KAnonymityRules(k=kanon["k"], quasi_identifiers=quasi, steps=steps),
         sensitive_request_types=tuple(privacy["sensitive_request_types"]),

@@ -11,7 +11,7 @@ table published with it, beyond what its mark says. The thresholds come from
 Tables of outcomes (`outcome_columns`: each row is a group, each such column one outcome, the Total
 column the group's size) follow the standard's attribute-disclosure rule
 (`privacy.outcome_disclosure`): no outcome, not even a zero, of a group whose size is hidden, and a
-small group whose members all share one outcome is hidden whole.
+small group whose decided members all share one outcome (Pending is no decision) is hidden whole.
 
 Two marks (`marks`): the primary one ("≤10") only on counts from 1 to 10, the complementary one
 ("†") on every other hidden cell. The audit reads them as a reader would: "≤10" is 1 to 10, "†" is
@@ -181,8 +181,10 @@ def unpublished_table(counts: pd.DataFrame, name: str) -> PublishedTable:
 def primary_suppression(table: PublishedTable, *, standard: DisaggregationStandard | None = None) -> PublishedTable:
     """Suppress every entry (margins included) from 1 to 10; zeros stay shown. In a table of
     outcomes, also the attribute-disclosure rule: every outcome of a group whose size is hidden
-    (zeros included), and the whole row of a group of at most `uniform_outcome_max_n` people who
-    all share one outcome."""
+    (zeros included), and the whole row of a group of at most `uniform_outcome_max_n` people whose
+    decided members share one outcome or are none (an outcome column named in the standard's
+    `undecided`, e.g. pending, compared ignoring case, is no decision: 1 denied + 6 pending is
+    hidden, 1 approved + 1 denied + 5 pending is not)."""
     rules = (standard or load_disaggregation()).small_cells
     if not table.published:
         return table
@@ -191,7 +193,10 @@ def primary_suppression(table: PublishedTable, *, standard: DisaggregationStanda
     if table.outcome_columns:
         size = table.values[TOTAL]
         outcomes = table.values[list(table.outcome_columns)]
-        uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & outcomes.eq(size, axis=0).any(axis=1)
+        undecided = {u.casefold() for u in rules.undecided_outcomes}
+        decided = outcomes[[c for c in table.outcome_columns if str(c).casefold() not in undecided]]
+        kinds = decided.gt(0).sum(axis=1)  # decided outcomes present in the group
+        uniform = (size > 0) & (size <= rules.uniform_outcome_max_n) & (kinds <= 1)
         suppressed.loc[uniform, :] = True
     result = PublishedTable(
         table.name,

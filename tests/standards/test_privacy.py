@@ -135,6 +135,37 @@ def test_small_groups_merge_into_their_district():
     assert (out.loc[out["age_band"] == "35-44", "neighborhood"] == "Elm").all()
 
 
+def test_outcome_rule_reads_only_decided_members():
+    """Standard 1.4.2: a group of at most 20 whose decided members (not Pending, not null) share one
+    outcome, or are none, is too small; expected rows worked out by hand from the construction."""
+
+    def group(first_id: int, neighborhood: str, district: int, gender: str, outcomes: list) -> list[dict]:
+        rows = [person(first_id + i, neighborhood, district, "25-34", gender, ["black"]) for i in range(len(outcomes))]
+        return [row | {"outcome": outcome} for row, outcome in zip(rows, outcomes, strict=True)]
+
+    rows = (
+        group(0, "Elm", 1, "Woman", ["Denied"] + ["Pending"] * 6)  # uniform: alone in its neighborhood...
+        + group(100, "Birch", 1, "Woman", ["Approved"] + ["Pending"] * 5)  # ...as is this; district 1 mixes them
+        + group(200, "Oak", 3, "Woman", ["Approved", "Denied"] + ["Pending"] * 5)  # two decided outcomes: kept
+        + group(300, "Cedar", 2, "Woman", ["Approved"] * 2 + ["Pending"] * 5)  # uniform everywhere: dropped
+        + group(400, "Dale", 4, "Man", ["Pending"] * 5 + [None])  # nobody decided: dropped
+    )
+    df = pd.DataFrame(rows)
+    out, report = kanonymity.k_anonymize(df)
+    ids = set(out["application_id"])
+    assert ids == set(range(7)) | set(range(100, 106)) | set(range(200, 207))
+    assert report.suppressed == 13 and report.rows_out == 20
+    merged = out[out["application_id"] < 200]
+    assert merged["neighborhood"].isna().all() and (merged["council_district"] == 1).all()
+    oak = out[out["application_id"] >= 200]
+    assert (oak["neighborhood"] == "Oak").all() and (oak["gender"] == "Woman").all()
+    assert report.generalised["neighborhood_to_district"] == 13 + 7 + 6  # Elm, Birch, Cedar, Dale
+    # and the published result, grouped by a plain key: no group of <= 20 with one decided outcome
+    key = out[QI].astype("string").fillna("<null>").agg("|".join, axis=1)
+    decided = out["outcome"].where(out["outcome"] != "Pending")
+    assert (decided.groupby(key).nunique() >= 2).all()
+
+
 def test_rare_combinations_become_multiracial_and_lone_rows_are_suppressed():
     combos = [["asian", "white"], ["black", "white"], ["hispanic", "white"], ["aian", "black"], ["asian", "nhpi"]]
     rows = [person(i, f"N{i}", i + 1, AGE_BANDS[i], "Woman", races) for i, races in enumerate(combos)]
@@ -422,6 +453,27 @@ def test_millbrook_style_one_person_all_denied_is_not_published():
     shown = table.shown
     assert shown.loc["MENA"].isna().all(), "the group of one and its outcome are hidden"
     assert table.marks().loc["MENA", "approved"] == "†" and table.marks().loc["MENA", "Total"] == "≤10"
+
+
+def test_a_small_row_whose_decided_members_share_one_outcome_is_hidden_whole():
+    """Standard 1.4.2: pending is no decision. 12 denied + 6 pending (size 18) tells a reader, once
+    the zeros of approved and withdrawn are shown, that every decided applicant was denied."""
+    counts = pd.DataFrame(
+        {"approved": [0, 14, 0, 300, 250], "denied": [12, 3, 0, 100, 80], "withdrawn": [0, 0, 0, 50, 40],
+         "pending": [6, 2, 15, 20, 30]},
+        index=["one decided outcome", "two decided outcomes", "all pending", "big", "bigger"],
+    )  # fmt: skip
+    columns = ["approved", "denied", "withdrawn", "pending"]
+    table = suppression.count_table(counts, outcome_columns=columns)
+    primary = suppression.primary_suppression(table).suppressed
+    assert primary.loc["one decided outcome"].all() and primary.loc["all pending"].all()
+    two = primary.loc["two decided outcomes"]
+    assert not two["Total"] and not two["approved"] and not two["withdrawn"]  # only its small counts
+    assert two["denied"] and two["pending"]
+    published = suppression.suppress(table)[0]  # (complementary suppression may hide more rows)
+    assert published.shown.loc["one decided outcome"].isna().all()
+    assert published.shown.loc["big"].notna().all()
+    assert suppression.audit(published).passed
 
 
 def test_attribute_disclosure_rule_is_stated_once_in_the_standard():
