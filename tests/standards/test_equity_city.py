@@ -82,11 +82,16 @@ def people_in_shown_rates(period: str, collapse=None) -> float:
 
 # measured after the change (standard 1.1.0); before it: 57.3% for 2025 and 18.4% for 2025-Q4. Standard
 # 1.4.0 (k-anonymity over the month, gender, race and language: 35% of applications lose their
-# neighborhood, 13% before) measured 0.845, 0.499 and 0.499 (1.3.1's data: 0.872, 0.459, 0.508)
+# neighborhood, 13% before) measured 0.845, 0.499 and 0.499 (1.3.1's data: 0.872, 0.459, 0.508).
+# Standard 1.4.2 (the outcome rule reads decided members only, so a small class of one decided outcome
+# plus Pending is generalised too: 2025's November and December rows lose their neighborhood more
+# often, 59 fewer decided 2025 applicants with one) measured 0.809, 0.508 and 0.508. Of 2025's fall
+# (417 people fewer in shown rates) 378 are Maple Commons, where one White applicant fewer leaves 10
+# denials, so its Black (342) and White (35) approval rates are both hidden; before, 0.845.
 @pytest.mark.parametrize(
     ("period", "collapse", "floor"),
     [
-        ("2025", None, 0.845),
+        ("2025", None, 0.809),
         ("2025-Q4", None, 0.459),
         ("2025-Q4", "small_groups_to_other", 0.499),
     ],
