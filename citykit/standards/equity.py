@@ -27,6 +27,7 @@ from citykit.standards.releases import PEOPLE
 RACE_ALONE = "race_alone"  # virtual `by` keys for disaggregate()
 RACE_IN_COMBINATION = "race_in_combination"
 RACE_COLUMN = "race_ethnicity"
+GENDER_COLUMN = "gender"  # categories: the standard's `gender.categories`, every one a row
 
 CORRECTION_LABELS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg"}
 
@@ -717,7 +718,25 @@ def _with_group_columns(df: pd.DataFrame, by: list[str], std: DisaggregationStan
             long = pd.Series(pd.Categorical(long, categories=kept), index=long.index, name=long.name)
         frame = df.loc[long.index].assign(**{RACE_IN_COMBINATION: long.array})
         notes.append(std.presentation_footnotes["alone_or_in_combination"])
+    if GENDER_COLUMN in by and GENDER_COLUMN in frame.columns:
+        frame = frame.assign(**{GENDER_COLUMN: gender_categories(frame[GENDER_COLUMN], standard=std)})
     return frame, notes
+
+
+def gender_categories(values: pd.Series, *, standard: DisaggregationStandard | None = None) -> pd.Series:
+    """Gender as a table of people shows it: every category of the standard (`gender.categories`)
+    in the standard's order, then the labels k-anonymity generalises to ("Nonbinary or another
+    gender") and any other value present (e.g. "Not shown (privacy)"), so a category with no one
+    in it is a row of 0, as in the race tables, never a row that vanishes. Empty values stay empty.
+    A categorical column is kept as it is (its categories are the caller's choice)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    std = standard or load_disaggregation()
+    merged = [v for s in std.k_anonymity.steps if s.column == GENDER_COLUMN for v in s.mapping.values()]
+    present = set(values.dropna().astype(str))
+    known = list(dict.fromkeys([*std.genders, *(v for v in merged if v in present)]))
+    categories = [*known, *sorted(present - set(known))]
+    return pd.Series(pd.Categorical(values.astype(object), categories=categories), index=values.index, name=values.name)
 
 
 def _labels(counts: pd.DataFrame, by: list[str]) -> list[str]:
