@@ -16,6 +16,7 @@ compared periods reach pandas.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,11 +192,15 @@ def _say(verdict: stats.Verdict) -> str:
 
 
 def _source(dataset: str, start: dt.date, end: dt.date, neighborhood: str | None = None):
-    """A DuckDB connection with a view `rows` of the requests created in [start, end) (in the
-    neighborhood), from parquet or a database alike (`citykit.connect`: nothing pasted into SQL)."""
+    """A DuckDB connection with a table `rows` of the requests created in [start, end) (in the
+    neighborhood), from parquet or a database alike (`citykit.connect`: nothing pasted into SQL). For a
+    neighborhood the rows are read once into memory, as four queries use them (a small share of the
+    city); the whole city's stay a view, read by each query, so memory does not grow with the city
+    (a view too under `CITYKIT_NO_CACHE=1`, the plain path)."""
     con = connect(dataset, period=Period("window", start, end), neighborhood=neighborhood)
+    kind = "VIEW" if neighborhood is None or os.environ.get(stats.NO_CACHE_ENV) else "TEMP TABLE"
     con.execute(
-        "CREATE VIEW rows AS SELECT created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
+        f"CREATE {kind} rows AS SELECT created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
         "flag_closed_before_created, flag_placeholder_date FROM service_requests"
     )
     return con
@@ -263,8 +268,9 @@ def compare_periods(dataset: str, period: str | Period, neighborhood: str | None
     }  # fmt: skip
     by_type = _by_type(volume, waits, history, n, days, rules, common)
     m = max(int((by_type["median note"] == "").sum()), 1)
-    verdicts["median"] = _median_verdict(waits[1], waits[0], current_f.median, previous.median, rules, 1)
-    verdicts["p90"] = _median_verdict(waits[1], waits[0], current_f.p90, previous.p90, rules, 1, p=0.9)
+    verdicts["median"], verdicts["p90"] = _median_verdicts(  # one set of bootstrap draws for both
+        waits[1], waits[0], (current_f.median, current_f.p90), (previous.median, previous.p90), rules, 1, (0.5, 0.9)
+    )
     if m:
         by_type["median verdict"] = [
             _median_verdict(waits[1][waits[1]["request_type"] == t], waits[0][waits[0]["request_type"] == t],
@@ -301,21 +307,35 @@ def _figures(con, period: Period, cutoff: pd.Timestamp, volume, due, idx: int, c
 
 def _median_verdict(now: pd.DataFrame, before: pd.DataFrame, median_now, median_before, rules, comparisons: int,
                     p: float = 0.5):  # fmt: skip
+    return _median_verdicts(now, before, (median_now,), (median_before,), rules, comparisons, (p,))[0]
+
+
+def _median_verdicts(now: pd.DataFrame, before: pd.DataFrame, medians_now, medians_before, rules, comparisons: int,
+                     probs: tuple[float, ...]) -> list[stats.Verdict]:  # fmt: skip
+    """The verdict on each p-quantile's change (p in `probs`, its values now and before given in the
+    same order), from one set of bootstrap draws: each as a bootstrap for that p alone would judge it."""
     noise = rules["noise"]
     minimum = rules["min_closed_to_compare"]
     if now["closed"].sum() < minimum or before["closed"].sum() < minimum:
-        return stats.Verdict(False, noise["too_few_label"])
-    if median_now is None or median_before is None:
-        return stats.Verdict(False, "not yet estimable")
+        return [stats.Verdict(False, noise["too_few_label"]) for _ in probs]
     level = 1 - (1 - noise["medians"]["confidence"]) / comparisons  # Bonferroni over the types compared
-    low, high = stats.bootstrap_median_difference(now, before, int(noise["medians"]["replicates"]), level,
-                                                  int(noise["medians"]["seed"]), p)  # fmt: skip
-    if low is None:
-        return stats.Verdict(False, "not yet estimable")
-    practical = abs(median_now - median_before) >= noise["min_change"]["days_relative"] * median_before
-    if (low > 0 or high < 0) and practical:
-        return stats.Verdict(True, f"changed ({low:+.1f} to {high:+.1f} days, {level:.1%} interval)")
-    return stats.Verdict(False, noise["within_label"])
+    known = tuple(
+        p for p, a, b in zip(probs, medians_now, medians_before, strict=True) if a is not None and b is not None
+    )
+    intervals = stats.bootstrap_quantile_differences(now, before, int(noise["medians"]["replicates"]), level,
+                                                     int(noise["medians"]["seed"]), known) if known else {}  # fmt: skip
+    verdicts = []
+    for p, median_now, median_before in zip(probs, medians_now, medians_before, strict=True):
+        if p not in intervals or intervals[p][0] is None:
+            verdicts.append(stats.Verdict(False, "not yet estimable"))
+            continue
+        low, high = intervals[p]
+        practical = abs(median_now - median_before) >= noise["min_change"]["days_relative"] * median_before
+        if (low > 0 or high < 0) and practical:
+            verdicts.append(stats.Verdict(True, f"changed ({low:+.1f} to {high:+.1f} days, {level:.1%} interval)"))
+        else:
+            verdicts.append(stats.Verdict(False, noise["within_label"]))
+    return verdicts
 
 
 def _by_type(volume, waits, history, n, days, rules, common) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from citykit.standards.reader import load_metrics
 DAY = pd.Timedelta(days=1)
 TOLERANCE = 1e-10  # S(t) at exactly 1 - p, computed as a product of fractions
 BATCH_CELLS = 4_000_000  # bootstrap replicates x requests computed at once (bounds the memory, ~32 MB an array)
+NO_CACHE_ENV = "CITYKIT_NO_CACHE"  # set: the plain paths (no kernel caches, the bootstrap as first written), to check the fast ones
 
 
 def rules() -> dict[str, Any]:
@@ -88,6 +90,15 @@ class _Sorted:
         self.first = np.r_[True, self.days[1:] != self.days[:-1]] if len(days) else np.array([], bool)
         self.group = np.cumsum(self.first) - 1
         self.times = self.days[self.first]
+        # for the bootstrap (`quantiles`): S(t) can only drop at a distinct time where a request closed.
+        # Each request's slot among 3 per such time (waiting before it, closed at it, open at it) + 1 after the last
+        events = np.unique(self.group[self.closed > 0])
+        self.event_times = self.times[events]
+        k = np.searchsorted(events, self.group)
+        at = (
+            (k < len(events)) & (events[np.minimum(k, max(len(events) - 1, 0))] == self.group) if len(events) else k < 0
+        )
+        self.slot = np.where(at, 3 * k + np.where(self.closed > 0, 1, 2), 3 * k)
 
     def median(self, weights: np.ndarray, p: float = 0.5) -> float | None:
         """The Kaplan-Meier median (or p-quantile) with frequency weights: the product over distinct
@@ -111,6 +122,36 @@ class _Sorted:
         first = reached.argmax(axis=1)
         return [float(self.times[i]) if ok else None for i, ok in zip(first, found, strict=True)]
 
+    def quantiles(self, draws: np.ndarray, probs: tuple[float, ...]) -> dict[float, list[float | None]]:
+        """The Kaplan-Meier p-quantiles of bootstrap replicates, one row of `draws` (indices into the
+        sorted requests, each row drawn with replacement) per replicate: the same numbers `medians`
+        gives for the rows' resampling counts, with less work. At-risk and event counts are integers
+        (exact in any order); the product runs only over times where a request closed, which leaves it
+        unchanged, as a time without events multiplies it by exactly 1 and the quantile is always
+        reached at a time with events."""
+        size, n = draws.shape
+        count = len(self.event_times)
+        if count == 0 or n == 0:
+            return {p: [None] * size for p in probs}
+        width = 3 * count + 1
+        codes = self.slot[draws]
+        codes += (np.arange(size, dtype=codes.dtype) * width)[:, None]
+        slots = np.bincount(codes.ravel(), minlength=size * width).reshape(size, width)
+        del codes
+        events = slots[:, 1 : 3 * count : 3].astype(float)  # closed at each time with events
+        np.cumsum(slots, axis=1, out=slots)
+        at_risk = (n - slots[:, 0 : 3 * count : 3]).astype(float)  # n less those counted before the time
+        del slots
+        hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
+        surv = np.cumprod(1.0 - hazard, axis=1)
+        found = {}
+        for p in probs:
+            reached = surv <= 1 - p + TOLERANCE
+            first = reached.argmax(axis=1)
+            ok = reached.any(axis=1)
+            found[p] = [float(self.event_times[i]) if hit else None for i, hit in zip(first, ok, strict=True)]
+        return found
+
 
 def bootstrap_median_difference(
     current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int, p: float = 0.5
@@ -120,6 +161,56 @@ def bootstrap_median_difference(
     minus the normal quantile times the bootstrap standard error (requests resampled within each
     period), which stays usable at the extreme levels a Bonferroni correction asks for.
     (None, None) when over 5% of the replicates' medians are not estimable."""
+    return bootstrap_quantile_differences(current, previous, replicates, level, seed, (p,))[p]
+
+
+def bootstrap_quantile_differences(
+    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int,
+    probs: tuple[float, ...] = (0.5,),
+) -> dict[float, tuple[float | None, float | None]]:  # fmt: skip
+    """`bootstrap_median_difference` for several p at once, from one set of draws: each p's interval
+    is the one a call for that p alone gives (same seed, same draws), without drawing twice."""
+    from scipy.stats import norm
+
+    sets = [_Sorted(current), _Sorted(previous)]
+    out: dict[float, tuple[float | None, float | None]] = {p: (None, None) for p in probs}
+    points = {p: [s.median(np.ones(len(s.days)), p) for s in sets] for p in probs}
+    live = tuple(p for p in probs if None not in points[p])
+    if not live:
+        return out
+    if os.environ.get(NO_CACHE_ENV):  # the plain path: resampling counts and `medians`, one p at a time
+        return {p: bootstrap_reference(current, previous, replicates, level, seed, p) if p in live else out[p]
+                for p in probs}  # fmt: skip
+    rng = np.random.default_rng(seed)
+    # each replicate's resampled requests, drawn replicate by replicate (current, then previous) as a
+    # plain loop would draw them; the quantiles of a batch of replicates computed at once
+    medians: dict[float, list[list[float | None]]] = {p: [[], []] for p in live}
+    batch = max(1, BATCH_CELLS // max(len(sets[0].days), len(sets[1].days), 1))
+    for lo in range(0, replicates, batch):
+        size = min(batch, replicates - lo)
+        draws = [np.empty((size, len(s.days)), np.intp) for s in sets]
+        for r in range(size):
+            for s, d in zip(sets, draws, strict=True):
+                d[r] = rng.integers(0, len(s.days), len(s.days))
+        for k, (s, d) in enumerate(zip(sets, draws, strict=True)):
+            for p, found in s.quantiles(d, live).items():
+                medians[p][k] += found
+        del draws
+    for p in live:
+        draws_p = [a - b for a, b in zip(*medians[p], strict=True) if a is not None and b is not None]
+        if len(draws_p) < 2 or replicates - len(draws_p) > 0.05 * replicates:
+            continue
+        half = norm.ppf(1 - (1 - level) / 2) * float(np.std(draws_p, ddof=1))
+        difference = points[p][0] - points[p][1]
+        out[p] = (difference - half, difference + half)
+    return out
+
+
+def bootstrap_reference(
+    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int, p: float = 0.5
+) -> tuple[float | None, float | None]:
+    """The bootstrap as first written (resampling counts per replicate, `_Sorted.medians`): the plain
+    path that `bootstrap_quantile_differences` must match exactly (tests; `CITYKIT_NO_CACHE=1`)."""
     from scipy.stats import norm
 
     rng = np.random.default_rng(seed)
@@ -127,8 +218,6 @@ def bootstrap_median_difference(
     point = [s.median(np.ones(len(s.days)), p) for s in sets]
     if None in point:
         return None, None
-    # each replicate's resampling counts, drawn replicate by replicate (current, then previous) as a
-    # plain loop would draw them; the medians of a batch of replicates computed at once
     medians: list[list[float | None]] = [[], []]
     batch = max(1, BATCH_CELLS // max(len(sets[0].days), len(sets[1].days), 1))
     for lo in range(0, replicates, batch):

@@ -27,7 +27,7 @@ def load(
     path = ds.table_path(table)
     if not path.exists():
         raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
-    con = connect()
+    con = connect(shared=True)  # a cursor: this read creates no tables or views
     source = parquet_source(con, path)
     available = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     query = build_query(table, available, period=period, neighborhood=neighborhood, columns=columns)

@@ -1,0 +1,74 @@
+"""The report's speed-ups change no output: `12-service-performance` for two neighborhoods, run one
+after the other in one warm kernel (as a batch runs them), writes byte-identical tables to the same
+runs on the plain paths (`CITYKIT_NO_CACHE=1`: compare_periods' rows read by every query, the
+bootstrap as first written, resampling counts replicate by replicate); and "what changed" for a
+neighborhood holds the same figures, verdicts and bootstrap intervals both ways."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import citykit
+from citykit.data import changes
+from citykit.data import comparisons as cmp
+from citykit.reports.kernel import ReportKernel
+from citykit.reports.run import run_report
+
+REPORT = "12-service-performance"
+HOODS = ("Millbrook", "Ashgrove")
+
+
+def run_two(out: Path, env: dict[str, str]) -> dict[str, bytes]:
+    kernel = ReportKernel(env={"CITYKIT_DUCKDB_THREADS": "1", **env}, reuse=True)
+    tables: dict[str, bytes] = {}
+    try:
+        for hood in HOODS:
+            result = run_report(REPORT, {"neighborhood": hood, "period": "2025-Q4"}, out / hood, kernel=kernel)
+            for path in sorted((result.out / "tables").glob("*.csv")):
+                tables[f"{hood}/{path.name}"] = path.read_bytes()
+    finally:
+        kernel.shutdown()
+    return tables
+
+
+@pytest.mark.slow
+def test_tables_are_byte_identical_on_the_plain_paths(riverton, tmp_path):
+    fast = run_two(tmp_path / "fast", {cmp.NO_CACHE_ENV: ""})
+    plain = run_two(tmp_path / "plain", {cmp.NO_CACHE_ENV: "1"})
+    assert len(fast) >= 2 * 6 and any("waits-by-request-type" in name for name in fast)
+    assert fast.keys() == plain.keys()
+    for name in fast:
+        assert fast[name] == plain[name], name
+
+
+def comparison(hood: str):
+    found = changes.compare_periods("riverton", "2025-Q4", hood)
+    intervals = {}
+    for p in (0.5, 0.9):  # the bootstrap intervals behind the median and p90 verdicts, to the last bit
+        now, before = found_waits(hood)
+        intervals[p] = cmp.bootstrap_median_difference(now, before, 200, 0.95, 311, p)
+    return found, intervals
+
+
+def found_waits(hood: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = citykit.load("service_requests", dataset="riverton", neighborhood=hood, columns=["created_at", "closed_at"])
+    created = pd.to_datetime(frame["created_at"])
+    at = pd.Timestamp(citykit.dataset("riverton").now)
+    now = cmp.waits(frame[created >= pd.Timestamp("2025-10-01")], at)
+    before = cmp.waits(frame[(created >= pd.Timestamp("2025-07-01")) & (created < pd.Timestamp("2025-10-01"))], at)
+    return now, before
+
+
+def test_what_changed_is_identical_on_the_plain_paths(riverton, monkeypatch):
+    monkeypatch.delenv(cmp.NO_CACHE_ENV, raising=False)
+    fast, fast_intervals = comparison(HOODS[0])
+    monkeypatch.setenv(cmp.NO_CACHE_ENV, "1")
+    plain, plain_intervals = comparison(HOODS[0])
+    assert fast_intervals == plain_intervals and None not in fast_intervals[0.5]
+    assert fast.current == plain.current and fast.previous == plain.previous
+    assert fast.verdicts == plain.verdicts
+    pd.testing.assert_frame_equal(fast.by_type, plain.by_type, check_exact=True)
+    assert (fast.by_type["median note"] == "").sum() >= 3  # types whose medians were bootstrapped
