@@ -4,7 +4,7 @@ person-level program records.
 - `import_population`: a CSV in the canonical `neighborhoods` columns, so per-capita rates work.
 - `import_boundaries`: neighborhood polygons (GeoJSON), stored with a `neighborhood` property.
 - `import_applications`: program records (applications, outcomes) through a mapping file;
-  personal columns are never read, race and ethnicity are coded under the disaggregation
+  personal columns are never published, race and ethnicity are coded under the disaggregation
   standard (multi-select, unmapped codes are an error), and rows are k-anonymized under it.
 
 An applications mapping (YAML) names the export's columns and how to read them:
@@ -19,7 +19,10 @@ An applications mapping (YAML) names the export's columns and how to read them:
     race_mapping: census_style             # a mapping in disaggregation.yml, or race_codes: {answer: code}
     race_separator: ";"                    # multi-select answers in one field
 
-Columns not named there (names, phones, addresses, dates of birth) are never read.
+Columns not named there (names, phones, addresses, dates of birth) are never published. The import
+writes its part of the dataset's `import_report.md` (`citykit.data.importers.report`): rows read and
+published, the personal columns dropped, the rows with values it could not use, the fresh ids and the
+k-anonymity result.
 
 Each writes next to the dataset's service requests (`$CITYKIT_HOME/imported/<name>/`), replaces
 the file atomically, and re-registers the dataset with its new table list. Raw files are only read.
@@ -42,6 +45,8 @@ from citykit.data import registry
 from citykit.data.anonymize import publish_applications, raw_application_columns, write_parquet
 from citykit.data.columns import NEIGHBORHOODS, OUTCOMES, RACE_ETHNICITY
 from citykit.data.importers import IMPORTED, Mapping, parse_timestamps
+from citykit.data.importers.personal import SAMPLE_ROWS, content_reason, name_reason
+from citykit.data.importers.report import ApplicationsImport, render_applications_report, write_report_section
 from citykit.data.quality import scorecard
 from citykit.data.schema import validate
 from citykit.errors import CitykitError
@@ -285,7 +290,8 @@ def import_applications(file: Path | str, mapping_file: Path | str, name: str | 
     df["gender"] = get("gender").map(lambda v: spec.get("gender_map", {}).get(v, v))
     codes = spec.get("race_codes") or std.race_mappings[spec.get("race_mapping", "census_style")]
     df = df.join(race_indicators(get("race"), codes, spec.get("race_separator", ";")))
-    df["household_size"] = pd.to_numeric(get("household_size"), errors="coerce").fillna(1).astype("int64")
+    # an empty or unreadable household size is "not recorded" in the aggregate table (never a guessed 1)
+    df["household_size"] = pd.to_numeric(get("household_size"), errors="coerce").astype("Int64")
     df["income_band"] = get("income_band")
     df["language"] = get("language")
     if df["submitted_at"].isna().any():
@@ -298,7 +304,69 @@ def import_applications(file: Path | str, mapping_file: Path | str, name: str | 
     aggregate_path = ds.folder / std.aggregate_tables["program_applications"].file
     with replacing(aggregate_path) as tmp:
         write_parquet(aggregates, tmp)
-    return TableImport(ds.name, path, len(published), (str(report),))
+    months = published["submitted_at"].dropna()
+    facts = ApplicationsImport(
+        file=Path(file), mapping=Path(mapping_file), program=str(spec.get("program") or f"from the export's {columns.get('program', '(none)')} column"),
+        columns=columns, export_columns=[str(c) for c in raw.columns], personal=_personal(raw, columns),
+        rows_read=len(raw), published=path, rows_published=len(published), findings=_findings(raw, df, columns, std, ds),
+        ids_fresh=int(published["application_id"].notna().sum()),
+        ids_equal_raw=int(published["application_id"].isin(set(df["application_id"].dropna())).sum()),
+        k_anonymity=report, aggregate=aggregate_path, aggregate_rows=len(aggregates),
+        aggregate_hidden=int(aggregates["hidden"].str.count(";").add(aggregates["hidden"].ne("")).sum()),
+        aggregate_only=[c for c in std.columns["program_applications"].names(publish=("aggregate_only",))],
+        as_of=ds.as_of, months=(f"{months.min():%Y-%m}", f"{months.max():%Y-%m}") if len(months) else None,
+    )  # fmt: skip
+    saved = write_report_section(ds.folder, render_applications_report(facts))
+    return TableImport(ds.name, path, len(published), (str(report), f"import report: {saved}"))
+
+
+def _personal(raw: pd.DataFrame, columns: dict[str, str]) -> dict[str, str]:
+    """The export's columns the mapping does not read that are personal, by name or by the content
+    of their first rows (the 311 import's tests), each with why."""
+    found = {}
+    for column in raw.columns:
+        if column in set(columns.values()):
+            continue
+        why = name_reason(str(column)) or content_reason(raw[column].head(SAMPLE_ROWS))
+        if why:
+            found[str(column)] = why
+    return found
+
+
+def _findings(
+    raw: pd.DataFrame, df: pd.DataFrame, columns: dict[str, str], std: standards.DisaggregationStandard,
+    ds: registry.Dataset,
+) -> dict[str, int]:  # fmt: skip
+    """Rows with a value the import could not use or that needs a look (kept, counted), per reason."""
+    given = lambda c: raw[columns[c]].notna() & raw[columns[c]].str.strip().ne("") if c in columns else None  # noqa: E731
+    out: dict[str, int] = {}
+    if "decided_at" in columns:
+        out["decided date not readable (not in timestamp_formats): no decision date"] = int(
+            (given("decided_at") & df["decided_at"].isna()).sum())  # fmt: skip
+        out["decided before submitted: no days to decision"] = int((df["decided_at"] < df["submitted_at"]).sum())
+    if "council_district" in columns:
+        out["council district not a number: empty"] = int(
+            (given("council_district") & df["council_district"].isna()).sum()
+        )
+    if "age" in columns:
+        out[f"age not a number, or under {std.age_bands[0]}: no age band"] = int(
+            (given("age") & df["age_band"].isna()).sum())  # fmt: skip
+    if "household_size" in columns:
+        out["household size empty or not a number: not recorded"] = int(df["household_size"].isna().sum())
+    if "gender" in columns:
+        odd = df["gender"].notna() & ~df["gender"].isin(std.genders)
+        out[f"gender not one of the standard's ({', '.join(std.genders)}): kept as given; add it to gender_map"] = int(
+            odd.sum())  # fmt: skip
+    if "neighborhood" in columns:
+        out["no neighborhood: counted citywide only"] = int(df["neighborhood"].isna().sum())
+    ids = df["application_id"]
+    out["application id empty"] = int(ids.isna().sum())
+    out["application id repeated in the export (each row kept, sharing one published id)"] = int(
+        ids.dropna().duplicated(keep=False).sum())  # fmt: skip
+    if ds.as_of is not None:
+        out[f"submitted after the dataset's as-of date ({ds.as_of})"] = int(
+            (df["submitted_at"].dt.date > ds.as_of).sum())  # fmt: skip
+    return out
 
 
 def _application_mapping(path: Path) -> dict[str, Any]:

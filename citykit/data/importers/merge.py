@@ -21,7 +21,7 @@ from citykit.data import registry
 from citykit.data.columns import CHANNELS, REQUEST_FLAGS, SERVICE_REQUESTS, STATUSES
 from citykit.data.importers.canonical import DateWindow
 from citykit.data.importers.mapping import Mapping
-from citykit.data.importers.report import REPORT_FILE, ImportResult
+from citykit.data.importers.report import REPORT_FILE, ImportResult, kept_section
 from citykit.data.quality import PLACEHOLDER_YEAR
 from citykit.data.query import bind, connect, quote_identifier
 
@@ -182,7 +182,8 @@ def publish(result: ImportResult, mapping: Mapping, file: Path, staging: Path, s
         "imports": history,
     }  # fmt: skip
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    (staging / REPORT_FILE).write_text(result.report, encoding="utf-8")
+    kept = kept_section(target / REPORT_FILE)  # the applications' part, as their table is kept
+    (staging / REPORT_FILE).write_text(result.report.rstrip("\n") + "\n" + kept, encoding="utf-8")
 
     old = target.with_name(f".old-{result.name}-{uuid.uuid4().hex[:8]}")
     if target.exists():

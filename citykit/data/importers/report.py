@@ -16,6 +16,7 @@ from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_CAP, content_reaso
 from citykit.data.importers.reader import Header, Malformed, stream
 from citykit.data.quality import scorecard
 from citykit.errors import CitykitError
+from citykit.files import atomic_write
 
 REPORT_FILE = "import_report.md"
 SCORECARD_MAX_ROWS = 3_000_000  # larger imports point to `citykit data check NAME` instead
@@ -237,3 +238,93 @@ def render_report(
                          "time-zone shift; hour-of-day figures will mislead")  # fmt: skip
     lines += ["", "## Quality scorecard", "", scorecard_text, ""]
     return "\n".join(lines)
+
+
+# -- program applications (`citykit data import-applications`) ---------------------------------------
+
+APPLICATIONS_HEADING = "## Program applications"  # its section of the dataset's import report
+
+
+@dataclass
+class ApplicationsImport:
+    """What `citykit.data.population.import_applications` read, dropped, found and published."""
+
+    file: Path
+    mapping: Path
+    program: str
+    columns: dict[str, str]  # canonical column -> the export's column it was read from
+    export_columns: list[str]  # the export's header, in order
+    personal: dict[str, str]  # unmapped export columns that are personal -> why (name or content)
+    rows_read: int
+    published: Path  # the person-level table as written (read back for its columns)
+    rows_published: int
+    findings: dict[str, int]  # what was wrong in some rows (kept, the value left empty) -> rows
+    ids_fresh: int  # published ids (keyed hashes)
+    ids_equal_raw: int  # published ids equal to an export id (0: ids are fresh)
+    k_anonymity: Any  # citykit.standards.kanonymity.KAnonymityReport
+    aggregate: Path
+    aggregate_rows: int
+    aggregate_hidden: int  # counts hidden in the aggregate table
+    aggregate_only: list[str]  # columns published only in the aggregate table
+    as_of: dt.date | None  # the dataset's as-of date (from its 311 import)
+    months: tuple[str, str] | None  # first and last month of submission published
+
+
+def render_applications_report(r: ApplicationsImport) -> str:
+    """The applications section of `import_report.md`, in the 311 report's words."""
+    k = r.k_anonymity
+    written = pq.read_schema(r.published).names
+    mapped = ", ".join(f"{c} <- {shorten(s)}" for c, s in r.columns.items())
+    not_imported = [c for c in r.export_columns if c not in set(r.columns.values())]
+    steps = "; ".join(f"{name} {n:,}" for name, n in k.generalised.items() if n) or "none"
+    rule = f", and no group of {k.uniform_max} or fewer sharing one {k.outcome}" if k.outcome and k.uniform_max else ""
+    as_of = (f"{r.as_of} (the dataset's, from its 311 import): every \"now\" in an analysis of these applications"
+             if r.as_of else "none (the dataset has no as-of date)")  # fmt: skip
+    months = f"; submitted from {r.months[0]} to {r.months[1]} (months)" if r.months else ""
+    lines = [
+        APPLICATIONS_HEADING,
+        "",
+        f"- Program: {r.program}; file: {r.file.name} (mapping `{r.mapping.name}`); the file was only read, never changed",
+        f"- Rows read: {r.rows_read:,}; rows published: {r.rows_published:,} (in {r.published.name}){months}",
+        f"- As-of date: {as_of}",
+        f"- Columns read, each with the export column it came from: {mapped}",
+        f"- Published in the rows (read back from {r.published.name}): {', '.join(written)}",
+        f"- Published only in the aggregate table ({r.aggregate.name}, {r.aggregate_rows:,} rows, "
+        f"{r.aggregate_hidden:,} counts hidden under the small-number rules): {', '.join(r.aggregate_only) or 'none'}",
+        f"- Columns not imported (never published): {', '.join(not_imported) or 'none'}",
+        "- Of those, personal (dropped: names, phones, e-mails, addresses, dates of birth, free text): "
+        + ("; ".join(f"{c} ({why})" for c, why in r.personal.items()) or "none found"),
+        f"- Ids made fresh: {r.ids_fresh:,} application ids published as keyed hashes (new for each export), "
+        f"{r.ids_equal_raw:,} equal to an export id",
+        f"- k-anonymity (k={k.k}{rule}; standard {k.standard_version}) over {', '.join(k.quasi_identifiers)}: "
+        f"{k.rows_in:,} rows in, {k.rows_out:,} published; rows generalised, per step: {steps}; "
+        f"rows suppressed (dropped): {k.suppressed:,}; smallest group published: "
+        f"{k.smallest_class if k.smallest_class is not None else 'none (no rows)'}",
+        "",
+        "| finding (rows kept, counted) | rows | share |",
+        "|---|---:|---:|",
+    ]
+    found = {what: n for what, n in r.findings.items() if n}
+    lines += [f"| {what} | {n:,} | {n / max(r.rows_read, 1):.2%} |" for what, n in found.items()]
+    if not found:
+        lines.append("| none | 0 | 0.00% |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report_section(folder: Path, section: str, heading: str = APPLICATIONS_HEADING) -> Path:
+    """Put `section` (starting with `heading`) at the end of the dataset's import report, in place of
+    an earlier section under that heading (the 311 report before it is kept as it is)."""
+    path = folder / REPORT_FILE
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = before.split(f"\n{heading}\n", 1)[0] if not before.startswith(f"{heading}\n") else ""
+    atomic_write(path, (kept.rstrip() + "\n\n" if kept.strip() else "") + section)
+    return path
+
+
+def kept_section(path: Path, heading: str = APPLICATIONS_HEADING) -> str:
+    """The section under `heading` of an existing import report (with a blank line before it), or "":
+    a re-import of the 311 export rewrites its report and keeps the applications' part, as it keeps
+    their table."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    at = text.find(f"\n{heading}\n")
+    return "\n" + text[at + 1 :] if at >= 0 else ""
