@@ -465,7 +465,7 @@ def report_list(args: argparse.Namespace) -> int:
 
     from citykit.reports.run import list_reports
 
-    table = Table(title="Production reports (citykit report params NAME)")
+    table = Table(title="Production reports (citykit report params NAME or #)")
     for column in ("#", "report", "title", "parameters"):
         table.add_column(column)
     for m in list_reports():
@@ -785,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_parser("list", help="the production reports (report: true in course.yml)").set_defaults(func=report_list)
     p = report.add_parser("params", help="a report's parameters: type, default, allowed values, help")
-    p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
     p.add_argument(
         "-p",
         "--parameter",
@@ -797,14 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=report_params)
     p = report.add_parser("run", help="run a module (or a notebook by path) as a report")
-    p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the reports/ archive)")
     p.add_argument("--pdf", action="store_true", help="also print the HTML to PDF (needs headless Chromium)")
     p.add_argument("--timeout", type=_seconds, default=None, help="seconds before a hung run's kernel is killed")
     p.set_defaults(func=report_run)
     p = report.add_parser("batch", help="run a report once per value of a parameter, in parallel")
-    p.add_argument("name", help="module slug, folder name, or path to a notebook")
+    p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
     p.add_argument("--over", required=True, help="the parameter to vary (e.g. neighborhood)")
     p.add_argument("--values", nargs="+", default=None, help="values to run (default: every allowed value)")
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])

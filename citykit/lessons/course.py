@@ -106,10 +106,12 @@ def load_course(course_file: Path | None = None, notebooks_dir: Path | None = No
 
 
 def find_module(name: str, modules: list[Module] | None = None) -> Module:
-    """A module by slug (`time-to-close`) or folder name (`04-time-to-close`)."""
+    """A module by slug (`time-to-close`), folder name (`04-time-to-close`) or number (`4`, `04`), as
+    `citykit report list` shows it."""
     modules = load_course() if modules is None else modules
+    number = int(name) if name.isascii() and name.isdigit() else None
     for module in modules:
-        if name in (module.slug, module.folder_name):
+        if name in (module.slug, module.folder_name) or module.number == number:
             return module
     raise CitykitError(f"unknown module {quote(name)}; modules: {', '.join(m.folder_name for m in modules)}")
 

@@ -42,3 +42,16 @@ def test_every_graded_cell_assesses_a_stated_objective():
         )
         unknown = set(module.assessments.values()) - set(module.objectives)
         assert not unknown, f"{module.slug}: assessments name unknown objectives {sorted(unknown)}"
+
+
+def test_a_module_is_found_by_the_number_report_list_shows():
+    import pytest
+
+    from citykit.errors import CitykitError
+    from citykit.lessons.course import find_module
+
+    for module in load_course():
+        prefix = module.folder_name.split("-", 1)[0]  # "04" of 04-time-to-close
+        assert find_module(prefix) == module and find_module(str(int(prefix))) == module
+    with pytest.raises(CitykitError, match="unknown module '99'"):
+        find_module("99")
