@@ -147,7 +147,7 @@ class Ledger:
                 if table["key"] not in keys or table["id"] in skip:
                     continue
                 try:
-                    members = pd.read_parquet(self.people_folder / table["people"])
+                    members = _read_people(self.people_folder / table["people"])
                 except (OSError, ValueError):
                     continue  # people missing: the table cannot be related to others (said in the summary)
                 out.append(
@@ -175,6 +175,25 @@ class Ledger:
     def remove_people(self, names: list[str]) -> None:
         for name in names:
             (self.people_folder / name).unlink(missing_ok=True)
+
+
+_PEOPLE: dict[Path, tuple[tuple[int, int], pd.DataFrame]] = {}  # people files read in this process
+_PEOPLE_LIMIT = 4096
+
+
+def _read_people(path: Path) -> pd.DataFrame:
+    """A table's people, read once per process (a file is written once under a fresh name; its size
+    and time are checked all the same): every table of a page is audited against the same ledger."""
+    info = path.stat()
+    stamp = (info.st_mtime_ns, info.st_size)
+    hit = _PEOPLE.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    frame = pd.read_parquet(path)
+    if len(_PEOPLE) >= _PEOPLE_LIMIT:
+        _PEOPLE.clear()
+    _PEOPLE[path] = (stamp, frame)
+    return frame
 
 
 ORPHAN_GRACE_DAYS = 30  # a ledger folder briefly missing (an unmounted drive, a renamed archive) keeps its people
@@ -373,6 +392,7 @@ def review(request) -> list:
     releases of the dataset, extend their suppression, record them; the tables to publish."""
     from citykit.standards import releases  # lazy: loaded only when used
     from citykit.standards.releases import TableRecord  # lazy: loaded only when used
+    from citykit.standards.suppression import TOTAL  # lazy: loaded only when used
 
     context = _active
     if context is None:
@@ -403,6 +423,7 @@ def review(request) -> list:
     current = to_records(request.tables)
     if not current:
         return request.tables
+    own = {r.name: set(r.marks) for r in current}  # what each table hides on its page alone
     ledger = Ledger(context.folder, context.dataset)
     with ledger.lock():
         data = ledger.read()
@@ -424,6 +445,22 @@ def review(request) -> list:
             }  # fmt: skip
             data["releases"].append(mine)
         again = {_table_id(r) for r in current}  # the same table recorded again in this release replaces itself
+        # ... and hides at least what it hid then: a page's later copy of a table (a section after the
+        # first screen) never shows what its first copy hid, and the tables recorded since, audited
+        # against that first copy, stay safe (hiding more only widens what a reader can work out)
+        recorded = {t["id"]: t for t in mine["tables"]}
+        start: dict[str, set[tuple[str, str]]] = {}
+        for record in current:
+            previous = recorded.get(_table_id(record))
+            if previous is None:
+                continue
+            cells = {(r, c) for r, c, _ in previous["marks"]} & {
+                (r, c) for r in [*record.rows, TOTAL] for c in [*record.columns, TOTAL]
+            }
+            if cells - set(record.marks):
+                start[record.name] = cells
+        if start:
+            current = resuppress(start)
         totals = {releases.totals_key(r.key, r.columns) for r in current}  # other breakdowns of the same people
         keys = {r.key for r in current} | {
             t["key"] for r in data["releases"] for t in r.get("tables", [])
@@ -433,13 +470,16 @@ def review(request) -> list:
         set_aside: list[str] = []
         while True:
             try:
-                records, audit, forced = releases.extend(current, earlier, resuppress, standard=std)
+                records, audit, _ = releases.extend(current, earlier, resuppress, standard=std, start=start)
                 break
             except releases.Inconsistent:  # made from another version of the data: the oldest is set aside
                 oldest = earlier[0].release
                 set_aside.append(oldest)
                 earlier = [r for r in earlier if r.release != oldest]
-                current, final["tables"] = to_records(request.tables), request.tables
+                if start:
+                    current = resuppress(start)
+                else:
+                    current, final["tables"] = to_records(request.tables), request.tables
         by_id = {t["id"]: t for t in mine["tables"]}
         for record in records:
             table_id = _table_id(record)
@@ -452,7 +492,8 @@ def review(request) -> list:
                 "pools": record.pools, "outcome_columns": list(record.outcome_columns),
                 "people": previous["people"] if previous else ledger.save_people(record.members),
                 "people_count": int(record.members["id"].nunique()),
-                "forced": forced.get(record.name, 0), "already": [e.what for e in audit.already][:20],
+                "forced": len(set(record.marks) - own.get(record.name, set())),  # hidden further for the ledger
+                "already": [e.what for e in audit.already][:20],
                 "withheld": bool(record.marks)  # withheld whole: every cell marked so ("‡"), not merely hidden
                 and all(m == std.small_cells.withheld_display for m in record.marks.values()),
                 "set_aside": set_aside,

@@ -132,6 +132,14 @@ class TableRecord:
     def ids(self) -> pd.Index:
         return pd.Index(self.members["id"].unique())
 
+    def id_set(self) -> frozenset:
+        """Its people's ids (kept with the record: the audit relates tables by them every round)."""
+        cached = self.__dict__.get("_id_set")
+        if cached is None or cached[0] is not self.members:
+            cached = (self.members, frozenset(self.members["id"].unique()))
+            self.__dict__["_id_set"] = cached
+        return cached[1]
+
     def describe(self) -> str:
         return f"{self.title or self.name} ({self.release})"
 
@@ -292,6 +300,16 @@ def totals_of(table: TableRecord) -> TableRecord | None:
     totals table itself."""
     if table.key.startswith(TOTALS):
         return None
+    state = (frozenset(table.shown.items()), frozenset(table.marks.items()), id(table.members))
+    cached = table.__dict__.get("_totals")  # derived once per record (an audit derives them every round)
+    if cached is not None and cached[0] == state and cached[2] is table.members:
+        return cached[1]
+    derived = _totals_of(table)
+    table.__dict__["_totals"] = (state, derived, table.members)
+    return derived
+
+
+def _totals_of(table: TableRecord) -> TableRecord:
     members = table.members
     if not table.rows_add_up:  # rows overlap: the people row holds each person once
         members = members[members["row"] == PEOPLE]
@@ -335,14 +353,14 @@ def _mark_bounds(table: TableRecord, row: str, column: str, mark: str, rules) ->
 def _related(tables: list[TableRecord], current: list[TableRecord]) -> list[TableRecord]:
     """The tables linked to the current ones through people they share (directly or through
     others); the rest share no count with them, so nothing this release publishes changes theirs."""
-    ids = [set(t.members["id"]) for t in tables]
+    ids = [t.id_set() for t in tables]
     reached = {i for i, t in enumerate(tables) if any(t is c for c in current)}
     people = set().union(*(ids[i] for i in reached)) if reached else set()
     grew = True
     while grew:
         grew = False
         for i in range(len(tables)):
-            if i not in reached and ids[i] & people:
+            if i not in reached and not ids[i].isdisjoint(people):
                 reached.add(i)
                 people |= ids[i]
                 grew = True
@@ -350,12 +368,33 @@ def _related(tables: list[TableRecord], current: list[TableRecord]) -> list[Tabl
 
 
 class _Solver:
-    """Min and max of a sum of (atom, label) counts under what the releases publish."""
+    """Min and max of a sum of (atom, label) counts under what the releases publish.
 
-    def __init__(self, key: str, n: int, rules):
+    Every optimum of the full system is a set of counts that fits every release; `points` keeps them
+    (with the true counts) as a matrix, and `clearly_safe` / `clearly_uniform_safe` read off them a
+    count whose range they already show to be wide enough and not pinned: its own LPs could only
+    widen that range, so they are not solved (the verdict is the same as solving them)."""
+
+    def __init__(self, key: str, n: int, rules, system=None, true: np.ndarray | None = None):
         self.key, self.n, self.rules = key, n, rules
         self.programs = 0
         self.threshold = rules.min_feasible_range - 1e-9
+        self.system = system  # the full system (every release): its optima are kept as points
+        self._points: list[np.ndarray] = []
+        if system is not None and true is not None and _fits(system, true):
+            self._points.append(np.asarray(true, dtype=float))
+        self._matrix: np.ndarray | None = None
+
+    def spread(self, directions: int) -> None:
+        """Optima of a few fixed pseudo-random objectives over the full system: counts fitting every
+        release that differ from the true ones in many places at once (kept as points)."""
+        if self.system is None:
+            return
+        rng = np.random.default_rng(20)  # fixed: the same ledger gives the same audit
+        for _ in range(directions):
+            direction = dict(enumerate(rng.standard_normal(self.n)))
+            for sign in (1.0, -1.0):
+                self.solve(direction, sign, self.system)
 
     def solve(self, coefs: dict[int, float], sign: float, system) -> float | None:
         from scipy.optimize import linprog
@@ -368,7 +407,40 @@ class _Solver:
         result = linprog(objective, A_eq=a_eq, b_eq=b_eq, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
         if result.status == 2:
             raise Inconsistent(f"the releases of {self.key!r} are inconsistent (no counts fit them all)")
+        if result.status == 0 and system is self.system and result.x is not None:
+            self._points.append(np.asarray(result.x, dtype=float))
+            self._matrix = None
         return sign * result.fun if result.status == 0 else None
+
+    def _values(self, coefs: dict[int, float]) -> np.ndarray:
+        """The count's value at every point kept so far."""
+        if not self._points:
+            return np.zeros(0)
+        if self._matrix is None:
+            self._matrix = np.vstack(self._points)
+        index = np.fromiter(coefs, dtype=np.int64, count=len(coefs))
+        weights = np.fromiter(coefs.values(), dtype=float, count=len(coefs))
+        return self._matrix[:, index] @ weights
+
+    def clearly_safe(self, coefs, value, low_mark, high_mark) -> bool:
+        """Counts fitting every release already spread this one over the standard's range, on both
+        sides of its true value (or to its mark's bounds): `exposed` would say False."""
+        seen = self._values(coefs)
+        if not len(seen):
+            return False
+        low, high = float(seen.min()), float(seen.max())
+        floor = max(low_mark, float(self.rules.min_suppressed))
+        upper = np.inf if high_mark is None else high_mark
+        margin = 1e-5
+        wide = high - low >= self.threshold + margin
+        free_below = low < value - margin or low <= floor + margin
+        free_above = high > value + margin or high >= upper - margin
+        return wide and free_below and free_above
+
+    def clearly_uniform_safe(self, size: dict[int, float], zero: dict[int, float]) -> bool:
+        """A point where the outcome is not 0, or the group is empty: `uniform` would say False."""
+        zeros, sizes = self._values(zero), self._values(size)
+        return bool(len(zeros)) and (float(zeros.max()) >= 0.5 + 1e-5 or float(sizes.min()) < 0.5 - 1e-5)
 
     def exposed(self, coefs, value, low_mark, high_mark, system) -> tuple[bool, float, float]:
         """Narrower than the standard's range, or pinned at its true value (as `suppression.audit`)."""
@@ -391,14 +463,35 @@ class _Solver:
         return bool(zero_high < 0.5 and size_low >= 0.5), size_low, zero_high
 
 
+def _fits(system, x: np.ndarray, tolerance: float = 1e-7) -> bool:
+    """Whether counts `x` fit a system (A_eq x = b_eq, A_ub x <= b_ub, x >= 0)."""
+    a_eq, b_eq, a_ub, b_ub = system
+    if (x < -tolerance).any():
+        return False
+    if a_eq is not None and np.abs(a_eq @ x - b_eq).max(initial=0.0) > tolerance:
+        return False
+    return a_ub is None or (a_ub @ x - b_ub).max(initial=-1.0) <= tolerance
+
+
+SPREAD_DIRECTIONS = 3  # pseudo-random objectives solved first: their optima answer most counts without LPs
+
+
 def audit_releases(
     earlier: list[TableRecord],
     current: list[TableRecord],
     *,
     standard: DisaggregationStandard | None = None,
+    exhaustive: bool = False,
 ) -> ReleaseAudit:
     """Every count the releases together give away (see the module docstring). Only keys of the
-    `current` tables are audited (the earlier releases were audited when they were made)."""
+    `current` tables are audited (the earlier releases were audited when they were made).
+
+    Two shortcuts keep it fast, neither changing what is found (`exhaustive=True` takes neither, for
+    the tests that show it): earlier tables sharing no one with the current ones, directly or through
+    other tables, are left out (their counts and the current ones' are separate LPs, so nothing this
+    release publishes changes theirs); and a count is solved for only when the counts found so far
+    that fit every release (the true ones, and each LP's optimum) do not already show its range wide
+    enough and unpinned."""
     std = standard or load_disaggregation()
     rules = std.small_cells
     exposures: list[Exposure] = []
@@ -409,7 +502,8 @@ def audit_releases(
     earlier = [*earlier, *(d for d in map(totals_of, earlier) if d is not None)]
     keys = sorted({t.key for t in current})
     for key in keys:
-        tables = _related([t for t in (*earlier, *current) if t.key == key and len(t.members)], current)
+        candidates = [t for t in (*earlier, *current) if t.key == key and len(t.members)]
+        tables = candidates if exhaustive else _related(candidates, current)
         now = {i for i, t in enumerate(tables) if any(t is c for c in current)}
         if not now or len(now) == len(tables):
             continue  # nothing earlier to relate to: the one-page audit (suppression.audit) covers the tables
@@ -417,16 +511,23 @@ def audit_releases(
         everything = set(range(len(tables)))
         full = problem.constraints(everything, std)
         before = problem.constraints(everything - now, std)
-        solver = _Solver(key, len(problem.index), rules)
+        solver = _Solver(key, len(problem.index), rules, None if exhaustive else full, problem.true)
+        quantities = list(_quantities(problem, tables, rules))
+        if len(quantities) > 4 * SPREAD_DIRECTIONS:  # worth a few LPs first
+            solver.spread(SPREAD_DIRECTIONS)
         zeros = problem.published_zeros()
-        for coefs, value, low_mark, high_mark, kind, what, labels, where in _quantities(problem, tables, rules):
+        for coefs, value, low_mark, high_mark, kind, what, labels, where in quantities:
             if set(coefs[0] if kind == "outcome" else coefs) <= zeros and value == 0:
                 continue  # a published 0 of a larger group says it already (allowed: a zero reveals no one)
             checked += 1
             if kind == "outcome":  # a group known to be non-empty, one of its outcomes known to be 0
+                if not exhaustive and solver.clearly_uniform_safe(*coefs):
+                    continue
                 bad, low, high = solver.uniform(*coefs, full)
                 already = bad and solver.uniform(*coefs, before)[0]
             else:
+                if not exhaustive and solver.clearly_safe(coefs, value, low_mark, high_mark):
+                    continue
                 bad, low, high = solver.exposed(coefs, value, low_mark, high_mark, full)
                 own = where is not None and where[0] in now  # this release's own marks are not known before it
                 bounds = (0.0, None) if own else (low_mark, high_mark)
@@ -527,15 +628,19 @@ def extend(
     *,
     standard: DisaggregationStandard | None = None,
     max_rounds: int = 12,
+    start: dict[str, set[tuple[str, str]]] | None = None,
 ) -> tuple[list[TableRecord], ReleaseAudit, dict[str, int]]:
     """Hide more of the `current` tables until the releases together expose nothing new.
 
     `resuppress(forced)` suppresses the current tables again with the cells `forced` (table name ->
     cells) hidden first, complementary cells chosen as usual, and returns their new records; the
     last resort `forced` holds every cell of every current table ("withhold"). Returns the records,
-    the final audit and how many cells were forced in each table (table name -> cells)."""
+    the final audit and how many cells were forced in each table (table name -> cells).
+
+    `start`: cells already forced (table name -> cells; `current` already hides them), kept hidden in
+    every round: a table recorded again in the same release starts from what it hid before."""
     std = standard or load_disaggregation()
-    forced: dict[str, set[tuple[str, str]]] = {t.name: set() for t in current}
+    forced: dict[str, set[tuple[str, str]]] = {t.name: set((start or {}).get(t.name, ())) for t in current}
     audit = audit_releases(earlier, current, standard=std)
     for _ in range(max_rounds):
         if audit.passed:
