@@ -801,7 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the reports/ archive)")
     p.add_argument("--pdf", action="store_true", help="also print the HTML to PDF (needs headless Chromium)")
-    p.add_argument("--timeout", type=_seconds, default=None, help="seconds before a hung run's kernel is killed")
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, help="seconds before a hung run's kernel is killed (default: none)"
+    )
     p.set_defaults(func=report_run)
     p = report.add_parser("batch", help="run a report once per value of a parameter, in parallel")
     p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
@@ -810,7 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
     p.add_argument("--out", type=Path, default=None, help="batch folder (default: reports/<report>/)")
     p.add_argument("--workers", type=_count, default=None, help="parallel workers (default: one per core)")
-    p.add_argument("--timeout", type=_seconds, default=600, help="seconds per run before its kernel is killed")
+    p.add_argument(
+        "--timeout", type=_seconds, default=600, help="seconds per run before its kernel is killed (default: 600)"
+    )
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on an existing Dask cluster")
     p.set_defaults(func=report_batch)
     return parser

@@ -471,13 +471,11 @@ def index_rows(root: Path, title: str) -> list[dict[str, str]]:
     rows = []
     for (folder, data), params in zip(found, parameters):
         shown = [params.get(k) for k in varying]
+        words = ["citywide" if v is None and k == "neighborhood" else redact(str(v)) for k, v in zip(varying, shown)]
         if len(varying) == 1:
-            label = "citywide" if shown[0] is None else redact(str(shown[0]))
+            label = "citywide" if shown[0] is None else words[0]
         else:
-            label = (
-                ", ".join(f"{k}={redact(str(v))}" for k, v in zip(varying, shown))
-                or folder.relative_to(root).as_posix()
-            )
+            label = ", ".join(f"{k}={w}" for k, w in zip(varying, words)) or folder.relative_to(root).as_posix()
         as_of = (data.get("dataset") or {}).get("as_of")
         if as_of:
             label += f" (as of {as_of})"

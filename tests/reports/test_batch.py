@@ -118,3 +118,20 @@ def test_a_failed_value_with_a_password_is_redacted_in_the_summary(tmp_path):
     result = BatchResult("r", "db", tmp_path, [BatchRun(url, {"db": url}, tmp_path, "failed", error="boom")])
     assert "s3cret-pw" not in result.summary()
     assert "postgresql://***@127.0.0.1/city" in result.summary()
+
+
+def test_the_index_names_a_citywide_run_citywide_beside_neighborhood_runs(tmp_path):
+    # privacy walk F7: an archive holding city and neighborhood runs of several periods listed "neighborhood=None"
+    import json
+
+    from citykit.reports.batch import index_rows
+
+    runs = {"city-2025": {"neighborhood": None, "period": "2025"},
+            "hp-2025-12": {"neighborhood": "Harbor Point", "period": "2025-12"}}  # fmt: skip
+    for folder, parameters in runs.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "equity-report.html").write_text("<html></html>", encoding="utf-8")
+        manifest = {"report": "equity-report", "status": "succeeded", "parameters": parameters, "seconds": 1.0}
+        (tmp_path / folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    values = sorted(row["value"] for row in index_rows(tmp_path, "Equity"))
+    assert values == ["neighborhood=Harbor Point, period=2025-12", "neighborhood=citywide, period=2025"]
