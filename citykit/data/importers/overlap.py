@@ -6,12 +6,16 @@ in the caller, and a caller that stops early stops the thread."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pyarrow as pa
 
 T = TypeVar("T")
 DEPTH = 2  # batches waiting in a queue
@@ -119,3 +123,25 @@ class Digest:
             raise self._error
         assert self._value is not None
         return self._value
+
+
+@contextlib.contextmanager
+def arrow_pool() -> Iterator[None]:
+    """Arrow allocates from its jemalloc pool while an import runs (when this pyarrow has one and
+    ARROW_DEFAULT_MEMORY_POOL does not choose): pyarrow's default, mimalloc, hands the batches'
+    freed memory back to the kernel, which zeroes it again on reuse (15% of an import's CPU in
+    `clear_page`; 2,000,000 NYC rows: about 4% less CPU in all and a 100 MB lower peak with jemalloc).
+    Buffers keep the pool they came from, so the previous default is simply restored afterwards."""
+    try:
+        pool = None if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") else pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pyarrow built without jemalloc (ArrowNotImplementedError is one)
+        pool = None
+    if pool is None:
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)

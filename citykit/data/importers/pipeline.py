@@ -34,7 +34,7 @@ from citykit.data.importers.canonical import (
 )
 from citykit.data.importers.mapping import Mapping, detect_source, load_mapping
 from citykit.data.importers.merge import IMPORTED, MANIFEST_FILE, finish, imported_dir, publish, validate_final
-from citykit.data.importers.overlap import Background, Digest, prefetch
+from citykit.data.importers.overlap import Background, Digest, arrow_pool, prefetch
 from citykit.data.importers.personal import SAMPLE_ROWS, TEXT_COLUMNS, check_mapping, shorten
 from citykit.data.importers.reader import Header, Malformed, batches, read_header, stream
 from citykit.data.importers.report import ImportResult, render_report, score
@@ -128,7 +128,8 @@ def import_requests(
         staging = home / f".staging-{name}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
-            return _import(file, header, mapping, found, name, dates, staging, progress)
+            with arrow_pool():
+                return _import(file, header, mapping, found, name, dates, staging, progress)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
