@@ -439,8 +439,12 @@ def disaggregated_record(table, name: str | None = None, **options: Any):
     reference = options.pop("reference", None)
     cells = options.pop("cells", None) or {}
     frame = table.display_frame().set_index(table.by)
-    if "notable" in frame.columns:
-        frame["notable"] = ["Yes" if str(v).strip().lower() == "yes" else "No" for v in frame["notable"]]
+    if "notable" in frame.columns:  # Yes / No is a verdict on a ratio: a group with none was not compared
+        compared = table.data["rate_ratio"].notna().to_numpy() if "rate_ratio" in table.data.columns else None
+        frame["notable"] = [
+            ("Yes" if str(v).strip().lower() == "yes" else "No") if compared is None or compared[i] else "Not compared"
+            for i, v in enumerate(frame["notable"])
+        ]
     if "rate_ratio" in table.data.columns and table.data["rate_ratio"].notna().any() and len(table.by) == 1:
         if reference is None and " against " in (table.title or ""):
             reference = table.title.rsplit(" against ", 1)[-1].strip()
