@@ -76,3 +76,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_group_ids(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker with --dist loadgroup, give each test's id its group suffix (`nodeid@group`),
+    which is all the scheduler sees. xdist 3.8 writes it to `item._nodeid`, which pytest 9 no longer
+    reads (pytest-xdist issue 1386): every test was then scheduled alone, so both workers built the
+    same module fixtures (a sandbox run, a wheel venv, a graded course) and the hub tests waited on
+    each other's lock. Does nothing where the id already carries the suffix (a fixed xdist)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})  # fmt: skip
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):
+            from _pytest.nodeid import NodeId  # pytest 9's structured id: str() is the parsed text
+
+            item._id = NodeId.parse(item.nodeid + suffix)
