@@ -220,14 +220,18 @@ MARKS = {"≤10", "†", "‡"}  # the standard's small-count, complementary and
 
 
 def test_no_race_ratio_is_drawn_from_cells_the_page_hides(riverton, tmp_path):
-    """walk-20 #12: on the citywide December page the race tables are hidden (here: withheld whole, "‡"),
+    """walk-20 #12: on the citywide December page the race tables were hidden (withheld whole, "‡"),
     yet the first-screen chart drew Black 1.05 and Hispanic 0.95 against White, its alt text named them and
     the caveat counted "19 not reported": computed from the cells the page hides. Every ratio and count
     on the page must come from the published table: a group whose count (or the reference group's) is
-    hidden is compared nowhere. DuckDB on the published parquet checks the hidden groups have people."""
+    hidden is compared nowhere. DuckDB on the published parquet checks the hidden groups have people. Since
+    standard 1.4.2 (its data generalised further) the page can show the race counts, with the table of ratios
+    by race (alone) after them: each ratio there and in the chart's alt text is the one the shown counts give."""
     result = run_report("equity-report", {"period": "2025-12"}, tmp_path)
     page = result.html.read_text(encoding="utf-8")
-    [(head, rows, _)] = [t for t in _tables(page) if t[0][:1] == ["Race and ethnicity (alone)"]]
+    # the counts table ("alone"); the table of ratios by race (alone) is headed by the same groups, its cells ratios
+    [(head, rows, _)] = [t for t in _tables(page) if t[0][:2] == ["Race and ethnicity (alone)", "Number"]]
+    assert head[2] == "Approved", head
     shown = {row[0]: row[1:3] for row in rows}
     hidden = {g for g, cells in shown.items() if set(cells) & MARKS}
     std = _standard()
@@ -247,12 +251,24 @@ def test_no_race_ratio_is_drawn_from_cells_the_page_hides(riverton, tmp_path):
     words = _words(page)
     first = words.split("What the figures show:")[1].split("Read these figures")[0]
     assert not [g for g in compared if f"{g} applicants were approved" in first], first
+    # every ratio the page gives (table and chart) is the one the published counts give: approved ÷ number of the
+    # group over the reference group's, both shown (a ratio from the cells the page hides would differ, or exist)
+    share = lambda g: int(shown[g][1].replace(",", "")) / int(shown[g][0].replace(",", ""))  # noqa: E731
+    given = {}
     for head, rows, _ in _tables(page):
         if head[:2] == ["Race and ethnicity (alone)", "Ratio to the reference group"]:
             assert not [r for r in rows if r[0] in compared and r[1] not in ("—", "", "reference group")], rows
-    given = re.search(r"did not give a race or ethnicity \(([^)]*)\)", words)
-    for count, label in re.findall(r"(\S+) (not reported|declined)", given[1] if given else ""):
-        assert count == shown[label.capitalize()][0], (given[1], shown)
+            given |= {r[0]: float(r[1]) for r in rows if re.fullmatch(r"\d+\.\d+", r[1])}
+    for alt in (a for a in _alts(page) if a.startswith("Chart: approval rates as ratios")):
+        race = alt.split("By race and ethnicity, against")[-1] if "By race and ethnicity" in alt else ""
+        named = re.findall(r"(?:Highest|lowest|One group): ([^,;]+), (\d\.\d+)|([^,:;(]+) \((\d\.\d+)\)", race)
+        given |= {(a or c).strip(): float(b or d) for a, b, c, d in named}
+    for group, ratio in given.items():
+        assert group in shown and not {*shown[group], *shown[reference]} & MARKS, (group, shown)
+        assert abs(ratio - share(group) / share(reference)) <= 0.0051, (group, ratio, shown)
+    said = re.search(r"did not give a race or ethnicity \(([^)]*)\)", words)
+    for count, label in re.findall(r"(\S+) (not reported|declined)", said[1] if said else ""):
+        assert count == shown[label.capitalize()][0], (said[1], shown)
 
 
 def test_no_heading_prints_a_small_count_of_applicants(riverton, tmp_path):
