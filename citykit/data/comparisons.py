@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,9 @@ from citykit.standards.reader import load_metrics
 DAY = pd.Timedelta(days=1)
 TOLERANCE = 1e-10  # S(t) at exactly 1 - p, computed as a product of fractions
 BATCH_CELLS = 4_000_000  # bootstrap replicates x requests computed at once (bounds the memory, ~32 MB an array)
-NO_CACHE_ENV = "CITYKIT_NO_CACHE"  # set: the plain paths (no kernel caches, the bootstrap as first written), to check the fast ones
+NO_CACHE_ENV = (
+    "CITYKIT_NO_CACHE"  # set: no kernel caches (rows re-read by every query, a new DuckDB per load), to check them
+)
 
 
 def rules() -> dict[str, Any]:
@@ -178,9 +179,6 @@ def bootstrap_quantile_differences(
     live = tuple(p for p in probs if None not in points[p])
     if not live:
         return out
-    if os.environ.get(NO_CACHE_ENV):  # the plain path: resampling counts and `medians`, one p at a time
-        return {p: bootstrap_reference(current, previous, replicates, level, seed, p) if p in live else out[p]
-                for p in probs}  # fmt: skip
     rng = np.random.default_rng(seed)
     # each replicate's resampled requests, drawn replicate by replicate (current, then previous) as a
     # plain loop would draw them; the quantiles of a batch of replicates computed at once
@@ -204,37 +202,6 @@ def bootstrap_quantile_differences(
         difference = points[p][0] - points[p][1]
         out[p] = (difference - half, difference + half)
     return out
-
-
-def bootstrap_reference(
-    current: pd.DataFrame, previous: pd.DataFrame, replicates: int, level: float, seed: int, p: float = 0.5
-) -> tuple[float | None, float | None]:
-    """The bootstrap as first written (resampling counts per replicate, `_Sorted.medians`): the plain
-    path that `bootstrap_quantile_differences` must match exactly (tests; `CITYKIT_NO_CACHE=1`)."""
-    from scipy.stats import norm
-
-    rng = np.random.default_rng(seed)
-    sets = [_Sorted(current), _Sorted(previous)]
-    point = [s.median(np.ones(len(s.days)), p) for s in sets]
-    if None in point:
-        return None, None
-    medians: list[list[float | None]] = [[], []]
-    batch = max(1, BATCH_CELLS // max(len(sets[0].days), len(sets[1].days), 1))
-    for lo in range(0, replicates, batch):
-        size = min(batch, replicates - lo)
-        counts = [np.empty((size, len(s.days))) for s in sets]
-        for r in range(size):
-            for s, c in zip(sets, counts, strict=True):
-                c[r] = np.bincount(rng.integers(0, len(s.days), len(s.days)), minlength=len(s.days))
-        for k, (s, c) in enumerate(zip(sets, counts, strict=True)):
-            medians[k] += s.medians(c, p)
-    draws = [a - b for a, b in zip(*medians, strict=True) if a is not None and b is not None]
-    failed = replicates - len(draws)
-    if len(draws) < 2 or failed > 0.05 * replicates:
-        return None, None
-    half = norm.ppf(1 - (1 - level) / 2) * float(np.std(draws, ddof=1))
-    difference = point[0] - point[1]
-    return difference - half, difference + half
 
 
 # ------------------------------------------------------------------ on time, with the type mix held

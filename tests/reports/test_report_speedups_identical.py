@@ -1,8 +1,9 @@
 """The report's speed-ups change no output: `12-service-performance` for two neighborhoods, run one
 after the other in one warm kernel (as a batch runs them), writes byte-identical tables to the same
-runs on the plain paths (`CITYKIT_NO_CACHE=1`: compare_periods' rows read by every query, the
-bootstrap as first written, resampling counts replicate by replicate); and "what changed" for a
-neighborhood holds the same figures, verdicts and bootstrap intervals both ways."""
+runs on the plain paths (`CITYKIT_NO_CACHE=1`: compare_periods' rows read by every query, a new
+DuckDB database per load); and "what changed" for a neighborhood holds the same figures, verdicts and
+bootstrap intervals both ways. The fast bootstrap itself is checked against the one first written in
+tests/data/test_bootstrap_identical.py."""
 
 from __future__ import annotations
 
