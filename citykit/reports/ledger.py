@@ -150,6 +150,15 @@ class Ledger:
                     members = _read_people(self.people_folder / table["people"])
                 except (OSError, ValueError):
                     continue  # people missing: the table cannot be related to others (said in the summary)
+                # the same entry read again (every table of a page is audited against the same ledger) is the
+                # same record: what the audit derives from it (its totals, its people's ids) is kept with it
+                what = (release["release"], json.dumps(table, sort_keys=True, default=str))
+                known = _RECORDS.get(what)
+                if known is not None and known.members is members:
+                    out.append(known)
+                    continue
+                if len(_RECORDS) >= _PEOPLE_LIMIT:
+                    _RECORDS.clear()
                 out.append(
                     TableRecord(
                         release["release"], table["name"], table["key"], list(table["rows"]), list(table["columns"]),
@@ -159,6 +168,7 @@ class Ledger:
                         table.get("title", ""),
                     )
                 )  # fmt: skip
+                _RECORDS[what] = out[-1]
         return out
 
     def save_people(self, members: pd.DataFrame) -> str:
@@ -179,6 +189,7 @@ class Ledger:
 
 _PEOPLE: dict[Path, tuple[tuple[int, int], pd.DataFrame]] = {}  # people files read in this process
 _PEOPLE_LIMIT = 4096
+_RECORDS: dict[tuple[str, str], Any] = {}  # recorded tables read in this process, as TableRecords
 
 
 def _read_people(path: Path) -> pd.DataFrame:

@@ -443,9 +443,13 @@ class _Solver:
         return bool(len(zeros)) and (float(zeros.max()) >= 0.5 + 1e-5 or float(sizes.min()) < 0.5 - 1e-5)
 
     def exposed(self, coefs, value, low_mark, high_mark, system) -> tuple[bool, float, float]:
-        """Narrower than the standard's range, or pinned at its true value (as `suppression.audit`)."""
+        """Narrower than the standard's range, or pinned at its true value (as `suppression.audit`).
+        Over the full system with points kept, the minimum is solved for only when the maximum's
+        optimum and the points do not already show the count safe (`None` for the bounds then)."""
         high = self.solve(coefs, -1.0, system)
         high = np.inf if high is None else high
+        if system is self.system and self.clearly_safe(coefs, value, low_mark, high_mark):
+            return False, np.nan, high
         low = self.solve(coefs, 1.0, system)
         low = low_mark if low is None else low
         floor = max(low_mark, float(self.rules.min_suppressed))
@@ -457,6 +461,8 @@ class _Solver:
         """The outcome rule on a group isolated by differencing: known to hold someone while one of
         its outcomes is known to be 0."""
         zero_high = self.solve(zero, -1.0, system)
+        if system is self.system and zero_high is not None and zero_high >= 0.5:
+            return False, np.nan, zero_high  # the outcome may be above 0: the group's size does not matter
         size_low = self.solve(size, 1.0, system)
         zero_high = np.inf if zero_high is None else zero_high
         size_low = 0.0 if size_low is None else size_low
