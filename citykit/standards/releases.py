@@ -47,6 +47,7 @@ from citykit.standards.reader import DisaggregationStandard, load_disaggregation
 from citykit.standards.suppression import TOTAL, PublishedTable
 
 PEOPLE = "__people__"
+NULL_LABELS = frozenset({"nan", "None", "<NA>", "NaN", "NaT"})  # how pandas writes a missing label as text
 
 
 class Inconsistent(CitykitError):
@@ -101,7 +102,14 @@ class TableRecord:
         missing = {"id", "row", "column"} - set(members.columns)
         if missing:
             raise CitykitError(f"members of table {table.name!r} lack the columns {sorted(missing)}")
-        frame = members[["id", "row", "column"]].astype(str).drop_duplicates(ignore_index=True)
+        frame = members[["id", "row", "column"]].astype(str)
+        # a group of no value (a language generalised away) is one row however pandas spells its label:
+        # "nan" in the table, "None" or "<NA>" in the people's records (walk-20b F0: the people of that row
+        # were counted under another label, so its hidden cells looked empty and were never checked)
+        null_row = next((r for r in rows if r in NULL_LABELS), None)
+        if null_row is not None:
+            frame.loc[frame["row"].isin(NULL_LABELS), "row"] = null_row
+        frame = frame.drop_duplicates(ignore_index=True)
         return cls(
             release, str(table.name), key, rows, columns, table.rows_add_up, shown, marked, frame,
             {str(k): [str(m) for m in v] for k, v in (pools or {}).items()},

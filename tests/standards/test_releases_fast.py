@@ -121,3 +121,35 @@ def test_a_table_recorded_again_in_a_release_hides_at_least_what_it_hid(tmp_path
     assert (shown_first & ~on_its_own).to_numpy().any(), "the pair hides nothing more here: the test proves nothing"
     revealed = shown_first & ~again.tables[0].suppressed
     assert not revealed.to_numpy().any(), f"the page's later copy shows cells its first screen hid:\n{revealed}"
+
+
+def test_a_row_of_no_value_is_audited_across_releases():
+    """Walk-20b F0: the language row of applicants whose language was generalised away ("nan" in the
+    table, "None" in the people's records, as `equity.disaggregate` hands them to the ledger) escaped
+    the audit: the year's and January-November's pages printed it whole, and their difference is
+    December's hidden approved count (5). The audit must find it."""
+    rows = []
+    for month in range(1, 13):
+        null_approved, null_denied = (5, 7) if month == 12 else (20, 10)
+        rows += [{"month": month, "language": None, "approved": True}] * null_approved
+        rows += [{"month": month, "language": None, "approved": False}] * null_denied
+        rows += [{"month": month, "language": "English", "approved": a} for a in [True] * 40 + [False] * 20]
+    data = pd.DataFrame(rows).astype({"language": object})
+    data["application_id"] = [f"A-{i:010x}" for i in range(len(data))]
+
+    def page(name: str, months: range) -> TableRecord:  # suppressed on its own page, no ledger
+        chosen = data[data["month"].isin(list(months))]
+        table = equity.disaggregate(chosen, by=["language"], measure="approved").tables[0]
+        members = pd.DataFrame({
+            "id": chosen["application_id"], "row": chosen["language"].fillna("None"),  # as a None reaches the ledger
+            "column": np.where(chosen["approved"], "events", "no events"),
+        })  # fmt: skip
+        return TableRecord.from_table(table, members, key="language|approved", release=name)
+
+    year, december, first = page("year", range(1, 13)), page("dec", range(12, 13)), page("jan-nov", range(1, 12))
+    assert ("nan", "events") in december.marks and year.shown[("nan", "events")] == 225
+    assert first.shown[("nan", "events")] == 220  # so the year minus January-November is December's 5
+    audit = audit_releases([year, december], [first])
+    found = [e for e in audit.new if e.kind == "hidden" and e.cell == ("nan", "events") and e.value == 5]
+    assert found, f"December's hidden 5 is not found: {[e.what for e in audit.new]}"
+    assert found[0].low == found[0].high == 5
