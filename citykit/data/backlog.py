@@ -16,9 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from citykit.data import registry
+from citykit.data import parquet_source, registry
+from citykit.data.load import _check_arguments as load_arguments
 from citykit.data.load import load
 from citykit.data.periods import Period, parse_period
+from citykit.data.query import build_query, connect
+from citykit.errors import CitykitError
 from citykit.standards.reader import load_metrics
 
 COLUMNS = ["created_at", "closed_at", "status", "is_duplicate"]
@@ -26,20 +29,64 @@ COLUMNS = ["created_at", "closed_at", "status", "is_duplicate"]
 
 def open_at_now(dataset: str, neighborhood: str | Sequence[str] | None = None,
                 created_in: str | Period | None = None) -> pd.DataFrame:  # fmt: skip
-    """The requests open at the as-of "now", with their `age_days` (whole days) and age `bucket`."""
+    """The requests open at the as-of "now", with their `age_days` (whole days) and age `bucket`
+    (a fresh 0..n-1 index)."""
     ds = registry.get(dataset)
     metrics = load_metrics()
     now = pd.Timestamp(ds.now)
     period = parse_period(created_in, as_of=ds.as_of) if created_in is not None else None
-    frame = load("service_requests", dataset=dataset, period=period, neighborhood=neighborhood, columns=COLUMNS)
-    closed_at = pd.to_datetime(frame["closed_at"])
-    open_status = frame["status"].isin(metrics["time_to_close"]["open_statuses"])
-    closed_later = closed_at.gt(now).fillna(False) & ~frame["status"].isin(["Cancelled"])
-    keep = (open_status | closed_later) & ~frame["is_duplicate"].fillna(False).astype(bool)
-    keep &= pd.to_datetime(frame["created_at"]).lt(now)
-    found = frame[keep.to_numpy()].copy()
+    found = _open_rows(ds, period, neighborhood, now, metrics["time_to_close"]["open_statuses"])
     found["age_days"] = np.floor((now - pd.to_datetime(found["created_at"])) / pd.Timedelta(days=1)).astype(int)
     found["bucket"] = bucket_of(found["age_days"], metrics["backlog"]["buckets"])
+    return found
+
+
+def _open_rule(now: pd.Timestamp, open_statuses: Sequence[str]) -> tuple[str, list[object]]:
+    """The SQL condition (qmark parameters) of a request open at `now`: not a duplicate (a missing
+    flag is not one), created before `now`, and its status open or closed after `now` unless
+    cancelled (a missing status is not cancelled). Missing dates compare as false."""
+    statuses = list(open_statuses)
+    is_open = f"coalesce(status IN ({', '.join('?' for _ in statuses)}), false)" if statuses else "false"
+    rule = (
+        "NOT coalesce(is_duplicate, false) AND coalesce(created_at < ?, false) AND ("
+        f"{is_open} OR (coalesce(closed_at > ?, false) AND status IS DISTINCT FROM 'Cancelled'))"
+    )
+    at = now.to_pydatetime()
+    return rule, [at, *statuses, at]
+
+
+def _open_rows(ds: registry.Dataset, period: Period | None, neighborhood, now, open_statuses) -> pd.DataFrame:
+    """The COLUMNS of the requests open at `now`, filtered by DuckDB before pandas sees a row (a big
+    city has millions of requests and a backlog of thousands); `load`'s checks and errors kept."""
+    rule, params = _open_rule(now, open_statuses)
+    if ds.kind != "parquet":  # a database: the selected rows as `load` reads them, the same rule over them
+        frame = load("service_requests", dataset=ds.name, period=period, neighborhood=neighborhood, columns=COLUMNS)
+        con = connect(shared=True)
+        try:
+            con.register("_citykit_rows", frame)
+            keep = con.execute(f"SELECT {rule} FROM _citykit_rows", params).fetchnumpy()
+        finally:
+            con.close()
+        return frame[next(iter(keep.values())).astype(bool)].reset_index(drop=True)
+    table = "service_requests"
+    load_arguments(table, ds.name, period, neighborhood, COLUMNS)
+    path = ds.table_path(table)
+    if not path.exists():
+        raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
+    con = connect(shared=True)
+    try:
+        source = parquet_source.parquet_source(con, path)
+        available = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        query = build_query(table, available, period=period, neighborhood=neighborhood, columns=COLUMNS)
+        if neighborhood is not None:
+            parquet_source._check_neighborhoods(con, source, ds.name, neighborhood)
+        query.where.append(f"({rule})")
+        query.params += params
+        found = con.execute(query.sql(source), query.params).df()
+        if found.empty and period is not None:  # a period outside the data's coverage says so
+            parquet_source._explain_empty_period(con, source, table, ds.name, period)
+    finally:
+        con.close()
     return found
 
 
