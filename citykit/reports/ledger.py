@@ -366,10 +366,11 @@ def risk_line(summary: dict[str, Any], dataset: str) -> str:
         )
     if summary["already_given_away"]:
         extended += f"; {len(summary['already_given_away'])} were already given away by earlier releases"
-    if summary.get("archive_not_audited"):
-        extended += (
-            f"; NOT audited against the {summary['archive_not_audited']} releases of {dataset} in the archive's "
-            "ledger (this page was written outside the archive)"
+    if summary.get("archive_not_audited"):  # said first: the rest holds only within the folder's own ledger
+        extended = (
+            f"NOT audited against the {summary['archive_not_audited']} releases of {dataset} in the archive's "
+            "ledger (this page was written outside the archive); within the ledger of the folder it was written "
+            "to, " + extended
         )
     template = std.releases.risk_summary if std.releases else "Disclosure risk: {tables} tables; {extended}."
     from citykit.reports.labels import agree  # "1 earlier release", not "1 earlier releases"

@@ -270,3 +270,5 @@ def test_a_page_written_outside_the_archive_says_it_was_not_audited_against_the_
         ledger.activate(None)
     risk = ledger.finish(context, succeeded=True)["risk"]
     assert len(archive["releases"]) == 1 and "NOT audited against the 1 release of town in the archive" in risk
+    # walk-20b F8: said before anything the page claims, which holds only within its own folder's ledger
+    assert risk.index("NOT audited") < risk.index("no count of 1 to 10")
