@@ -9,6 +9,7 @@ own errors too (`Parser.error`), and numeric options are checked by their types 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -496,7 +497,23 @@ def report_run(args: argparse.Namespace) -> int:
 
     result = run_report(args.name, _parameters(args.parameters), out=args.out, pdf=args.pdf, timeout=args.timeout)
     print(result)
+    unaudited = _releases_not_audited(result.out)
+    if unaudited:
+        print(f"citykit: warning: this page was NOT audited against the {unaudited} earlier releases in the archive's "
+              "release ledger (it was written outside reports/); see the analyst guide before publishing it",
+              file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _releases_not_audited(out: Path) -> int:
+    """The archive's releases a run written elsewhere was not audited against (its manifest's ledger)."""
+    from citykit.reports.run import MANIFEST
+
+    try:
+        ledger = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("ledger") or {}
+    except (OSError, ValueError):
+        return 0
+    return int(ledger.get("archive_not_audited") or 0)
 
 
 def report_batch(args: argparse.Namespace) -> int:

@@ -151,3 +151,23 @@ def test_a_password_in_a_bad_value_is_never_printed(capsys, riverton):
 def test_a_wrong_course_folder_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CITYKIT_COURSE", str(tmp_path))
     assert "is not a course folder" in one_line_error(["course", "list"], capsys)
+
+
+def test_a_page_written_outside_the_archive_warns_when_the_archive_holds_releases(tmp_path, monkeypatch, capsys):
+    # privacy walk F8: the page said it, the command did not
+    import json
+
+    from citykit.reports import run as report_run_module
+    from citykit.reports.run import RunResult
+
+    def fake_run(name, parameters, out=None, pdf=False, timeout=None):
+        out.mkdir(parents=True, exist_ok=True)
+        ledger = {"archive_not_audited": int(name == "equity-report") * 19}
+        (out / "manifest.json").write_text(json.dumps({"ledger": ledger}), encoding="utf-8")
+        return RunResult(name, tmp_path / "x.ipynb", out, out / "x.ipynb", out / "x.html")
+
+    monkeypatch.setattr(report_run_module, "run_report", fake_run)
+    assert main(["report", "run", "equity-report", "--out", str(tmp_path / "elsewhere")]) == 0
+    assert "NOT audited against the 19 earlier releases" in capsys.readouterr().err
+    assert main(["report", "run", "service-performance", "--out", str(tmp_path / "inside")]) == 0
+    assert "NOT audited" not in capsys.readouterr().err
