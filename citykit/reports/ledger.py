@@ -404,7 +404,6 @@ def review(request) -> list:
     releases of the dataset, extend their suppression, record them; the tables to publish."""
     from citykit.standards import releases  # lazy: loaded only when used
     from citykit.standards.releases import TableRecord  # lazy: loaded only when used
-    from citykit.standards.suppression import TOTAL  # lazy: loaded only when used
 
     context = _active
     if context is None:
@@ -464,11 +463,10 @@ def review(request) -> list:
         start: dict[str, set[tuple[str, str]]] = {}
         for record in current:
             previous = recorded.get(_table_id(record))
-            if previous is None:
-                continue
-            cells = {(r, c) for r, c, _ in previous["marks"]} & {
-                (r, c) for r in [*record.rows, TOTAL] for c in [*record.columns, TOTAL]
-            }
+            if previous is None or previous.get("withheld"):
+                continue  # (a table withheld whole is withheld again by the audit, not cell by cell)
+            # the cells it hid (not a 0 this copy shows: a hidden 0 would read as "†", above 10)
+            cells = {(r, c) for r, c, _ in previous["marks"] if (r, c) in record.marks or record.shown.get((r, c), 0)}
             if cells - set(record.marks):
                 start[record.name] = cells
         if start:
