@@ -133,8 +133,9 @@ def _shorten(slug: str, limit: int) -> str:
 # What the disaggregation standard's marks mean, for tables read away from the page.
 MARKS = {
     "≤10": "a count from 1 to 10, hidden so that nobody can be identified (small-cell rule)",
-    "†": "hidden so that a small count cannot be worked out from the other figures; it may be of any size",
-    "‡": "row withheld: any number, 0 included",
+    "†": "hidden so that a small count cannot be worked out from the other figures; it may be of any size"
+    " (it protects the small counts: a number above 10 behind it may follow from other figures)",
+    "‡": "row withheld: any number, 0 included (it protects the table's small counts, not itself)",
 }
 LEGEND = "legend"  # legend.csv beside the tables
 LEGEND_SHEET = "Legend"  # its sheet in the workbook
