@@ -280,6 +280,16 @@ def judge(current: float, previous: float, limits: Limits | None, min_change: fl
     return Verdict(False, within)
 
 
+def share_verdict(current: float, previous: float, events: list[float], sizes: list[float], size: float) -> Verdict:
+    """The rule for a share (metrics.yml `comparisons.noise`): Laney p' limits from past periods'
+    `events` out of `sizes` (oldest first; `size` is the current period's) and the minimum practical
+    change in points. The service report's on-time tile and the quality comparison both use it."""
+    noise = rules()["noise"]
+    limits = laney_limits(events, sizes, size, "p", noise["sigma"]) if len(events) >= 2 else None
+    return judge(current, previous, limits, noise["min_change"]["share_points"], relative=False,
+                 within=noise["within_label"], history=len(events), min_history=int(noise["min_history"]))  # fmt: skip
+
+
 def rank_with_minimum(table: pd.DataFrame, value: str, count: str, minimum: int, label: str,
                       ascending: bool = False) -> pd.DataFrame:  # fmt: skip
     """Rows sorted by `value`, those resting on fewer than `minimum` `count` last and marked `label`

@@ -82,9 +82,6 @@ def compare_quality(dataset: str, period: str | Period | None = None) -> Quality
         if now[name] is None or before[name] is None:
             verdicts[name] = stats.Verdict(False, "no records to compare")
             continue
-        limits = (stats.laney_limits([failing[i] for i in past], [sizes[i] for i in past], sizes[-1], "p",
-                                     noise["sigma"]) if len(past) >= 2 else None)  # fmt: skip
-        verdicts[name] = stats.judge(now[name], before[name], limits, noise["min_change"]["share_points"],
-                                     relative=False, within=noise["within_label"], history=len(past),
-                                     min_history=int(noise["min_history"]))  # fmt: skip
+        verdicts[name] = stats.share_verdict(now[name], before[name], [failing[i] for i in past],
+                                             [sizes[i] for i in past], sizes[-1])  # fmt: skip
     return QualityChange(current, periods[-2], now, before, applies, verdicts, history, applied_before)

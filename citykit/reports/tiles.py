@@ -246,9 +246,8 @@ def change_verdict(value: Any, history: list, *, kind: str = "count", size: floa
         events, sizes = [float(e) for e, _ in past], [float(n) for _, n in past]
         if not size or not sum(sizes):
             return stats.Verdict(False, "nothing to compare")
-        limits = stats.laney_limits(events, sizes, float(size), "p", noise["sigma"]) if len(past) >= 2 else None
         before = events[-1] / sizes[-1] if sizes[-1] else float(value)
-        return stats.judge(float(value), before, limits, noise["min_change"]["share_points"], relative=False, **common)
+        return stats.share_verdict(float(value), before, events, sizes, float(size))
     counts = [float(c) for c in past]
     limits = stats.laney_limits(counts, [1] * len(counts), 1, "u", noise["sigma"]) if len(counts) >= 2 else None
     return stats.judge(float(value), counts[-1], limits, noise["min_change"]["volume_relative"], relative=True,
