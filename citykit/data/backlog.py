@@ -20,8 +20,7 @@ from citykit.data import parquet_source, registry
 from citykit.data.load import _check_arguments as load_arguments
 from citykit.data.load import load
 from citykit.data.periods import Period, parse_period
-from citykit.data.query import build_query, connect
-from citykit.errors import CitykitError
+from citykit.data.query import connect
 from citykit.standards.reader import load_metrics
 
 COLUMNS = ["created_at", "closed_at", "status", "is_duplicate"]
@@ -68,26 +67,8 @@ def _open_rows(ds: registry.Dataset, period: Period | None, neighborhood, now, o
         finally:
             con.close()
         return frame[next(iter(keep.values())).astype(bool)].reset_index(drop=True)
-    table = "service_requests"
-    load_arguments(table, ds.name, period, neighborhood, COLUMNS)
-    path = ds.table_path(table)
-    if not path.exists():
-        raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
-    con = connect(shared=True)
-    try:
-        source = parquet_source.parquet_source(con, path)
-        available = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-        query = build_query(table, available, period=period, neighborhood=neighborhood, columns=COLUMNS)
-        if neighborhood is not None:
-            parquet_source._check_neighborhoods(con, source, ds.name, neighborhood)
-        query.where.append(f"({rule})")
-        query.params += params
-        found = con.execute(query.sql(source), query.params).df()
-        if found.empty and period is not None:  # a period outside the data's coverage says so
-            parquet_source._explain_empty_period(con, source, table, ds.name, period)
-    finally:
-        con.close()
-    return found
+    load_arguments("service_requests", ds.name, period, neighborhood, COLUMNS)
+    return parquet_source.load(ds, "service_requests", period, neighborhood, COLUMNS, where=(rule, params))
 
 
 def bucket_of(age_days: pd.Series, buckets: list[dict]) -> pd.Series:

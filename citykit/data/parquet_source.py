@@ -22,8 +22,11 @@ def load(
     period: str | Period | None = None,
     neighborhood: str | Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    where: tuple[str, list] | None = None,
 ) -> pd.DataFrame:
-    """One canonical table of a parquet dataset, filtered in DuckDB (see `citykit.load`)."""
+    """One canonical table of a parquet dataset, filtered in DuckDB (see `citykit.load`); `where` adds
+    a condition with its qmark parameters (e.g. the backlog's open rule), so DuckDB filters the rows
+    before pandas sees them."""
     path = ds.table_path(table)
     if not path.exists():
         raise CitykitError(f"dataset {ds.name!r} has no {table} yet; build it with `citykit data build`")
@@ -33,6 +36,9 @@ def load(
     query = build_query(table, available, period=period, neighborhood=neighborhood, columns=columns)
     if neighborhood is not None:
         _check_neighborhoods(con, source, ds.name, neighborhood)
+    if where is not None:
+        query.where.append(f"({where[0]})")
+        query.params += list(where[1])
     frame = con.execute(query.sql(source), query.params).df()
     if frame.empty and period is not None:
         _explain_empty_period(con, source, table, ds.name, parse_period(period))
