@@ -9,12 +9,12 @@ standard name, the raw spelling is gone. Every "now" is the dataset's as-of "now
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import html
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from citykit.data.columns import CHANNELS, OUTCOMES, RACE_ETHNICITY, STATUSES
 from citykit.data.load import load
 from citykit.data.views import boundaries
 from citykit.errors import CitykitError, WorkFailed
+from citykit.files import atomic_write
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -617,12 +618,8 @@ def _write_card(path: Path, key: str, card: Scorecard) -> None:
                "value": None if c.value is None else float(c.value)} for c in card.checks]  # fmt: skip
     text = json.dumps({"key": key, "dataset": card.dataset, "checks": checks,
                        "as_of": card.as_of.isoformat() if card.as_of else None})  # fmt: skip
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        atomic_write(path, text)
 
 
 def _check_dataset(name: str) -> Scorecard:
