@@ -135,3 +135,72 @@ def test_the_index_names_a_citywide_run_citywide_beside_neighborhood_runs(tmp_pa
         (tmp_path / folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     values = sorted(row["value"] for row in index_rows(tmp_path, "Equity"))
     assert values == ["neighborhood=Harbor Point, period=2025-12", "neighborhood=citywide, period=2025"]
+
+
+def test_workers_are_forked_only_from_a_process_without_other_threads():
+    """The command line (one thread) forks its workers, which start their kernels at once; a process
+    with threads (a notebook, a server) starts them through a fork server, as forking it is unsafe."""
+    import subprocess
+    import sys
+    import threading
+
+    from citykit.reports.batch import _pool_context
+
+    alone = subprocess.run(
+        [sys.executable, "-c", "from citykit.reports.batch import _pool_context; print(_pool_context().get_start_method())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert alone.stdout.strip() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert _pool_context().get_start_method() == "forkserver"
+    finally:
+        stop.set()
+        other.join()
+
+
+def _run_in(kernel, code: str) -> str:
+    """What `code` prints in the report kernel."""
+    from jupyter_core.utils import run_sync
+
+    printed = []
+
+    def keep(msg):
+        if msg["msg_type"] == "stream":
+            printed.append(msg["content"]["text"])
+
+    reply = run_sync(kernel.kc.execute_interactive)(code, timeout=60, output_hook=keep)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(printed)
+
+
+def test_a_reused_kernel_freezes_its_libraries_and_still_collects_each_reports_garbage():
+    """gc.freeze keeps the imported libraries out of every collection, once after the prelude and once
+    after the first report (what it imported); what each report leaves, even in reference cycles, is
+    still collected, never frozen for good."""
+    from citykit.reports.kernel import ReportKernel
+
+    report = (
+        "import builtins\n"
+        "builtins.__dict__.setdefault('finalized', [])\n"
+        "class Node:\n"
+        "    def __del__(self, done=builtins.finalized):\n"
+        "        done.append(1)\n"
+        "loop = Node(); loop.me = loop  # a cycle only the collector frees\n"
+    )
+    kernel = ReportKernel(reuse=True)
+    try:
+        frozen = []
+        for _ in range(3):
+            kernel.ready_for_run()  # the reset between reports
+            _run_in(kernel, report)
+            frozen.append(int(_run_in(kernel, "import gc; print(gc.get_freeze_count())")))
+        assert frozen[0] > 50_000  # the libraries, frozen by the prelude
+        # once more after the first report, then never again (it may shrink: frozen objects still die by refcount)
+        assert frozen[1] > frozen[0] and frozen[2] <= frozen[1]
+        # the first two reports' cycles are gone by a collection; the third's is still the namespace's
+        assert int(_run_in(kernel, "import gc, builtins; gc.collect(); print(len(builtins.finalized))")) == 2
+    finally:
+        kernel.shutdown()

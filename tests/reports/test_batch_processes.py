@@ -2,7 +2,7 @@
 (issue 16, finding 7).
 
 The batch runs as a separate command in a session of its own, with a marker in its environment that
-every process it starts inherits (forkserver, workers, and the kernels, which jupyter_client starts
+every process it starts inherits (its workers, forked, and the kernels, which jupyter_client starts
 in sessions of their own); the tests look for the marker in /proc and for the process groups.
 """
 
@@ -103,7 +103,7 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, si
         assert wait_for(lambda: len(list(out.glob("**/.citykit-staging-*"))) == 2, 120), batch.stderr
         running = marked(mark)
         kernels = {pid: info for pid, info in running.items() if "ipykernel" in info[2]}
-        assert len(kernels) == 2 and len(running) >= 5  # the batch, forkserver, 2 workers, 2 kernels (+ tracker)
+        assert len(kernels) == 2 and len(running) >= 5  # the batch, 2 workers (forked: no fork server), 2 kernels
         assert all(pgid == pid and sid == pid for pid, (pgid, sid, _) in kernels.items())  # their own sessions
         assert {sid for pid, (_, sid, _) in running.items() if pid not in kernels} == {batch.pid}
         folders = [
@@ -116,7 +116,7 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, si
         started = time.monotonic()
         batch.send_signal(getattr(signal, signame))  # the parent only, not its process group
         code = batch.wait(30)
-        groups = {batch.pid, *kernels}  # the batch's (forkserver, workers) and each kernel's
+        groups = {batch.pid, *kernels}  # the batch's (its workers) and each kernel's
         assert wait_for(lambda: not marked(mark) and not groups_alive(groups), 10), (marked(mark), groups_alive(groups))
         assert time.monotonic() - started < 10 + 1
         assert not list(out.glob("**/.citykit-staging-*"))  # removed, not left for the next run
