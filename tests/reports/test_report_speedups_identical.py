@@ -73,3 +73,46 @@ def test_what_changed_is_identical_on_the_plain_paths(riverton, monkeypatch):
     assert fast.verdicts == plain.verdicts
     pd.testing.assert_frame_equal(fast.by_type, plain.by_type, check_exact=True)
     assert (fast.by_type["median note"] == "").sum() >= 3  # types whose medians were bootstrapped
+
+
+def test_report_figures_have_the_pixels_of_the_inline_backends_default_png():
+    """The report kernel encodes figures at zlib level 3 (faster, no larger here): the image a reader
+    sees decodes to exactly the pixels IPython's own printer gives (Pillow's default level 6)."""
+    from jupyter_core.utils import run_sync
+
+    code = (
+        "import base64, io, matplotlib.pyplot as plt, numpy as np, seaborn as sns\n"
+        "from IPython.core.pylabtools import print_figure\n"
+        "from IPython.display import display\n"
+        "fig, ax = plt.subplots(figsize=(6, 3))\n"
+        "sns.barplot(x=np.arange(12) * 37 + 5, y=[f'Request type {i}' for i in range(12)], ax=ax)\n"
+        "ax.set_title('Requests by type')\n"
+        "fig.tight_layout()\n"
+        "display(fig)\n"
+        "print(print_figure(fig, 'png', base64=True), end='')\n"  # IPython's printer, Pillow's default level
+        "plt.close(fig)\n"
+    )
+    kernel = ReportKernel(reuse=True).start()
+    shown, stock = [], []
+
+    def keep(msg):
+        if msg["msg_type"] == "display_data":
+            shown.append(msg["content"]["data"]["image/png"])
+        elif msg["msg_type"] == "stream":
+            stock.append(msg["content"]["text"])
+
+    try:
+        reply = run_sync(kernel.kc.execute_interactive)(code, timeout=60, output_hook=keep)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kernel.shutdown()
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ours, theirs = base64.b64decode(shown[0]), base64.b64decode("".join(stock))
+    assert ours != theirs  # encoded differently (the level is applied) ...
+    pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")) for data in (ours, theirs)]
+    assert pixels[0].shape == pixels[1].shape and (pixels[0] == pixels[1]).all()  # ... to the same image
