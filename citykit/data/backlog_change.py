@@ -62,6 +62,7 @@ def compare_backlog(
             "open_statuses": [str(s) for s in metrics["time_to_close"]["open_statuses"]],
             "older_than": int(older_than),
         },
+        shared=True,  # a cursor on the process' shared database, its view a TEMP one
     )
     con.register("points", points)
     counts = (

@@ -196,13 +196,18 @@ def _source(dataset: str, start: dt.date, end: dt.date, neighborhood: str | None
     neighborhood), from parquet or a database alike (`citykit.connect`: nothing pasted into SQL). For a
     neighborhood the rows are read once into memory, as four queries use them (a small share of the
     city); the whole city's stay a view, read by each query, so memory does not grow with the city
-    (a view too under `CITYKIT_NO_CACHE=1`, the plain path)."""
-    con = connect(dataset, period=Period("window", start, end), neighborhood=neighborhood)
-    kind = "VIEW" if neighborhood is None or os.environ.get(stats.NO_CACHE_ENV) else "TEMP TABLE"
-    con.execute(
-        f"CREATE {kind} rows AS SELECT created_at, closed_at, due_at, status, request_type, neighborhood, is_duplicate, "
-        "flag_closed_before_created, flag_placeholder_date FROM service_requests"
-    )
+    (a view too under `CITYKIT_NO_CACHE=1`, the plain path). A cursor on the process' shared database
+    (`connect(shared=True)`) whose relations are TEMP ones, its own: the caller closes it."""
+    con = connect(dataset, period=Period("window", start, end), neighborhood=neighborhood, shared=True)
+    kind = "TEMP VIEW" if neighborhood is None or os.environ.get(stats.NO_CACHE_ENV) else "TEMP TABLE"
+    try:
+        con.execute(
+            f"CREATE {kind} rows AS SELECT created_at, closed_at, due_at, status, request_type, neighborhood, "
+            "is_duplicate, flag_closed_before_created, flag_placeholder_date FROM service_requests"
+        )
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -241,6 +246,7 @@ def compare_periods(dataset: str, period: str | Period, neighborhood: str | None
         SELECT idx, request_type, count(*) AS due, count(*) FILTER (WHERE closed_at <= due) AS on_time
         FROM d JOIN periods ON due >= p_start AND due < p_end AND due < cutoff GROUP BY ALL""").df()
     figures = [_figures(con, periods[i], cutoffs[i], volume, due, i, counted, place) for i in (-2, -1)]
+    con.close()  # the cursor's TEMP rows go with it
     waits = figures_waits = [f.pop("waits") for f in figures]
     previous, current_f = (Figures(**f) for f in figures)
     n = len(periods)
