@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import re
 import sys
@@ -850,6 +851,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         print("citykit: interrupted", file=sys.stderr)
+        # nbclient's tasks waiting on a kernel the stop killed end in errors nobody reads: asyncio would
+        # print each one ("Task exception was never retrieved ... DeadKernelError") as the process exits
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         return 130
 
 

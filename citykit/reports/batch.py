@@ -266,7 +266,13 @@ def run_batch(
         with _signals_ignored():
             for run in runs:
                 remove_unfinished(run.out, root)  # its staging, then the folder if only our marker is left
-            write_index(root, report.title, f"batch of {report.name} over {over} stopped ({stop or 'interrupted'})")
+            reason = str(stop) or "interrupted"  # Ctrl-C's KeyboardInterrupt has no words; TERM and HUP name themselves
+            write_index(
+                root,
+                report.title,
+                f"batch of {report.name} over {over} stopped ({reason}) before its "
+                f"{len(runs)} runs finished; run the same batch again to finish it",
+            )
         raise
     done = [
         BatchRun(r.value, r.parameters, r.out, o["status"], round(o["seconds"], 2),

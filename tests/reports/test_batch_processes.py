@@ -90,7 +90,7 @@ def hanging_notebook(path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, signame):
     mark = uuid.uuid4().hex
     out = tmp_path / "batch"
@@ -124,9 +124,13 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, si
         if signame == "SIGKILL":  # a folder's parents, left empty, go with the next batch into the same --out
             clean_unfinished(out, min_age=0)
         assert not unfinished(out)  # no folder holding only our marker (the README: they are removed)
-        if signame == "SIGTERM":
-            assert code == 130 and "interrupted" in batch.stderr.read()
-            assert (out / "index.html").is_file()  # it says what finished (nothing, here)
+        if signame != "SIGKILL":
+            said = batch.stderr.read()
+            assert code == 130 and "interrupted" in said
+            assert "Traceback" not in said and "Task exception" not in said  # one line, no noise
+            index = (out / "index.html").read_text(encoding="utf-8")  # it says what finished (nothing, here)
+            reason = "interrupted" if signame == "SIGINT" else signame
+            assert f"stopped ({reason}) before its 2 runs finished; run the same batch again to finish it" in index
     finally:
         for pid in marked(mark):  # only what this test started
             os.kill(pid, signal.SIGKILL)
@@ -248,3 +252,32 @@ def test_indexes_written_at_once_are_whole(tmp_path):
     assert [w.exitcode for w in writers] == [0, 0, 0]
     page = (root / "index.html").read_text(encoding="utf-8")
     assert page.rstrip().endswith("</html>") and len(re.findall(r'<a href="', page)) == 4
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_report_says_one_line_and_leaves_no_kernel(tmp_path):
+    """The walk's finding: Ctrl-C on `report run` printed asyncio's "Task exception was never
+    retrieved ... DeadKernelError" traceback after "citykit: interrupted"."""
+    mark = uuid.uuid4().hex
+    out = tmp_path / "one"
+    busy = new_notebook(metadata=KERNEL, cells=[  # a kernel busy sending output, as a report's figures do
+        new_code_cell("divisor = 1", metadata={"tags": ["parameters"]}),
+        new_code_cell("import time\nfor i in range(6000):\n    print(i)\n    time.sleep(0.01)"),
+    ])  # fmt: skip
+    nbformat.write(busy, tmp_path / "busy.ipynb")
+    command = [sys.executable, "-m", "citykit", "report", "run", str(tmp_path / "busy.ipynb"), "-p", "divisor=1",
+               "--out", str(out)]  # fmt: skip
+    run = subprocess.Popen(command, env={**os.environ, MARK: mark}, cwd=tmp_path, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert wait_for(lambda: any("ipykernel" in info[2] for info in marked(mark).values()), 60), run.stderr
+        time.sleep(1.5)  # the kernel is in its printing cell
+        run.send_signal(signal.SIGINT)
+        code = run.wait(30)
+        said = run.stderr.read()
+        assert code == 130 and said.strip() == "citykit: interrupted", said
+        assert wait_for(lambda: not marked(mark), 10), marked(mark)
+        assert not list(out.glob("**/.citykit-staging-*"))
+    finally:
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
