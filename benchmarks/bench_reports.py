@@ -343,6 +343,16 @@ def main() -> int:
     return 0
 
 
+def _target(times: int, reports: int) -> str:
+    """The issue's target for a ratio, which holds for 24 reports: a smaller batch (`--quick`) is mostly
+    its workers' start-up, so its ratio is no measure against it."""
+    return (
+        f"(target >= {times}x)"
+        if reports >= 24
+        else f"({reports} reports: not comparable with the {times}x target for 24)"
+    )
+
+
 def batch_methods(report: str, args: argparse.Namespace, folder: Path) -> None:
     """The batch against the plain tools, interleaved `--repeat` times; then one run's breakdown."""
     hoods = neighborhoods(args.count)
@@ -375,8 +385,8 @@ def batch_methods(report: str, args: argparse.Namespace, folder: Path) -> None:
         print(f"  {label:40s} {median:7.1f} s   {per}" + (f"   runs: {runs} s" if runs else ""))
     best = statistics.median(totals["(c) citykit report batch (CLI)"])
     if "(a)" in by:
-        print(f"  ratio (a)/(c): {by['(a)'] / best:.1f}x faster than the plain CLI loop (target >= 8x)")
-    print(f"  ratio (b)/(c): {by['(b)'] / best:.1f}x faster than the in-process loop (target >= 6x)")
+        print(f"  ratio (a)/(c): {by['(a)'] / best:.1f}x faster than the plain CLI loop {_target(8, len(hoods))}")
+    print(f"  ratio (b)/(c): {by['(b)'] / best:.1f}x faster than the in-process loop {_target(6, len(hoods))}")
     fresh, reused = by["(c')"], statistics.median(totals["(c) citykit batch (API)"])
     print(f"  reusing kernels: (c')/(c) = {fresh / reused:.1f}x")
     print("one run, where the time goes:", flush=True)
