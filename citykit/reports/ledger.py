@@ -283,6 +283,9 @@ def activation_code(context: ReleaseContext | None) -> str:
     )
 
 
+NOTHING_RECORDED = "no tables of people recorded: this run wrote no ledger file"
+
+
 def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | None:
     """After the run: a failed run's tables leave the ledger; a good run's are marked published.
     Returns what the manifest records (the ledger state the release was audited against, the tables,
@@ -293,8 +296,9 @@ def finish(context: ReleaseContext | None, succeeded: bool) -> dict[str, Any] | 
     if not ledger.index_path.exists():  # nothing recorded, ever: no ledger files either
         if not succeeded:
             return None
-        state = ledger.state({"releases": []})
-        summary = {"ledger": str(ledger.index_path), "release": context.release, "audited_against": state,
+        # the manifest names no file that does not exist: it says plainly that nothing was recorded
+        state = {**ledger.state({"releases": []}), "file": None}
+        summary = {"ledger": None, "note": NOTHING_RECORDED, "release": context.release, "audited_against": state,
                    "tables": 0, "cells_hidden_further": 0, "tables_withheld": 0, "already_given_away": []}  # fmt: skip
         summary["risk"] = risk_line(summary, context.dataset)
         return summary

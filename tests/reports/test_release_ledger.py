@@ -65,3 +65,21 @@ def test_a_batch_over_overlapping_periods_gives_no_hidden_count_away(riverton, t
     index = json.loads((tmp_path / "b" / ".citykit-ledger" / "riverton.json").read_text(encoding="utf-8"))
     assert len(index["releases"]) == 3 and len({r["batch"] for r in index["releases"]}) == 1
     assert all(r["status"] == "published" for r in index["releases"])
+
+
+def test_a_manifest_names_no_ledger_file_that_was_never_written(tmp_path):
+    """A run that records no table of people (module 12) writes no ledger file: its manifest says so
+    plainly instead of naming the missing file; once the ledger exists, the manifest names it."""
+    from citykit.reports import ledger
+
+    empty = tmp_path / "empty"
+    summary = ledger.finish(ledger.begin(empty, "riverton", "service-performance", {}), succeeded=True)
+    assert not (empty / "riverton.json").exists()
+    assert summary["ledger"] is None and summary["audited_against"]["file"] is None
+    assert "no tables of people recorded" in summary["note"] and summary["risk"] == ""
+    assert json.loads(json.dumps(summary))["ledger"] is None  # what the manifest holds
+    kept = tmp_path / "kept"
+    ledger.Ledger(kept, "riverton").write({"version": ledger.INDEX_VERSION, "dataset": "riverton", "releases": []})
+    summary = ledger.finish(ledger.begin(kept, "riverton", "service-performance", {}), succeeded=True)
+    assert summary["ledger"] == summary["audited_against"]["file"] == str(kept / "riverton.json")
+    assert (kept / "riverton.json").exists() and "note" not in summary
