@@ -334,18 +334,83 @@ def _present_tables(nb, people: bool) -> int:
 
 
 _exporters: dict[str, Any] = {}
+NO_ALT = "No description has been provided for this image"  # nbconvert's alt for an image without one
+FOCUSABLE = ("jp-Cell-inputWrapper", "jp-OutputArea-output")  # nbconvert gives these divs tabindex="0"
+_IMG_WITHOUT_ALT = re.compile(r"<img\b(?![^>]*\salt\s*=)", re.I)
+_DIV_OPEN = re.compile(r"<div\b[^>]*>", re.I)
+_CLASS = re.compile(r"""\sclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_TABINDEX = re.compile(r"\stabindex\s*=", re.I)
+
+
+def _img_alt_default(html: str) -> tuple[str, int]:
+    """nbconvert's default alt on every <img> without alt (the report kernel gives every figure its
+    own; this is the guard for any other image, e.g. in a text/html or SVG output)."""
+    return _IMG_WITHOUT_ALT.subn(f'<img alt="{NO_ALT}"', html)
+
+
+def _focusable_div(tag: str, css_class: str | None = None) -> bool:
+    """Whether an opening <div> tag lacks tabindex and has the class (either of FOCUSABLE if None)."""
+    found = _CLASS.search(tag)
+    if not found or _TABINDEX.search(tag):
+        return False
+    classes = (found[1] or found[2] or found[3] or "").split()
+    return any(c in classes for c in ((css_class,) if css_class else FOCUSABLE))
+
+
+def focusable(html: str, css_class: str) -> str:
+    """The template's filter: the block's first <div> of class `css_class` gets tabindex="0", as
+    nbconvert gives every `.jp-Notebook div.jp-Cell-inputWrapper` and `div.jp-OutputArea-output`."""
+    for found in _DIV_OPEN.finditer(html):
+        if _focusable_div(found[0], css_class):
+            at = found.start() + len("<div")
+            return html[:at] + ' tabindex="0"' + html[at:]
+    return html
+
+
+def _focusable_default(html: str) -> str:
+    """The guard for divs of those classes that an output's own HTML brings (the template's blocks
+    give theirs the attribute): tabindex="0" on each that lacks it, as nbconvert's pass does."""
+    return _DIV_OPEN.sub(lambda m: m[0][:4] + ' tabindex="0"' + m[0][4:] if _focusable_div(m[0]) else m[0], html)
 
 
 def _exporter():
     """One HTMLExporter per process: its template is compiled once, not once per report."""
     if "html" not in _exporters:
         from nbconvert import HTMLExporter
+        from nbconvert.exporters.templateexporter import TemplateExporter
+        from nbconvert.filters.highlight import Highlight2HTML
+        from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
         class ReportExporter(HTMLExporter):
             def _validate_preprocessor(self, nbc, preprocessor) -> None:
                 """nbconvert validates the whole notebook against its schema after each of its 12
                 preprocessors (a seventh of a page's export); the executed notebook was validated
                 when the runner wrote it, and these preprocessors only trim and restyle it."""
+
+            def default_filters(self):
+                yield from super().default_filters()
+                yield ("focusable", focusable)
+
+            def from_notebook_node(self, nb, resources=None, **kw):
+                """HTMLExporter's export (nbconvert 7.17) without its BeautifulSoup round trip (two
+                thirds of a page's export): the report template gives the inputs and outputs their
+                tabindex="0" itself (`_focusable_default` catches divs an output's own HTML brings)
+                and `_img_alt_default` gives an image without alt text nbconvert's default, so the
+                document is the same (tests/reports/test_page_document.py)."""
+                langinfo = nb.metadata.get("language_info", {})
+                lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+                highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+                resources = self._init_resources(resources)
+                filter_data_type = WidgetsDataTypeFilter(
+                    notebook_metadata=self._nb_metadata, parent=self, resources=resources
+                )
+                self.register_filter("highlight_code", highlight_code)
+                self.register_filter("filter_data_type", filter_data_type)
+                html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+                html, missing = _img_alt_default(html)
+                if missing:
+                    self.log.warning("Alternative text is missing on %s image(s).", missing)
+                return _focusable_default(html), resources
 
         _exporters["html"] = ReportExporter(
             template_name="report",
