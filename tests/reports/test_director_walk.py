@@ -13,12 +13,14 @@ from types import SimpleNamespace
 import duckdb
 import matplotlib
 import matplotlib.pyplot as plt
+import nbformat
 import pandas as pd
 import pytest
 
 from citykit.data.quality import CATALOG, Check, Gate, Scorecard
 from citykit.reports import charts, labels, tables, tiles
-from citykit.reports.html import SHEET_LIMIT, Table, sheet_names, write_tables
+from citykit.reports.figures import TABLE_MIME
+from citykit.reports.html import SHEET_LIMIT, Table, collect_tables, sheet_names, write_tables
 
 matplotlib.use("Agg")
 SNAKE_WORD = re.compile(r"\b[a-z0-9]+(_[a-z0-9*]+)+\b")
@@ -179,12 +181,18 @@ def test_the_key_figures_export_numbers_as_numbers_with_their_unit(tmp_path):
         tiles.key_figure("Median days to close", 3.04, kind="days", before=2.96),
         tiles.key_figure("On time", 0.7834, kind="share", before=0.79),
         tiles.key_figure("Data quality", "All 27 gates pass", kind="text"),
-    ], "Key figures: the whole city")  # fmt: skip
-    record = shown.table_record()
-    table = Table("key-figures", record["csv"], 1, 1, record["people"], title="Key figures: the whole city")
+    ], "Key figures: Harbor Point, 2025-Q4 against 2025-Q3")  # fmt: skip
+    # as the runner collects it from the executed notebook: one stable name, whatever the tiles' title
+    cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data={
+        k: v for k, v in shown._repr_mimebundle_().items() if k in (TABLE_MIME, "text/plain")})])  # fmt: skip
+    [table] = collect_tables(nbformat.v4.new_notebook(cells=[cell]), people=True)
+    assert table.file_name(1) == "01-key-figures.csv" and sheet_names([table]) == ["Key figures"]
     write_tables([table], tmp_path / "tables", tmp_path / "book.xlsx")
+    text = (tmp_path / "tables" / "01-key-figures.csv").read_text(encoding="utf-8")
+    assert 'Requests,"55,103",55103,59514,count,' in text.splitlines()[1]  # counts whole, not 55103.0
     frame = pd.read_csv(tmp_path / "tables" / "01-key-figures.csv").set_index("Figure")
     assert frame["Value"].dtype.kind == "f" and frame["Before"].dtype.kind == "f"
+    assert frame.loc["On time", "Before"] == 79.0 and frame.loc["Median days to close", "Before"] == 3.0
     assert frame.loc["Requests", "Value"] == 55103 and frame.loc["On time", "Value"] == 78.3  # 0.7834 in percent
     assert frame.loc["Median days to close", "Value"] == 3.0 and frame.loc["On time", "Unit"] == "%"
     assert frame.loc["Requests", "As shown"] == "55,103" and pd.isna(frame.loc["Data quality", "Value"])
