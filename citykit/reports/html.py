@@ -348,28 +348,17 @@ def _img_alt_default(html: str) -> tuple[str, int]:
     return _IMG_WITHOUT_ALT.subn(f'<img alt="{NO_ALT}"', html)
 
 
-def _focusable_div(tag: str, css_class: str | None = None) -> bool:
-    """Whether an opening <div> tag lacks tabindex and has the class (either of FOCUSABLE if None)."""
+def _focusable_div(tag: str) -> bool:
+    """Whether an opening <div> tag of a class in FOCUSABLE lacks tabindex."""
     found = _CLASS.search(tag)
     if not found or _TABINDEX.search(tag):
         return False
-    classes = (found[1] or found[2] or found[3] or "").split()
-    return any(c in classes for c in ((css_class,) if css_class else FOCUSABLE))
-
-
-def focusable(html: str, css_class: str) -> str:
-    """The template's filter: the block's first <div> of class `css_class` gets tabindex="0", as
-    nbconvert gives every `.jp-Notebook div.jp-Cell-inputWrapper` and `div.jp-OutputArea-output`."""
-    for found in _DIV_OPEN.finditer(html):
-        if _focusable_div(found[0], css_class):
-            at = found.start() + len("<div")
-            return html[:at] + ' tabindex="0"' + html[at:]
-    return html
+    return any(c in FOCUSABLE for c in (found[1] or found[2] or found[3] or "").split())
 
 
 def _focusable_default(html: str) -> str:
-    """The guard for divs of those classes that an output's own HTML brings (the template's blocks
-    give theirs the attribute): tabindex="0" on each that lacks it, as nbconvert's pass does."""
+    """tabindex="0" on every input wrapper and output div that lacks it (the template's and those an
+    output's own HTML brings), as nbconvert's BeautifulSoup pass gives them: keyboard users reach each."""
     return _DIV_OPEN.sub(lambda m: m[0][:4] + ' tabindex="0"' + m[0][4:] if _focusable_div(m[0]) else m[0], html)
 
 
@@ -387,16 +376,11 @@ def _exporter():
                 preprocessors (a seventh of a page's export); the executed notebook was validated
                 when the runner wrote it, and these preprocessors only trim and restyle it."""
 
-            def default_filters(self):
-                yield from super().default_filters()
-                yield ("focusable", focusable)
-
             def from_notebook_node(self, nb, resources=None, **kw):
                 """HTMLExporter's export (nbconvert 7.17) without its BeautifulSoup round trip (two
-                thirds of a page's export): the report template gives the inputs and outputs their
-                tabindex="0" itself (`_focusable_default` catches divs an output's own HTML brings)
-                and `_img_alt_default` gives an image without alt text nbconvert's default, so the
-                document is the same (tests/reports/test_page_document.py)."""
+                thirds of a page's export): `_focusable_default` gives the inputs and outputs their
+                tabindex="0" and `_img_alt_default` gives an image without alt text nbconvert's
+                default, so the document is the same (tests/reports/test_page_document.py)."""
                 langinfo = nb.metadata.get("language_info", {})
                 lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
                 highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
