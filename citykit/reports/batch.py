@@ -87,11 +87,24 @@ class BatchResult:
         return [r for r in self.runs if r.status != "succeeded"]
 
     def summary(self) -> str:
+        """One line: how many succeeded and failed; each failure's reason is in the index (and was
+        printed as it happened), not repeated here."""
         ok = len(self.runs) - len(self.failed)
         text = f"{self.report} over {self.over}: {ok} of {len(self.runs)} reports succeeded in {self.seconds:.1f} s"
         if self.failed:
-            text += "; failed: " + "; ".join(f"{redact(str(r.value))}: {r.error}" for r in self.failed)
+            text += f"; {len(self.failed)} failed: the index lists each with its reason"
         return text
+
+
+def run_label(over: str, value: Any) -> str:
+    """A run as the index labels the parameter that varies: `neighborhood=Ashgrove` (redacted), a
+    citywide run `neighborhood=citywide`."""
+    return f"{over}={'citywide' if value is None and over == 'neighborhood' else redact(str(value))}"
+
+
+def failure_line(over: str, task: dict, outcome: dict) -> str:
+    """What the terminal prints when a run fails: `failed neighborhood=Ashgrove: <error>`."""
+    return f"failed {run_label(over, task['parameters'].get(over))}: {redact(str(outcome.get('error') or 'failed'))}"
 
 
 # ------------------------------------------------------------------ planning
@@ -256,7 +269,7 @@ def run_batch(
     clean_unfinished(root, [r.out for r in runs])
     try:
         with stop_on_signals():
-            bar = _progress(progress, len(runs), f"{report.name} over {over}")
+            bar = _progress(progress, len(runs), f"{report.name} over {over}", over)
             if scheduler:
                 with bar as advance:
                     outcomes = _on_dask(scheduler, tasks, advance)
@@ -424,8 +437,8 @@ def _on_dask(address: str, tasks: list[dict], advance) -> list[dict]:
 class _progress:
     """A rich progress bar (or a callback, or nothing) advanced once per finished run."""
 
-    def __init__(self, progress, total: int, label: str) -> None:
-        self.progress, self.total, self.label = progress, total, label
+    def __init__(self, progress, total: int, label: str, over: str = "") -> None:
+        self.progress, self.total, self.label, self.over = progress, total, label, over
         self.bar = None
 
     def __enter__(self):
@@ -442,8 +455,9 @@ class _progress:
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if outcome["status"] != "succeeded":
-                    shown = {k: redact(str(v)) for k, v in task["parameters"].items()}
-                    self.bar.console.print(f"failed {shown}: {outcome['error']}", style="red", markup=False)
+                    self.bar.console.print(  # one line, for logs too: the terminal wraps it
+                        failure_line(self.over, task, outcome), style="red", markup=False, soft_wrap=True
+                    )
             elif callable(self.progress):
                 self.progress(task, outcome)
 

@@ -112,12 +112,36 @@ def test_dask_localcluster_batch_equals_local_batch(riverton, tmp_path):
 
 
 def test_a_failed_value_with_a_password_is_redacted_in_the_summary(tmp_path):
-    from citykit.reports.batch import BatchResult, BatchRun
+    from citykit.reports.batch import BatchResult, BatchRun, failure_line
 
     url = "postgresql://alice:s3cret-pw@127.0.0.1/city"
     result = BatchResult("r", "db", tmp_path, [BatchRun(url, {"db": url}, tmp_path, "failed", error="boom")])
     assert "s3cret-pw" not in result.summary()
-    assert "postgresql://***@127.0.0.1/city" in result.summary()
+    line = failure_line("db", {"parameters": {"period": "2025-Q4", "db": url}}, {"error": f"cannot reach {url}"})
+    assert line == "failed db=postgresql://***@127.0.0.1/city: cannot reach postgresql://***@127.0.0.1/city"
+
+
+def test_a_failed_run_prints_one_plain_line_and_the_summary_counts_failures(tmp_path, capsys):
+    """Walk of issue 21: the terminal printed a Python dict per failure and repeated every failure in
+    one long summary line; now `failed neighborhood=Ashgrove: <error>`, and the summary counts them."""
+    from citykit.reports.batch import BatchResult, BatchRun, _progress
+
+    parameters = [{"dataset": "riverton", "period": "2025-Q4", "neighborhood": hood} for hood in ("Ashgrove", None)]
+    errors = ["report 12-service-performance timed out after 1 s (kernel killed)", "ValueError: boom"]
+    with _progress(True, 3, "12-service-performance over neighborhood", "neighborhood") as advance:
+        for params, error in zip(parameters, errors):
+            advance({"parameters": params}, {"status": "failed", "error": error, "seconds": 1.0})
+        advance({"parameters": {"neighborhood": "Millbrook"}}, {"status": "succeeded", "seconds": 1.0})
+    printed = [line.strip() for line in capsys.readouterr().err.splitlines() if line.startswith("failed")]
+    assert printed == [
+        "failed neighborhood=Ashgrove: report 12-service-performance timed out after 1 s (kernel killed)",
+        "failed neighborhood=citywide: ValueError: boom",
+    ]
+    runs = [BatchRun(p["neighborhood"], p, tmp_path, "failed", error=e) for p, e in zip(parameters, errors)]
+    runs.append(BatchRun("Millbrook", {}, tmp_path, "succeeded"))
+    summary = BatchResult("12-service-performance", "neighborhood", tmp_path, runs, 3.0).summary()
+    assert summary.startswith("12-service-performance over neighborhood: 1 of 3 reports succeeded in 3.0 s; 2 failed")
+    assert "index" in summary and "timed out" not in summary and "boom" not in summary and "{" not in summary
 
 
 def test_the_index_names_a_citywide_run_citywide_beside_neighborhood_runs(tmp_path):
