@@ -478,18 +478,37 @@ def write_index(root: Path, title: str, summary: str = "") -> Path:
     root = Path(root)
     index = root / INDEX
     with locked(root / INDEX_LOCK):
-        rows = index_rows(root, title)
+        found = _manifests(root)
+        rows = index_rows(root, title, found)
         failed = sum(r["status"] != "succeeded" for r in rows)
         held = f"This folder holds {len(rows) - failed} report(s)" + (f" and {failed} failed run(s)" if failed else "")
-        page = index_page(f"{title}: reports", rows, f"{summary}. {held}." if summary else f"{held}.")
+        shared = shared_parameters([d.get("parameters") or {} for _, d in found])
+        held += f", all with {shared}" if shared and len(rows) > 1 else (f", with {shared}" if shared else "")
+        page = index_page(f"Reports: {title}", rows, f"{summary}. {held}." if summary else f"{held}.")
         atomic_write(index, page)
     return index
 
 
-def index_rows(root: Path, title: str) -> list[dict[str, str]]:
-    """One row per report folder and per failed run (`<out>.failed/`) under `root`, from their manifests."""
+def shared_parameters(parameters: list[dict[str, Any]]) -> str:
+    """The parameters every run has the same value of, said once: "period 2025-Q4, dataset riverton"
+    (redacted; a citywide run's neighborhood "citywide"); empty without runs."""
+    if not parameters:
+        return ""
+    words = []
+    for key in dict.fromkeys(k for p in parameters for k in p):
+        if len({repr(p.get(key)) for p in parameters}) > 1:
+            continue
+        value = parameters[0].get(key)
+        if value is None and key != "neighborhood":
+            continue
+        words.append(f"{key} {'citywide' if value is None else redact(str(value))}")
+    return ", ".join(words)
+
+
+def _manifests(root: Path) -> list[tuple[Path, dict]]:
+    """(folder, manifest) of every finished or failed run under `root`."""
     found = []
-    for manifest in sorted(root.rglob(MANIFEST)):
+    for manifest in sorted(Path(root).rglob(MANIFEST)):
         relative = manifest.parent.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
             continue  # a staging folder, a run being built
@@ -499,6 +518,12 @@ def index_rows(root: Path, title: str) -> list[dict[str, str]]:
             continue
         if isinstance(data, dict) and data.get("status") in ("succeeded", "failed"):
             found.append((manifest.parent, data))
+    return found
+
+
+def index_rows(root: Path, title: str, found: list[tuple[Path, dict]] | None = None) -> list[dict[str, str]]:
+    """One row per report folder and per failed run (`<out>.failed/`) under `root`, from their manifests."""
+    found = _manifests(root) if found is None else found
     parameters = [d.get("parameters") or {} for _, d in found]
     varying = [
         k for k in dict.fromkeys(k for p in parameters for k in p) if len({repr(p.get(k)) for p in parameters}) > 1
@@ -521,6 +546,6 @@ def index_rows(root: Path, title: str) -> list[dict[str, str]]:
             "value": label, "status": "succeeded" if succeeded else "failed",
             "seconds": f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
             "href": html.relative_to(root).as_posix() if succeeded else "",
-            "label": f"{title}: {label}", "error": "" if succeeded else str(data.get("error", "failed")),
+            "label": f"{title} — {label}", "error": "" if succeeded else str(data.get("error", "failed")),
         })  # fmt: skip
     return sorted(rows, key=lambda r: (r["value"], r["status"]))

@@ -161,6 +161,31 @@ def test_the_index_names_a_citywide_run_citywide_beside_neighborhood_runs(tmp_pa
     assert values == ["neighborhood=Harbor Point, period=2025-12", "neighborhood=citywide, period=2025"]
 
 
+def test_the_index_is_titled_without_double_punctuation_and_says_the_shared_parameters_once(tmp_path):
+    """Walk of issue 21: "Service performance: how is ...?: reports", and no word of the period."""
+    import html
+    import json
+
+    from citykit.reports.batch import write_index
+
+    title = "Service performance: how is the city serving residents?"
+    for hood in ("Ashgrove", "Millbrook"):
+        folder = tmp_path / hood
+        folder.mkdir()
+        (folder / "svc.html").write_text("<html></html>", encoding="utf-8")
+        parameters = {"dataset": "riverton", "period": "2025-Q4", "neighborhood": hood,
+                      "db": "postgresql://alice:s3cret-pw@127.0.0.1/city"}  # fmt: skip
+        manifest = {"report": "svc", "status": "succeeded", "parameters": parameters, "seconds": 1.0}
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    page = html.unescape(write_index(tmp_path, title).read_text(encoding="utf-8"))
+    assert f"<title>Reports: {title}</title>" in page and f"<h1>Reports: {title}</h1>" in page
+    assert "?:" not in page
+    summary = re.search(r"<p>(.*?)</p>", page)[1]
+    assert summary == ("This folder holds 2 report(s), all with dataset riverton, period 2025-Q4, "
+                       "db postgresql://***@127.0.0.1/city.")  # fmt: skip
+    assert "s3cret" not in page and page.count("2025-Q4") == 1  # said once, not in every row
+
+
 def test_workers_are_forked_only_from_a_process_without_other_threads():
     """The command line (one thread) forks its workers, which start their kernels at once; a process
     with threads (a notebook, a server) starts them through a fork server, as forking it is unsafe."""
