@@ -434,6 +434,9 @@ def _on_dask(address: str, tasks: list[dict], advance) -> list[dict]:
     return outcomes  # type: ignore[return-value]
 
 
+BAR_RUNNING, BAR_FINISHED = "blue", "green"  # the progress bar while the batch runs, and when it is done
+
+
 class _progress:
     """A rich progress bar (or a callback, or nothing) advanced once per finished run."""
 
@@ -446,8 +449,10 @@ class _progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True))  # fmt: skip
+            # neutral colours: rich's default pink reads as bright red, an error, on a 256-colour terminal
+            bar = BarColumn(complete_style=BAR_RUNNING, finished_style=BAR_FINISHED)
+            self.bar = Progress(TextColumn("{task.description}"), bar, MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True))  # fmt: skip
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)
 

@@ -253,3 +253,22 @@ def test_a_reused_kernel_freezes_its_libraries_and_still_collects_each_reports_g
         assert int(_run_in(kernel, "import gc, builtins; gc.collect(); print(len(builtins.finalized))")) == 2
     finally:
         kernel.shutdown()
+
+
+def test_the_progress_bar_is_drawn_in_neutral_colours(capsys):
+    """Walk of issue 21: rich's default bar (pink, shown as bright red on a 256-colour terminal) read
+    as an error; blue while the batch runs, green when it is done."""
+    from rich.color import Color
+    from rich.progress import BarColumn
+
+    from citykit.reports.batch import _progress
+
+    progress = _progress(True, 1, "report over neighborhood", "neighborhood")
+    with progress:
+        [bar] = [c for c in progress.bar.columns if isinstance(c, BarColumn)]
+        style = progress.bar.console.get_style
+        styles = {name: style(getattr(bar, name)) for name in ("complete_style", "finished_style")}
+    assert styles["complete_style"].color == Color.parse("blue")
+    assert styles["finished_style"].color == Color.parse("green")
+    red = {Color.parse(c).name for c in ("red", "bright_red", "magenta", "bright_magenta")}
+    assert not {s.color.name for s in styles.values()} & red
