@@ -235,6 +235,19 @@ def prune_orphans(home: Path | None = None, grace_days: float = ORPHAN_GRACE_DAY
     return removed
 
 
+PRUNE_EVERY = 3600.0  # seconds: orphans are 30 days old; a batch worker need not look before each report
+_pruned: dict[str, float] = {}  # data home -> when this process last pruned its orphans (monotonic)
+
+
+def _prune_orphans_now_and_then() -> None:
+    """`prune_orphans` at most once an hour per process and data home: it reads the owner file of every
+    ledger the home ever had (~9 ms at 400, before each report of a batch otherwise)."""
+    home = str(paths.citykit_home())
+    if time.monotonic() - _pruned.get(home, -PRUNE_EVERY) >= PRUNE_EVERY:
+        prune_orphans()
+        _pruned[home] = time.monotonic()
+
+
 def key_file_of(dataset: str) -> Path:
     from citykit.standards.pseudonyms import key_file  # lazy: loaded only when used
 
@@ -268,7 +281,7 @@ def begin(
     """A release for one report run (None without a dataset: nothing to audit against)."""
     if not dataset:
         return None
-    prune_orphans()
+    _prune_orphans_now_and_then()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     release = f"{stamp}-{_safe(report)}-{uuid.uuid4().hex[:8]}"
     shown = {k: v for k, v in parameters.items() if not isinstance(v, (bytes, bytearray))}

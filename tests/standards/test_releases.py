@@ -309,3 +309,18 @@ def test_the_people_of_a_ledger_whose_folder_is_gone_are_removed(tmp_path):
     old = people.parent.stat().st_mtime - (ledger.ORPHAN_GRACE_DAYS * 86400 + 60)
     os.utime(people.parent, (old, old))
     assert people.parent in ledger.prune_orphans() and not people.parent.exists()
+
+
+def test_runs_prune_orphaned_ledgers_once_an_hour_not_before_every_report(tmp_path, monkeypatch):
+    """A batch worker runs many reports: the owner file of every ledger the data home ever had is read
+    at its first report, then again only an hour later."""
+    pruned = []
+    monkeypatch.setattr(ledger, "_pruned", {})
+    monkeypatch.setattr(ledger, "prune_orphans", lambda *args, **kwargs: pruned.append(1) or [])
+    for _ in range(3):
+        assert ledger.begin(tmp_path / "archive", "town", "report", {"period": "2025"}) is not None
+    assert len(pruned) == 1
+    later = ledger.time.monotonic() + ledger.PRUNE_EVERY + 1
+    monkeypatch.setattr(ledger.time, "monotonic", lambda: later)
+    ledger.begin(tmp_path / "archive", "town", "report", {"period": "2025"})
+    assert len(pruned) == 2
