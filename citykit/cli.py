@@ -486,11 +486,14 @@ def report_params(args: argparse.Namespace) -> int:
     report = resolve(args.name)
     table = Table(title=f"Parameters of {report.name}")
     for column in ("name", "type", "default", "allowed values", "help"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a long value wraps instead of being cut ("2025-01-01/2…")
     for row in describe(report.parameters, _parameters(args.parameters)):
         table.add_row(row["name"], row["type"], row["default"], row["allowed"], row["help"])
     Console().print(table)
     return 0
+
+
+PARAMETER_HELP = "KEY=VALUE, a report parameter (repeatable); `citykit report params REPORT` lists them"
 
 
 def report_run(args: argparse.Namespace) -> int:
@@ -816,7 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=report_params)
     p = report.add_parser("run", help="run a module (or a notebook by path) as a report")
     p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
-    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
+    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help=PARAMETER_HELP)  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the reports/ archive)")
     p.add_argument("--pdf", action="store_true", help="also print the HTML to PDF (needs headless Chromium)")
     p.add_argument(
@@ -827,7 +831,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="module slug, folder name, number (as `report list` shows it), or path to a notebook")
     p.add_argument("--over", required=True, help="the parameter to vary (e.g. neighborhood)")
     p.add_argument("--values", nargs="+", default=None, help="values to run (default: every allowed value)")
-    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[])
+    p.add_argument("-p", "--parameter", dest="parameters", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help=PARAMETER_HELP)  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="batch folder (default: reports/<report>/)")
     p.add_argument("--workers", type=_count, default=None, help="parallel workers (default: one per core)")
     p.add_argument(

@@ -171,3 +171,21 @@ def test_a_page_written_outside_the_archive_warns_when_the_archive_holds_release
     assert "NOT audited against the 19 earlier releases" in capsys.readouterr().err
     assert main(["report", "run", "service-performance", "--out", str(tmp_path / "inside")]) == 0
     assert "NOT audited" not in capsys.readouterr().err
+
+
+def test_report_help_explains_p_and_params_wraps_at_80_columns(riverton, capsys, monkeypatch):
+    """Walk of issue 21: `-p` had no help text, and at 80 columns `report params` cut the allowed
+    values ("2025-01-01/2…")."""
+    for command in ("run", "batch"):
+        with pytest.raises(SystemExit):
+            main(["report", command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "-p KEY=VALUE, --parameter KEY=VALUE KEY=VALUE, a report parameter (repeatable)" in text
+        assert "`citykit report params REPORT` lists them" in text
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["report", "params", "service-performance"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split("│") for line in out.splitlines() if line.startswith("│")]
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    allowed = "".join(cells[4].strip() for cells in lines)  # the column as written, its pieces joined
+    assert "2025-01-01/2025-06-30" in allowed
