@@ -457,7 +457,7 @@ a {{ color: #0b57d0; }}
 <h1>{escape(title)}</h1>
 <p>{escape(summary)}</p>
 <table>
-<caption>Reports in this batch</caption>
+<caption>Reports in this folder</caption>
 <thead><tr><th scope="col">Value</th><th scope="col">Status</th><th scope="col">Seconds</th><th scope="col">Report</th></tr></thead>
 <tbody>
 {body}
