@@ -13,7 +13,9 @@ Speed: workers are long-lived processes (a process pool, or Dask workers). Each 
 and nbconvert once and keeps one `ReportKernel`, reset between reports rather than restarted, so
 the kernel start and the kernel's imports (pandas, matplotlib, DuckDB, citykit: most of a small
 report's time) are paid once per worker, not once per report. DuckDB runs one thread per kernel
-(`CITYKIT_DUCKDB_THREADS=1`) so the workers do not fight over the cores. A run that fails or hits
+(`CITYKIT_DUCKDB_THREADS=1`) so the workers do not fight over the cores, and with no more workers
+than physical cores each worker and its kernel keep to one core (`citykit.reports.cores`). The
+workers are forked from the batch (no fork server) when it runs no other thread. A run that fails or hits
 the timeout has its kernel killed and replaced; the batch goes on.
 
 Stopping: INT (Ctrl-C), TERM and HUP stop the whole tree: each worker kills its kernel (which runs
@@ -41,6 +43,7 @@ from citykit import paths
 from citykit.errors import CitykitError, quote, redact
 from citykit.files import atomic_write, locked
 from citykit.reports import ledger as release_ledger
+from citykit.reports.cores import cores_for, pin
 from citykit.reports.html import index_page
 from citykit.reports.kernel import ReportKernel, kill_all_kernels
 from citykit.reports.params import allowed_values, dataset_of, validate
@@ -171,13 +174,15 @@ def _finalize_with_process(kernel) -> None:
     atexit.register(kernel.shutdown)
 
 
-def init_worker(reuse: bool = True, parent: str = "") -> None:
+def init_worker(reuse: bool = True, parent: str = "", cores: list[int] | None = None, counter: Any = None) -> None:
     """Warm a worker: import the runner's libraries and start its kernel before the first run.
 
     `parent` (a `process_token`) is the batch's process: when it dies, even by `kill -9`, the worker
     stops (`_stop_now`). TERM and HUP stop it the same way; INT, which Ctrl-C sends to the whole
     terminal's process group, is left to the batch's parent, which then stops its workers.
+    `cores`: the CPUs the workers take one each (`citykit.reports.cores`), its kernel with it.
     """
+    pin(cores or [], counter)  # before the kernel starts: it inherits the CPU
     skip_slow_optional_modules()
     os.environ.update(BATCH_ENV)
     if parent:
@@ -332,7 +337,10 @@ def _on_pool(tasks: list[dict], workers: int, reuse: bool, bar: _progress) -> li
     outcomes: list[dict | None] = [None] * len(tasks)
     workers = max(1, min(workers, len(tasks)))
     context = _pool_context()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(reuse, process_token()))
+    cores = cores_for(workers)  # one physical core per worker and its kernel, when there are enough
+    counter = context.Value("i", 0) if cores else None
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
+                               initargs=(reuse, process_token(), cores, counter))  # fmt: skip
     try:
         futures = {pool.submit(run_one, task): i for i, task in enumerate(tasks)}  # the first starts the workers
         with bar as advance:  # its refresh thread starts after the workers are forked
