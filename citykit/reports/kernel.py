@@ -46,6 +46,10 @@ ENGINE = "citykit"  # the papermill engine name that runs on a ReportKernel
 # The kernel draws with the inline backend, whatever the runner's environment says: a server or cron
 # job often sets MPLBACKEND=Agg, which registers no figure printer, so no figure would reach the page.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# A report kernel keeps no input history: IPython would write every cell to ~/.ipython's SQLite file
+# (~15 ms a report, two kernels of a batch taking turns on one file), the injected parameters cell
+# with them, whose values may carry a password.
+KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
 PNG_COMPRESS_LEVEL = 3  # zlib level of the figures' PNGs (Pillow's default: 6); lossless at any level
 FOLDER_PREFIX = "citykit-kernel-"  # + "<runner pid>-<random>" under the temporary folder
 _live: weakref.WeakSet[ReportKernel] = weakref.WeakSet()  # this process' started kernels
@@ -88,7 +92,7 @@ class ReportKernel:
         self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(self.cwd, "kernel"),
                                      connection_file=os.path.join(self.cwd, "kernel.json"))  # fmt: skip
         _live.add(self)
-        run_sync(self.km.start_kernel)(cwd=self.cwd, env=self.env)
+        run_sync(self.km.start_kernel)(cwd=self.cwd, env=self.env, extra_arguments=list(KERNEL_ARGUMENTS))
         return self
 
     def wait_until_ready(self) -> ReportKernel:

@@ -272,3 +272,25 @@ def test_the_progress_bar_is_drawn_in_neutral_colours(capsys):
     assert styles["finished_style"].color == Color.parse("green")
     red = {Color.parse(c).name for c in ("red", "bright_red", "magenta", "bright_magenta")}
     assert not {s.color.name for s in styles.values()} & red
+
+
+def test_a_report_kernel_keeps_no_input_history():
+    """No cell of a report, the parameters with their secrets among them, reaches IPython's history
+    file, and no SQLite write is paid per cell."""
+    import time
+    import uuid
+
+    from citykit.reports.kernel import ReportKernel
+
+    secret = uuid.uuid4().hex
+    kernel = ReportKernel(reuse=True)
+    try:
+        kernel.ready_for_run()
+        _run_in(kernel, f"dataset = 'postgresql://analyst:{secret}@localhost/city'")
+        said = _run_in(kernel, "h = get_ipython().history_manager\nprint(h.enabled, h.hist_file)")
+        enabled, history = said.split(maxsplit=1)
+        assert enabled == "False"
+        time.sleep(0.5)  # IPython's history thread would have written the cell by now
+        assert not Path(history.strip()).is_file() or secret.encode() not in Path(history.strip()).read_bytes()
+    finally:
+        kernel.shutdown()
