@@ -79,6 +79,12 @@ def unfinished(out: Path) -> list[str]:
     ]
 
 
+def ctrl_c_on() -> None:
+    """In the child before it starts: Ctrl-C (SIGINT) as a terminal gives it. A test runner's worker
+    (pytest-xdist) ignores SIGINT, and a child would inherit that and never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def hanging_notebook(path: Path) -> Path:
     nb = new_notebook(metadata=KERNEL, cells=[
         new_markdown_cell("# Hang"),
@@ -97,7 +103,8 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_no_staging(tmp_path, si
     command = [sys.executable, "-m", "citykit", "report", "batch", str(hanging_notebook(tmp_path / "hang.ipynb")),
                "--over", "divisor", "--values", "1", "2", "--out", str(out), "--workers", "2"]  # fmt: skip
     batch = subprocess.Popen(command, env={**os.environ, MARK: mark}, cwd=tmp_path, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=ctrl_c_on)  # fmt: skip
     try:
         # both runs under way: each worker's kernel is in its cell, each run has its staging folder
         assert wait_for(lambda: len(list(out.glob("**/.citykit-staging-*"))) == 2, 120), batch.stderr
@@ -268,7 +275,7 @@ def test_ctrl_c_on_one_report_says_one_line_and_leaves_no_kernel(tmp_path):
     command = [sys.executable, "-m", "citykit", "report", "run", str(tmp_path / "busy.ipynb"), "-p", "divisor=1",
                "--out", str(out)]  # fmt: skip
     run = subprocess.Popen(command, env={**os.environ, MARK: mark}, cwd=tmp_path, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_on)  # fmt: skip
     try:
         assert wait_for(lambda: any("ipykernel" in info[2] for info in marked(mark).values()), 60), run.stderr
         time.sleep(1.5)  # the kernel is in its printing cell
