@@ -145,6 +145,8 @@ def format_value(value: Any, kind: str, places: int | None = None) -> tuple[str,
     if kind == "share":
         number *= 100
     places = _decimals(kind, number) if places is None else places
+    if kind == "number" and _is_whole_type(value):
+        places = 0  # a count beside decimals in one column (the key figures) stays whole: 4285, not 4285.0
     shown = round(number, places)
     if places == 0:
         page, csv = (f"{int(shown):,}" if kind != "plain" else str(int(shown))), int(shown)
@@ -153,6 +155,13 @@ def format_value(value: Any, kind: str, places: int | None = None) -> tuple[str,
     if kind in ("share", "percent"):
         page += "%"
     return page + marks, (f"{csv}{marks}" if marks else csv)
+
+
+def _is_whole_type(value: Any) -> bool:
+    """An integer, by its type (Python's or numpy's), not a float that happens to be whole."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def format_interval(low: Any, high: Any, kind: str) -> tuple[str, Any]:
@@ -309,7 +318,8 @@ def people_table(
         for row, value in zip(cells, values, strict=True):
             row.append(value)
     headings = [c["label"] for c in kept]
-    csv_frame = pd.DataFrame([[csv for _, csv in row] for row in cells], columns=_unique(headings))
+    # object columns: each cell as formatted (a count stays whole beside decimals, as the key figures show)
+    csv_frame = pd.DataFrame([[csv for _, csv in row] for row in cells], columns=_unique(headings), dtype=object)
     buffer = io.StringIO()
     csv_frame.to_csv(buffer, index=False)
     shown = len(cells) if max_rows is None else min(len(cells), max(int(max_rows), 1))

@@ -15,7 +15,6 @@ and the tiles are exported as a table ("key figures") like every other table.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from html import escape
@@ -375,22 +374,14 @@ class KeyFigures:
                     "Note": t.note,
                 }
                 for t in self.tiles
-            ]
+            ],
+            dtype=object,  # Value and Before keep each tile's own number: a count stays whole beside decimals
         ).set_index("Figure")
         kinds = {**dict.fromkeys(frame.columns, "text"), "Value": "number", "Before": "number"}  # numbers stay numbers
         # one name in every report (tables/01-key-figures.csv, sheet "Key figures"), whatever the tiles' title
         payload = table_payload(frame, name=KEY_FIGURES_TABLE, published=True, kinds=kinds, max_rows=None)
         if payload is None:
             return payload
-        counts = [t.kind == "count" for t in self.tiles]
-        payload["csv"] = _whole_counts(payload["csv"], counts)
-        if payload.get("people"):
-            people = payload["people"]
-            people["csv"] = _whole_counts(people["csv"], counts)
-            numbers = [i for i, c in enumerate(people["columns"]) if c["label"] in ("Value", "Before")]
-            for row, count in zip(people["cells"], counts, strict=False):
-                for i in numbers if count else ():
-                    row[i] = _WHOLE.sub("", str(row[i]))
         payload["display"] = "key-figures"  # the page keeps the tiles; the table goes to the CSV and workbook
         return payload
 
@@ -404,25 +395,6 @@ class KeyFigures:
 
 
 KEY_FIGURES_TABLE = "Key figures"  # the tiles' table: its CSV and sheet name, the same in every report
-_WHOLE = re.compile(r"(?<=\d)\.0+$")  # 4285.0 -> 4285
-
-
-def _whole_counts(text: str, counts: list[bool]) -> str:
-    """The key-figures CSV with the counts' Value and Before as whole numbers ("4285", not "4285.0"):
-    a column mixing counts and decimals is read as floats; other cells are kept as written."""
-    import csv
-
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return text
-    columns = [i for i, label in enumerate(rows[0]) if label in ("Value", "Before")]
-    for row, count in zip(rows[1:], counts, strict=False):
-        for i in columns if count else ():
-            if i < len(row):
-                row[i] = _WHOLE.sub("", row[i])
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
 
 
 def key_figures(*tiles: KeyFigure, comparison=None, quality=None, title: str = "Key figures", note: str = "") -> None:
