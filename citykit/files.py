@@ -3,6 +3,7 @@
     with locked(path):                       # one writer at a time (an exclusive lock on `.<name>.lock`)
         data = read(path)                    # read, change, write: no update lost
         atomic_write(path, render(data))     # readers see the old file or the new one, never a part
+    per_version(cache, path, parse)          # what a file holds, read once per version of the file
 
 The lock is `filelock` (an OS lock: released when the holder dies, even on `kill -9`); the temporary
 file is unique (`tempfile`, in the same folder, so `os.replace` is atomic) and removed on failure.
@@ -13,12 +14,31 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from filelock import FileLock
 
 LOCK_SUFFIX = ".lock"
+SETTLED_NS = 2_000_000_000  # a file changed in the last 2 s is read again (a clock tick may hide a rewrite)
+T = TypeVar("T")
+
+
+def per_version(cache: dict[str, tuple[tuple, Any]], path: Path, read: Callable[[], T]) -> T:
+    """`read()` for the file at `path`, kept in `cache` per version of the file (times, size, inode):
+    read again once the file changes, and every time while it changed in the last `SETTLED_NS`.
+    The version is taken before the read, so what is kept is at least as new as its version.
+    Raises what `path.stat()` raises for a missing file."""
+    stat = Path(path).stat()
+    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
+    cached = cache.get(str(path))
+    if cached is None or cached[0] != version:
+        cached = (version, read())
+        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
+            cache[str(path)] = cached
+    return cached[1]
 
 
 def lock_file(path: Path) -> Path:

@@ -4,7 +4,6 @@ reads only the row groups and columns a query needs."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from citykit.data.columns import PERIOD_COLUMN
 from citykit.data.periods import Period, parse_period
 from citykit.data.query import bind, build_query, connect, quote_identifier
 from citykit.errors import CitykitError
+from citykit.files import per_version
 
 
 def load(
@@ -59,19 +59,11 @@ _known: dict[str, tuple[tuple, frozenset[str]]] = {}  # path -> (its version, it
 
 def known_neighborhoods(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> frozenset[str]:
     """The neighborhood names the rows of parquet file `path` use (`source` names it in SQL on `con`),
-    read once per version of the file (size, times, inode) in a process, as the registry reads its
-    file: every neighborhood a report checks scans the whole file otherwise (~3-5 ms). A file changed
-    in the last `registry.SETTLED_NS` is read again. `CITYKIT_NO_CACHE=1`: read each time."""
+    read once per version of the file in a process (`files.per_version`): every neighborhood a report
+    checks scans the whole file otherwise (~3-5 ms). `CITYKIT_NO_CACHE=1`: read each time."""
     if os.environ.get("CITYKIT_NO_CACHE"):
         return _distinct_neighborhoods(con, source)
-    stat = path.stat()  # before the read: the names are at least as new as the version they are kept under
-    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
-    cached = _known.get(str(path))
-    if cached is None or cached[0] != version:
-        cached = (version, _distinct_neighborhoods(con, source))
-        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > registry.SETTLED_NS:
-            _known[str(path)] = cached
-    return cached[1]
+    return per_version(_known, path, lambda: _distinct_neighborhoods(con, source))
 
 
 def _distinct_neighborhoods(con: duckdb.DuckDBPyConnection, source: str) -> frozenset[str]:

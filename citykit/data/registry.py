@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 
 from citykit import paths
 from citykit.errors import CitykitError, quote
-from citykit.files import atomic_write, locked
+from citykit.files import atomic_write, locked, per_version
 
 TABLES = ("service_requests", "neighborhoods", "program_applications")
 # What an imported city adds beyond its 311 export, and how (said when a module needs it).
@@ -121,25 +120,20 @@ class Dataset:
 
 
 _parsed: dict[str, tuple[tuple, dict]] = {}  # path -> (its version, its datasets)
-SETTLED_NS = 2_000_000_000  # a file changed in the last 2 s is read again (a clock tick may hide a rewrite)
 
 
 def _read(path: Path) -> dict[str, dict]:
-    """The file's datasets (a copy), parsed once per version of the file (size, times, inode): a report
-    asks for its dataset dozens of times, and a batch's worker runs many reports."""
+    """The file's datasets (a copy), parsed once per version of the file (`files.per_version`): a
+    report asks for its dataset dozens of times, and a batch's worker runs many reports."""
+
+    def parse() -> dict:
+        with path.open(encoding="utf-8") as fh:
+            return (yaml.safe_load(fh) or {}).get("datasets", {}) or {}
+
     try:
-        stat = path.stat()
+        return copy.deepcopy(per_version(_parsed, path, parse))
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
-    cached = _parsed.get(str(path))
-    if cached is None or cached[0] != version:
-        with path.open(encoding="utf-8") as fh:
-            content = yaml.safe_load(fh) or {}
-        cached = (version, content.get("datasets", {}) or {})
-        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
-            _parsed[str(path)] = cached
-    return copy.deepcopy(cached[1])
 
 
 def _entry(name: str, raw: dict) -> Dataset:

@@ -9,6 +9,7 @@ import os
 import pytest
 import yaml
 
+from citykit import files
 from citykit.data import registry
 
 ENTRY = {"kind": "parquet", "title": "A city", "as_of": "2025-01-31", "synthetic": True, "location": "x"}
@@ -40,7 +41,7 @@ def count_parses(monkeypatch) -> list[int]:
 
 def test_a_settled_file_is_parsed_once_and_a_new_version_is_read(home, monkeypatch):
     write(home, alpha=ENTRY)
-    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # as if the file had been written long ago
+    monkeypatch.setattr(files, "SETTLED_NS", -(10**18))  # as if the file had been written long ago
     calls = count_parses(monkeypatch)
     for _ in range(5):
         assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
@@ -51,7 +52,7 @@ def test_a_settled_file_is_parsed_once_and_a_new_version_is_read(home, monkeypat
 
 
 def test_a_file_rewritten_in_place_with_its_old_size_and_time_is_read_again(home, monkeypatch):
-    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # the file is cached at once
+    monkeypatch.setattr(files, "SETTLED_NS", -(10**18))  # the file is cached at once
     write(home, alpha=ENTRY)
     path = home / registry.LOCAL_REGISTRY
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
@@ -63,7 +64,7 @@ def test_a_file_rewritten_in_place_with_its_old_size_and_time_is_read_again(home
 
 
 def test_a_caller_changing_what_it_read_changes_nothing(home, monkeypatch):
-    monkeypatch.setattr(registry, "SETTLED_NS", -(10**18))  # the file is cached at once
+    monkeypatch.setattr(files, "SETTLED_NS", -(10**18))  # the file is cached at once
     write(home, alpha=ENTRY)
     registry._read(home / registry.LOCAL_REGISTRY)["alpha"]["as_of"] = "1999-01-01"
     assert registry.get("alpha").as_of == dt.date(2025, 1, 31)
@@ -72,7 +73,7 @@ def test_a_caller_changing_what_it_read_changes_nothing(home, monkeypatch):
 def test_a_file_changed_within_the_settling_time_is_read_on_every_call(home, monkeypatch):
     # A rewrite inside one clock tick can keep size, times and inode: a file this young is never cached,
     # so a second rewrite that the version cannot tell apart is still seen.
-    monkeypatch.setattr(registry, "SETTLED_NS", 10**15)  # every file counts as just written
+    monkeypatch.setattr(files, "SETTLED_NS", 10**15)  # every file counts as just written
     write(home, alpha=ENTRY)
     calls = count_parses(monkeypatch)
     path = home / registry.LOCAL_REGISTRY

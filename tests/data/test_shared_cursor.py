@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import citykit
+from citykit import files
 from citykit.data import changes, parquet_source, query, registry, views
 from citykit.errors import CitykitError
 
@@ -106,7 +107,7 @@ def test_compare_periods_rows_are_each_selections_own(small_home):
 
 
 def test_neighborhood_names_are_read_once_per_version_of_the_file(small_home, monkeypatch):
-    monkeypatch.setattr(registry, "SETTLED_NS", 0)  # the copied file counts as settled at once
+    monkeypatch.setattr(files, "SETTLED_NS", 0)  # the copied file counts as settled at once
     reads = []
     distinct = parquet_source._distinct_neighborhoods
     monkeypatch.setattr(parquet_source, "_distinct_neighborhoods", lambda *a: reads.append(1) or distinct(*a))
