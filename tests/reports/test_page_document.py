@@ -1,6 +1,6 @@
 """The report page without nbconvert's BeautifulSoup pass (issue 21) is the same document: the report
 exporter skips HTMLExporter's post-render parse (alt text for images without any, tabindex="0" on
-inputs and outputs) and its template adds the attributes itself. Each page is rendered both ways, with
+inputs and outputs) and adds those attributes with two regular expressions. Each page is rendered both ways, with
 nbconvert's own `HTMLExporter.from_notebook_node` on the same exporter and with the report's, and both
 are parsed with BeautifulSoup: the same elements in the same order, the same attributes, the same text.
 Real pages come from reports run on the small city (figures, tables, the equity tables); a made-up
